@@ -1,0 +1,71 @@
+"""The Litestar application factory: routes, errors, docs, metrics, and the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.compression import CompressionConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+
+from inventory import __version__
+from inventory.api.docs import docs_router
+from inventory.api.errors import handle_exception
+from inventory.api.health import HealthController
+from inventory.api.middleware import request_id_middleware
+from inventory.runtime.resources import open_resources
+from inventory.runtime.settings import Settings
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class MetricsController(PrometheusController):
+    """Prometheus text exposition of the default registry."""
+
+    path = "/metrics"
+    include_in_schema = False
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the API; `settings` default to the environment (`inventory serve`)."""
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with open_resources(settings) as resources:
+            app.state.resources = resources
+            yield
+
+    prometheus = PrometheusConfig(
+        app_name="inventory", prefix="inventory", group_path=True,
+        exclude=["/metrics", "/health", "/docs"],
+    )
+    return Litestar(
+        route_handlers=[HealthController, MetricsController, docs_router],
+        lifespan=[lifespan],
+        middleware=[request_id_middleware, prometheus.middleware],
+        exception_handlers={Exception: handle_exception},
+        request_max_body_size=MAX_BODY_BYTES,
+        compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
+        openapi_config=OpenAPIConfig(
+            title="inventory",
+            version=__version__,
+            description="Event-sourced inventory for retailers with many stores.",
+            path="/schema",
+            render_plugins=[JsonRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(
+                        type="http", scheme="bearer",
+                        description="A JWT from /v1/auth/token, or an API key.",
+                    )
+                }
+            ),
+        ),
+        logging_config=None,  # structlog owns logging (runtime/logging.py)
+        debug=False,
+    )

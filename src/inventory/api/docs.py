@@ -1,0 +1,57 @@
+"""The API reference at `/docs`, with Swagger UI served from our own process (no CDN)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from litestar import MediaType, Router, get
+from litestar.static_files import create_static_files_router
+
+
+def _swagger_assets() -> Path:
+    # Located without importing: the package's __init__ pulls in web-framework adapters.
+    spec = importlib.util.find_spec("swagger_ui")
+    assert spec is not None and spec.submodule_search_locations, "swagger-ui-py is missing"
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>inventory API reference</title>
+  <link rel="stylesheet" href="/docs/assets/swagger-ui.css">
+</head>
+<body>
+  <div id="reference"></div>
+  <script src="/docs/assets/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({
+      url: "/schema/openapi.json",
+      dom_id: "#reference",
+      deepLinking: true,
+      persistAuthorization: true,
+    });
+  </script>
+</body>
+</html>
+"""
+
+
+@get("/docs", media_type=MediaType.HTML, include_in_schema=False, sync_to_thread=False)
+def reference() -> str:
+    """The Swagger UI page for `/schema/openapi.json`."""
+    return PAGE
+
+
+docs_router = Router(
+    path="/",
+    route_handlers=[
+        reference,
+        create_static_files_router(
+            path="/docs/assets", directories=[_swagger_assets()], include_in_schema=False
+        ),
+    ],
+)

@@ -1,0 +1,154 @@
+"""The only place that turns errors into HTTP: RFC 9457 problem details with a `code`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import psycopg
+import psycopg_pool
+import redis
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+DEFAULT_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    422: "validation_failed",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """An RFC 9457 problem details body, as every error response carries it."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class ApiError(Exception):
+    """An error with a stable `code` of api.md, raised by any layer above the domain."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Problem]:
+    """A problem details response; `type` is a stable URN naming the code."""
+    body = Problem(
+        type=f"urn:inventory:problem:{code}",
+        title=TITLES.get(status, "Error"),
+        status=status,
+        detail=detail,
+        code=code,
+        errors=errors,
+    )
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _validation(exc: ValidationException) -> Response[Problem]:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    detail = str(exc.detail)
+    if "JSON" in detail and ("malformed" in detail.lower() or "decode" in detail.lower()):
+        return problem_response(HTTP_400_BAD_REQUEST, "invalid_json", "The body is not valid JSON.")
+    errors = [
+        {"field": item.get("key"), "message": item.get("message")}
+        for item in extra
+        if isinstance(item, dict)
+    ]
+    return problem_response(
+        HTTP_422_UNPROCESSABLE_ENTITY, "validation_failed", detail, errors=errors or None
+    )
+
+
+def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    """Map any exception to a problem response; unexpected ones are logged, never leaked."""
+    match exc:
+        case ApiError():
+            return problem_response(
+                exc.status, exc.code, exc.detail, errors=exc.errors, headers=exc.headers
+            )
+        case ValidationException():
+            return _validation(exc)
+        case NotAuthorizedException() | PermissionDeniedException() | NotFoundException():
+            return problem_response(exc.status_code, DEFAULT_CODES[exc.status_code], exc.detail)
+        case HTTPException() if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
+            return problem_response(exc.status_code, "body_too_large",
+                                    "The request body is larger than 1 MiB.")
+        case HTTPException():
+            code = DEFAULT_CODES.get(exc.status_code, "error")
+            return problem_response(exc.status_code, code, exc.detail, headers=exc.headers)
+        case psycopg.OperationalError() | psycopg_pool.PoolTimeout() | redis.ConnectionError():
+            log.warning("dependency unavailable", error=str(exc), error_type=type(exc).__name__)
+            return problem_response(
+                HTTP_503_SERVICE_UNAVAILABLE, "service_unavailable",
+                "A database or Redis is unavailable; retry shortly.",
+                headers={"Retry-After": "1"},
+            )
+    log.exception("unhandled error", path=request.url.path)
+    return problem_response(
+        HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "An unexpected error occurred."
+    )

