@@ -25,12 +25,15 @@ environment:
   INVENTORY_LOG_JSON      1 for JSON lines, 0 for readable ones (default: JSON off a terminal)
 """
 
-MIGRATE_ENV = SERVER_ENV + """\
+MIGRATE_ENV = (
+    SERVER_ENV
+    + """\
   INVENTORY_PRIMARY_ADMIN_URL      owner role for the primary's schema (default: PRIMARY_URL)
   INVENTORY_REPLICA_ADMIN_URL      role that may create the subscription (default: REPLICA_URL)
   INVENTORY_SUBSCRIPTION_CONNINFO  the primary as the replica reaches it, as a role with
                                    REPLICATION (default: PRIMARY_ADMIN_URL)
 """
+)
 
 DEV_ENV = """\
 environment:
@@ -106,7 +109,10 @@ def _parser() -> argparse.ArgumentParser:
 
     def command(name: str, summary: str, epilog: str, run: Callable[..., int]) -> Any:
         sub = commands.add_parser(
-            name, help=summary, description=summary, epilog=epilog,
+            name,
+            help=summary,
+            description=summary,
+            epilog=epilog,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         sub.set_defaults(run=run)

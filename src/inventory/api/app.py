@@ -41,7 +41,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
 
     prometheus = PrometheusConfig(
-        app_name="inventory", prefix="inventory", group_path=True,
+        app_name="inventory",
+        prefix="inventory",
+        group_path=True,
         exclude=["/metrics", "/health", "/docs"],
     )
     return Litestar(
@@ -60,7 +62,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(
-                        type="http", scheme="bearer",
+                        type="http",
+                        scheme="bearer",
                         description="A JWT from /v1/auth/token, or an API key.",
                     )
                 }

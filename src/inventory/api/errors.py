@@ -124,7 +124,9 @@ def _validation(exc: ValidationException) -> Response[Problem]:
     )
 
 
-def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+def handle_exception(  # noqa: PLR0911 - one arm per kind of error, read as a table
+    request: Request[Any, Any, Any], exc: Exception
+) -> Response[Problem]:
     """Map any exception to a problem response; unexpected ones are logged, never leaked."""
     match exc:
         case ApiError():
@@ -136,19 +138,21 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         case NotAuthorizedException() | PermissionDeniedException() | NotFoundException():
             return problem_response(exc.status_code, DEFAULT_CODES[exc.status_code], exc.detail)
         case HTTPException() if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
-            return problem_response(exc.status_code, "body_too_large",
-                                    "The request body is larger than 1 MiB.")
+            return problem_response(
+                exc.status_code, "body_too_large", "The request body is larger than 1 MiB."
+            )
         case HTTPException():
             code = DEFAULT_CODES.get(exc.status_code, "error")
             return problem_response(exc.status_code, code, exc.detail, headers=exc.headers)
         case psycopg.OperationalError() | psycopg_pool.PoolTimeout() | redis.ConnectionError():
             log.warning("dependency unavailable", error=str(exc), error_type=type(exc).__name__)
             return problem_response(
-                HTTP_503_SERVICE_UNAVAILABLE, "service_unavailable",
+                HTTP_503_SERVICE_UNAVAILABLE,
+                "service_unavailable",
                 "A database or Redis is unavailable; retry shortly.",
                 headers={"Retry-After": "1"},
             )
-    log.exception("unhandled error", path=request.url.path)
+    log.error("unhandled error", path=request.url.path, exc_info=exc)
     return problem_response(
         HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "An unexpected error occurred."
     )

@@ -49,12 +49,15 @@ class EmbeddedTopology:
         self._take_home_lock()
         self.secrets = self._load_secrets()
         ports = self._choose_ports()
-        self.primary = EmbeddedPostgres("primary", self.home / "primary", ports["primary"],
-                                        durable=self.durable)
-        self.replica = EmbeddedPostgres("replica", self.home / "replica", ports["replica"],
-                                        durable=self.durable)
-        self.redis = EmbeddedRedis(self.home / "redis", ports["redis"], self.secrets["redis"],
-                                   durable=self.durable)
+        self.primary = EmbeddedPostgres(
+            "primary", self.home / "primary", ports["primary"], durable=self.durable
+        )
+        self.replica = EmbeddedPostgres(
+            "replica", self.home / "replica", ports["replica"], durable=self.durable
+        )
+        self.redis = EmbeddedRedis(
+            self.home / "redis", ports["redis"], self.secrets["redis"], durable=self.durable
+        )
         servers = (self.primary, self.replica)
         for server in servers:
             server.stop_leftover()
@@ -159,8 +162,13 @@ class EmbeddedTopology:
         migrate(replica, sql_directory("projections"))
         for url in (primary, replica):
             _ensure_login_role(url, APP_ROLE, self.secrets["app"], group="inventory_app")
-        _ensure_login_role(primary, REPLICATOR_ROLE, self.secrets["replicator"],
-                           group="inventory_replication", replication=True)
+        _ensure_login_role(
+            primary,
+            REPLICATOR_ROLE,
+            self.secrets["replicator"],
+            group="inventory_replication",
+            replication=True,
+        )
         ensure_subscription(replica, env["INVENTORY_SUBSCRIPTION_CONNINFO"])
 
     def _write_env_file(self, env: dict[str, str]) -> None:
@@ -197,6 +205,4 @@ def _ensure_login_role(
                 sql.Literal(password),
             )
         )
-        conn.execute(
-            sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(role))
-        )
+        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(role)))

@@ -77,9 +77,8 @@ def migrate(url: str, directory: Path, *, lock_timeout: float = 300.0) -> list[s
                 " name text PRIMARY KEY, checksum text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            applied = dict(
-                conn.execute("SELECT name, checksum FROM schema_migrations").fetchall()
-            )
+            rows = conn.execute("SELECT name, checksum FROM schema_migrations").fetchall()
+            applied: dict[str, str] = {str(name): str(checksum) for name, checksum in rows}
             done = []
             for migration in migrations:
                 if migration.name in applied:
@@ -137,8 +136,7 @@ def ensure_subscription(replica_admin_url: str, conninfo: str) -> None:
                 log.info("creating the subscription to the primary's events")
                 conn.execute(
                     sql.SQL(
-                        "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} "
-                        "WITH (streaming = off)"
+                        "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (streaming = off)"
                     ).format(name, sql.Literal(conninfo), sql.Identifier(PUBLICATION))
                 )
                 return

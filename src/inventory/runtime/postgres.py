@@ -8,6 +8,7 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg
@@ -93,8 +94,10 @@ class EmbeddedPostgres:
                 os.chown(pwfile.name, *self._user)
             self._run_tool(
                 "initdb",
-                "-D", str(self.data_dir),
-                "-U", SUPERUSER,
+                "-D",
+                str(self.data_dir),
+                "-U",
+                SUPERUSER,
                 f"--pwfile={pwfile.name}",
                 "--auth=scram-sha-256",
                 "--encoding=UTF8",
@@ -110,8 +113,9 @@ class EmbeddedPostgres:
         """Stop a postmaster that a killed run left serving this data directory."""
         pid = read_pid(self.data_dir / "postmaster.pid")
         if pid is not None and process_in(pid, self.data_dir, ("postgres",)):
-            log.warning("stopping a PostgreSQL left running by an earlier run", server=self.name,
-                        pid=pid)
+            log.warning(
+                "stopping a PostgreSQL left running by an earlier run", server=self.name, pid=pid
+            )
             stop_process(pid, first=signal.SIGINT)
 
     def start(self) -> None:
@@ -121,7 +125,7 @@ class EmbeddedPostgres:
             settings.update(FAST_SETTINGS)
         options = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
         log_handle = self.log_file.open("ab")
-        self.process = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
+        self.process = subprocess.Popen(
             [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir), *options],
             stdin=subprocess.DEVNULL,
             stdout=log_handle,
@@ -146,11 +150,16 @@ class EmbeddedPostgres:
             return True
 
         try:
-            wait_for(ready, timeout=timeout, what=f"PostgreSQL {self.name}",
-                     alive=psutil.Process(self.process.pid))
+            wait_for(
+                ready,
+                timeout=timeout,
+                what=f"PostgreSQL {self.name}",
+                alive=psutil.Process(self.process.pid),
+            )
         except (RuntimeFailure, psutil.NoSuchProcess) as error:
-            raise RuntimeFailure(f"{error}; last lines of {self.log_file}:\n{self.log_tail()}"
-                                 ) from None
+            raise RuntimeFailure(
+                f"{error}; last lines of {self.log_file}:\n{self.log_tail()}"
+            ) from None
 
     def stop(self, timeout: float = 30.0) -> None:
         """Fast shutdown: roll back open transactions, checkpoint, exit."""
@@ -168,7 +177,7 @@ class EmbeddedPostgres:
             return "(no log)"
 
     def _run_tool(self, tool: str, *args: str) -> None:
-        result = subprocess.run(  # noqa: S603 - our own binary, fixed arguments
+        result = subprocess.run(
             [str(POSTGRES_BIN_PATH / tool), *args],
             capture_output=True,
             text=True,
@@ -179,7 +188,7 @@ class EmbeddedPostgres:
         if result.returncode != 0:
             raise RuntimeFailure(f"{tool} failed for {self.name}: {result.stderr.strip()}")
 
-    def _as_user(self) -> dict[str, object]:
+    def _as_user(self) -> dict[str, Any]:
         if self._user is None:
             return {}
         return {"user": self._user[0], "group": self._user[1], "extra_groups": []}

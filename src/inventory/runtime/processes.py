@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -72,9 +73,10 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def wait_for(check: object, *, timeout: float, what: str, alive: psutil.Process | None) -> None:
+def wait_for(
+    check: Callable[[], bool], *, timeout: float, what: str, alive: psutil.Process | None
+) -> None:
     """Poll `check()` until it is true; fail early when `alive` has exited."""
-    assert callable(check)
     deadline = time.monotonic() + timeout
     while not check():
         if alive is not None and not alive.is_running():

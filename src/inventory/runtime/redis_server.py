@@ -48,21 +48,23 @@ class EmbeddedRedis:
         """Start redis-server in the foreground as our child."""
         self.directory.mkdir(parents=True, exist_ok=True)
         # The password goes in through stdin as a config file, never on a command line.
-        config = "\n".join([
-            "bind 127.0.0.1",
-            f"port {self.port}",
-            f"dir {self.directory}",
-            f"pidfile {self.directory / 'redis.pid'}",
-            "daemonize no",
-            "protected-mode yes",
-            f"requirepass {self.password}",
-            'save ""',
-            f"appendonly {'yes' if self.durable else 'no'}",
-            "appendfsync everysec",
-            f"logfile {self.log_file}",
-            "loglevel warning",
-        ])
-        self.process = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
+        config = "\n".join(
+            [
+                "bind 127.0.0.1",
+                f"port {self.port}",
+                f"dir {self.directory}",
+                f"pidfile {self.directory / 'redis.pid'}",
+                "daemonize no",
+                "protected-mode yes",
+                f"requirepass {self.password}",
+                'save ""',
+                f"appendonly {'yes' if self.durable else 'no'}",
+                "appendfsync everysec",
+                f"logfile {self.log_file}",
+                "loglevel warning",
+            ]
+        )
+        self.process = subprocess.Popen(
             [REDIS_SERVER_PATH, "-"],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,

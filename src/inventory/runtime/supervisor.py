@@ -72,7 +72,7 @@ class DevSupervisor:
             log.info("stopped every process inventory dev started")
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        self.children[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self.children[name] = subprocess.Popen(
             [sys.executable, "-m", "inventory", *args],
             env=env,
             stdin=subprocess.DEVNULL,
@@ -111,7 +111,7 @@ class DevSupervisor:
                 if child.poll() is not None:
                     raise RuntimeFailure(f"the {name} process exited with {child.returncode}")
             try:
-                with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+                with urllib.request.urlopen(url, timeout=2) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, OSError):
@@ -139,8 +139,9 @@ class DevSupervisor:
         while True:
             for name, child in self.children.items():
                 if child.poll() is not None:
-                    log.error("a child process exited; stopping", process=name,
-                              code=child.returncode)
+                    log.error(
+                        "a child process exited; stopping", process=name, code=child.returncode
+                    )
                     return 1
             time.sleep(0.5)
 

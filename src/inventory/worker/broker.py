@@ -11,7 +11,9 @@ from inventory.runtime.settings import Settings
 
 def build_broker(settings: Settings) -> RedisBroker:
     """A Redis broker for `settings`, installed as Dramatiq's global broker."""
-    broker = RedisBroker(url=settings.redis_url, namespace=f"{settings.redis_namespace}-dramatiq")
+    broker = RedisBroker(  # type: ignore[no-untyped-call]
+        url=settings.redis_url, namespace=f"{settings.redis_namespace}-dramatiq"
+    )
     broker.add_middleware(AsyncIO())
     dramatiq.set_broker(broker)
     return broker

@@ -1,0 +1,46 @@
+"""The embedded topology the test session and `inventory dev` share."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import psycopg
+
+from inventory.runtime.settings import Settings
+
+
+def test_an_event_appended_on_the_primary_reaches_the_replica_with_a_seq(
+    settings: Settings, store_id: str
+) -> None:
+    event_id = uuid.uuid4()
+    with psycopg.connect(settings.primary_url) as conn:
+        conn.execute(
+            "INSERT INTO events (id, stream, version, type, store, data, metadata, occurred_at)"
+            " VALUES (%s, %s, 1, 'test.happened', %s, '{}', '{}', now())",
+            (event_id, f"test-{store_id}", store_id),
+        )
+    deadline = time.monotonic() + 10
+    row = None
+    with psycopg.connect(settings.replica_url, autocommit=True) as conn:
+        while row is None and time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT seq, partition FROM events WHERE id = %s", (event_id,)
+            ).fetchone()
+            time.sleep(0.02)
+    assert row is not None, "the event never reached the replica"
+    assert row[0] > 0
+    assert row[1] == store_id
+
+
+def test_the_app_role_cannot_write_the_replicas_events_copy(settings: Settings) -> None:
+    with psycopg.connect(settings.replica_url) as conn:
+        try:
+            conn.execute(
+                "INSERT INTO events (position, id, stream, version, type, data, metadata,"
+                " occurred_at, recorded_at) VALUES (-1, gen_random_uuid(), 'x', 1, 't', '{}',"
+                " '{}', now(), now())"
+            )
+        except psycopg.errors.InsufficientPrivilege:
+            return
+    raise AssertionError("the app role inserted into the replica's events copy")

@@ -1,0 +1,56 @@
+"""The migration runner: ordered, recorded with checksums, refusing edited history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from inventory.runtime.migrations import MigrationError, migrate
+
+
+def write(directory: Path, name: str, text: str) -> None:
+    (directory / name).write_text(text)
+
+
+def test_pending_migrations_are_applied_once_in_order(
+    tmp_path: Path, scratch_database: str
+) -> None:
+    write(tmp_path, "0001_first.sql", "CREATE TABLE first (id int);")
+    write(tmp_path, "0002_second.sql", "INSERT INTO first VALUES (1), (2);")
+
+    assert migrate(scratch_database, tmp_path) == ["0001_first.sql", "0002_second.sql"]
+    assert migrate(scratch_database, tmp_path) == []
+
+    with psycopg.connect(scratch_database) as conn:
+        assert conn.execute("SELECT count(*) FROM first").fetchone() == (2,)
+
+
+def test_an_edited_applied_migration_is_refused(tmp_path: Path, scratch_database: str) -> None:
+    write(tmp_path, "0001_first.sql", "CREATE TABLE first (id int);")
+    migrate(scratch_database, tmp_path)
+    write(tmp_path, "0001_first.sql", "CREATE TABLE first (id bigint);")
+
+    with pytest.raises(MigrationError, match="edited after it was applied"):
+        migrate(scratch_database, tmp_path)
+
+
+def test_a_failing_migration_leaves_nothing_half_applied(
+    tmp_path: Path, scratch_database: str
+) -> None:
+    write(tmp_path, "0001_broken.sql", "CREATE TABLE half (id int); SELECT no_such_function();")
+
+    with pytest.raises(psycopg.errors.UndefinedFunction):
+        migrate(scratch_database, tmp_path)
+
+    with psycopg.connect(scratch_database) as conn:
+        assert conn.execute("SELECT to_regclass('half')").fetchone() == (None,)
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (0,)
+
+
+def test_a_misnamed_migration_file_is_an_error(tmp_path: Path, scratch_database: str) -> None:
+    write(tmp_path, "first.sql", "SELECT 1;")
+
+    with pytest.raises(MigrationError, match=r"NNNN_name\.sql"):
+        migrate(scratch_database, tmp_path)
