@@ -99,6 +99,18 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _projections(args: argparse.Namespace) -> int:
+    from inventory.projectors import admin  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    if args.action == "status":
+        return admin.status(settings.replica_url)
+    try:
+        return admin.rebuild(settings.replica_url, args.name)
+    except KeyError as error:
+        raise ConfigurationError(str(error.args[0])) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inventory",
@@ -142,6 +154,18 @@ def _parser() -> argparse.ArgumentParser:
         "worker", "Run a Dramatiq worker: projectors, expiries, reports.", SERVER_ENV, _worker
     )
     worker.add_argument("--threads", type=int, default=4, help="worker threads (default 4)")
+    projections = command(
+        "projections",
+        "Inspect and rebuild the read models on the replica: `status` shows how far each "
+        "projector trails the events copy; `rebuild NAME` empties one read model and "
+        "replays every event into it, with a progress bar.",
+        SERVER_ENV,
+        _projections,
+    )
+    actions = projections.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("status", help="each projector's lag")
+    rebuild = actions.add_parser("rebuild", help="rebuild one projector from the events copy")
+    rebuild.add_argument("name", help="the projector, e.g. stream_heads")
     return parser
 
 

@@ -20,7 +20,7 @@ from tests.e2e.processes import inventory
 
 pytestmark = pytest.mark.e2e
 
-COMMANDS = ["dev", "migrate", "serve", "worker"]
+COMMANDS = ["dev", "migrate", "serve", "worker", "projections"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -165,3 +165,15 @@ def test_three_concurrent_migrates_apply_each_migration_exactly_once(
         assert names == files
     with psycopg.connect(replica) as conn:
         assert conn.execute("SELECT count(*) FROM pg_subscription").fetchone() == (1,)
+
+
+def test_projections_status_and_rebuild(server_env: dict[str, str]) -> None:
+    rebuilt = inventory("projections", "rebuild", "stream_heads", env=server_env)
+    status = inventory("projections", "status", env=server_env)
+    unknown = inventory("projections", "rebuild", "no_such_projector", env=server_env)
+
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "rebuilt stream_heads" in rebuilt.stderr
+    assert status.returncode == 0
+    assert status.stdout.splitlines()[1].split()[0] == "stream_heads"
+    one_clear_line(unknown, "no_such_projector", "stream_heads")

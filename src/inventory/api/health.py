@@ -115,7 +115,7 @@ async def _run(check: Callable[[Resources], Awaitable[dict[str, Any]]], r: Resou
     started = time.perf_counter()
     try:
         detail = await asyncio.wait_for(check(r), CHECK_TIMEOUT + 0.5)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - a failed check is an answer, not a crash
         elapsed = round((time.perf_counter() - started) * 1000, 2)
         message = str(error) or type(error).__name__
         return Check(ok=False, latency_ms=elapsed, error=message.splitlines()[0])

@@ -118,36 +118,36 @@ def _apply(conn: psycopg.Connection[tuple[object, ...]], migration: Migration) -
         conn.execute(record, (migration.name, migration.checksum))
 
 
-def ensure_subscription(replica_admin_url: str, conninfo: str) -> None:
+def ensure_subscription(replica_admin_url: str, conninfo: str, name: str = SUBSCRIPTION) -> None:
     """Create the replica's subscription to the primary's events, or bring it up to date.
 
     CREATE SUBSCRIPTION cannot run in a transaction block, hence autocommit. The
     connection string is updated in place when the primary moved (a new port).
     """
-    name = sql.Identifier(SUBSCRIPTION)
+    subscription = sql.Identifier(name)
     with psycopg.connect(replica_admin_url, autocommit=True) as conn:
         _lock(conn, 300.0)
         try:
             row = conn.execute(
                 "SELECT subconninfo, subenabled FROM pg_subscription WHERE subname = %s",
-                (SUBSCRIPTION,),
+                (name,),
             ).fetchone()
             if row is None:
                 log.info("creating the subscription to the primary's events")
                 conn.execute(
                     sql.SQL(
                         "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (streaming = off)"
-                    ).format(name, sql.Literal(conninfo), sql.Identifier(PUBLICATION))
+                    ).format(subscription, sql.Literal(conninfo), sql.Identifier(PUBLICATION))
                 )
                 return
             if row[0] != conninfo:
                 conn.execute(
                     sql.SQL("ALTER SUBSCRIPTION {} CONNECTION {}").format(
-                        name, sql.Literal(conninfo)
+                        subscription, sql.Literal(conninfo)
                     )
                 )
             if not row[1]:
-                conn.execute(sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(name))
+                conn.execute(sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(subscription))
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
 

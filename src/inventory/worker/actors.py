@@ -1,11 +1,96 @@
-"""Thin Dramatiq actors."""
+"""Thin Dramatiq actors, and the sweep that bounds projection lag without Redis."""
 
 from __future__ import annotations
 
 import threading
 
+import dramatiq
+import structlog
+from psycopg_pool import ConnectionPool
+
+from inventory.projectors.engine import lags, project
+from inventory.projectors.registry import PROJECTORS
 from inventory.runtime.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+_pool: ConnectionPool | None = None
+_pool_lock = threading.Lock()
+_settings: Settings | None = None
+
+
+def configure(settings: Settings) -> None:
+    """Give the actors their settings; the replica pool opens on first use."""
+    global _settings  # noqa: PLW0603 - one worker process, one configuration
+    _settings = settings
+
+
+def replica_pool() -> ConnectionPool:
+    """The process's pool on the replica, opened lazily (actors run on worker threads)."""
+    global _pool  # noqa: PLW0603 - one pool per process, created once
+    with _pool_lock:
+        if _pool is None:
+            if _settings is None:
+                raise RuntimeError("worker actors used before configure()")
+            _pool = ConnectionPool(
+                _settings.replica_url,
+                min_size=1,
+                max_size=8,
+                name="worker-replica",
+                check=ConnectionPool.check_connection,
+                open=True,
+            )
+        return _pool
+
+
+def close() -> None:
+    """Close the replica pool at shutdown."""
+    global _pool  # noqa: PLW0603
+    with _pool_lock:
+        if _pool is not None:
+            _pool.close()
+            _pool = None
+
+
+@dramatiq.actor(queue_name="projections", max_retries=20, min_backoff=200, max_backoff=10_000)
+def wake_projectors(partition: str) -> None:
+    """Catch every projector up on one partition (a store id, or '' for global events)."""
+    structlog.contextvars.bind_contextvars(partition=partition)
+    for projector in PROJECTORS:
+        applied = project(replica_pool(), projector, partition)
+        if applied:
+            log.debug("projected", projector=projector.name, events=applied)
+
+
+def sweep() -> int:
+    """Project every partition some projector trails; returns the events applied."""
+    with replica_pool().connection() as conn:
+        behind = [lag for lag in lags(conn, PROJECTORS) if lag.behind]
+    total = 0
+    for lag in behind:
+        projector = next(p for p in PROJECTORS if p.name == lag.projector)
+        total += project(replica_pool(), projector, lag.partition)
+    return total
+
+
+def _sweep_forever(interval: float, stop: threading.Event) -> None:
+    while not stop.wait(interval):
+        try:
+            applied = sweep()
+        except Exception:  # the sweep must outlive a replica restart
+            log.exception("sweep failed; retrying next interval")
+            continue
+        if applied:
+            log.info("sweep projected events a wake-up missed", events=applied)
 
 
 def start_background(settings: Settings, stop: threading.Event) -> None:
-    """Start the worker's periodic tasks."""
+    """Start the periodic sweep; it runs until `stop` is set."""
+    configure(settings)
+    thread = threading.Thread(
+        target=_sweep_forever,
+        args=(settings.sweep_interval_seconds, stop),
+        name="projection-sweep",
+        daemon=True,
+    )
+    thread.start()

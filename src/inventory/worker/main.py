@@ -32,3 +32,4 @@ def run_worker(settings: Settings, *, threads: int = 4) -> None:
         log.info("worker stopping")
         worker.stop(timeout=10_000)
         broker.close()
+        actors.close()
