@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -264,8 +264,3 @@ class EventStore:
         for stored in await self.read_stream(conn, stream):
             state, version = evolve(state, stored.event), stored.version
         return state, version
-
-
-def utcnow() -> datetime:
-    """The server's clock, timezone-aware."""
-    return datetime.now(UTC)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import anyio.to_thread
 import structlog
 
 log = structlog.get_logger(__name__)
@@ -22,9 +21,3 @@ def wake(partitions: Iterable[str | None]) -> None:
             log.warning(
                 "wake-up not sent; the sweep will catch up", partition=partition, error=str(error)
             )
-
-
-async def wake_async(partitions: Iterable[str | None]) -> None:
-    """`wake` off the event loop: the broker's Redis client is synchronous."""
-    targets = list(partitions)
-    await anyio.to_thread.run_sync(wake, targets)
