@@ -85,36 +85,40 @@ class StoredEvent:
     recorded_at: datetime
 
 
-# Locks every stream of a command in one statement, in sorted order, so two commands
-# touching the same streams queue instead of deadlocking. A missing stream gets a
-# placeholder row at version 0, locked like any other: two commands creating the same
-# stream serialize on it too. `DO UPDATE ... WHERE false` locks an existing row without
-# writing a new row version (PostgreSQL locks every conflicting row it considers).
-LOCK = """
-INSERT INTO streams (stream, version)
-SELECT stream, 0 FROM unnest(%s::text[]) AS stream
-ON CONFLICT (stream) DO UPDATE SET version = streams.version WHERE false
-"""
-# A new statement, hence a new snapshot: it sees what committed while we waited.
-HEADS = "SELECT stream, version, state::text FROM streams WHERE stream = ANY(%s::text[])"
+# migrations/0007_append_events.sql: lock in sorted order and read, in one round trip.
+LOCK = "SELECT stream, version, state::text FROM lock_streams(%s::text[])"
+# migrations/0007_append_events.sql: lock, check, insert and update in one round trip.
+APPEND = "SELECT id, position, stream, version FROM append_events(%s::jsonb, %s::jsonb)"
+WRONG_EXPECTED_VERSION = "IV409"  # the SQLSTATE append_events raises
 
-INSERT = """
-INSERT INTO events (id, stream, version, type, store, sku, data, metadata, occurred_at)
-SELECT e.id, e.stream, e.version, e.type, e.store, e.sku, e.data::jsonb, %s::jsonb,
-       coalesce(e.occurred_at, now())
-FROM unnest(%s::uuid[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[],
-            %s::text[], %s::timestamptz[])
-     AS e(id, stream, version, type, store, sku, data, occurred_at)
-RETURNING id, position
-"""
 
-UPDATE_HEADS = """
-UPDATE streams SET version = h.version, state = h.state::jsonb, updated_at = now()
-FROM unnest(%s::text[], %s::bigint[], %s::text[]) AS h(stream, version, state)
-WHERE streams.stream = h.stream
-"""
+class _EventDocument(msgspec.Struct, omit_defaults=True):
+    """One event as append_events reads it."""
 
-DROP_PLACEHOLDERS = "DELETE FROM streams WHERE stream = ANY(%s::text[]) AND version = 0"
+    id: uuid.UUID
+    type: str
+    data: msgspec.Raw
+    store: str | None = None
+    sku: str | None = None
+    occurred_at: datetime | None = None
+
+
+class _WriteDocument(msgspec.Struct, omit_defaults=True):
+    """One write as append_events reads it; no `state` key keeps the stored state."""
+
+    stream: str
+    expected: int
+    events: list[_EventDocument]
+    state: msgspec.Struct | None = None
+
+
+def _check_expected(writes: Sequence[StreamWrite], locked: Mapping[str, StreamHead]) -> None:
+    for write in writes:
+        head = locked.get(write.stream)
+        if head is None:
+            raise RuntimeError(f"stream {write.stream!r} was not locked")
+        if write.expected_version not in (ANY, head.version):
+            raise WrongExpectedVersion(write.stream, write.expected_version, head.version)
 
 
 class EventStore:
@@ -129,7 +133,6 @@ class EventStore:
         names = sorted(set(streams))
         async with conn.cursor(row_factory=tuple_row) as cur:
             await cur.execute(LOCK, (names,))
-            await cur.execute(HEADS, (names,))
             rows = await cur.fetchall()
         return {
             name: StreamHead(version, state.encode() if state is not None else None)
@@ -147,82 +150,59 @@ class EventStore:
         """Append every write atomically; raise WrongExpectedVersion and append nothing
         when any stream is not at its expected version.
 
-        Must run inside a transaction. `locked` passes the heads of an earlier `lock`
-        in the same transaction (the command service decides between the two).
+        One statement, atomic on its own; inside a transaction it joins it (the command
+        service also records the idempotency key and the response there). `locked` passes
+        the heads of an earlier `lock` in the same transaction: versions are checked
+        against them before the round trip, and locked streams the command did not write
+        lose their placeholder rows.
         """
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.INTRANS:
-            raise RuntimeError("append must run inside a transaction")
-        if locked is None:
-            locked = await self.lock(conn, (write.stream for write in writes))
-        rows = self._rows(writes, locked)
-        recorded = await self._insert(conn, rows, metadata or {})
-        await self._update_heads(conn, writes, locked)
-        return recorded
-
-    def _rows(
-        self, writes: Sequence[StreamWrite], locked: Mapping[str, StreamHead]
-    ) -> list[tuple[Any, ...]]:
-        rows = []
-        for write in sorted(writes, key=lambda w: w.stream):
-            head = locked.get(write.stream)
-            if head is None:
-                raise RuntimeError(f"stream {write.stream!r} was not locked")
-            expected = write.expected_version
-            if expected not in (ANY, head.version):
-                raise WrongExpectedVersion(write.stream, expected, head.version)
-            for offset, new in enumerate(write.events, start=1):
-                tag, data = self.codec.encode(new.event)
-                rows.append(
-                    (
-                        new.id,
-                        write.stream,
-                        head.version + offset,
-                        tag,
-                        new.store,
-                        new.sku,
-                        data.decode(),
-                        new.occurred_at,
-                    )
-                )
-        return rows
-
-    async def _insert(
-        self, conn: Connection, rows: list[tuple[Any, ...]], metadata: Mapping[str, Any]
-    ) -> list[Recorded]:
-        if not rows:
-            return []
-        columns = [list(column) for column in zip(*rows, strict=True)]
+        if locked is not None:
+            _check_expected(writes, locked)
+            written = {write.stream for write in writes}
+            writes = [
+                *writes,
+                *(StreamWrite(name, ()) for name in sorted(locked) if name not in written),
+            ]
+        arguments, kinds = self._arguments(writes, metadata or {})
         try:
             async with conn.cursor(row_factory=tuple_row) as cur:
-                await cur.execute(INSERT, (self._json.encode(metadata).decode(), *columns))
-                positions: dict[uuid.UUID, int] = dict(await cur.fetchall())
+                await cur.execute(APPEND, arguments)
+                rows = await cur.fetchall()
         except psycopg.errors.UniqueViolation as error:
             raise DuplicateEvent(str(error).splitlines()[0]) from error
+        except psycopg.Error as error:
+            if error.sqlstate == WRONG_EXPECTED_VERSION and error.diag.message_detail:
+                stream, expected, current = error.diag.message_detail.split("\t")
+                raise WrongExpectedVersion(stream, int(expected), int(current)) from None
+            raise
         return [
-            Recorded(
-                id=row[0], position=positions[row[0]], stream=row[1], version=row[2], type=row[3]
-            )
-            for row in rows
+            Recorded(id=id_, position=position, stream=stream, version=version, type=kinds[id_])
+            for id_, position, stream, version in rows
         ]
 
-    async def _update_heads(
-        self, conn: Connection, writes: Sequence[StreamWrite], locked: Mapping[str, StreamHead]
-    ) -> None:
-        names, versions, states = [], [], []
+    def _arguments(
+        self, writes: Sequence[StreamWrite], metadata: Mapping[str, Any]
+    ) -> tuple[tuple[str, str], dict[uuid.UUID, str]]:
+        """append_events' two JSON arguments, and each new event's type tag by id."""
+        if len({write.stream for write in writes}) != len(writes):
+            raise ValueError("each stream may appear in one write only")
+        kinds: dict[uuid.UUID, str] = {}
+        documents = []
         for write in writes:
-            if not write.events and write.state is None:
-                continue
-            names.append(write.stream)
-            versions.append(locked[write.stream].version + len(write.events))
-            states.append(None if write.state is None else self._json.encode(write.state).decode())
-        async with conn.cursor() as cur:
-            if names:
-                await cur.execute(UPDATE_HEADS, (names, versions, states))
-            unused = [
-                name for name, head in locked.items() if head.version == 0 and name not in names
-            ]
-            if unused:
-                await cur.execute(DROP_PLACEHOLDERS, (unused,))
+            events = []
+            for new in write.events:
+                tag, data = self.codec.encode(new.event)
+                kinds[new.id] = tag
+                events.append(
+                    _EventDocument(
+                        new.id, tag, msgspec.Raw(data), new.store, new.sku, new.occurred_at
+                    )
+                )
+            documents.append(
+                _WriteDocument(write.stream, write.expected_version, events, write.state)
+            )
+        encode = self._json.encode
+        return (encode(documents).decode(), encode(metadata).decode()), kinds
 
     async def read_stream(
         self, conn: Connection, stream: str, from_version: int = 1
