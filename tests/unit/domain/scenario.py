@@ -38,7 +38,7 @@ from inventory.domain.events import (
     StoreOpened,
     TransferEvent,
 )
-from inventory.domain.state import Level, StockState, initial_state, level_of
+from inventory.domain.state import Level, State, StockState, initial_state, level_of
 from inventory.domain.streams import (
     product_stream,
     reservation_stream,
@@ -121,7 +121,7 @@ class Scenario:
         events = self.history.get(stream, [])
         return Head(len(events), fold(initial_state(stream), events))
 
-    def state(self, stream: str) -> object:
+    def state(self, stream: str) -> State:
         """A stream's state."""
         return self.head(stream).state
 
