@@ -26,6 +26,7 @@ from inventory.domain.decider import (
     streams_of,
 )
 from inventory.domain.events import (
+    AdjustmentReason,
     DocumentEvent,
     Event,
     Line,
@@ -182,13 +183,12 @@ def sell(
 
 
 def adjust(
-    sku: str, delta: int | str, minutes: float = 0, reason: str = "correction"
+    sku: str, delta: int | str, minutes: float = 0, reason: AdjustmentReason = "correction"
 ) -> AdjustStock:
     """An adjustment of one SKU in store s1."""
-    assert reason in ("damaged", "lost", "found", "correction")
     return AdjustStock(
         store_id="s1",
-        lines=(AdjustmentLine(sku=sku, delta=Decimal(delta), reason="correction"),),
+        lines=(AdjustmentLine(sku=sku, delta=Decimal(delta), reason=reason),),
         occurred_at=at(minutes),
         now=NOW,
     )
