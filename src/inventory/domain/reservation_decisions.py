@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from inventory.domain.admission import admitted, document_change, stock_change
 from inventory.domain.commands import (
     ExpireReservation,
@@ -30,6 +32,7 @@ from inventory.domain.events import (
     StockReserved,
 )
 from inventory.domain.rules import (
+    Problems,
     check_available,
     check_period,
     open_store,
@@ -44,13 +47,7 @@ from inventory.domain.streams import reservation_stream, sale_stream
 def reserve_stock(command: ReserveStock, context: Context) -> list[Change]:
     """Hold lines for a customer; refused under `deny` when `available` is short."""
     expires_at = command.expires_at
-    if expires_at is not None:
-        naive = expires_at.tzinfo is None or expires_at.utcoffset() is None
-        if naive or expires_at <= command.now:
-            message = "must carry a UTC offset" if naive else "must be in the future"
-            raise ValidationRejected(
-                "invalid expires_at", [{"field": "expires_at", "message": message}]
-            )
+    reject_if(expiry_problems(expires_at, command.now))
     store, _ = admitted(
         context, command.store_id, command.occurred_at, command.now, line_amounts(command.lines)
     )
@@ -86,6 +83,17 @@ def reserve_stock(command: ReserveStock, context: Context) -> list[Change]:
         *changes,
         document_change(stream, placed, command.store_id, command.occurred_at, new=True),
     ]
+
+
+def expiry_problems(expires_at: datetime | None, now: datetime) -> Problems:
+    """`expires_at`, when given, must carry an offset and lie in the future."""
+    if expires_at is None:
+        return []
+    if expires_at.tzinfo is None or expires_at.utcoffset() is None:
+        return [{"field": "expires_at", "message": "must carry a UTC offset"}]
+    if expires_at <= now:
+        return [{"field": "expires_at", "message": "must be in the future"}]
+    return []
 
 
 EndCommand = ReleaseReservation | ExpireReservation | FulfilReservation

@@ -31,7 +31,7 @@ from inventory.domain.events import (
     StockSold,
 )
 from inventory.domain.rules import check_available, quantity_problem, reject_if
-from inventory.domain.state import ZERO
+from inventory.domain.state import ZERO, SaleState
 from inventory.domain.stock_evolution import count_is_resolvable
 from inventory.domain.streams import sale_stream, stock_stream
 
@@ -130,15 +130,7 @@ def record_return(command: RecordReturn, context: Context) -> list[Change]:
             f"no sale {command.sale_id!r} in store {command.store_id!r}",
             [{"sale_id": command.sale_id}],
         )
-    excess = []
-    for line in command.lines:
-        sold, back = sale.sold.get(line.sku, ZERO), sale.returned.get(line.sku, ZERO)
-        if line.quantity > sold - back:
-            excess.append(
-                {"sku": line.sku, "sold": sold, "returned": back, "requested": line.quantity}
-            )
-    if excess:
-        raise ReturnExceedsSale("the return exceeds what the sale sold", excess)
+    check_returnable(sale, command.lines)
     changes = [
         stock_change(
             StockReturned(
@@ -161,6 +153,19 @@ def record_return(command: RecordReturn, context: Context) -> list[Change]:
     )
     stream = sale_stream(command.store_id, command.sale_id)
     return [*changes, document_change(stream, returned, command.store_id, command.occurred_at)]
+
+
+def check_returnable(sale: SaleState, lines: tuple[Line, ...]) -> None:
+    """ReturnExceedsSale when a line returns more than was sold less already returned."""
+    excess = []
+    for line in lines:
+        sold, back = sale.sold.get(line.sku, ZERO), sale.returned.get(line.sku, ZERO)
+        if line.quantity > sold - back:
+            excess.append(
+                {"sku": line.sku, "sold": sold, "returned": back, "requested": line.quantity}
+            )
+    if excess:
+        raise ReturnExceedsSale("the return exceeds what the sale sold", excess)
 
 
 def adjust_stock(command: AdjustStock, context: Context) -> list[Change]:
@@ -195,19 +200,7 @@ def count_stock(command: CountStock, context: Context) -> list[Change]:
         for index, line in enumerate(command.lines)
     ]
     admitted(context, command.store_id, command.occurred_at, command.now, amounts)
-    conflicts = []
-    for line in command.lines:
-        current = context.version(stock_stream(command.store_id, line.sku))
-        if line.expected_version is not None and line.expected_version != current:
-            conflicts.append(
-                {
-                    "sku": line.sku,
-                    "expected_version": line.expected_version,
-                    "current_version": current,
-                }
-            )
-    if conflicts:
-        raise VersionConflict("stock moved since the expected version", conflicts)
+    check_versions(command, context)
     reject_if(
         [
             {"line": index, "sku": line.sku, "field": "occurred_at", "message": TOO_OLD}
@@ -230,6 +223,23 @@ def count_stock(command: CountStock, context: Context) -> list[Change]:
         )
         for line in command.lines
     ]
+
+
+def check_versions(command: CountStock, context: Context) -> None:
+    """VersionConflict listing every line whose stream is not at its `expected_version`."""
+    conflicts = []
+    for line in command.lines:
+        current = context.version(stock_stream(command.store_id, line.sku))
+        if line.expected_version is not None and line.expected_version != current:
+            conflicts.append(
+                {
+                    "sku": line.sku,
+                    "expected_version": line.expected_version,
+                    "current_version": current,
+                }
+            )
+    if conflicts:
+        raise VersionConflict("stock moved since the expected version", conflicts)
 
 
 TOO_OLD = (

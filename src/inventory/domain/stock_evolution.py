@@ -169,3 +169,26 @@ def count_is_resolvable(state: StockState, occurred_at: datetime) -> bool:
     if settled is None or occurred_at >= settled:
         return True
     return state.counted_at is not None and occurred_at <= state.counted_at
+
+
+ON_HAND_EVENTS = (
+    StockReceived,
+    StockSold,
+    StockReturned,
+    StockAdjusted,
+    StockReservationFulfilled,
+    StockTransferDispatched,
+    StockTransferReceived,
+    StockTransferCancelled,
+)
+
+
+def event_is_absorbed(state: StockState, event: StockEvent) -> bool:
+    """Whether the ledger marks `event`, about to be evolved onto `state`, as absorbed.
+
+    A delta is absorbed when dated at or before the latest count; a count when dated
+    strictly before it (a count dated at the same moment becomes the new anchor).
+    """
+    if isinstance(event, StockCounted):
+        return state.counted_at is not None and event.occurred_at < state.counted_at
+    return isinstance(event, ON_HAND_EVENTS) and is_absorbed(state, event.occurred_at)

@@ -53,35 +53,10 @@ def dispatch_transfer(command: DispatchTransfer, context: Context) -> list[Chang
             f"transfer {command.transfer_id!r} already exists",
             [{"transfer_id": command.transfer_id}],
         )
-    at = command.occurred_at
-    outgoing = [
-        stock_change(
-            StockTransferDispatched(
-                store_id=command.from_store,
-                sku=line.sku,
-                occurred_at=at,
-                quantity=line.quantity,
-                transfer_id=command.transfer_id,
-                to_store=command.to_store,
-            )
-        )
-        for line in command.lines
-    ]
+    outgoing, incoming = legs(command)
     if source.negative_stock == "deny":
         check_available(context, outgoing)
-    incoming = [
-        stock_change(
-            StockTransferIncoming(
-                store_id=command.to_store,
-                sku=line.sku,
-                occurred_at=at,
-                quantity=line.quantity,
-                transfer_id=command.transfer_id,
-                from_store=command.from_store,
-            )
-        )
-        for line in command.lines
-    ]
+    at = command.occurred_at
     dispatched = TransferDispatched(
         transfer_id=command.transfer_id,
         from_store=command.from_store,
@@ -91,6 +66,37 @@ def dispatch_transfer(command: DispatchTransfer, context: Context) -> list[Chang
     )
     stream = transfer_stream(command.transfer_id)
     return [*outgoing, *incoming, document_change(stream, dispatched, None, at, new=True)]
+
+
+def legs(command: DispatchTransfer) -> tuple[list[Change], list[Change]]:
+    """The stock changes of a dispatch: leaving the source, expected at the destination."""
+    outgoing = [
+        stock_change(
+            StockTransferDispatched(
+                store_id=command.from_store,
+                sku=line.sku,
+                occurred_at=command.occurred_at,
+                quantity=line.quantity,
+                transfer_id=command.transfer_id,
+                to_store=command.to_store,
+            )
+        )
+        for line in command.lines
+    ]
+    incoming = [
+        stock_change(
+            StockTransferIncoming(
+                store_id=command.to_store,
+                sku=line.sku,
+                occurred_at=command.occurred_at,
+                quantity=line.quantity,
+                transfer_id=command.transfer_id,
+                from_store=command.from_store,
+            )
+        )
+        for line in command.lines
+    ]
+    return outgoing, incoming
 
 
 def open_transfer(context: Context, transfer_id: str) -> TransferState:

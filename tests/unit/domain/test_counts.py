@@ -9,6 +9,7 @@ import pytest
 from inventory.domain.errors import ValidationRejected, VersionConflict
 from inventory.domain.events import StockCounted, StockSold
 from inventory.domain.state import DETAIL_LIMIT, is_absorbed
+from inventory.domain.stock_evolution import event_is_absorbed
 from tests.unit.domain.scenario import (
     Scenario,
     at,
@@ -131,3 +132,20 @@ def test_a_count_may_be_dated_up_to_five_minutes_ahead(shop: Scenario) -> None:
     shop.when(count(("A", 7), minutes=5))
     with pytest.raises(ValidationRejected):
         shop.decide(count(("A", 7), minutes=5.01))
+
+
+def test_the_ledger_can_tell_which_late_events_were_absorbed(shop: Scenario) -> None:
+    shop.when(count(("A", 7), minutes=-10))
+    state = shop.stock("s1", "A")
+    (late_sale, *_) = shop.decide(sell("late", ("A", 1), minutes=-20))
+    (fresh_sale, *_) = shop.decide(sell("fresh", ("A", 1), minutes=-5))
+    (older_count,) = shop.decide(count(("A", 1), minutes=-11))
+    (tied_count,) = shop.decide(count(("A", 1), minutes=-10))
+    assert isinstance(late_sale.event, StockSold)
+    assert isinstance(fresh_sale.event, StockSold)
+    assert isinstance(older_count.event, StockCounted)
+    assert isinstance(tied_count.event, StockCounted)
+    assert event_is_absorbed(state, late_sale.event)
+    assert not event_is_absorbed(state, fresh_sale.event)
+    assert event_is_absorbed(state, older_count.event)
+    assert not event_is_absorbed(state, tied_count.event)
