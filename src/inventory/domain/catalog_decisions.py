@@ -73,8 +73,16 @@ def discontinue_product(command: DiscontinueProduct, context: Context) -> list[C
 
 
 def open_new_store(command: OpenStore, context: Context) -> list[Change]:
-    """A new store, once."""
-    if context.store(command.store_id).exists:
+    """A new store, once, with an id that keeps stream names unambiguous."""
+    store_id = command.store_id
+    if not store_id or "-" in store_id or any(character.isspace() for character in store_id):
+        # `stock-{store_id}-{sku}`: with a hyphen in store ids, store "a-b" with SKU "c"
+        # and store "a" with SKU "b-c" would share a stream.
+        raise ValidationRejected(
+            "invalid store id",
+            [{"field": "id", "message": "must be non-empty, without '-' or white space"}],
+        )
+    if context.store(store_id).exists:
         raise StoreExists(
             f"store {command.store_id!r} already exists", [{"store": command.store_id}]
         )

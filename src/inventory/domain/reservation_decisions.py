@@ -174,6 +174,13 @@ def expire_reservation(command: ExpireReservation, context: Context) -> list[Cha
 def fulfil_reservation(command: FulfilReservation, context: Context) -> list[Change]:
     """Turn the held lines into the sale `sale_id` (`available` does not move)."""
     reservation = active_reservation(command, context)
+    lapsed = reservation.expires_at
+    if lapsed is not None and command.now >= lapsed:
+        # The hold has ended even if the worker has not recorded the expiry yet.
+        raise ReservationNotActive(
+            f"reservation {command.reservation_id!r} expired at {lapsed.isoformat()}",
+            [{"reservation_id": command.reservation_id, "status": "expired"}],
+        )
     if context.sale(command.store_id, command.sale_id).exists:
         raise DuplicateSale(
             f"sale {command.sale_id!r} is already recorded in store {command.store_id!r}",

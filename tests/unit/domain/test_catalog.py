@@ -168,3 +168,9 @@ def test_a_period_cannot_be_closed_in_the_future_or_reopened() -> None:
     with pytest.raises(ValidationRejected):
         scenario.decide(close(-120))
     assert not scenario.decide(close(-60))
+
+
+@pytest.mark.parametrize("store_id", ["", "north-1", "north 1"])
+def test_a_store_id_keeps_stream_names_unambiguous(store_id: str) -> None:
+    with pytest.raises(ValidationRejected):
+        Scenario().decide(OpenStore(store_id=store_id, name="North", now=NOW))

@@ -156,3 +156,12 @@ def test_fulfilling_into_a_used_sale_id_is_a_duplicate_sale(shop: Scenario) -> N
     shop.when(reserve("r-1", ("A", 2)))
     with pytest.raises(DuplicateSale):
         shop.decide(fulfil("r-1", "s-9"))
+
+
+def test_a_reservation_past_its_expiry_cannot_be_fulfilled(shop: Scenario) -> None:
+    shop.when(reserve("r-1", ("A", 2), expires_at=at(30)))
+    late = FulfilReservation(
+        store_id="s1", reservation_id="r-1", sale_id="s-9", occurred_at=at(31), now=at(31)
+    )
+    with pytest.raises(ReservationNotActive):
+        shop.decide(late)
