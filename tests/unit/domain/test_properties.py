@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from unittest.mock import patch
 
 import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from inventory.domain import stock_evolution
 from inventory.domain.commands import (
     CancelTransfer,
     Command,
@@ -18,7 +20,7 @@ from inventory.domain.commands import (
     ReserveStock,
 )
 from inventory.domain.decider import fold
-from inventory.domain.errors import CommandRejected
+from inventory.domain.errors import CommandRejected, ValidationRejected
 from inventory.domain.events import (
     StockAdjusted,
     StockCounted,
@@ -201,3 +203,23 @@ def test_under_deny_no_command_but_a_count_makes_available_negative(
             assert scenario.head(stream).state == state
     for item in SKUS:
         assert level_of(scenario.stock("s1", item)).reserved >= 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(movements)
+def test_a_bounded_state_refuses_a_count_rather_than_resolving_it_approximately(
+    arrivals: list[tuple[str, int, int, bool]],
+) -> None:
+    with patch.object(stock_evolution, "DETAIL_LIMIT", 4):
+        scenario = Scenario(store("s1", negative_stock="allow"), product("A"))
+        accepted = []
+        for index, arrival in enumerate(arrivals):
+            try:
+                scenario.when(command_for(index, *arrival))
+            except ValidationRejected:
+                assert arrival[0] == "counted"
+                continue
+            accepted.append(arrival)
+        state = scenario.stock("s1", "A")
+    assert len(state.after_count) <= 4
+    assert state.on_hand == rule_three(accepted)
