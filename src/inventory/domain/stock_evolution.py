@@ -150,6 +150,10 @@ def counted(state: StockState, occurred_at: datetime, quantity: Decimal) -> Stoc
     """A count becomes the anchor unless an already known count is dated after it."""
     if state.counted_at is not None and occurred_at < state.counted_at:
         return state
+    if occurred_at == state.counted_at and state.counted is not None:
+        # A tie replaces the anchor's quantity: every delta after it (itemised or settled)
+        # is `on_hand - counted`, so this needs no detail at all.
+        return replace(state, on_hand=state.on_hand - state.counted + quantity, counted=quantity)
     later = tuple(item for item in state.after_count if item.occurred_at > occurred_at)
     settled = state.settled_through
     return replace(

@@ -149,3 +149,14 @@ def test_the_ledger_can_tell_which_late_events_were_absorbed(shop: Scenario) -> 
     assert not event_is_absorbed(state, fresh_sale.event)
     assert event_is_absorbed(state, older_count.event)
     assert not event_is_absorbed(state, tied_count.event)
+
+
+def test_a_recount_at_the_same_moment_replaces_the_count_and_keeps_settled_movements(
+    shop: Scenario,
+) -> None:
+    shop.when(count(("A", 1), minutes=-50))
+    for minute in range(DETAIL_LIMIT + 5):
+        shop.when(receive(("A", 1), minutes=-40 + minute / 1000))
+    assert shop.stock("s1", "A").settled_through is not None
+    shop.when(count(("A", 3), minutes=-50))
+    assert shop.level("s1", "A").on_hand == 3 + DETAIL_LIMIT + 5

@@ -48,7 +48,7 @@ SKUS = ("A", "B")
 movements = st.lists(
     st.tuples(
         st.sampled_from(KINDS),
-        st.integers(min_value=-120, max_value=0),
+        st.integers(min_value=-30, max_value=0),
         st.integers(min_value=1, max_value=20),
         st.booleans(),
     ),
