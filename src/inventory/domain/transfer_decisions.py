@@ -65,7 +65,11 @@ def dispatch_transfer(command: DispatchTransfer, context: Context) -> list[Chang
         occurred_at=at,
     )
     stream = transfer_stream(command.transfer_id)
-    return [*outgoing, *incoming, document_change(stream, dispatched, None, at, new=True)]
+    return [
+        *outgoing,
+        *incoming,
+        document_change(stream, dispatched, command.from_store, at, new=True),
+    ]
 
 
 def legs(command: DispatchTransfer) -> tuple[list[Change], list[Change]]:
@@ -152,7 +156,7 @@ def receive_transfer(command: ReceiveTransfer, context: Context) -> list[Change]
                 lines=command.lines,
                 occurred_at=command.occurred_at,
             ),
-            None,
+            transfer.from_store,
             command.occurred_at,
         ),
     ]
@@ -173,7 +177,12 @@ def cancel_transfer(command: CancelTransfer, context: Context) -> list[Change]:
     )
     return [
         *moves_of(transfer, remainder, command.occurred_at, cancelled=True),
-        document_change(transfer_stream(command.transfer_id), cancelled, None, command.occurred_at),
+        document_change(
+            transfer_stream(command.transfer_id),
+            cancelled,
+            transfer.from_store,
+            command.occurred_at,
+        ),
     ]
 
 
