@@ -137,7 +137,7 @@ def test_a_reorder_point_is_recorded_on_the_items_stream() -> None:
     scenario = Scenario(store("s1"), product("A"))
     scenario.when(reorder(2, 10))
     state = scenario.stock("s1", "A")
-    assert (state.reorder_min, state.reorder_max) == (2, 10)
+    assert (state.reorder_min, state.reorder_max) == (Decimal(2), Decimal(10))
 
 
 def test_a_reorder_maximum_below_the_minimum_is_refused() -> None:

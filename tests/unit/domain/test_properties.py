@@ -16,6 +16,7 @@ from inventory.domain.commands import (
     CountStock,
     DispatchTransfer,
     FulfilReservation,
+    ReceiveTransfer,
     ReleaseReservation,
     ReserveStock,
 )
@@ -154,6 +155,9 @@ def deny_command(index: int, choice: int, sku: str, quantity: int, minute: int) 
             occurred_at=at(minute),
             now=NOW,
         ),
+        ReceiveTransfer(
+            transfer_id=transfer, lines=lines((sku, quantity)), occurred_at=at(minute), now=NOW
+        ),
         CancelTransfer(transfer_id=transfer, occurred_at=at(minute), now=NOW),
     ]
     return options[choice % len(options)]
@@ -161,7 +165,7 @@ def deny_command(index: int, choice: int, sku: str, quantity: int, minute: int) 
 
 steps = st.lists(
     st.tuples(
-        st.integers(min_value=0, max_value=8),
+        st.integers(min_value=0, max_value=9),
         st.sampled_from(SKUS),
         st.integers(min_value=1, max_value=6),
         st.integers(min_value=-60, max_value=0),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 import pytest
 
@@ -69,7 +70,7 @@ def fulfil(reservation_id: str, sale_id: str) -> FulfilReservation:
 def test_a_reservation_holds_available_but_not_on_hand(shop: Scenario) -> None:
     shop.when(reserve("r-1", ("A", 2)))
     level = shop.level("s1", "A")
-    assert (level.on_hand, level.reserved, level.available) == (5, 2, 3)
+    assert (level.on_hand, level.reserved, level.available) == (Decimal(5), Decimal(2), Decimal(3))
 
 
 def test_a_sale_cannot_take_what_is_reserved(shop: Scenario) -> None:
@@ -137,7 +138,7 @@ def test_fulfilling_a_reservation_sells_it_under_the_given_sale_id(shop: Scenari
     shop.when(reserve("r-1", ("A", 2)))
     shop.when(fulfil("r-1", "s-9"))
     level = shop.level("s1", "A")
-    assert (level.on_hand, level.reserved, level.available) == (3, 0, 3)
+    assert (level.on_hand, level.reserved, level.available) == (Decimal(3), Decimal(0), Decimal(3))
     shop.when(
         RecordReturn(store_id="s1", sale_id="s-9", lines=lines(("A", 2)), occurred_at=NOW, now=NOW)
     )

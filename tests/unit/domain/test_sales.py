@@ -71,7 +71,7 @@ def test_a_sale_appends_one_event_per_line_and_the_sale_document(shop: Scenario)
 def test_a_sale_lowers_on_hand_and_available(shop: Scenario) -> None:
     shop.when(sell("s-1", ("A", 2)))
     level = shop.level("s1", "A")
-    assert (level.on_hand, level.available) == (3, 3)
+    assert (level.on_hand, level.available) == (Decimal(3), Decimal(3))
 
 
 def test_a_sale_beyond_available_is_refused_with_the_shortfall_per_line(shop: Scenario) -> None:
