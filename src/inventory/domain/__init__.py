@@ -1,1 +1,1 @@
-"""domain."""
+"""The stock domain: commands, events, states and the pure `decide`/`evolve` (no I/O)."""

@@ -1,0 +1,102 @@
+"""The checks every stock command passes first, in order: values, store, products, period."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+from inventory.domain.context import Change, Context
+from inventory.domain.events import Event, StockEvent
+from inventory.domain.rules import (
+    Problems,
+    Sign,
+    check_period,
+    line_problems,
+    open_store,
+    quantity_problem,
+    registered_products,
+    reject_if,
+    time_problems,
+)
+from inventory.domain.state import ProductState, StoreState
+from inventory.domain.streams import stock_stream
+
+
+class Amount(NamedTuple):
+    """One line's quantity to check against its product's decimals."""
+
+    line: int
+    sku: str
+    field: str
+    value: Decimal
+    sign: Sign
+
+
+def amount_problems(amounts: Iterable[Amount], products: Mapping[str, ProductState]) -> Problems:
+    """Every amount out of range, of the wrong sign or with too many decimals."""
+    problems: Problems = []
+    for amount in amounts:
+        decimals = products[amount.sku].decimals
+        problem = quantity_problem(amount.value, amount.sign, decimals)
+        if problem is not None:
+            problems.append(
+                {"line": amount.line, "sku": amount.sku, "field": amount.field, "message": problem}
+            )
+    return problems
+
+
+def admitted(
+    context: Context,
+    store_id: str,
+    occurred_at: datetime,
+    now: datetime,
+    amounts: Sequence[Amount],
+) -> tuple[StoreState, dict[str, ProductState]]:
+    """The store and products of a one-store command whose lines are `amounts`.
+
+    Raises ValidationRejected, StoreNotFound, ProductNotFound or PeriodClosed, in that order
+    (decimals are checked once the products are known).
+    """
+    skus = [amount.sku for amount in amounts]
+    reject_if(time_problems(occurred_at, now) + line_problems(skus))
+    store = open_store(context, store_id)
+    products = registered_products(context, skus)
+    reject_if(amount_problems(amounts, products))
+    check_period(store, occurred_at)
+    return store, products
+
+
+def discontinued_problems(products: Mapping[str, ProductState], skus: Sequence[str]) -> Problems:
+    """Lines naming a discontinued product (refused where new stock would come in)."""
+    return [
+        {"line": index, "sku": sku, "message": "the product is discontinued"}
+        for index, sku in enumerate(skus)
+        if products[sku].discontinued
+    ]
+
+
+def stock_change(event: StockEvent, expected_version: int | None = None) -> Change:
+    """The change appending a stock event to its item's stream."""
+    return Change(
+        stream=stock_stream(event.store_id, event.sku),
+        event=event,
+        store=event.store_id,
+        sku=event.sku,
+        occurred_at=event.occurred_at,
+        expected_version=expected_version,
+    )
+
+
+def document_change(
+    stream: str, event: Event, store: str | None, occurred_at: datetime, *, new: bool = False
+) -> Change:
+    """The change appending a document event; `new` documents must not exist yet."""
+    return Change(
+        stream=stream,
+        event=event,
+        store=store,
+        occurred_at=occurred_at,
+        expected_version=0 if new else None,
+    )
