@@ -59,7 +59,7 @@ async def resources(settings: Settings) -> AsyncIterator[Resources]:
 @pytest.fixture
 def store_id() -> str:
     """A store id no other test uses, so tests never see each other's data."""
-    return f"s-{uuid.uuid4().hex[:10]}"
+    return f"s{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture

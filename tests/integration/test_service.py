@@ -1,0 +1,301 @@
+"""The command service against the real primary: exactly once, never oversell, atomic."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import msgspec
+import pytest
+
+from inventory.domain.commands import (
+    CancelTransfer,
+    Command,
+    CountLine,
+    CountStock,
+    DispatchTransfer,
+    OpenStore,
+    ReceiptLine,
+    ReceiveStock,
+    ReceiveTransfer,
+    RecordSale,
+    RegisterProduct,
+)
+from inventory.domain.decider import fold
+from inventory.domain.errors import CommandRejected, InsufficientStock
+from inventory.domain.events import ALL_EVENTS, Line
+from inventory.domain.state import decode_state, initial_state
+from inventory.eventstore.codec import Codec
+from inventory.runtime.resources import Resources
+from inventory.service import (
+    Actor,
+    CommandService,
+    Decision,
+    Idempotency,
+    IdempotencyKeyReused,
+)
+
+ACTOR = Actor(id="user:test", kind="user", name="test", role="admin", ip="127.0.0.1")
+
+
+class JsonResponder:
+    """The API's shape in miniature: 201 with the result, the code for a refusal."""
+
+    def accepted(self, decision: Decision) -> tuple[int, bytes]:
+        return 201, msgspec.json.encode(decision.result)
+
+    def rejected(self, error: CommandRejected) -> tuple[int, bytes]:
+        return 409, msgspec.json.encode({"code": error.code, "errors": error.errors})
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+def service(resources: Resources) -> CommandService:
+    return CommandService(resources.primary)
+
+
+async def run(service: CommandService, command: Command, key: str | None = None) -> int:
+    idempotency = Idempotency.of(key, msgspec.json.encode(command)) if key else None
+    outcome = await service.handle(command, ACTOR, JsonResponder(), idempotency)
+    return outcome.status
+
+
+async def stocked_store(
+    service: CommandService, store: str, skus: dict[str, int], received_at: datetime | None = None
+) -> None:
+    await run(service, OpenStore(store_id=store, name=store, now=now()))
+    for sku, quantity in skus.items():
+        if not await exists(service, sku):
+            await run(service, RegisterProduct(sku=sku, name=sku, now=now()))
+        if quantity:
+            receipt = (ReceiptLine(sku=sku, quantity=Decimal(quantity)),)
+            await run(
+                service,
+                ReceiveStock(
+                    store_id=store, lines=receipt, occurred_at=received_at or now(), now=now()
+                ),
+            )
+
+
+async def exists(service: CommandService, sku: str) -> bool:
+    async with service.pool.connection() as conn:
+        found = await conn.execute("SELECT 1 FROM streams WHERE stream = %s", (f"product-{sku}",))
+        return await found.fetchone() is not None
+
+
+async def levels(resources: Resources, store: str, sku: str) -> tuple[int, Decimal, int]:
+    """(version, on_hand, number of sold events) of one item, from the primary."""
+    async with resources.primary.connection() as conn:
+        row = await (
+            await conn.execute(
+                "SELECT version, (state->>'on_hand')::numeric FROM streams WHERE stream = %s",
+                (f"stock-{store}-{sku}",),
+            )
+        ).fetchone()
+        sold = await (
+            await conn.execute(
+                "SELECT count(*) FROM events WHERE stream = %s AND type = 'stock.sold'",
+                (f"stock-{store}-{sku}",),
+            )
+        ).fetchone()
+    assert row is not None and sold is not None
+    return row[0], row[1], sold[0]
+
+
+def sale(
+    store: str,
+    sale_id: str,
+    *pairs: tuple[str, int],
+    offline: bool = False,
+    occurred_at: datetime | None = None,
+) -> RecordSale:
+    return RecordSale(
+        store_id=store,
+        sale_id=sale_id,
+        lines=tuple(Line(sku, Decimal(quantity)) for sku, quantity in pairs),
+        offline=offline,
+        occurred_at=occurred_at or now(),
+        now=now(),
+    )
+
+
+async def test_thirty_two_concurrent_sales_of_twenty_units_sell_exactly_twenty(
+    service: CommandService, resources: Resources, store_id: str
+) -> None:
+    await stocked_store(service, store_id, {"HOT-1": 20})
+
+    async def one(number: int) -> int | str:
+        try:
+            return await run(service, sale(store_id, f"sale-{number}", ("HOT-1", 1)))
+        except InsufficientStock as error:
+            return error.code
+
+    outcomes = await asyncio.gather(*(one(n) for n in range(32)))
+
+    assert outcomes.count(201) == 20
+    assert outcomes.count("insufficient_stock") == 12
+    _, on_hand, sold = await levels(resources, store_id, "HOT-1")
+    assert (on_hand, sold) == (0, 20)
+
+
+async def test_retries_with_one_key_racing_the_first_still_sell_once(
+    service: CommandService, resources: Resources, store_id: str
+) -> None:
+    await stocked_store(service, store_id, {"HOT-2": 20})
+    commands = [sale(store_id, f"sale-{n}", ("HOT-2", 1)) for n in range(32)]
+    keys = [f"key-{uuid.uuid4()}" for _ in commands]
+
+    statuses = await asyncio.gather(
+        *(run(service, command, key) for command, key in zip(commands * 4, keys * 4, strict=True))
+    )
+
+    assert statuses.count(201) == 20 * 4
+    assert statuses.count(409) == 12 * 4
+    _, on_hand, sold = await levels(resources, store_id, "HOT-2")
+    assert (on_hand, sold) == (0, 20)
+
+
+async def test_a_replay_answers_the_first_response_and_another_body_is_refused(
+    service: CommandService, store_id: str
+) -> None:
+    await stocked_store(service, store_id, {"R-1": 5})
+    command = sale(store_id, "s-1", ("R-1", 2))
+    key = Idempotency.of("k-1", msgspec.json.encode(command))
+    first = await service.handle(command, ACTOR, JsonResponder(), key)
+
+    again = await service.handle(command, ACTOR, JsonResponder(), key)
+    other = sale(store_id, "s-2", ("R-1", 1))
+    with pytest.raises(IdempotencyKeyReused):
+        await service.handle(
+            other, ACTOR, JsonResponder(), Idempotency.of("k-1", msgspec.json.encode(other))
+        )
+
+    assert (again.status, again.body, again.replayed) == (first.status, first.body, True)
+
+
+async def test_a_sale_whose_third_line_is_short_appends_nothing(
+    service: CommandService, resources: Resources, store_id: str
+) -> None:
+    await stocked_store(service, store_id, {"A": 5, "B": 5, "C": 1})
+    async with resources.primary.connection() as conn:
+        before = await (await conn.execute("SELECT max(position) FROM events")).fetchone()
+
+    with pytest.raises(InsufficientStock) as refused:
+        await run(service, sale(store_id, "s-short", ("A", 1), ("B", 1), ("C", 2)))
+
+    assert [
+        (line["sku"], Decimal(str(line["available"])), Decimal(str(line["requested"])))
+        for line in refused.value.errors
+    ] == [("C", Decimal(1), Decimal(2))]
+    async with resources.primary.connection() as conn:
+        after = await (await conn.execute("SELECT max(position) FROM events")).fetchone()
+        sale_rows = await (
+            await conn.execute(
+                "SELECT count(*) FROM streams WHERE stream = %s", (f"sale-{store_id}-s-short",)
+            )
+        ).fetchone()
+    assert before == after
+    assert sale_rows == (0,)
+    for sku, quantity in (("A", 5), ("B", 5), ("C", 1)):
+        assert (await levels(resources, store_id, sku))[1] == quantity
+
+
+async def test_a_late_offline_sale_before_a_count_is_absorbed_and_one_after_it_stacks(
+    service: CommandService, resources: Resources, store_id: str
+) -> None:
+    counted_at = now() - timedelta(minutes=30)
+    await stocked_store(service, store_id, {"L-1": 10}, counted_at - timedelta(hours=1))
+    count = CountStock(
+        store_id=store_id,
+        lines=(CountLine(sku="L-1", counted=Decimal(8)),),
+        occurred_at=counted_at,
+        now=now(),
+    )
+    await run(service, count)
+    assert (await levels(resources, store_id, "L-1"))[1] == 8
+
+    before = counted_at - timedelta(minutes=10)
+    await run(service, sale(store_id, "off-1", ("L-1", 3), offline=True, occurred_at=before))
+    assert (await levels(resources, store_id, "L-1"))[1:] == (8, 1)
+
+    after = counted_at + timedelta(minutes=10)
+    await run(service, sale(store_id, "off-2", ("L-1", 3), offline=True, occurred_at=after))
+    assert (await levels(resources, store_id, "L-1"))[1:] == (5, 2)
+
+
+async def test_a_transfer_dispatched_half_received_then_cancelled_keeps_both_stores_right(
+    service: CommandService, resources: Resources, store_id: str
+) -> None:
+    source, destination = store_id, f"{store_id}x"
+    await stocked_store(service, source, {"T-1": 10})
+    await stocked_store(service, destination, {"T-1": 0})
+    transfer = f"tr-{uuid.uuid4().hex[:8]}"
+
+    async def quantities(store: str) -> dict[str, Decimal]:
+        async with resources.primary.connection() as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT state FROM streams WHERE stream = %s", (f"stock-{store}-T-1",)
+                )
+            ).fetchone()
+        state = row[0] if row else {}
+        return {
+            name: Decimal(str(state.get(name, 0)))
+            for name in ("on_hand", "in_transit_in", "in_transit_out")
+        }
+
+    lines = (Line("T-1", Decimal(6)),)
+    await run(
+        service,
+        DispatchTransfer(
+            transfer_id=transfer,
+            from_store=source,
+            to_store=destination,
+            lines=lines,
+            occurred_at=now(),
+            now=now(),
+        ),
+    )
+    assert await quantities(source) == {"on_hand": 4, "in_transit_in": 0, "in_transit_out": 6}
+    assert await quantities(destination) == {"on_hand": 0, "in_transit_in": 6, "in_transit_out": 0}
+
+    half = (Line("T-1", Decimal(3)),)
+    await run(
+        service, ReceiveTransfer(transfer_id=transfer, lines=half, occurred_at=now(), now=now())
+    )
+    assert await quantities(source) == {"on_hand": 4, "in_transit_in": 0, "in_transit_out": 3}
+    assert await quantities(destination) == {"on_hand": 3, "in_transit_in": 3, "in_transit_out": 0}
+
+    await run(service, CancelTransfer(transfer_id=transfer, occurred_at=now(), now=now()))
+    assert await quantities(source) == {"on_hand": 7, "in_transit_in": 0, "in_transit_out": 0}
+    assert await quantities(destination) == {"on_hand": 3, "in_transit_in": 0, "in_transit_out": 0}
+
+
+async def test_folding_each_stream_reproduces_the_state_stored_beside_it(
+    service: CommandService, resources: Resources, store_id: str
+) -> None:
+    await stocked_store(service, store_id, {"F-1": 7, "F-2": 3})
+    await run(service, sale(store_id, "f-1", ("F-1", 2), ("F-2", 1)))
+    codec = Codec(ALL_EVENTS)
+    async with resources.primary.connection() as conn:
+        rows = await (
+            await conn.execute(
+                "SELECT stream, state::text FROM streams WHERE stream LIKE %s OR stream LIKE %s",
+                (f"stock-{store_id}-%", f"sale-{store_id}-%"),
+            )
+        ).fetchall()
+        assert len(rows) == 3
+        for stream, state in rows:
+            events = await (
+                await conn.execute(
+                    "SELECT type, data::text FROM events WHERE stream = %s ORDER BY version",
+                    (stream,),
+                )
+            ).fetchall()
+            folded = fold(initial_state(stream), [codec.decode(t, d) for t, d in events])
+            assert folded == decode_state(stream, state)
