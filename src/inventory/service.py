@@ -25,9 +25,9 @@ from inventory.domain.commands import Command
 from inventory.domain.context import Change, Context, Head, StreamNotInContext
 from inventory.domain.decider import decide, document_stream, streams_of
 from inventory.domain.errors import CommandRejected, VersionConflict
-from inventory.domain.events import ALL_EVENTS
-from inventory.domain.state import ProductState, decode_state, level_of
-from inventory.domain.streams import kind_of, product_stream, stock_stream
+from inventory.domain.events import ALL_EVENTS, Event
+from inventory.domain.state import ProductState, TransferState, decode_state, level_of
+from inventory.domain.streams import kind_of, product_stream, stock_stream, transfer_stream
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.errors import WrongExpectedVersion
 from inventory.eventstore.store import EventStore, NewEvent, Recorded, StreamHead, StreamWrite
@@ -132,6 +132,7 @@ class Decision:
     result: CommandResult
     after: Context
     partitions: frozenset[str | None]
+    events: tuple[Event, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -159,8 +160,20 @@ class CommandService:
     """Runs commands against the event store on the primary."""
 
     pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]
-    wake: Callable[[Iterable[str | None]], None] | None = None
+    after_commit: Callable[[Decision], None] | None = None
+    """Runs (in a thread) after each accepted command commits: wake-ups, expiry timers."""
     store: EventStore = field(default_factory=lambda: EventStore(Codec(ALL_EVENTS)))
+
+    async def transfer_stores(self, transfer_id: str) -> tuple[str, str] | None:
+        """A transfer's source and destination, or None when it does not exist."""
+        stream = transfer_stream(transfer_id)
+        async with self.pool.connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+            await cur.execute(READ_DOCUMENT, (stream,))
+            row = await cur.fetchone()
+        state = decode_state(stream, row[1] if row else None)
+        if not isinstance(state, TransferState) or not state.exists:
+            return None
+        return state.from_store, state.to_store
 
     async def handle(
         self,
@@ -179,8 +192,8 @@ class CommandService:
                     raise
                 log.info("command rerun", attempt=attempt, reason=type(error).__name__)
                 continue
-            if outcome.decision is not None and self.wake is not None:
-                await asyncio.to_thread(self.wake, outcome.decision.partitions)
+            if outcome.decision is not None and self.after_commit is not None:
+                await asyncio.to_thread(self.after_commit, outcome.decision)
             return outcome
         raise AssertionError("unreachable")
 
@@ -243,7 +256,8 @@ class CommandService:
                 ],
             ) from None
         partitions = frozenset(change.store for change in changes)
-        return Decision(_result(command_id, recorded, changes, after), after, partitions)
+        result = _result(command_id, recorded, changes, after)
+        return Decision(result, after, partitions, tuple(change.event for change in changes))
 
 
 async def _replay(

@@ -19,11 +19,16 @@ from litestar.exceptions import (
 )
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
+    HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     HTTP_422_UNPROCESSABLE_ENTITY,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
+
+from inventory.domain.errors import CommandRejected, NotFound, ValidationRejected
+from inventory.service import IdempotencyKeyReused
 
 log = structlog.get_logger(__name__)
 
@@ -109,6 +114,26 @@ def problem_response(
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def rejection(error: CommandRejected) -> tuple[int, Problem]:
+    """The status and problem details of a command the domain refused."""
+    match error:
+        case NotFound():
+            status = HTTP_404_NOT_FOUND
+        case ValidationRejected():
+            status = HTTP_422_UNPROCESSABLE_ENTITY
+        case _:
+            status = HTTP_409_CONFLICT
+    problem = Problem(
+        type=f"urn:inventory:problem:{error.code}",
+        title=TITLES[status],
+        status=status,
+        detail=error.detail,
+        code=error.code,
+        errors=error.errors or None,
+    )
+    return status, problem
+
+
 def _validation(exc: ValidationException) -> Response[Problem]:
     extra = exc.extra if isinstance(exc.extra, list) else []
     detail = str(exc.detail)
@@ -129,6 +154,11 @@ def handle_exception(  # noqa: PLR0911 - one arm per kind of error, read as a ta
 ) -> Response[Problem]:
     """Map any exception to a problem response; unexpected ones are logged, never leaked."""
     match exc:
+        case CommandRejected():
+            status, problem = rejection(exc)
+            return Response(problem, status_code=status, media_type=PROBLEM_JSON)
+        case IdempotencyKeyReused():
+            return problem_response(HTTP_422_UNPROCESSABLE_ENTITY, exc.code, str(exc))
         case ApiError():
             return problem_response(
                 exc.status, exc.code, exc.detail, errors=exc.errors, headers=exc.headers

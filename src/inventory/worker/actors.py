@@ -11,6 +11,7 @@ from psycopg_pool import ConnectionPool
 from inventory.projectors.engine import lags, project
 from inventory.projectors.registry import PROJECTORS
 from inventory.runtime.settings import Settings
+from inventory.worker import reservations
 
 log = structlog.get_logger(__name__)
 
@@ -73,23 +74,27 @@ def sweep() -> int:
     return total
 
 
-def _sweep_forever(interval: float, stop: threading.Event) -> None:
-    while not stop.wait(interval):
+def _sweep_forever(settings: Settings, stop: threading.Event) -> None:
+    while not stop.wait(settings.sweep_interval_seconds):
         try:
             applied = sweep()
-        except Exception:  # the sweep must outlive a replica restart
+            overdue = reservations.sweep_overdue(settings.primary_url)
+        except Exception:  # the sweep must outlive a replica or primary restart
             log.exception("sweep failed; retrying next interval")
             continue
         if applied:
             log.info("sweep projected events a wake-up missed", events=applied)
+        if overdue:
+            log.info("sweep found reservations past their expiry", reservations=overdue)
 
 
 def start_background(settings: Settings, stop: threading.Event) -> None:
     """Start the periodic sweep; it runs until `stop` is set."""
     configure(settings)
+    reservations.configure(settings)
     thread = threading.Thread(
         target=_sweep_forever,
-        args=(settings.sweep_interval_seconds, stop),
+        args=(settings, stop),
         name="projection-sweep",
         daemon=True,
     )

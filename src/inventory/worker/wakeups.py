@@ -1,10 +1,14 @@
-"""Wake-ups sent after a command commits: one message per store the command touched."""
+"""What follows a commit: wake-ups (one message per store touched) and expiry reminders."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import structlog
+
+if TYPE_CHECKING:
+    from inventory.service import Decision
 
 log = structlog.get_logger(__name__)
 
@@ -21,3 +25,11 @@ def wake(partitions: Iterable[str | None]) -> None:
             log.warning(
                 "wake-up not sent; the sweep will catch up", partition=partition, error=str(error)
             )
+
+
+def after_commit(decision: Decision) -> None:
+    """Everything the command service does once a command has committed."""
+    from inventory.worker import reservations  # noqa: PLC0415 - needs the broker
+
+    wake(decision.partitions)
+    reservations.schedule(decision)

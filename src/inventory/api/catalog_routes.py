@@ -1,0 +1,232 @@
+"""Products and stores: commands on the primary; reads from the primary's stream states
+until the read side serves them from the replica."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, patch, post
+from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import JSONBody, Parameter
+from psycopg.rows import tuple_row
+
+from inventory.api import schemas
+from inventory.api.commands import (
+    IdempotencyKey,
+    now,
+    product_responder,
+    run_command,
+    store_responder,
+)
+from inventory.api.errors import ApiError, Problem
+from inventory.api.stock_routes import actor_of
+from inventory.domain import commands as domain
+from inventory.domain.state import ProductState, StoreState, decode_state
+from inventory.domain.streams import product_stream, store_stream
+from inventory.security.policy import RouteClass, protect
+from inventory.security.principal import Principal
+
+ApiRequest = Request[Principal, Any, State]
+
+Limit = Annotated[int, Parameter(ge=1, le=1000, description="Page size (default 100).")]
+Cursor = Annotated[str | None, Parameter(description="`next_cursor` of the previous page.")]
+
+PRODUCTS = """
+SELECT stream, version, state::text FROM streams
+WHERE stream LIKE 'product-%%' AND stream > %s AND version > 0
+  AND (%s::text IS NULL OR state->>'sku' ILIKE %s OR state->>'name' ILIKE %s
+       OR state->>'barcode' = %s)
+ORDER BY stream LIMIT %s
+"""
+STORES = """
+SELECT stream, version, state::text FROM streams
+WHERE stream LIKE 'store-%%' AND stream > %s AND version > 0
+  AND (%s::text[] IS NULL OR stream = ANY(%s::text[]))
+ORDER BY stream LIMIT %s
+"""
+ONE = "SELECT version, state::text FROM streams WHERE stream = %s AND version > 0"
+
+WRITE_RESPONSES = {
+    409: ResponseSpec(Problem, description="product_exists / store_exists"),
+    422: ResponseSpec(Problem, description="validation_failed"),
+}
+
+
+def _cursor(raw: str | None) -> str:
+    if raw is None:
+        return ""
+    try:
+        return base64.urlsafe_b64decode(raw.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(422, "validation_failed", "The cursor is not one this API issued.") from None
+
+
+def _next(rows: list[tuple[str, int, str]], limit: int) -> str | None:
+    if len(rows) < limit:
+        return None
+    return base64.urlsafe_b64encode(rows[-1][0].encode()).decode()
+
+
+def _like(q: str | None) -> str | None:
+    if q is None:
+        return None
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class CatalogController(Controller):
+    """The product catalog and the stores."""
+
+    path = "/v1"
+    tags = ("catalog",)
+
+    @post(
+        "/products",
+        summary="Register a product",
+        status_code=201,
+        **protect(RouteClass.CATALOG_WRITE, responses=WRITE_RESPONSES),
+    )
+    async def register_product(
+        self,
+        request: ApiRequest,
+        data: JSONBody[schemas.NewProduct],
+        key: str | None = IdempotencyKey,
+    ) -> Response[schemas.Product]:
+        """A new SKU; `decimals` (0-3) fixes how exact its quantities are, for good."""
+        command = domain.RegisterProduct(
+            sku=data.sku,
+            name=data.name,
+            description=data.description,
+            barcode=data.barcode,
+            unit=data.unit,
+            decimals=data.decimals,
+            category=data.category,
+            now=now(),
+        )
+        responder = product_responder(data.sku, 201)
+        return await run_command(
+            request, actor_of(request), command, data, key=key, responder=responder
+        )
+
+    @patch(
+        "/products/{sku:str}",
+        summary="Change a product",
+        **protect(RouteClass.CATALOG_WRITE, responses={404: ResponseSpec(Problem)}),
+    )
+    async def update_product(
+        self,
+        request: ApiRequest,
+        sku: str,
+        data: JSONBody[schemas.ProductChanges],
+        key: str | None = IdempotencyKey,
+    ) -> Response[schemas.Product]:
+        """Name, description, barcode or category; absent fields stay as they are."""
+        command = domain.UpdateProduct(
+            sku=sku,
+            name=data.name,
+            description=data.description,
+            barcode=data.barcode,
+            category=data.category,
+            now=now(),
+        )
+        return await run_command(
+            request, actor_of(request), command, data, key=key, responder=product_responder(sku)
+        )
+
+    @get("/products", summary="List products", **protect(RouteClass.CATALOG_READ))
+    async def list_products(
+        self, state: State, q: str | None = None, cursor: Cursor = None, limit: Limit = 100
+    ) -> schemas.Page[schemas.Product]:
+        """Products by SKU; `q` matches SKU or name (substring) or barcode (exact)."""
+        like = _like(q)
+        async with state.resources.primary.connection() as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(PRODUCTS, (_cursor(cursor), q, like, like, q, limit))
+            rows = await cur.fetchall()
+        items = [_product(stream, version, raw) for stream, version, raw in rows]
+        return schemas.Page(items, _next(rows, limit))
+
+    @get(
+        "/products/{sku:str}",
+        summary="One product",
+        **protect(RouteClass.CATALOG_READ, responses={404: ResponseSpec(Problem)}),
+    )
+    async def get_product(self, state: State, sku: str) -> schemas.Product:
+        """The product, or 404 `product_not_found`."""
+        row = await _one(state, product_stream(sku))
+        if row is None:
+            raise ApiError(404, "product_not_found", f"No product has the SKU {sku!r}.")
+        return _product(product_stream(sku), *row)
+
+    @post(
+        "/stores",
+        summary="Open a store",
+        status_code=201,
+        **protect(RouteClass.CATALOG_WRITE, responses=WRITE_RESPONSES),
+    )
+    async def open_store(
+        self,
+        request: ApiRequest,
+        data: JSONBody[schemas.NewStore],
+        key: str | None = IdempotencyKey,
+    ) -> Response[schemas.Store]:
+        """A store with its time zone and negative-stock policy (`deny` by default)."""
+        command = domain.OpenStore(
+            store_id=data.id,
+            name=data.name,
+            location=data.location,
+            timezone=data.timezone,
+            negative_stock=data.negative_stock,
+            now=now(),
+        )
+        return await run_command(
+            request, actor_of(request), command, data, key=key, responder=store_responder(data.id)
+        )
+
+    @get("/stores", summary="List stores", **protect(RouteClass.CATALOG_READ))
+    async def list_stores(
+        self, request: ApiRequest, state: State, cursor: Cursor = None, limit: Limit = 100
+    ) -> schemas.Page[schemas.Store]:
+        """The stores in the caller's scope."""
+        scope = request.user.scoped(None)
+        streams = None if scope is None else [store_stream(store) for store in scope]
+        async with state.resources.primary.connection() as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(STORES, (_cursor(cursor), streams, streams, limit))
+            rows = await cur.fetchall()
+        items = [_store(stream, version, raw) for stream, version, raw in rows]
+        return schemas.Page(items, _next(rows, limit))
+
+    @get(
+        "/stores/{store:str}",
+        summary="One store",
+        **protect(RouteClass.CATALOG_READ, store="store", responses={404: ResponseSpec(Problem)}),
+    )
+    async def get_store(self, state: State, store: str) -> schemas.Store:
+        """The store, or 404 `store_not_found`."""
+        row = await _one(state, store_stream(store))
+        if row is None:
+            raise ApiError(404, "store_not_found", f"No store has the id {store!r}.")
+        return _store(store_stream(store), *row)
+
+
+async def _one(state: State, stream: str) -> tuple[int, str] | None:
+    async with state.resources.primary.connection() as conn:
+        cur = conn.cursor(row_factory=tuple_row)
+        await cur.execute(ONE, (stream,))
+        row: tuple[int, str] | None = await cur.fetchone()
+    return row
+
+
+def _product(stream: str, version: int, raw: str) -> schemas.Product:
+    product = decode_state(stream, raw)
+    assert isinstance(product, ProductState)
+    return schemas.Product.of(product, version)
+
+
+def _store(stream: str, version: int, raw: str) -> schemas.Store:
+    store = decode_state(stream, raw)
+    assert isinstance(store, StoreState)
+    return schemas.Store.of(store, version)

@@ -1,0 +1,118 @@
+"""Reservation expiry: a delayed message at `expires_at`, and a sweep for lost ones.
+
+A message is only a reminder: the ExpireReservation command decides on the reservation's
+state, so a duplicate, a late message, or one for a reservation released meanwhile
+changes nothing. The sweep asks the primary for active reservations past their expiry
+and sends a reminder for each, so a worker restart or a lost Redis loses none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import dramatiq
+import psycopg
+import structlog
+from psycopg_pool import AsyncConnectionPool
+
+from inventory.domain.commands import ExpireReservation
+from inventory.domain.errors import CommandRejected
+from inventory.domain.events import ReservationPlaced
+from inventory.runtime.settings import Settings
+from inventory.service import Actor, CommandService, Decision
+from inventory.worker.wakeups import wake
+
+log = structlog.get_logger(__name__)
+
+EXPIRY = Actor(
+    id="system:reservation-expiry", kind="system", name="reservation expiry", role="system"
+)
+
+# Indexed by migrations/0008_reservation_expiry.sql.
+OVERDUE = """
+SELECT state->>'store_id', state->>'reservation_id' FROM streams
+WHERE stream LIKE 'reservation-%' AND state->>'status' = 'active'
+  AND (state->>'expires_at')::timestamptz <= now()
+ORDER BY (state->>'expires_at')::timestamptz
+LIMIT 1000
+"""
+
+_settings: Settings | None = None
+_services: dict[int, CommandService] = {}
+_lock = threading.Lock()
+
+
+def configure(settings: Settings) -> None:
+    """Give the actor its settings; its primary pool opens on first use, on its loop."""
+    global _settings  # noqa: PLW0603 - one worker process, one configuration
+    _settings = settings
+
+
+async def _service() -> CommandService:
+    # One pool per event loop: the AsyncIO middleware runs async actors on its own loop.
+    loop = id(asyncio.get_running_loop())
+    with _lock:
+        service = _services.get(loop)
+    if service is None:
+        if _settings is None:
+            raise RuntimeError("reservation actors used before configure()")
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            _settings.primary_url, min_size=1, max_size=4, name="worker-primary", open=False
+        )
+        await pool.open()
+        service = CommandService(pool, after_commit=lambda decision: wake(decision.partitions))
+        with _lock:
+            _services[loop] = service
+    return service
+
+
+@dramatiq.actor(queue_name="reservations", max_retries=20, min_backoff=1_000, max_backoff=60_000)
+async def expire_reservation(store_id: str, reservation_id: str) -> None:
+    """Expire the reservation if it is still active and due; otherwise do nothing."""
+    structlog.contextvars.bind_contextvars(store=store_id, reservation=reservation_id)
+    at = datetime.now(UTC)
+    command = ExpireReservation(
+        store_id=store_id, reservation_id=reservation_id, occurred_at=at, now=at
+    )
+    service = await _service()
+    try:
+        await service.handle(command, EXPIRY, _Silent())
+    except CommandRejected as refused:
+        log.info("reservation not expired", code=refused.code, detail=refused.detail)
+        return
+    log.info("reservation expired")
+
+
+class _Silent:
+    """Expiry has no client to answer: nothing is stored (no idempotency key)."""
+
+    def accepted(self, decision: Decision) -> tuple[int, bytes]:
+        return 201, b""
+
+    def rejected(self, error: CommandRejected) -> tuple[int, bytes]:
+        return 409, b""
+
+
+def schedule(decision: Decision) -> None:
+    """After a commit: a reminder at `expires_at` for each reservation the command placed."""
+    for event in decision.events:
+        if isinstance(event, ReservationPlaced) and event.expires_at is not None:
+            delay = max(0, int((event.expires_at - datetime.now(UTC)).total_seconds() * 1000))
+            try:
+                expire_reservation.send_with_options(
+                    args=(event.store_id, event.reservation_id), delay=delay
+                )
+            except Exception as error:  # noqa: BLE001 - the commit stands; the sweep expires it
+                log.warning("expiry not scheduled; the sweep will expire it", error=str(error))
+
+
+def sweep_overdue(primary_url: str) -> int:
+    """Send a reminder for every active reservation past `expires_at`; returns how many."""
+    with psycopg.connect(primary_url, autocommit=True) as conn:
+        rows = conn.execute(OVERDUE).fetchall()
+    for store_id, reservation_id in rows:
+        expire_reservation.send(store_id, reservation_id)
+    return len(rows)
