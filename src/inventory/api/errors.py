@@ -24,6 +24,19 @@ from litestar.status_codes import (
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
+from litestar.types import Receive, Scope, Send
+
+from inventory.security.errors import (
+    ApiKeyNotFound,
+    Forbidden,
+    InvalidCredentials,
+    RateLimited,
+    SecurityError,
+    Unauthorized,
+    UnknownStores,
+    UserExists,
+    UserNotFound,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -124,11 +137,45 @@ def _validation(exc: ValidationException) -> Response[Problem]:
     )
 
 
+def _security(exc: SecurityError) -> Response[Problem]:  # noqa: PLR0911 - a table
+    match exc:
+        case Unauthorized():
+            challenge = 'Bearer error="invalid_token"' if exc.invalid else "Bearer"
+            return problem_response(
+                401, "unauthorized", str(exc), headers={"WWW-Authenticate": challenge}
+            )
+        case InvalidCredentials():
+            return problem_response(401, "invalid_credentials", str(exc), headers=exc.headers)
+        case Forbidden():
+            return problem_response(403, "forbidden", str(exc))
+        case RateLimited():
+            return problem_response(429, "rate_limited", str(exc), headers=exc.decision.headers())
+        case UserExists():
+            return problem_response(409, "user_exists", str(exc))
+        case UnknownStores():
+            errors = [{"field": "stores", "message": f"unknown store id {s!r}"} for s in exc.stores]
+            return problem_response(422, "validation_failed", str(exc), errors=errors)
+        case UserNotFound():
+            return problem_response(404, "user_not_found", str(exc))
+        case ApiKeyNotFound():
+            return problem_response(404, "api_key_not_found", str(exc))
+    return problem_response(403, "forbidden", str(exc))
+
+
+async def send_problem(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """Answer a raw ASGI call with the problem response for `exc` (for our middleware)."""
+    request: Request[Any, Any, Any] = Request(scope, receive, send)
+    response = handle_exception(request, exc)
+    await response.to_asgi_response(app=None, request=request)(scope, receive, send)
+
+
 def handle_exception(  # noqa: PLR0911 - one arm per kind of error, read as a table
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[Problem]:
     """Map any exception to a problem response; unexpected ones are logged, never leaked."""
     match exc:
+        case SecurityError():
+            return _security(exc)
         case ApiError():
             return problem_response(
                 exc.status, exc.code, exc.detail, errors=exc.errors, headers=exc.headers
