@@ -120,9 +120,9 @@ def _projections(args: argparse.Namespace) -> int:
         raise ConfigurationError(str(error.args[0])) from None
 
 
-def _stores(raw: str) -> list[str]:
+def _stores(raw: str, role: Role) -> list[str]:
     stores = [part.strip() for part in raw.split(",") if part.strip()]
-    problems = check_scope(stores)
+    problems = check_scope(stores, role)
     if problems:
         raise ConfigurationError(f"--stores: {'; '.join(problems)}")
     return stores
@@ -149,7 +149,7 @@ def _users(args: argparse.Namespace) -> int:
     if not USERNAME.match(args.username):
         raise ConfigurationError("usernames are 1-64 letters, digits and . _ @ -")
     settings = Settings.from_env()
-    stores = _stores(args.stores)
+    stores = _stores(args.stores, Role(args.role))
     password = _read_password(args.password_stdin)
     user = bootstrap.create_user(
         settings.primary_url, args.username, password, Role(args.role), stores
@@ -172,7 +172,7 @@ def _keys(args: argparse.Namespace) -> int:
         print(f"revoked API key {key_id}")  # noqa: T201
         return 0
     created = bootstrap.create_key(
-        settings.primary_url, args.name, Role(args.role), _stores(args.stores)
+        settings.primary_url, args.name, Role(args.role), _stores(args.stores, Role(args.role))
     )
     print(f"created API key {created.record.id} ({created.record.role}); it is shown only now:")  # noqa: T201
     print(created.key)  # noqa: T201

@@ -14,7 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, Parameter
 
 from inventory.api.auth import client_ip_of
-from inventory.api.errors import Problem
+from inventory.api.errors import ApiError, Problem
 from inventory.security import identity
 from inventory.security.context import Security
 from inventory.security.errors import InvalidCredentials, RateLimited
@@ -110,10 +110,8 @@ def _actor(request: ApiRequest) -> Actor:
     return Actor.of(request.user, request_id)
 
 
-def _scope_errors(stores: list[str]) -> None:
-    from inventory.api.errors import ApiError  # noqa: PLC0415 - avoids a cycle at import
-
-    problems = check_scope(stores)
+def _scope_errors(stores: list[str], role: Role) -> None:
+    problems = check_scope(stores, role)
     if problems:
         errors = [{"field": "stores", "message": problem} for problem in problems]
         raise ApiError(422, "validation_failed", "; ".join(problems), errors=errors)
@@ -171,7 +169,7 @@ class IdentityController(Controller):
     )
     async def create_user(self, request: ApiRequest, state: State, data: JSONBody[NewUser]) -> User:
         """201 with the user (no password); 409 `user_exists`; 422 for unknown stores."""
-        _scope_errors(data.stores)
+        _scope_errors(data.stores, data.role)
         async with state.resources.primary.connection() as conn:
             record = await identity.create_user(
                 conn,
@@ -218,7 +216,7 @@ class IdentityController(Controller):
         self, request: ApiRequest, state: State, data: JSONBody[NewApiKey]
     ) -> CreatedApiKey:
         """201 with the key's secret, shown this once; only its hash is stored."""
-        _scope_errors(data.stores)
+        _scope_errors(data.stores, data.role)
         async with state.resources.primary.connection() as conn:
             created = await identity.create_key(
                 conn, _actor(request), name=data.name, role=data.role, stores=data.stores

@@ -52,9 +52,12 @@ class Principal:
         return [store for store in stores if self.in_scope(store)]
 
 
-def check_scope(stores: list[str]) -> list[str]:
-    """Problems with a requested scope: empty, `*` mixed with ids, or malformed ids."""
+def check_scope(stores: list[str], role: Role | None = None) -> list[str]:
+    """Problems with a requested scope: empty, `*` mixed with ids, malformed ids, or an
+    admin limited to some stores (an admin can do everything, so its scope is `["*"]`)."""
     problems = []
+    if role is Role.ADMIN and stores != [ALL_STORES]:
+        problems.append('an admin\'s stores are ["*"]: the role covers every store')
     if not stores:
         problems.append('stores must list at least one store id, or be ["*"]')
     if ALL_STORES in stores and len(stores) > 1:
