@@ -127,6 +127,9 @@ def _validation(exc: ValidationException) -> Response[Problem]:
     detail = str(exc.detail)
     if "JSON" in detail and ("malformed" in detail.lower() or "decode" in detail.lower()):
         return problem_response(HTTP_400_BAD_REQUEST, "invalid_json", "The body is not valid JSON.")
+    if any(item.get("key") == "data" and item.get("message") == "'data'" for item in extra):
+        # Litestar's way of saying the body is missing: an empty body is not JSON either.
+        return problem_response(HTTP_400_BAD_REQUEST, "invalid_json", "The body is empty.")
     errors = [
         {"field": item.get("key"), "message": item.get("message")}
         for item in extra
@@ -184,6 +187,10 @@ def handle_exception(  # noqa: PLR0911 - one arm per kind of error, read as a ta
             return _validation(exc)
         case NotAuthorizedException() | PermissionDeniedException() | NotFoundException():
             return problem_response(exc.status_code, DEFAULT_CODES[exc.status_code], exc.detail)
+        case HTTPException() if str(exc.detail).startswith("JSON is malformed"):
+            return problem_response(
+                HTTP_400_BAD_REQUEST, "invalid_json", "The body is not valid JSON."
+            )
         case HTTPException() if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
             return problem_response(
                 exc.status_code, "body_too_large", "The request body is larger than 1 MiB."

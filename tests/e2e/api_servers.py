@@ -1,0 +1,99 @@
+"""`inventory serve` processes for tests, and the principals and stores they need."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from inventory.runtime.processes import free_port
+from inventory.runtime.settings import Settings
+from inventory.security import bootstrap
+from inventory.security.principal import Role
+
+# Tests call from one IP; they must not run into the anonymous budget by accident.
+TEST_ENV = {"INVENTORY_RATE_LIMIT_ANONYMOUS": "100000/60", "INVENTORY_LOG_JSON": "1"}
+
+
+class ApiServer:
+    """One `inventory serve` on a free port, its output in a log file."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.log = log
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        with log.open("ab") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "inventory", "serve", "--port", str(self.port)],
+                env={**os.environ, **env},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_live(self, timeout: float = 30) -> None:
+        """Poll /health/live until it answers."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"inventory serve exited:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.base_url}/health/live", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"inventory serve not live:\n{self.log.read_text()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """SIGTERM and wait."""
+        self.process.terminate()
+        self.process.wait(30)
+
+
+@contextmanager
+def api_servers(
+    server_env: dict[str, str], folder: Path, count: int = 2, **extra: str
+) -> Iterator[list[ApiServer]]:
+    """`count` API processes sharing the session's servers and a fresh Redis namespace."""
+    env = {
+        **server_env,
+        **TEST_ENV,
+        "INVENTORY_REDIS_NAMESPACE": f"test-{uuid.uuid4().hex[:8]}",
+        **extra,
+    }
+    servers = [ApiServer(env, folder / f"api-{index}.log") for index in range(count)]
+    try:
+        for server in servers:
+            server.wait_live()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def api_key(settings: Settings, role: Role, stores: list[str], name: str = "test") -> str:
+    """A new API key (created as the CLI does)."""
+    return bootstrap.create_key(settings.primary_url, name, role, stores).key
+
+
+def open_store(settings: Settings, store_id: str) -> None:
+    """Make `store_id` a known store: its `store-{id}` stream exists on the primary."""
+    with psycopg.connect(settings.primary_url) as conn:
+        conn.execute(
+            "INSERT INTO streams (stream, version) VALUES (%s, 1) ON CONFLICT DO NOTHING",
+            (f"store-{store_id}",),
+        )
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header for `token`."""
+    return {"Authorization": f"Bearer {token}"}
