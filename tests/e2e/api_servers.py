@@ -8,6 +8,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -81,8 +82,10 @@ def api_servers(
 
 
 def api_key(settings: Settings, role: Role, stores: list[str], name: str = "test") -> str:
-    """A new API key (created as the CLI does)."""
-    return bootstrap.create_key(settings.primary_url, name, role, stores).key
+    """A new API key (created as the CLI does; on a thread, so async tests may call it)."""
+    with ThreadPoolExecutor(1) as pool:
+        created = pool.submit(bootstrap.create_key, settings.primary_url, name, role, stores)
+        return created.result().key
 
 
 def open_store(settings: Settings, store_id: str) -> None:
