@@ -18,6 +18,7 @@ from inventory.runtime.logging import configure_logging
 from inventory.runtime.migrations import MigrationError
 from inventory.runtime.processes import RuntimeFailure, port_is_free
 from inventory.runtime.settings import ConfigurationError, Settings, home_from_env
+from inventory.security.context import CACHE_SECONDS
 from inventory.security.errors import SecurityError
 from inventory.security.passwords import password_problem
 from inventory.security.principal import ROLES, Role, check_scope
@@ -168,8 +169,16 @@ def _keys(args: argparse.Namespace) -> int:
             key_id = str(uuid.UUID(args.id))
         except ValueError:
             raise ConfigurationError(f"{args.id!r} is not an API key id") from None
-        bootstrap.revoke_key(settings.primary_url, key_id)
+        signalled = bootstrap.revoke_key(
+            settings.primary_url, key_id, settings.redis_url, settings.redis_namespace
+        )
         print(f"revoked API key {key_id}")  # noqa: T201
+        if not signalled:
+            print(  # noqa: T201
+                f"warning: Redis unreachable; API processes may accept the key for up to "
+                f"{CACHE_SECONDS:.0f} s",
+                file=sys.stderr,
+            )
         return 0
     created = bootstrap.create_key(
         settings.primary_url, args.name, Role(args.role), _stores(args.stores, Role(args.role))

@@ -28,6 +28,7 @@ class ApiServer:
     """One `inventory serve` on a free port, its output in a log file."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
         self.port = free_port()
         self.log = log
         self.base_url = f"http://127.0.0.1:{self.port}"

@@ -86,7 +86,9 @@ def test_a_key_is_printed_once_and_revoked_from_the_command_line(
     key = created.stdout.strip().splitlines()[-1]
     assert httpx.get(f"{api.base_url}/v1/me", headers=bearer(key)).json()["id"] == key_id
 
-    revoked = inventory("keys", "revoke", key_id, env=server_env)
+    # The CLI tells API processes through Redis, under their namespace.
+    namespace = {"INVENTORY_REDIS_NAMESPACE": api.env["INVENTORY_REDIS_NAMESPACE"]}
+    revoked = inventory("keys", "revoke", key_id, env={**server_env, **namespace})
 
     assert revoked.returncode == 0, revoked.stderr
     assert key not in revoked.stdout

@@ -16,9 +16,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from inventory.api.errors import send_problem
 from inventory.security.authentication import bearer_token
 from inventory.security.context import Security
-from inventory.security.errors import RateLimited, SecurityError, Unauthorized
-from inventory.security.principal import Principal
-from inventory.security.ratelimit import Decision
+from inventory.security.errors import SecurityError
 
 EXEMPT_PREFIXES = ("/health", "/metrics")
 
@@ -32,19 +30,6 @@ def client_ip_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     """The client IP the middleware settled on, for a request or a WebSocket."""
     ip: str = connection.scope.get("state", {}).get("client_ip", "unknown")
     return ip
-
-
-async def _identify(security: Security, scope: Scope, ip: str) -> tuple[Principal | None, Decision]:
-    try:
-        token = bearer_token(scope["headers"])
-        principal = await security.authenticator.authenticate(token, ip) if token else None
-    except Unauthorized:
-        # Failed credentials spend the anonymous budget of the IP: guessing is throttled.
-        decision = await security.limiter.check_request(None, ip)
-        if not decision.allowed:
-            raise RateLimited(decision) from None
-        raise
-    return principal, await security.limiter.check_request(principal, ip)
 
 
 def security_middleware(app: ASGIApp) -> ASGIApp:
@@ -63,9 +48,7 @@ def security_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         try:
-            principal, decision = await _identify(security, scope, ip)
-            if not decision.allowed:
-                raise RateLimited(decision)
+            principal, decision = await security.identify(bearer_token(scope["headers"]), ip)
         except SecurityError as error:
             await send_problem(scope, receive, send, error)
             return

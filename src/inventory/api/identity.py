@@ -206,6 +206,7 @@ class IdentityController(Controller):
         """204; the user's tokens are refused from the next request on, in every process."""
         async with state.resources.primary.connection() as conn:
             await identity.delete_user(conn, _actor(request), str(user_id))
+        await _security(state).identities_changed()
 
     @post(
         "/api-keys",
@@ -237,3 +238,4 @@ class IdentityController(Controller):
         """204; the key is refused from the next request on, in every API process."""
         async with state.resources.primary.connection() as conn:
             await identity.revoke_key(conn, _actor(request), str(key_id))
+        await _security(state).identities_changed()
