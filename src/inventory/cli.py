@@ -28,6 +28,8 @@ environment:
   INVENTORY_PRIMARY_URL   postgresql:// URL of the primary (event store), as the app role
   INVENTORY_REPLICA_URL   postgresql:// URL of the replica (read models), as the app role
   INVENTORY_REDIS_URL     redis:// URL (rate limits, broker, live feed)
+  INVENTORY_JWT_SECRET    key that signs access tokens (serve)
+  INVENTORY_REDIS_NAMESPACE  prefix of Redis keys; the same as the API's (keys revoke)
   INVENTORY_LOG_LEVEL     DEBUG, INFO (default), WARNING or ERROR
   INVENTORY_LOG_JSON      1 for JSON lines, 0 for readable ones (default: JSON off a terminal)
 """
@@ -44,7 +46,9 @@ MIGRATE_ENV = (
 
 DEV_ENV = """\
 environment:
-  INVENTORY_HOME  folder for the embedded servers' data (default: ./.inventory)
+  INVENTORY_HOME            folder for the embedded servers' data (default: ./.inventory)
+  INVENTORY_ADMIN_PASSWORD  password of the admin user created on first start
+                            (default: generated and printed once)
 """
 
 FAILURES = (
