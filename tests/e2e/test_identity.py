@@ -266,6 +266,19 @@ def test_expired_and_tampered_tokens_are_401(
         assert_problem(a.get("/v1/me", headers=bearer(bad)), 401, "unauthorized")
 
 
+def test_a_token_is_refused_once_it_expires_even_when_cached(
+    a: httpx.Client, admin: str, settings: Settings
+) -> None:
+    user = new_user(a, admin)
+    assert settings.jwt_secret is not None
+    token = issue_token(settings.jwt_secret, str(user["id"]), 2)
+    assert a.get("/v1/me", headers=bearer(token)).status_code == 200
+
+    time.sleep(2.5)
+
+    assert_problem(a.get("/v1/me", headers=bearer(token)), 401, "unauthorized")
+
+
 BAD_USERS = [
     ({"username": "x", "password": PASSWORD, "role": "owner", "stores": ["*"]}, "unknown role"),
     ({"username": "x", "password": PASSWORD, "role": "clerk", "stores": []}, "no stores"),

@@ -10,6 +10,7 @@ import pytest
 from inventory.runtime.settings import Budget, ConfigurationError, Settings
 from inventory.security import api_keys
 from inventory.security.client_ip import client_ip, parse_networks
+from inventory.security.context import PrincipalCache
 from inventory.security.passwords import hash_password, verify_password
 from inventory.security.principal import Principal, Role, check_scope
 from inventory.security.ratelimit import Decision
@@ -185,3 +186,14 @@ def server_env_minimal() -> dict[str, str]:
         "INVENTORY_REPLICA_URL": "postgresql://u:p@localhost:5433/db",
         "INVENTORY_REDIS_URL": "redis://localhost:6379/0",
     }
+
+
+def test_a_cached_principal_never_outlives_its_token() -> None:
+    cache = PrincipalCache()
+    caller = Principal("u", "user", "ann", Role.VIEWER, ("*",), "127.0.0.1")
+    cache.put(b"live", caller, 1, None)
+    cache.put(b"expired", caller, 1, time.time() - 1)
+
+    live = cache.get(b"live")
+    assert live is not None and live.epoch == 1
+    assert cache.get(b"expired") is None

@@ -54,14 +54,21 @@ class Authenticator:
 
     async def authenticate(self, token: str, ip: str) -> Principal:
         """The live principal `token` names; Unauthorized for anything else."""
+        principal, _ = await self.authenticate_until(token, ip)
+        return principal
+
+    async def authenticate_until(self, token: str, ip: str) -> tuple[Principal, float | None]:
+        """The live principal and, for a JWT, when it expires (epoch seconds)."""
         if len(token) > MAX_TOKEN_LENGTH:
             raise Unauthorized("The token is not valid.")
+        expires_at: float | None = None
         if looks_like_jwt(token):
             try:
                 claims = verify_token(self._secret, token)
                 subject = str(uuid.UUID(claims.subject))
             except (InvalidToken, ValueError):
                 raise Unauthorized("The token is not valid or has expired.") from None
+            expires_at = claims.expires_at
             async with self._pool.connection() as conn:
                 principal = await identity.user_principal(conn, subject, ip)
         else:
@@ -69,4 +76,4 @@ class Authenticator:
                 principal = await identity.key_principal(conn, token, ip)
         if principal is None:
             raise Unauthorized("The token is not valid, or its user or key no longer exists.")
-        return principal
+        return principal, expires_at

@@ -53,11 +53,14 @@ class PrincipalCache:
             return None
         return entry
 
-    def put(self, key: bytes, principal: Principal, epoch: int) -> None:
-        """Remember a principal resolved under `epoch`."""
+    def put(self, key: bytes, principal: Principal, epoch: int, expires_at: float | None) -> None:
+        """Remember a principal resolved under `epoch`, never past its token's expiry."""
         if len(self.entries) >= CACHE_SIZE:
             self.entries.clear()
-        self.entries[key] = _Cached(principal, epoch, time.monotonic() + CACHE_SECONDS)
+        lifetime = CACHE_SECONDS
+        if expires_at is not None:
+            lifetime = min(lifetime, expires_at - time.time())
+        self.entries[key] = _Cached(principal, epoch, time.monotonic() + lifetime)
 
 
 @dataclass(frozen=True)
@@ -97,12 +100,12 @@ class Security:
         # The decision just read the epoch; otherwise read it now, before the lookup.
         epoch = decision.epoch if cached is not None else await self.limiter.epoch()
         try:
-            principal = await self.authenticator.authenticate(token, ip)
+            principal, expires_at = await self.authenticator.authenticate_until(token, ip)
         except Unauthorized:
             self._admit(await self.limiter.check_request(None, ip))
             raise
         if epoch is not None:
-            self.cache.put(key, principal, epoch)
+            self.cache.put(key, principal, epoch, expires_at)
         if cached is not None:  # this call was already counted against the principal
             return principal, self._admit(decision)
         return principal, self._admit(await self.limiter.check_request(principal, ip))
