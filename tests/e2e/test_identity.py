@@ -248,6 +248,7 @@ def test_bad_credentials_are_401(a: httpx.Client, headers: dict[str, str], why: 
 
     assert_problem(response, 401, "unauthorized")
     assert response.headers["WWW-Authenticate"].startswith("Bearer"), why
+    assert response.headers["RateLimit-Policy"].startswith('"anonymous";'), why
 
 
 def test_expired_and_tampered_tokens_are_401(

@@ -14,7 +14,6 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from inventory.api.errors import send_problem
-from inventory.security.authentication import bearer_token
 from inventory.security.context import Security
 from inventory.security.errors import SecurityError
 
@@ -48,7 +47,7 @@ def security_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         try:
-            principal, decision = await security.identify(bearer_token(scope["headers"]), ip)
+            principal, decision = await security.identify(scope["headers"], ip)
         except SecurityError as error:
             await send_problem(scope, receive, send, error)
             return

@@ -144,9 +144,8 @@ def _security(exc: SecurityError) -> Response[Problem]:  # noqa: PLR0911 - a tab
     match exc:
         case Unauthorized():
             challenge = 'Bearer error="invalid_token"' if exc.invalid else "Bearer"
-            return problem_response(
-                401, "unauthorized", str(exc), headers={"WWW-Authenticate": challenge}
-            )
+            headers = {**exc.headers, "WWW-Authenticate": challenge}
+            return problem_response(401, "unauthorized", str(exc), headers=headers)
         case InvalidCredentials():
             return problem_response(401, "invalid_credentials", str(exc), headers=exc.headers)
         case Forbidden():

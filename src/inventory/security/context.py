@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 from inventory.runtime.resources import Resources
-from inventory.security.authentication import Authenticator
+from inventory.security.authentication import Authenticator, Headers, bearer_token
 from inventory.security.errors import RateLimited, Unauthorized
 from inventory.security.principal import Principal
 from inventory.security.ratelimit import Decision, RateLimiter
@@ -84,9 +84,14 @@ class Security:
             jwt_ttl_seconds=settings.jwt_ttl_seconds,
         )
 
-    async def identify(self, token: str | None, ip: str) -> tuple[Principal | None, Decision]:
+    async def identify(self, headers: Headers, ip: str) -> tuple[Principal | None, Decision]:
         """The caller and the rate-limit decision for this call; Unauthorized for bad
         credentials (which spend the IP's anonymous budget), RateLimited when over budget."""
+        try:
+            token = bearer_token(headers)
+        except Unauthorized as refused:
+            await self._charge_anonymous(refused, ip)
+            raise
         if token is None:
             return None, self._admit(await self.limiter.check_request(None, ip))
         key = self.cache.key(token)
@@ -101,14 +106,18 @@ class Security:
         epoch = decision.epoch if cached is not None else await self.limiter.epoch()
         try:
             principal, expires_at = await self.authenticator.authenticate_until(token, ip)
-        except Unauthorized:
-            self._admit(await self.limiter.check_request(None, ip))
+        except Unauthorized as refused:
+            await self._charge_anonymous(refused, ip)
             raise
         if epoch is not None:
             self.cache.put(key, principal, epoch, expires_at)
         if cached is not None:  # this call was already counted against the principal
             return principal, self._admit(decision)
         return principal, self._admit(await self.limiter.check_request(principal, ip))
+
+    async def _charge_anonymous(self, refused: Unauthorized, ip: str) -> None:
+        """Bad credentials spend the IP's anonymous budget (guessing is throttled)."""
+        refused.headers = self._admit(await self.limiter.check_request(None, ip)).headers()
 
     @staticmethod
     def _admit(decision: Decision) -> Decision:

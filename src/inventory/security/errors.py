@@ -15,9 +15,12 @@ class SecurityError(Exception):
 class Unauthorized(SecurityError):
     """No credentials, or credentials that do not name a live principal (401)."""
 
-    def __init__(self, detail: str, *, invalid: bool = True) -> None:
+    def __init__(
+        self, detail: str, *, invalid: bool = True, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.invalid = invalid  # credentials were sent but are bad (vs. none were sent)
+        self.headers = headers or {}  # the anonymous budget's RateLimit headers
 
 
 class InvalidCredentials(SecurityError):
