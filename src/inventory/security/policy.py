@@ -104,7 +104,8 @@ def guard(route_class: RouteClass, store: str | None = None) -> Any:
     """A Litestar guard for `route_class`; `store` names the path or query parameter
     holding the store id (a comma-separated list is checked store by store)."""
 
-    def check(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    # async on purpose: Litestar runs a synchronous guard on a worker thread.
+    async def check(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = connection.scope.get("user")
         authorize(principal, route_class, _stores_of(connection, store))
 
