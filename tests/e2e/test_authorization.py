@@ -49,6 +49,7 @@ ROUTES = [
     Route(RouteClass.IDENTITY, "GET", "/v1/users"),
     Route(RouteClass.IDENTITY, "POST", "/v1/users", _new_user),
     Route(RouteClass.IDENTITY, "POST", "/v1/api-keys", _new_key),
+    Route(RouteClass.IDENTITY, "GET", "/v1/api-keys"),
     Route(RouteClass.IDENTITY, "DELETE", f"/v1/api-keys/{uuid.UUID(int=0)}"),
     Route(RouteClass.IDENTITY, "DELETE", f"/v1/users/{uuid.UUID(int=0)}"),
 ]

@@ -121,6 +121,21 @@ def test_an_api_key_is_shown_once_and_names_itself(
     }
 
 
+def test_keys_are_listed_by_prefix_without_secrets(a: httpx.Client, admin: str) -> None:
+    created = a.post(
+        "/v1/api-keys",
+        headers=bearer(admin),
+        json={"name": "listed", "role": "viewer", "stores": ["*"]},
+    ).json()
+
+    listed = a.get("/v1/api-keys", headers=bearer(admin), params={"limit": 1000})
+
+    assert listed.status_code == 200
+    mine = [item for item in listed.json()["items"] if item["id"] == created["id"]]
+    assert mine and mine[0]["prefix"] == created["prefix"] and "key" not in mine[0]
+    assert created["key"] not in listed.text
+
+
 def test_a_revoked_key_is_refused_by_the_other_process_on_the_next_request(
     a: httpx.Client, b: httpx.Client, admin: str, settings: Settings
 ) -> None:

@@ -88,6 +88,24 @@ class NewApiKey(msgspec.Struct, forbid_unknown_fields=True):
     stores: StoreList
 
 
+class ApiKey(msgspec.Struct):
+    """An API key as listed: its prefix identifies it, the secret is never shown again."""
+
+    id: str
+    name: str
+    prefix: str
+    role: Role
+    stores: list[str]
+    created_at: datetime
+
+
+class ApiKeyList(msgspec.Struct):
+    """A page of API keys."""
+
+    items: list[ApiKey]
+    next_cursor: str | None
+
+
 class CreatedApiKey(msgspec.Struct):
     """A new API key; `key` is shown in this response only."""
 
@@ -226,6 +244,22 @@ class IdentityController(Controller):
         return CreatedApiKey(
             r.id, r.name, r.prefix, Role(r.role), r.stores, r.created_at, created.key
         )
+
+    @get("/api-keys", summary="List API keys", **protect(RouteClass.IDENTITY))
+    async def list_keys(
+        self,
+        state: State,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        cursor: str | None = None,
+    ) -> ApiKeyList:
+        """Unrevoked keys (id, name, prefix, role, stores), never their secrets."""
+        async with state.resources.primary.connection() as conn:
+            records = await identity.list_keys(conn, after=cursor, limit=limit + 1)
+        items = [
+            ApiKey(r.id, r.name, r.prefix, Role(r.role), r.stores, r.created_at)
+            for r in records[:limit]
+        ]
+        return ApiKeyList(items, items[-1].id if len(records) > limit else None)
 
     @delete(
         "/api-keys/{key_id:uuid}",

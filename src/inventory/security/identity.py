@@ -209,6 +209,19 @@ async def create_key(
     return CreatedKey(record, new.key)
 
 
+async def list_keys(
+    conn: Connection, *, after: str | None = None, limit: int = 1000
+) -> list[ApiKeyRecord]:
+    """Unrevoked keys by id, after the id `after` (never with their digests)."""
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        await cur.execute(
+            "SELECT id::text, name, prefix, role, stores, created_at FROM api_keys"
+            " WHERE revoked_at IS NULL AND id::text > %s ORDER BY id::text LIMIT %s",
+            (after or "", limit),
+        )
+        return [ApiKeyRecord(*row) for row in await cur.fetchall()]
+
+
 async def revoke_key(conn: Connection, actor: Actor, key_id: str) -> None:
     """Revoke a key and record it; ApiKeyNotFound when there is no such unrevoked key."""
     async with conn.transaction():
