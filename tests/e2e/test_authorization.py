@@ -1,6 +1,8 @@
 """The role matrix over HTTP: every role x every route x own store / other store.
 
-Each later issue adds its routes to ROUTES (one row each); the expected status comes from
+Each later issue adds its routes to ROUTES, one row each, with the path as OpenAPI shows
+it, e.g. `Route(RouteClass.QUERY, "GET", "/v1/stores/{store}/stock/{sku}",
+params={"sku": "SKU1"})`; the expected status comes from
 the policy table in tests/unit/test_policy.py, which also covers the classes that have
 no route yet. A protected route missing from ROUTES fails the completeness test.
 """
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +36,23 @@ def _new_key(store: str) -> dict[str, Any]:
     return {"name": "matrix", "role": "viewer", "stores": [store]}
 
 
+ZERO = str(uuid.UUID(int=0))
+
+
 @dataclass(frozen=True)
 class Route:
-    """One route: its class, method, path (`{store}` is filled in) and a body for a store."""
+    """One route: its class, method, path template as OpenAPI shows it, the values of its
+    parameters other than `{store}` (filled with the own or other store), and a body."""
 
     route_class: RouteClass
     method: str
     path: str
     body: Callable[[str], dict[str, Any]] | None = None
+    params: dict[str, str] = field(default_factory=dict)
+
+    def url(self, store: str) -> str:
+        """The path with every parameter filled in."""
+        return self.path.format(store=store, **self.params)
 
 
 ROUTES = [
@@ -50,8 +61,8 @@ ROUTES = [
     Route(RouteClass.IDENTITY, "POST", "/v1/users", _new_user),
     Route(RouteClass.IDENTITY, "POST", "/v1/api-keys", _new_key),
     Route(RouteClass.IDENTITY, "GET", "/v1/api-keys"),
-    Route(RouteClass.IDENTITY, "DELETE", f"/v1/api-keys/{uuid.UUID(int=0)}"),
-    Route(RouteClass.IDENTITY, "DELETE", f"/v1/users/{uuid.UUID(int=0)}"),
+    Route(RouteClass.IDENTITY, "DELETE", "/v1/api-keys/{key_id}", params={"key_id": ZERO}),
+    Route(RouteClass.IDENTITY, "DELETE", "/v1/users/{user_id}", params={"user_id": ZERO}),
 ]
 # Routes every caller may use without credentials, or that are operations endpoints.
 PUBLIC = {("POST", "/v1/auth/token")}
@@ -100,7 +111,7 @@ def test_each_role_gets_the_status_the_policy_gives(
     api = world.apis[(list(Role).index(role) + (where == "own")) % 2]
     response = httpx.request(
         route.method,
-        api.base_url + route.path.format(store=store),
+        api.base_url + route.url(store),
         headers=bearer(world.keys[role]),
         json=route.body(store) if route.body else None,
         timeout=30,
@@ -116,7 +127,7 @@ def test_each_role_gets_the_status_the_policy_gives(
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
 def test_every_route_refuses_anonymous_callers(world: World, route: Route) -> None:
     response = httpx.request(
-        route.method, world.apis[0].base_url + route.path.format(store=world.own), timeout=30
+        route.method, world.apis[0].base_url + route.url(world.own), timeout=30
     )
 
     assert response.status_code == 401
@@ -131,7 +142,7 @@ def test_every_protected_route_has_a_row(world: World) -> None:
         for method, operation in operations.items()
         if operation.get("security")
     }
-    covered = {(route.method, _template(route.path)) for route in ROUTES}
+    covered = {(route.method, route.path) for route in ROUTES}
 
     assert protected - covered == set(), "add a Route row for each new protected route"
     assert {(m, p) for m, p in PUBLIC} <= {
@@ -139,10 +150,3 @@ def test_every_protected_route_has_a_row(world: World) -> None:
         for path, operations in schema["paths"].items()
         for method in operations
     }
-
-
-def _template(path: str) -> str:
-    zero = str(uuid.UUID(int=0))
-    return path.replace(f"api-keys/{zero}", "api-keys/{key_id}").replace(
-        f"users/{zero}", "users/{user_id}"
-    )
