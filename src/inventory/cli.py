@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
+import re
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,12 +18,18 @@ from inventory.runtime.logging import configure_logging
 from inventory.runtime.migrations import MigrationError
 from inventory.runtime.processes import RuntimeFailure, port_is_free
 from inventory.runtime.settings import ConfigurationError, Settings, home_from_env
+from inventory.security.context import CACHE_SECONDS
+from inventory.security.errors import SecurityError
+from inventory.security.passwords import password_problem
+from inventory.security.principal import ROLES, Role, check_scope
 
 SERVER_ENV = """\
 environment:
   INVENTORY_PRIMARY_URL   postgresql:// URL of the primary (event store), as the app role
   INVENTORY_REPLICA_URL   postgresql:// URL of the replica (read models), as the app role
   INVENTORY_REDIS_URL     redis:// URL (rate limits, broker, live feed)
+  INVENTORY_JWT_SECRET    key that signs access tokens (serve)
+  INVENTORY_REDIS_NAMESPACE  prefix of Redis keys; the same as the API's (keys revoke)
   INVENTORY_LOG_LEVEL     DEBUG, INFO (default), WARNING or ERROR
   INVENTORY_LOG_JSON      1 for JSON lines, 0 for readable ones (default: JSON off a terminal)
 """
@@ -37,7 +46,9 @@ MIGRATE_ENV = (
 
 DEV_ENV = """\
 environment:
-  INVENTORY_HOME  folder for the embedded servers' data (default: ./.inventory)
+  INVENTORY_HOME            folder for the embedded servers' data (default: ./.inventory)
+  INVENTORY_ADMIN_PASSWORD  password of the admin user created on first start
+                            (default: generated and printed once)
 """
 
 FAILURES = (
@@ -46,7 +57,10 @@ FAILURES = (
     MigrationError,
     psycopg.OperationalError,
     redis.ConnectionError,
+    SecurityError,
 )
+
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -111,6 +125,73 @@ def _projections(args: argparse.Namespace) -> int:
         raise ConfigurationError(str(error.args[0])) from None
 
 
+def _stores(raw: str, role: Role) -> list[str]:
+    stores = [part.strip() for part in raw.split(",") if part.strip()]
+    problems = check_scope(stores, role)
+    if problems:
+        raise ConfigurationError(f"--stores: {'; '.join(problems)}")
+    return stores
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise ConfigurationError("the two passwords differ")
+    else:
+        raise ConfigurationError("no terminal to prompt on: pass --password-stdin")
+    problem = password_problem(password)
+    if problem:
+        raise ConfigurationError(problem)
+    return password
+
+
+def _users(args: argparse.Namespace) -> int:
+    from inventory.security import bootstrap  # noqa: PLC0415
+
+    if not USERNAME.match(args.username):
+        raise ConfigurationError("usernames are 1-64 letters, digits and . _ @ -")
+    settings = Settings.from_env()
+    stores = _stores(args.stores, Role(args.role))
+    password = _read_password(args.password_stdin)
+    user = bootstrap.create_user(
+        settings.primary_url, args.username, password, Role(args.role), stores
+    )
+    scope = ",".join(user.stores)
+    print(f"created user {user.username} ({user.role}, stores {scope}) id {user.id}")  # noqa: T201
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from inventory.security import bootstrap  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    if args.action == "revoke":
+        try:
+            key_id = str(uuid.UUID(args.id))
+        except ValueError:
+            raise ConfigurationError(f"{args.id!r} is not an API key id") from None
+        signalled = bootstrap.revoke_key(
+            settings.primary_url, key_id, settings.redis_url, settings.redis_namespace
+        )
+        print(f"revoked API key {key_id}")  # noqa: T201
+        if not signalled:
+            print(  # noqa: T201
+                f"warning: Redis unreachable; API processes may accept the key for up to "
+                f"{CACHE_SECONDS:.0f} s",
+                file=sys.stderr,
+            )
+        return 0
+    created = bootstrap.create_key(
+        settings.primary_url, args.name, Role(args.role), _stores(args.stores, Role(args.role))
+    )
+    print(f"created API key {created.record.id} ({created.record.role}); it is shown only now:")  # noqa: T201
+    print(created.key)  # noqa: T201
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inventory",
@@ -166,6 +247,37 @@ def _parser() -> argparse.ArgumentParser:
     actions.add_parser("status", help="each projector's lag")
     rebuild = actions.add_parser("rebuild", help="rebuild one projector from the events copy")
     rebuild.add_argument("name", help="the projector, e.g. stream_heads")
+
+    users = command(
+        "users",
+        "Manage users on the primary (for bootstrapping; the API has the same). The password "
+        "is read from a prompt, or from one line of stdin with --password-stdin; never argv.",
+        SERVER_ENV,
+        _users,
+    )
+    user_actions = users.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create_user = user_actions.add_parser("create", help="create a user")
+    create_user.add_argument("username")
+    create_user.add_argument("--role", required=True, choices=sorted(ROLES))
+    create_user.add_argument("--stores", default="*", help="comma-separated store ids, or *")
+    create_user.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+
+    keys = command(
+        "keys",
+        "Create or revoke API keys on the primary. A new key is printed once and stored "
+        "only as a hash; a revoked key is refused from the next request on.",
+        SERVER_ENV,
+        _keys,
+    )
+    key_actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create_key = key_actions.add_parser("create", help="create an API key")
+    create_key.add_argument("name")
+    create_key.add_argument("--role", required=True, choices=sorted(ROLES))
+    create_key.add_argument("--stores", default="*", help="comma-separated store ids, or *")
+    revoke = key_actions.add_parser("revoke", help="revoke an API key")
+    revoke.add_argument("id", help="the key's id (not the key itself)")
     return parser
 
 

@@ -34,8 +34,10 @@ def inventory(
 class DevRun:
     """`inventory dev` in a home folder, on a free port, with its output in a log file."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
         self.home = home
+        self.env = env or {}
+        self.banner = ""
         self.port = free_port()
         self.output = home.parent / f"dev-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -50,7 +52,7 @@ class DevRun:
         with self.output.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "inventory", "dev", "--port", str(self.port)],
-                env={**os.environ, "INVENTORY_HOME": str(self.home)},
+                env={**os.environ, **self.env, "INVENTORY_HOME": str(self.home)},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -61,6 +63,7 @@ class DevRun:
             if time.monotonic() > deadline:
                 raise AssertionError(f"inventory dev not ready:\n{self.output.read_text()}")
             time.sleep(0.1)
+        self.banner = self.output.read_text()
         self.output.write_bytes(b"")
 
     def tree(self) -> set[int]:

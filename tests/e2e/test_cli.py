@@ -20,7 +20,7 @@ from tests.e2e.processes import inventory
 
 pytestmark = pytest.mark.e2e
 
-COMMANDS = ["dev", "migrate", "serve", "worker", "projections"]
+COMMANDS = ["dev", "migrate", "serve", "worker", "projections", "users", "keys"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -6,6 +6,7 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
@@ -79,3 +80,40 @@ def test_a_killed_run_is_recovered_by_the_next_start(home: Path) -> None:
     owned = recovered.tree()
     assert recovered.signal(signal.SIGTERM) == 0
     assert alive(owned) == set()
+
+
+def test_the_first_start_creates_admin_and_prints_its_password_once(home: Path) -> None:
+    first = DevRun(home)
+    first.start()
+    lines = [line for line in first.banner.splitlines() if "user admin" in line]
+    assert len(lines) == 1 and "shown this once" in lines[0], first.banner
+    password = lines[0].split("password ")[1].split()[0]
+    token = httpx.post(
+        f"{first.base_url}/v1/auth/token", json={"username": "admin", "password": password}
+    )
+    assert token.status_code == 200
+    me = httpx.get(
+        f"{first.base_url}/v1/me",
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+    ).json()
+    assert me["role"] == "admin" and me["stores"] == ["*"]
+    assert first.signal(signal.SIGTERM) == 0
+
+    second = DevRun(home)
+    second.start()
+    assert "user admin" not in second.banner and password not in second.banner
+    assert second.signal(signal.SIGTERM) == 0
+
+
+def test_the_admin_password_can_be_chosen_in_the_environment(home: Path) -> None:
+    run = DevRun(home, {"INVENTORY_ADMIN_PASSWORD": "chosen admin password"})
+    run.start()
+
+    assert "INVENTORY_ADMIN_PASSWORD" in run.banner
+    assert "chosen admin password" not in run.banner
+    token = httpx.post(
+        f"{run.base_url}/v1/auth/token",
+        json={"username": "admin", "password": "chosen admin password"},
+    )
+    assert token.status_code == 200
+    assert run.signal(signal.SIGTERM) == 0

@@ -58,8 +58,9 @@ def pos(api: ApiServer, settings: Settings) -> Pos:
     return Pos(api, api_key(settings, Role.ADMIN, ["*"], "stock commands"))
 
 
-def store_with(pos: Pos, store: str, stock: dict[str, Any], *, at: datetime | None = None,
-               decimals: int = 0) -> None:
+def store_with(
+    pos: Pos, store: str, stock: dict[str, Any], *, at: datetime | None = None, decimals: int = 0
+) -> None:
     """Open `store` and receive `stock` (SKU -> quantity), registering unknown SKUs."""
     assert pos.post("/v1/stores", {"id": store, "name": store}, key=None).status_code == 201
     for sku in stock:
@@ -157,8 +158,12 @@ def test_a_late_offline_sale_before_a_count_is_absorbed_and_one_after_it_is_not(
     assert pos.post(f"/v1/stores/{store_id}/counts", count).json()["levels"][0]["on_hand"] == 8
 
     def offline_sale(sale_id: str, at: datetime) -> dict[str, Any]:
-        body = {"sale_id": sale_id, "lines": [{"sku": sku, "quantity": 3}], "offline": True,
-                "occurred_at": at.isoformat()}
+        body = {
+            "sale_id": sale_id,
+            "lines": [{"sku": sku, "quantity": 3}],
+            "offline": True,
+            "occurred_at": at.isoformat(),
+        }
         response = pos.post(f"/v1/stores/{store_id}/sales", body)
         assert response.status_code == 201, response.text
         result: dict[str, Any] = response.json()
@@ -189,9 +194,15 @@ def test_a_transfer_dispatched_half_received_and_cancelled_is_right_at_every_ste
             for item in response.json()["levels"]
         }
 
-    dispatched = pos.post("/v1/transfers", {
-        "transfer_id": transfer, "from_store": source, "to_store": destination,
-        "lines": [{"sku": sku, "quantity": 6}]})
+    dispatched = pos.post(
+        "/v1/transfers",
+        {
+            "transfer_id": transfer,
+            "from_store": source,
+            "to_store": destination,
+            "lines": [{"sku": sku, "quantity": 6}],
+        },
+    )
     assert levels(dispatched) == {source: (4, 0, 6), destination: (0, 6, 0)}
 
     half = pos.post(f"/v1/transfers/{transfer}/receive", {"lines": [{"sku": sku, "quantity": 3}]})
@@ -223,23 +234,32 @@ def test_the_same_key_with_another_body_is_refused_and_nothing_is_appended(
     [
         (b'{"sale_id": "x", "lines": [', 400, "invalid_json"),
         (b"", 400, "invalid_json"),
-        (b'{"sale_id": "x", "lines": [{"sku": "A", "quantity": 1}], "extra": 1}', 422,
-         "validation_failed"),
-        (b'{"sale_id": "x", "lines": [{"sku": "A", "quantity": true}]}', 422,
-         "validation_failed"),
-        (b'{"sale_id": "x", "lines": [{"sku": "A", "quantity": "1e400"}]}', 422,
-         "validation_failed"),
-        (b'{"sale_id": "x", "lines": [{"sku": "A", "quantity": 1.5}]}', 422,
-         "validation_failed"),
-        (b'{"sale_id": "x", "lines": [{"sku": "A", "quantity": "NaN"}]}', 422,
-         "validation_failed"),
+        (
+            b'{"sale_id": "x", "lines": [{"sku": "A", "quantity": 1}], "extra": 1}',
+            422,
+            "validation_failed",
+        ),
+        (b'{"sale_id": "x", "lines": [{"sku": "A", "quantity": true}]}', 422, "validation_failed"),
+        (
+            b'{"sale_id": "x", "lines": [{"sku": "A", "quantity": "1e400"}]}',
+            422,
+            "validation_failed",
+        ),
+        (b'{"sale_id": "x", "lines": [{"sku": "A", "quantity": 1.5}]}', 422, "validation_failed"),
+        (b'{"sale_id": "x", "lines": [{"sku": "A", "quantity": "NaN"}]}', 422, "validation_failed"),
         (b'{"sale_id": "x", "lines": []}', 422, "validation_failed"),
-        (b'{"sale_id": "x", "lines": [{"sku": "A", "quantity": 1}, {"sku": "A", "quantity": 1}]}',
-         422, "validation_failed"),
-        (b'{"sale_id": "x", "lines": [{"sku": "NOPE", "quantity": 1}]}', 404,
-         "product_not_found"),
-        (b'{"sale_id": "x", "lines": [{"sku": "A", "quantity": 1}], "occurred_at": "yesterday"}',
-         422, "validation_failed"),
+        (
+            b'{"sale_id": "x", "lines": [{"sku": "A", "quantity": 1},'
+            b' {"sku": "A", "quantity": 2}]}',
+            422,
+            "validation_failed",
+        ),
+        (b'{"sale_id": "x", "lines": [{"sku": "NOPE", "quantity": 1}]}', 404, "product_not_found"),
+        (
+            b'{"sale_id": "x", "lines": [{"sku": "A", "quantity": 1}], "occurred_at": "yesterday"}',
+            422,
+            "validation_failed",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_problem_never_a_500(
@@ -248,7 +268,9 @@ def test_bad_input_is_a_clear_problem_never_a_500(
     sku = sku_of(store_id, "A")
     store_with(pos, store_id, {sku: 5})
 
-    response = pos.raw(f"/v1/stores/{store_id}/sales", body.replace(b'"A"', json.dumps(sku).encode()))
+    response = pos.raw(
+        f"/v1/stores/{store_id}/sales", body.replace(b'"A"', json.dumps(sku).encode())
+    )
 
     assert (response.status_code, response.json()["code"]) == (status, code), response.text
     assert response.headers["content-type"] == "application/problem+json"
@@ -285,8 +307,13 @@ def worker(server_env: dict[str, str], namespace: str, log: Path) -> subprocess.
     with log.open("ab") as output:
         return subprocess.Popen(
             [sys.executable, "-m", "inventory", "worker"],
-            env={**os.environ, **server_env, **TEST_ENV, "INVENTORY_REDIS_NAMESPACE": namespace,
-                 "INVENTORY_SWEEP_INTERVAL_SECONDS": "1"},
+            env={
+                **os.environ,
+                **server_env,
+                **TEST_ENV,
+                "INVENTORY_REDIS_NAMESPACE": namespace,
+                "INVENTORY_SWEEP_INTERVAL_SECONDS": "1",
+            },
             stdout=output,
             stderr=subprocess.STDOUT,
         )
@@ -300,8 +327,12 @@ def wait_for(condition: Any, timeout: float = 30) -> None:
         time.sleep(0.2)
 
 
-def test_a_reservation_expires_at_its_time_even_across_a_worker_restart(
-    pos: Pos, api: ApiServer, server_env: dict[str, str], settings: Settings, store_id: str,
+def test_a_reservation_expires_at_its_time_even_across_a_worker_restart(  # noqa: PLR0917 - fixtures
+    pos: Pos,
+    api: ApiServer,
+    server_env: dict[str, str],
+    settings: Settings,
+    store_id: str,
     tmp_path: Path,
 ) -> None:
     sku = sku_of(store_id, "RES")
@@ -309,8 +340,11 @@ def test_a_reservation_expires_at_its_time_even_across_a_worker_restart(
     namespace = api.env["INVENTORY_REDIS_NAMESPACE"]
     first = worker(server_env, namespace, tmp_path / "worker-1.log")
     expires = datetime.now(UTC) + timedelta(seconds=3)
-    body = {"reservation_id": "r1", "lines": [{"sku": sku, "quantity": 2}],
-            "expires_at": expires.isoformat()}
+    body = {
+        "reservation_id": "r1",
+        "lines": [{"sku": sku, "quantity": 2}],
+        "expires_at": expires.isoformat(),
+    }
     reserved = pos.post(f"/v1/stores/{store_id}/reservations", body)
     assert reserved.json()["levels"][0]["available"] == 3, reserved.text
     # The worker that holds the delayed message dies before it is due.

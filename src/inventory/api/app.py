@@ -13,12 +13,20 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from inventory import __version__
+from inventory.api.auth import security_middleware
+from inventory.api.catalog_routes import CatalogController
 from inventory.api.docs import docs_router
 from inventory.api.errors import handle_exception
 from inventory.api.health import HealthController
+from inventory.api.identity import IdentityController
 from inventory.api.middleware import request_id_middleware
+from inventory.api.stock_routes import StockCommandController
 from inventory.runtime.resources import open_resources
-from inventory.runtime.settings import Settings
+from inventory.runtime.settings import ConfigurationError, Settings
+from inventory.security.context import Security
+from inventory.service import CommandService
+from inventory.worker.broker import build_broker
+from inventory.worker.wakeups import after_commit
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -33,12 +41,22 @@ class MetricsController(PrometheusController):
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the API; `settings` default to the environment (`inventory serve`)."""
     settings = settings or Settings.from_env()
+    jwt_secret = settings.jwt_secret
+    if not jwt_secret:
+        raise ConfigurationError("INVENTORY_JWT_SECRET not set: it signs the access tokens")
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with open_resources(settings) as resources:
             app.state.resources = resources
-            yield
+            app.state.security = Security.of(resources, jwt_secret)
+            # The broker carries the wake-ups and expiry reminders sent after each commit.
+            broker = build_broker(settings)
+            app.state.service = CommandService(resources.primary, after_commit=after_commit)
+            try:
+                yield
+            finally:
+                broker.close()
 
     prometheus = PrometheusConfig(
         app_name="inventory",
@@ -47,9 +65,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exclude=["/metrics", "/health", "/docs"],
     )
     return Litestar(
-        route_handlers=[HealthController, MetricsController, docs_router],
+        route_handlers=[
+            HealthController,
+            MetricsController,
+            docs_router,
+            IdentityController,
+            CatalogController,
+            StockCommandController,
+        ],
         lifespan=[lifespan],
-        middleware=[request_id_middleware, prometheus.middleware],
+        middleware=[request_id_middleware, prometheus.middleware, security_middleware],
         exception_handlers={Exception: handle_exception},
         request_max_body_size=MAX_BODY_BYTES,
         compression_config=CompressionConfig(backend="gzip", minimum_size=1024),

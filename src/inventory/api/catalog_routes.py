@@ -43,7 +43,6 @@ ORDER BY stream LIMIT %s
 STORES = """
 SELECT stream, version, state::text FROM streams
 WHERE stream LIKE 'store-%%' AND stream > %s AND version > 0
-  AND (%s::text[] IS NULL OR stream = ANY(%s::text[]))
 ORDER BY stream LIMIT %s
 """
 ONE = "SELECT version, state::text FROM streams WHERE stream = %s AND version > 0"
@@ -187,14 +186,13 @@ class CatalogController(Controller):
 
     @get("/stores", summary="List stores", **protect(RouteClass.CATALOG_READ))
     async def list_stores(
-        self, request: ApiRequest, state: State, cursor: Cursor = None, limit: Limit = 100
+        self, state: State, cursor: Cursor = None, limit: Limit = 100
     ) -> schemas.Page[schemas.Store]:
-        """The stores in the caller's scope."""
-        scope = request.user.scoped(None)
-        streams = None if scope is None else [store_stream(store) for store in scope]
+        """Every store, by id (the catalog is readable by every role; `GET /v1/me` says
+        which stores the caller may act on)."""
         async with state.resources.primary.connection() as conn:
             cur = conn.cursor(row_factory=tuple_row)
-            await cur.execute(STORES, (_cursor(cursor), streams, streams, limit))
+            await cur.execute(STORES, (_cursor(cursor), limit))
             rows = await cur.fetchall()
         items = [_store(stream, version, raw) for stream, version, raw in rows]
         return schemas.Page(items, _next(rows, limit))

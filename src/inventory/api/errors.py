@@ -26,8 +26,20 @@ from litestar.status_codes import (
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
+from litestar.types import Receive, Scope, Send
 
 from inventory.domain.errors import CommandRejected, NotFound, ValidationRejected
+from inventory.security.errors import (
+    ApiKeyNotFound,
+    Forbidden,
+    InvalidCredentials,
+    RateLimited,
+    SecurityError,
+    Unauthorized,
+    UnknownStores,
+    UserExists,
+    UserNotFound,
+)
 from inventory.service import IdempotencyKeyReused
 
 log = structlog.get_logger(__name__)
@@ -139,6 +151,9 @@ def _validation(exc: ValidationException) -> Response[Problem]:
     detail = str(exc.detail)
     if "JSON" in detail and ("malformed" in detail.lower() or "decode" in detail.lower()):
         return problem_response(HTTP_400_BAD_REQUEST, "invalid_json", "The body is not valid JSON.")
+    if any(item.get("key") == "data" and item.get("message") == "'data'" for item in extra):
+        # Litestar's way of saying the body is missing: an empty body is not JSON either.
+        return problem_response(HTTP_400_BAD_REQUEST, "invalid_json", "The body is empty.")
     errors = [
         {"field": item.get("key"), "message": item.get("message")}
         for item in extra
@@ -149,7 +164,38 @@ def _validation(exc: ValidationException) -> Response[Problem]:
     )
 
 
-def handle_exception(  # noqa: PLR0911 - one arm per kind of error, read as a table
+def _security(exc: SecurityError) -> Response[Problem]:  # noqa: PLR0911 - a table
+    match exc:
+        case Unauthorized():
+            challenge = 'Bearer error="invalid_token"' if exc.invalid else "Bearer"
+            headers = {**exc.headers, "WWW-Authenticate": challenge}
+            return problem_response(401, "unauthorized", str(exc), headers=headers)
+        case InvalidCredentials():
+            return problem_response(401, "invalid_credentials", str(exc), headers=exc.headers)
+        case Forbidden():
+            return problem_response(403, "forbidden", str(exc))
+        case RateLimited():
+            return problem_response(429, "rate_limited", str(exc), headers=exc.decision.headers())
+        case UserExists():
+            return problem_response(409, "user_exists", str(exc))
+        case UnknownStores():
+            errors = [{"field": "stores", "message": f"unknown store id {s!r}"} for s in exc.stores]
+            return problem_response(422, "validation_failed", str(exc), errors=errors)
+        case UserNotFound():
+            return problem_response(404, "user_not_found", str(exc))
+        case ApiKeyNotFound():
+            return problem_response(404, "api_key_not_found", str(exc))
+    return problem_response(403, "forbidden", str(exc))
+
+
+async def send_problem(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """Answer a raw ASGI call with the problem response for `exc` (for our middleware)."""
+    request: Request[Any, Any, Any] = Request(scope, receive, send)
+    response = handle_exception(request, exc)
+    await response.to_asgi_response(app=None, request=request)(scope, receive, send)
+
+
+def handle_exception(  # noqa: PLR0911, C901 - one arm per kind of error, read as a table
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[Problem]:
     """Map any exception to a problem response; unexpected ones are logged, never leaked."""
@@ -159,6 +205,8 @@ def handle_exception(  # noqa: PLR0911 - one arm per kind of error, read as a ta
             return Response(problem, status_code=status, media_type=PROBLEM_JSON)
         case IdempotencyKeyReused():
             return problem_response(HTTP_422_UNPROCESSABLE_ENTITY, exc.code, str(exc))
+        case SecurityError():
+            return _security(exc)
         case ApiError():
             return problem_response(
                 exc.status, exc.code, exc.detail, errors=exc.errors, headers=exc.headers
@@ -167,6 +215,10 @@ def handle_exception(  # noqa: PLR0911 - one arm per kind of error, read as a ta
             return _validation(exc)
         case NotAuthorizedException() | PermissionDeniedException() | NotFoundException():
             return problem_response(exc.status_code, DEFAULT_CODES[exc.status_code], exc.detail)
+        case HTTPException() if str(exc.detail).startswith("JSON is malformed"):
+            return problem_response(
+                HTTP_400_BAD_REQUEST, "invalid_json", "The body is not valid JSON."
+            )
         case HTTPException() if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
             return problem_response(
                 exc.status_code, "body_too_large", "The request body is larger than 1 MiB."

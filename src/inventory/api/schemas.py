@@ -46,7 +46,7 @@ class ProductChanges(Body):
 class NewStore(Body):
     """POST /v1/stores."""
 
-    id: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.]+$")]
+    id: Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.]*$")]
     name: Text
     location: Text | None = None
     timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "UTC"

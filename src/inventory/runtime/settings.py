@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,6 +43,28 @@ def _home(env: Mapping[str, str]) -> Path:
     return Path(env.get("INVENTORY_HOME") or Path.cwd() / ".inventory").resolve()
 
 
+class Budget(msgspec.Struct, frozen=True):
+    """A rate-limit budget: at most `limit` calls per `window_seconds`."""
+
+    limit: int
+    window_seconds: int
+
+
+# Per role for authenticated calls; `anonymous` per client IP; `login` per username and
+# IP on /v1/auth/token; `ws_handshake` per principal; `ws_message` per feed connection.
+DEFAULT_BUDGETS: dict[str, Budget] = {
+    "admin": Budget(600, 60),
+    "manager": Budget(600, 60),
+    "clerk": Budget(1200, 60),
+    "auditor": Budget(300, 60),
+    "viewer": Budget(300, 60),
+    "anonymous": Budget(60, 60),
+    "login": Budget(5, 60),
+    "ws_handshake": Budget(10, 60),
+    "ws_message": Budget(20, 10),
+}
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Where the servers are and how the service behaves; see the README for each variable."""
 
@@ -58,6 +81,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_replication_lag_bytes: int = 256 * 1024 * 1024
     redis_namespace: str = "inventory"
     sweep_interval_seconds: float = 5.0
+    jwt_ttl_seconds: int = 900
+    trusted_proxies: tuple[str, ...] = ()
+    budgets: dict[str, Budget] = msgspec.field(default_factory=lambda: dict(DEFAULT_BUDGETS))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
@@ -98,6 +124,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ),
             redis_namespace=env.get("INVENTORY_REDIS_NAMESPACE") or "inventory",
             sweep_interval_seconds=float(_int(env, "INVENTORY_SWEEP_INTERVAL_SECONDS", 5)),
+            jwt_ttl_seconds=max(1, _int(env, "INVENTORY_JWT_TTL_SECONDS", 900)),
+            trusted_proxies=_networks(env.get("INVENTORY_TRUSTED_PROXIES", "")),
+            budgets={
+                name: _budget(env, f"INVENTORY_RATE_LIMIT_{name.upper()}", default)
+                for name, default in DEFAULT_BUDGETS.items()
+            },
         )
 
 
@@ -112,6 +144,36 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 0:
         raise ConfigurationError(f"{name} must not be negative, got {value}")
     return value
+
+
+def _networks(spec: str) -> tuple[str, ...]:
+    networks = []
+    for part in spec.split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+        except ValueError:
+            raise ConfigurationError(
+                f"INVENTORY_TRUSTED_PROXIES must list addresses or CIDRs, got {part.strip()!r}"
+            ) from None
+    return tuple(networks)
+
+
+def _budget(env: Mapping[str, str], name: str, default: Budget) -> Budget:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    limit, _, window = raw.partition("/")
+    try:
+        budget = Budget(int(limit), int(window.removesuffix("s") or "60"))
+    except ValueError:
+        raise ConfigurationError(
+            f"{name} must read LIMIT/SECONDS like 600/60, got {raw!r}"
+        ) from None
+    if budget.limit < 1 or budget.window_seconds < 1:
+        raise ConfigurationError(f"{name} needs a limit and a window of at least 1, got {raw!r}")
+    return budget
 
 
 def home_from_env(env: Mapping[str, str] | None = None) -> Path:

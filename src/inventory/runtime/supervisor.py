@@ -58,10 +58,11 @@ class DevSupervisor:
             self.home.mkdir(parents=True, exist_ok=True)
             self._stop_leftover_children()
             env = {**os.environ, **self.topology.start()}
+            admin = self._ensure_admin(env)
             self._spawn("api", ["serve", "--host", self.host, "--port", str(self.port)], env)
             self._spawn("worker", ["worker"], env)
             self._wait_ready()
-            self._announce(time.monotonic() - started)
+            self._announce(time.monotonic() - started, admin)
             return self._watch()
         except Interrupted as why:
             log.info("stopping", signal=str(why))
@@ -119,7 +120,20 @@ class DevSupervisor:
             time.sleep(0.1)
         raise RuntimeFailure(f"the API did not become ready within {timeout:.0f} s ({url})")
 
-    def _announce(self, seconds: float) -> None:
+    def _ensure_admin(self, env: dict[str, str]) -> list[str]:
+        """Create the user `admin` on first start; the banner lines that announce it."""
+        from inventory.security.bootstrap import ensure_user  # noqa: PLC0415
+        from inventory.security.principal import Role  # noqa: PLC0415
+
+        chosen = os.environ.get("INVENTORY_ADMIN_PASSWORD")
+        password = chosen or self.topology.secrets["admin"]
+        if not ensure_user(env["INVENTORY_PRIMARY_URL"], "admin", password, Role.ADMIN):
+            return []
+        if chosen:
+            return ["  user admin     created with the password in INVENTORY_ADMIN_PASSWORD"]
+        return [f"  user admin     created; password {password} (shown this once)"]
+
+    def _announce(self, seconds: float, admin: list[str]) -> None:
         base = f"http://{self.host}:{self.port}"
         lines = [
             "",
@@ -129,6 +143,7 @@ class DevSupervisor:
             f"  OpenAPI        {base}/schema/openapi.json",
             f"  health         {base}/health/ready",
             f"  metrics        {base}/metrics",
+            *admin,
             f"  connection URLs for psql and other tools: {self.home / 'dev.env'}",
             "  Ctrl-C stops everything.",
             "",

@@ -1,0 +1,131 @@
+"""Overhead of authentication plus rate limiting on a trivial endpoint, side by side.
+
+    uv run python bench/auth.py [--seconds 5] [--connections 16] [--rounds 3]
+
+Starts an embedded topology in a temporary folder, creates an API key, and runs two
+`uvicorn` processes (one worker each): `auth_app:secured` (the API's security middleware:
+bearer lookup on the primary, one Redis script per call, the route's guard) and
+`auth_app:plain` (the same endpoint without it). A keep-alive HTTP/1.1 load generator
+with N connections hits each in turn for the given seconds, alternating over several
+rounds, and prints requests per second and the overhead. Goal: under 15%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from inventory.runtime.embedded import EmbeddedTopology
+from inventory.runtime.processes import free_port
+from inventory.security import bootstrap
+from inventory.security.principal import Role
+
+BENCH = Path(__file__).resolve().parent
+
+
+async def _connection(port: int, request: bytes, stop: float, counts: list[int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    done = 0
+    try:
+        while time.perf_counter() < stop:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200"), head[:200]
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            done += 1
+    finally:
+        writer.close()
+        counts.append(done)
+
+
+async def _load(port: int, headers: dict[str, str], seconds: float, connections: int) -> float:
+    lines = [b"GET /bench/ping HTTP/1.1", b"Host: 127.0.0.1"]
+    lines += [f"{name}: {value}".encode() for name, value in headers.items()]
+    request = b"\r\n".join(lines) + b"\r\n\r\n"
+    counts: list[int] = []
+    started = time.perf_counter()
+    stop = started + seconds
+    await asyncio.gather(*(_connection(port, request, stop, counts) for _ in range(connections)))
+    return sum(counts) / (time.perf_counter() - started)
+
+
+def _serve(factory: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH), factory, "--factory",
+         "--port", str(port), "--no-proxy-headers", "--no-access-log", "--log-level", "warning"],
+        env={**os.environ, **env},
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/bench/ping", timeout=2).status_code < 500:
+                return process, port
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{factory} did not start") from None
+            time.sleep(0.1)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="inventory-bench-auth-"))
+    folder.chmod(0o755)
+    topology = EmbeddedTopology(folder / "home", durable=False)
+    servers: list[subprocess.Popen[bytes]] = []
+    try:
+        env = topology.start()
+        # Budgets far above what one machine can send: we measure the cost, not refusals.
+        env |= {f"INVENTORY_RATE_LIMIT_{role.upper()}": "100000000/60" for role in Role}
+        env |= {"INVENTORY_LOG_LEVEL": "WARNING"}
+        key = bootstrap.create_key(env["INVENTORY_PRIMARY_URL"], "bench", Role.VIEWER, ["*"]).key
+        secured, secured_port = _serve("auth_app:secured", env)
+        plain, plain_port = _serve("auth_app:plain", env)
+        servers += [secured, plain]
+        auth = {"Authorization": f"Bearer {key}"}
+        asyncio.run(_load(secured_port, auth, 1.0, args.connections))  # warm-up
+        asyncio.run(_load(plain_port, auth, 1.0, args.connections))
+        with_security, without = [], []
+        for _ in range(args.rounds):
+            without.append(asyncio.run(_load(plain_port, auth, args.seconds, args.connections)))
+            with_security.append(
+                asyncio.run(_load(secured_port, auth, args.seconds, args.connections))
+            )
+        base, ours = statistics.median(without), statistics.median(with_security)
+        overhead = 1 - ours / base
+        print(f"{args.connections} connections, {args.rounds} rounds of {args.seconds:.0f} s each")
+        print(f"  without security  {base:8.0f} req/s  (rounds: {[round(x) for x in without]})")
+        print(
+            f"  with security     {ours:8.0f} req/s  (rounds: {[round(x) for x in with_security]})"
+        )
+        print(f"  overhead          {overhead:8.1%}  (goal: under 15%)")
+        return 0
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(30)
+        topology.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

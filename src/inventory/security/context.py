@@ -1,0 +1,131 @@
+"""What one API process needs to authenticate and rate-limit: built once in the lifespan.
+
+Resolving a token costs a primary round trip; the rate-limit decision costs a Redis one.
+To pay only the second on most requests, resolved principals are cached per process
+together with the *identity epoch*, a Redis counter that every revocation and deletion
+advances after its commit. The rate-limit script returns the epoch in the same round
+trip; a cached principal is used only while the epoch it was resolved under is still the
+current one. The epoch is read *before* the primary lookup that fills the cache, so a
+revocation committed during that lookup leaves the entry already stale. Without Redis
+nothing is cached: every request goes to the primary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+from inventory.runtime.resources import Resources
+from inventory.security.authentication import Authenticator, Headers, bearer_token
+from inventory.security.errors import RateLimited, Unauthorized
+from inventory.security.principal import Principal
+from inventory.security.ratelimit import Decision, RateLimiter
+
+CACHE_SECONDS = 10.0  # bounds staleness if an epoch increment was lost (Redis down then)
+CACHE_SIZE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    principal: Principal
+    epoch: int
+    until: float
+
+
+@dataclass
+class PrincipalCache:
+    """Principals by token digest, each with the identity epoch it was resolved under."""
+
+    entries: dict[bytes, _Cached] = field(default_factory=dict)
+
+    @staticmethod
+    def key(token: str) -> bytes:
+        """The cache key of a token (its digest: tokens are not kept in memory as keys)."""
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, key: bytes) -> _Cached | None:
+        """The live entry for `key`, or None."""
+        entry = self.entries.get(key)
+        if entry is None or entry.until < time.monotonic():
+            self.entries.pop(key, None)
+            return None
+        return entry
+
+    def put(self, key: bytes, principal: Principal, epoch: int, expires_at: float | None) -> None:
+        """Remember a principal resolved under `epoch`, never past its token's expiry."""
+        if len(self.entries) >= CACHE_SIZE:
+            self.entries.clear()
+        lifetime = CACHE_SECONDS
+        if expires_at is not None:
+            lifetime = min(lifetime, expires_at - time.time())
+        self.entries[key] = _Cached(principal, epoch, time.monotonic() + lifetime)
+
+
+@dataclass(frozen=True)
+class Security:
+    """The authenticator and the rate limiter, shared by every request of a process."""
+
+    authenticator: Authenticator
+    limiter: RateLimiter
+    jwt_secret: str
+    jwt_ttl_seconds: int
+    cache: PrincipalCache = field(default_factory=PrincipalCache)
+
+    @classmethod
+    def of(cls, resources: Resources, jwt_secret: str) -> Security:
+        """Build from the process's resources (the primary pool and the Redis client)."""
+        settings = resources.settings
+        return cls(
+            authenticator=Authenticator(resources.primary, jwt_secret, settings.trusted_proxies),
+            limiter=RateLimiter(resources.redis, settings.redis_namespace, settings.budgets),
+            jwt_secret=jwt_secret,
+            jwt_ttl_seconds=settings.jwt_ttl_seconds,
+        )
+
+    async def identify(self, headers: Headers, ip: str) -> tuple[Principal | None, Decision]:
+        """The caller and the rate-limit decision for this call; Unauthorized for bad
+        credentials (which spend the IP's anonymous budget), RateLimited when over budget."""
+        try:
+            token = bearer_token(headers)
+        except Unauthorized as refused:
+            await self._charge_anonymous(refused, ip)
+            raise
+        if token is None:
+            return None, self._admit(await self.limiter.check_request(None, ip))
+        key = self.cache.key(token)
+        cached = self.cache.get(key)
+        if cached is not None:
+            principal = dataclasses.replace(cached.principal, ip=ip)
+            decision = await self.limiter.check_request(principal, ip)
+            if decision.epoch == cached.epoch:
+                return principal, self._admit(decision)
+            self.cache.entries.pop(key, None)
+        # The decision just read the epoch; otherwise read it now, before the lookup.
+        epoch = decision.epoch if cached is not None else await self.limiter.epoch()
+        try:
+            principal, expires_at = await self.authenticator.authenticate_until(token, ip)
+        except Unauthorized as refused:
+            await self._charge_anonymous(refused, ip)
+            raise
+        if epoch is not None:
+            self.cache.put(key, principal, epoch, expires_at)
+        if cached is not None:  # this call was already counted against the principal
+            return principal, self._admit(decision)
+        return principal, self._admit(await self.limiter.check_request(principal, ip))
+
+    async def _charge_anonymous(self, refused: Unauthorized, ip: str) -> None:
+        """Bad credentials spend the IP's anonymous budget (guessing is throttled)."""
+        refused.headers = self._admit(await self.limiter.check_request(None, ip)).headers()
+
+    @staticmethod
+    def _admit(decision: Decision) -> Decision:
+        if not decision.allowed:
+            raise RateLimited(decision)
+        return decision
+
+    async def identities_changed(self) -> None:
+        """After a revocation or deletion commits: every process drops its cached principals."""
+        self.cache.entries.clear()
+        await self.limiter.bump_epoch()

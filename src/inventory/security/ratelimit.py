@@ -1,0 +1,207 @@
+"""Rate limits in Redis: one Lua script per decision, so every API process shares a budget.
+
+A fixed window per key: the first call creates a counter that expires after the window;
+each call increments it and is admitted while the count is within the limit. INCR and
+PEXPIRE run in one script, so concurrent processes can never admit more than the limit
+(a read-then-write would let two processes see the same count).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import redis
+import redis.asyncio as aioredis
+import structlog
+from prometheus_client import Counter
+
+from inventory.runtime.settings import Budget
+from inventory.security.principal import Principal
+
+log = structlog.get_logger(__name__)
+
+REDIS_FAILURES = Counter(
+    "inventory_rate_limit_redis_failures",
+    "Rate-limit decisions taken without Redis (it was unreachable): the call was allowed.",
+    ["policy"],
+)
+
+# KEYS[1]: the identity epoch (see security/context.py); KEYS[2..]: budget counters, with
+# their windows in ARGV. Calls that arrive in the same event-loop turn share one script
+# call (one round trip); inside it each counter is incremented and read atomically, as
+# if alone, so the decisions are exactly those of one script per call.
+HIT = """
+local out = {tonumber(redis.call('GET', KEYS[1]) or '0')}
+for i = 2, #KEYS do
+    local count = redis.call('INCR', KEYS[i])
+    local ttl = redis.call('PTTL', KEYS[i])
+    if ttl < 0 then
+        redis.call('PEXPIRE', KEYS[i], ARGV[i - 1])
+        ttl = tonumber(ARGV[i - 1])
+    end
+    out[#out + 1] = count
+    out[#out + 1] = ttl
+end
+return out
+"""
+MAX_BATCH = 256
+
+# After a failed Redis call, decide without it for this long instead of waiting for a
+# connect timeout on every request.
+BACKOFF_SECONDS = 1.0
+
+
+def epoch_key(namespace: str) -> str:
+    """The Redis key of the identity epoch (security/context.py explains it)."""
+    return f"{namespace}:identity:epoch"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one call against one budget, and the headers that describe it."""
+
+    policy: str
+    allowed: bool
+    limit: int
+    window_seconds: int
+    remaining: int
+    reset_seconds: int
+    degraded: bool = False  # Redis was unreachable: allowed without counting
+    epoch: int | None = None  # the identity epoch read with the decision (None: degraded)
+
+    def headers(self) -> dict[str, str]:
+        """`RateLimit-Policy` and `RateLimit` (IETF draft), plus `Retry-After` when refused."""
+        headers = {"RateLimit-Policy": f'"{self.policy}";q={self.limit};w={self.window_seconds}'}
+        if not self.degraded:
+            headers["RateLimit"] = f'"{self.policy}";r={self.remaining};t={self.reset_seconds}'
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, self.reset_seconds))
+        return headers
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+class RateLimiter:
+    """Budgets by name (see Settings.budgets), counted in Redis under `namespace`."""
+
+    def __init__(
+        self, client: aioredis.Redis, namespace: str, budgets: Mapping[str, Budget]
+    ) -> None:
+        self._redis = client
+        self._namespace = namespace
+        self._budgets = dict(budgets)
+        self._script = client.register_script(HIT)
+        self._skip_until = 0.0
+        self.epoch_key = epoch_key(namespace)
+        self._pending: list[tuple[str, int, asyncio.Future[tuple[int, int, int]]]] = []
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    async def _count(self, key: str, window_ms: int) -> tuple[int, int, int]:
+        """(count, ttl in ms, identity epoch) after one increment of `key`, batched."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[int, int, int]] = loop.create_future()
+        self._pending.append((key, window_ms, future))
+        if len(self._pending) == 1:
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            task = asyncio.ensure_future(self._run(batch))
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+
+    async def _run(
+        self, batch: list[tuple[str, int, asyncio.Future[tuple[int, int, int]]]]
+    ) -> None:
+        try:
+            result = await self._script(
+                keys=[self.epoch_key, *(key for key, _, _ in batch)],
+                args=[window for _, window, _ in batch],
+            )
+        except Exception as error:  # noqa: BLE001 - handed to every waiting caller
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        epoch = int(result[0])
+        for index, (_, _, future) in enumerate(batch):
+            if not future.done():
+                future.set_result((int(result[1 + 2 * index]), int(result[2 + 2 * index]), epoch))
+
+    def _failed(self, what: str, error: Exception) -> None:
+        self._skip_until = time.monotonic() + BACKOFF_SECONDS
+        REDIS_FAILURES.labels(policy=what).inc()
+        log.warning("rate limit not enforced: Redis unavailable", policy=what, error=str(error))
+
+    async def epoch(self) -> int | None:
+        """The identity epoch, or None when Redis is unreachable."""
+        try:
+            if time.monotonic() < self._skip_until:
+                return None
+            value = await self._redis.get(self.epoch_key)
+        except redis.RedisError as error:
+            self._failed("epoch", error)
+            return None
+        return int(value or 0)
+
+    async def bump_epoch(self) -> bool:
+        """Advance the identity epoch after a revocation or deletion; False when Redis is down."""
+        try:
+            await self._redis.incr(self.epoch_key)
+        except redis.RedisError as error:
+            log.warning("identity epoch not advanced: Redis unavailable", error=str(error))
+            return False
+        return True
+
+    def budget(self, policy: str) -> Budget:
+        """The budget called `policy`."""
+        return self._budgets[policy]
+
+    async def hit(self, policy: str, subject: str, *, budget: str | None = None) -> Decision:
+        """Count one call of `subject` against `policy` and decide; allowed when Redis is down."""
+        rule = self._budgets[budget or policy]
+        window_ms = rule.window_seconds * 1000
+        key = f"{self._namespace}:ratelimit:{policy}:{subject}"
+        try:
+            if time.monotonic() < self._skip_until:
+                raise redis.ConnectionError("Redis was unreachable a moment ago")
+            count, ttl_ms, epoch = await self._count(key, window_ms)
+        except redis.RedisError as error:
+            self._failed(policy, error)
+            return Decision(policy, True, rule.limit, rule.window_seconds, rule.limit, 0, True)
+        return Decision(
+            policy=policy,
+            allowed=count <= rule.limit,
+            limit=rule.limit,
+            window_seconds=rule.window_seconds,
+            remaining=max(0, rule.limit - count),
+            reset_seconds=max(1, math.ceil(ttl_ms / 1000)),
+            epoch=epoch,
+        )
+
+    async def check_request(self, principal: Principal | None, ip: str) -> Decision:
+        """An HTTP call: per principal under its role's budget, or per client IP if anonymous."""
+        if principal is None:
+            return await self.hit("anonymous", ip)
+        return await self.hit(principal.role.value, f"{principal.kind}:{principal.id}")
+
+    async def check_login(self, username: str, ip: str) -> Decision:
+        """A login attempt, per username and client IP (hashed: names are not stored)."""
+        return await self.hit("login", _digest(username.casefold(), ip))
+
+    async def check_ws_handshake(self, principal: Principal) -> Decision:
+        """A WebSocket handshake, per principal."""
+        return await self.hit("ws_handshake", f"{principal.kind}:{principal.id}")
+
+    async def check_ws_message(self, connection_id: str) -> Decision:
+        """One inbound WebSocket message, per connection (close with 4429 when refused)."""
+        return await self.hit("ws_message", connection_id)

@@ -1,0 +1,64 @@
+"""Access tokens: short-lived HS256 JWTs naming a user; the user is re-read per request."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+ALGORITHM = "HS256"
+ISSUER = "inventory"
+
+
+class InvalidToken(Exception):
+    """The token is malformed, tampered with, expired or not ours."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    """What a verified token says: whose it is and until when."""
+
+    subject: str
+    expires_at: int
+    token_id: str
+
+
+def issue_token(secret: str, subject: str, ttl_seconds: int, *, now: float | None = None) -> str:
+    """A signed token for `subject` (a user id) valid for `ttl_seconds`."""
+    issued = int(time.time() if now is None else now)
+    claims = {
+        "iss": ISSUER,
+        "sub": subject,
+        "iat": issued,
+        "exp": issued + ttl_seconds,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify_token(secret: str, token: str, *, now: float | None = None) -> TokenClaims:
+    """The claims of a valid token, or InvalidToken; only HS256 is accepted ("none" is not)."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "sub", "iss", "jti"], "verify_exp": now is None},
+        )
+    except jwt.PyJWTError as error:
+        raise InvalidToken(type(error).__name__) from None
+    expires_at = claims["exp"]
+    if now is not None and not (isinstance(expires_at, int) and expires_at > now):
+        raise InvalidToken("ExpiredSignatureError")
+    subject = claims["sub"]
+    if not isinstance(subject, str):
+        raise InvalidToken("InvalidSubjectError")
+    return TokenClaims(subject=subject, expires_at=int(expires_at), token_id=str(claims["jti"]))
+
+
+def looks_like_jwt(token: str) -> bool:
+    """Three dot-separated parts: worth trying as a JWT rather than as an API key."""
+    return token.count(".") == 2
