@@ -38,10 +38,9 @@ class Pos:
             headers["Idempotency-Key"] = uuid.uuid4().hex if key == "auto" else key
         return httpx.post(f"{self.base_url}{path}", json=body, headers=headers, timeout=30)
 
-    def raw(self, path: str, content: bytes, key: str | None = "k") -> httpx.Response:
+    def raw(self, path: str, content: bytes) -> httpx.Response:
         headers = {**self.headers, "Content-Type": "application/json"}
-        if key is not None:
-            headers["Idempotency-Key"] = key
+        headers["Idempotency-Key"] = uuid.uuid4().hex
         return httpx.post(f"{self.base_url}{path}", content=content, headers=headers, timeout=30)
 
 

@@ -200,7 +200,7 @@ class CatalogController(Controller):
     @get(
         "/stores/{store:str}",
         summary="One store",
-        **protect(RouteClass.CATALOG_READ, store="store", responses={404: ResponseSpec(Problem)}),
+        **protect(RouteClass.CATALOG_READ, responses={404: ResponseSpec(Problem)}),
     )
     async def get_store(self, state: State, store: str) -> schemas.Store:
         """The store, or 404 `store_not_found`."""

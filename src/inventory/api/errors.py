@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -141,15 +142,32 @@ def rejection(error: CommandRejected) -> tuple[int, Problem]:
         status=status,
         detail=error.detail,
         code=error.code,
-        errors=error.errors or None,
+        errors=[{key: _quantity(value) for key, value in item.items()} for item in error.errors]
+        or None,
     )
     return status, problem
+
+
+def _quantity(value: Any) -> Any:
+    """api.md: a whole-unit quantity is an integer, any other a string ("2.50")."""
+    if isinstance(value, Decimal):
+        return int(value) if value.as_tuple().exponent == 0 else str(value)
+    return value
+
+
+# How msgspec (under Litestar) says the body is not JSON at all.
+NOT_JSON = ("json is malformed", "input data was truncated", "invalid utf-8", "failed to decode")
+
+
+def _not_json(detail: str) -> bool:
+    lowered = detail.lower()
+    return any(marker in lowered for marker in NOT_JSON)
 
 
 def _validation(exc: ValidationException) -> Response[Problem]:
     extra = exc.extra if isinstance(exc.extra, list) else []
     detail = str(exc.detail)
-    if "JSON" in detail and ("malformed" in detail.lower() or "decode" in detail.lower()):
+    if _not_json(detail):
         return problem_response(HTTP_400_BAD_REQUEST, "invalid_json", "The body is not valid JSON.")
     if any(item.get("key") == "data" and item.get("message") == "'data'" for item in extra):
         # Litestar's way of saying the body is missing: an empty body is not JSON either.
@@ -215,7 +233,9 @@ def handle_exception(  # noqa: PLR0911, C901 - one arm per kind of error, read a
             return _validation(exc)
         case NotAuthorizedException() | PermissionDeniedException() | NotFoundException():
             return problem_response(exc.status_code, DEFAULT_CODES[exc.status_code], exc.detail)
-        case HTTPException() if str(exc.detail).startswith("JSON is malformed"):
+        case HTTPException() if exc.status_code == HTTP_400_BAD_REQUEST and _not_json(
+            str(exc.detail)
+        ):
             return problem_response(
                 HTTP_400_BAD_REQUEST, "invalid_json", "The body is not valid JSON."
             )

@@ -127,11 +127,13 @@ def check_available(context: Context, changes: Iterable[Change]) -> None:
         stock = context.stock(event.store_id, event.sku)
         before, after = level_of(stock), level_of(evolve(stock, event))
         if after.available < 0 and after.available < before.available:
+            # Quantized to the product's decimals: the API shows `3` or `"3.00"` from that.
+            exact = Decimal(1).scaleb(-context.product(event.sku).decimals)
             shortfalls.append(
                 {
                     "sku": event.sku,
-                    "available": before.available,
-                    "requested": before.available - after.available,
+                    "available": before.available.quantize(exact),
+                    "requested": (before.available - after.available).quantize(exact),
                 }
             )
     if shortfalls:
