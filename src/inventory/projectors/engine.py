@@ -118,9 +118,9 @@ def project_batch(
             return 0
         projector.apply(cur, events)
         cur.execute(
-            "UPDATE projector_checkpoints SET seq = %s, updated_at = now()"
-            " WHERE projector = %s AND partition = %s",
-            (events[-1].seq, projector.name, partition),
+            "UPDATE projector_checkpoints SET seq = %s, position = greatest(position, %s),"
+            " updated_at = now() WHERE projector = %s AND partition = %s",
+            (events[-1].seq, max(e.position for e in events), projector.name, partition),
         )
     return len(events)
 

@@ -1,0 +1,98 @@
+"""Read-your-writes on the replica: `min_position` waits, `X-Read-Position` reports.
+
+A command answers with the `position` of its last event. A query that sends
+`min_position=P` waits (bounded) until event P is in the replica's events copy *and*
+every projector has applied it in its partition; the check is exact, because positions
+are not commit-ordered and "the highest position seen" would say nothing about P.
+`X-Read-Position` is the highest position every projector has applied in the partition a
+query reads (for a query across stores, in the partition that got furthest): a hint of
+how fresh the answer is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from litestar.params import Parameter
+from psycopg_pool import AsyncConnectionPool
+
+from inventory.api.errors import ApiError
+from inventory.projectors.registry import PROJECTORS
+
+READ_POSITION_HEADER = "X-Read-Position"
+MAX_WAIT_SECONDS = 5.0
+
+MinPosition = Parameter(
+    ge=0,
+    required=False,
+    description="Wait (up to 5 s) until the read side has applied the event at this "
+    "position (a command result's `position`); 503 `read_model_lagging` otherwise.",
+)
+
+PROJECTED = """
+SELECT e.seq IS NOT NULL AND (
+    SELECT count(*) FROM projector_checkpoints AS c
+    WHERE c.partition = e.partition AND c.projector = ANY(%(projectors)s) AND c.seq >= e.seq
+) = cardinality(%(projectors)s::text[])
+FROM (SELECT 1) AS one LEFT JOIN events AS e ON e.position = %(position)s
+"""
+# min over projectors of the partition's applied position; across stores, the best one.
+POSITION = """
+SELECT coalesce(max(reached), 0) FROM (
+    SELECT c.partition, min(c.position) AS reached
+    FROM projector_checkpoints AS c
+    WHERE c.projector = ANY(%(projectors)s)
+      AND (%(partition)s::text IS NULL OR c.partition = %(partition)s)
+    GROUP BY c.partition
+    HAVING count(*) = cardinality(%(projectors)s::text[])
+) AS partitions
+"""
+
+
+def projector_names() -> list[str]:
+    """The projectors every query waits for (all of them: one read side)."""
+    return [projector.name for projector in PROJECTORS]
+
+
+async def wait_for(
+    pool: AsyncConnectionPool[Any], min_position: int | None, timeout: float = MAX_WAIT_SECONDS
+) -> None:
+    """Return once the event at `min_position` is projected; 503 after `timeout` seconds."""
+    if min_position is None or min_position == 0:
+        return
+    names = projector_names()
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        async with pool.connection() as conn:
+            cursor = await conn.execute(PROJECTED, {"projectors": names, "position": min_position})
+            row = await cursor.fetchone()
+        if row is not None and row[0]:
+            return
+        if time.monotonic() + pause > deadline:
+            raise ApiError(
+                503,
+                "read_model_lagging",
+                f"The read side has not reached position {min_position} yet; retry shortly.",
+                headers={"Retry-After": "1"},
+            )
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
+async def read_position(pool: AsyncConnectionPool[Any], store: str | None = None) -> int:
+    """How far the read side has got for `store` (every store when None)."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute(POSITION, {"projectors": projector_names(), "partition": store})
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def prepare(
+    pool: AsyncConnectionPool[Any], min_position: int | None, store: str | None = None
+) -> dict[str, str]:
+    """Wait for `min_position`, then the headers every query response carries."""
+    await wait_for(pool, min_position)
+    return {READ_POSITION_HEADER: str(await read_position(pool, store))}
