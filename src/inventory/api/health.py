@@ -104,8 +104,14 @@ async def _projections(r: Resources) -> dict[str, Any]:
     max_seconds = r.settings.max_projection_lag_seconds
     async with r.replica.connection(timeout=CHECK_TIMEOUT) as conn:
         # One more than the allowance: enough to tell "over" from "at", and no more.
-        behind = await backlogs(conn, [p.name for p in PROJECTORS], limit=max_events + 1)
-    over = [b for b in behind if b.events > max_events or b.oldest_age_seconds > max_seconds]
+        behind = await backlogs(
+            conn, [p.name for p in PROJECTORS], limit=max_events + 1, max_age=max_seconds
+        )
+    over = [
+        b
+        for b in behind
+        if b.oldest_age_seconds > max_seconds or (b.events is not None and b.events > max_events)
+    ]
     if over:
         shown = "; ".join(b.describe() for b in over[:3])
         more = f" and {len(over) - 3} more" if len(over) > 3 else ""
@@ -115,7 +121,7 @@ async def _projections(r: Resources) -> dict[str, Any]:
         )
     return {
         "partitions_behind": len(behind),
-        "most_events_behind": max((b.events for b in behind), default=0),
+        "most_events_behind": max((b.events or 0 for b in behind), default=0),
         "oldest_unprojected_seconds": round(behind[0].oldest_age_seconds, 3) if behind else 0,
     }
 

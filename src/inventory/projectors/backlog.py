@@ -29,23 +29,35 @@ WITH RECURSIVE parts AS (
     LEFT JOIN projector_checkpoints c ON c.projector = p.name AND c.partition = parts.partition
     WHERE parts.partition IS NOT NULL
 )
-SELECT cursors.projector, cursors.partition, behind.events, oldest.age
+SELECT cursors.projector, cursors.partition, oldest.age,
+    -- Counted only when the age passes (a CASE runs its subquery only for that branch):
+    -- then every event counted is younger than the age allowance, so the walk stays in
+    -- the recent, cached end of the table, and stops at `limit` in any case.
+    CASE WHEN oldest.age <= %(max_age)s THEN (
+        SELECT count(*) FROM (
+            SELECT FROM events e
+            WHERE e.partition = cursors.partition
+              AND (e.partition, e.seq) > (cursors.partition, cursors.checkpoint)
+            ORDER BY e.partition, e.seq LIMIT %(limit)s
+        ) AS unprojected
+    ) END AS events
 FROM cursors
-CROSS JOIN LATERAL (
-    SELECT count(*) AS events FROM (
-        SELECT FROM events e
-        WHERE e.partition = cursors.partition AND e.seq > cursors.checkpoint
-        ORDER BY e.seq LIMIT %(limit)s
-    ) AS unprojected
-) AS behind
 CROSS JOIN LATERAL (
     SELECT extract(epoch FROM clock_timestamp() - e.recorded_at)::float8 AS age
     FROM events e
-    WHERE e.partition = cursors.partition AND e.seq > cursors.checkpoint
-    ORDER BY e.seq LIMIT 1
+    WHERE e.partition = cursors.partition
+      AND (e.partition, e.seq) > (cursors.partition, cursors.checkpoint)
+    ORDER BY e.partition, e.seq LIMIT 1
 ) AS oldest
 ORDER BY oldest.age DESC
 """
+
+# Only a walk of events_partition_seq in order stops at the limit. Left alone, the planner
+# prefers (measured on a 1,000,000-event copy, 20 partitions 50,000 behind each: 0.5-1.4 s
+# instead of 15-80 ms) a bitmap scan of every event after the checkpoint and a sort, or a
+# walk of the unique seq index filtering on partition. The row comparison above is usable
+# only by the (partition, seq) index, which rules out the second; these rule out the first.
+PLAN = ("SET LOCAL enable_bitmapscan = off", "SET LOCAL enable_sort = off")
 
 
 @dataclass(frozen=True)
@@ -54,23 +66,26 @@ class Backlog:
 
     projector: str
     partition: str
-    events: int  # capped at the `limit` given to `backlogs`
     oldest_age_seconds: float  # since the oldest unprojected event was recorded
+    events: int | None  # capped at `limit`; None (not counted) when older than `max_age`
 
     def describe(self) -> str:
-        """`stream_heads/store-1: 12 events, oldest 75.2 s`, for health answers."""
-        return (
-            f"{self.projector}/{self.partition or '(global)'}: {self.events} events, "
-            f"oldest {self.oldest_age_seconds:.1f} s"
-        )
+        """`stream_heads/store-1: 12 events, oldest 5.2 s`, for health answers."""
+        count = "" if self.events is None else f"{self.events} events, "
+        where = f"{self.projector}/{self.partition or '(global)'}"
+        return f"{where}: {count}oldest {self.oldest_age_seconds:.1f} s"
 
 
 async def backlogs(
-    conn: psycopg.AsyncConnection[Any], projectors: Sequence[str], limit: int
+    conn: psycopg.AsyncConnection[Any], projectors: Sequence[str], limit: int, max_age: float
 ) -> list[Backlog]:
-    """Every (projector, partition) with unprojected events, oldest first; counts stop at
-    `limit`, so a deep backlog costs no more than a shallow one."""
-    async with conn.cursor(row_factory=tuple_row) as cur:
-        await cur.execute(BACKLOGS, {"projectors": list(projectors), "limit": limit})
+    """Every (projector, partition) with unprojected events, oldest first. Counts stop at
+    `limit`, and are skipped where the oldest event is older than `max_age` seconds."""
+    async with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+        for setting in PLAN:
+            await cur.execute(setting)
+        await cur.execute(
+            BACKLOGS, {"projectors": list(projectors), "limit": limit, "max_age": max_age}
+        )
         rows = await cur.fetchall()
     return [Backlog(*row) for row in rows]
