@@ -172,7 +172,10 @@ def projected_at(
         while index < len(marks) and marks[index][0] < seq:
             index += 1
         cursor[partition] = index
-        result[position] = (seen, marks[index][1] if index < len(marks) else None)
+        projected = marks[index][1] if index < len(marks) else None
+        # A row a checkpoint covers was in the copy when that checkpoint was read, even when
+        # the copy's read (which follows) was slow to return it.
+        result[position] = (min(seen, projected or seen), projected)
     return result
 
 
