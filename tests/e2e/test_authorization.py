@@ -53,18 +53,21 @@ ZERO = str(uuid.UUID(int=0))
 @dataclass(frozen=True)
 class Route:
     """One route: its class, method, path template as OpenAPI shows it, the values of its
-    parameters other than `{store}` (filled with the own or other store), and a body."""
+    parameters other than `{store}` (filled with the own or other store), a body, and a
+    query string (for routes scoped by a query parameter, e.g. `store={store}`)."""
 
     route_class: RouteClass
     method: str
     path: str
     body: Callable[[str], dict[str, Any]] | None = None
     params: dict[str, str] = field(default_factory=dict)
+    query: str = ""
 
     def url(self, store: str) -> str:
         """The path with every parameter filled in (a parameter may name `{store}` too)."""
         params = {name: value.format(store=store) for name, value in self.params.items()}
-        return self.path.format(store=store, **params)
+        path = self.path.format(store=store, **params)
+        return f"{path}?{self.query.format(store=store)}" if self.query else path
 
 
 ROUTES = [
@@ -171,6 +174,13 @@ ROUTES += [
         "/v1/transfers/{transfer_id}/cancel",
         lambda _: {},
         params={"transfer_id": "t{store}"},
+    ),
+]
+HISTORY = RouteClass.HISTORY
+ROUTES += [
+    Route(HISTORY, "GET", "/v1/events", query="store={store}"),
+    Route(
+        HISTORY, "GET", "/v1/streams/{stream}/events", params={"stream": f"stock-{{store}}-{SKU}"}
     ),
 ]
 # Routes every caller may use without credentials, or that are operations endpoints.

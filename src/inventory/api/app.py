@@ -18,6 +18,7 @@ from inventory.api.catalog_routes import CatalogController
 from inventory.api.docs import docs_router
 from inventory.api.errors import handle_exception
 from inventory.api.health import HealthController
+from inventory.api.history_routes import HistoryController
 from inventory.api.identity import IdentityController
 from inventory.api.middleware import request_id_middleware
 from inventory.api.stock_routes import StockCommandController
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             IdentityController,
             CatalogController,
             StockCommandController,
+            HistoryController,
         ],
         lifespan=[lifespan],
         middleware=[request_id_middleware, prometheus.middleware, security_middleware],
