@@ -21,6 +21,8 @@ from inventory.api.health import HealthController
 from inventory.api.history_routes import HistoryController
 from inventory.api.identity import IdentityController
 from inventory.api.middleware import request_id_middleware
+from inventory.api.report_routes import ReportController
+from inventory.api.report_runs import ReportRunController
 from inventory.api.stock_routes import StockCommandController
 from inventory.runtime.resources import open_resources
 from inventory.runtime.settings import ConfigurationError, Settings
@@ -74,6 +76,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CatalogController,
             StockCommandController,
             HistoryController,
+            ReportController,
+            ReportRunController,
         ],
         lifespan=[lifespan],
         middleware=[request_id_middleware, prometheus.middleware, security_middleware],
