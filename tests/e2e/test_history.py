@@ -152,6 +152,8 @@ def test_an_auditor_scoped_to_a_store_sees_only_its_events(
     assert only[0]["data"]["quantity"] in (1, "1")
     by_sku, _ = drain(admin, start, sku=sku)
     assert {i["store"] for i in by_sku} == set(stores)
+    both, _ = drain(admin, start, store=",".join(stores))
+    assert [i["seq"] for i in both] == sorted(i["seq"] for i in everything if i["store"] in stores)
 
 
 def test_a_stream_reads_in_version_order_from_a_version(

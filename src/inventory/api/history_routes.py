@@ -107,7 +107,8 @@ class HistoryController(Controller):
         events of no store (catalog, stores) need a scope of every store."""
         pool = state.resources.replica
         scope = partitions_for(request.user, store)
-        headers = await reads.prepare(pool, min_position, store)
+        single = store if store and "," not in store else None
+        headers = await reads.prepare(pool, min_position, single)
         event_filter = history.EventFilter(scope, sku, event_type)
         async with pool.connection() as conn:
             rows = await history.page(conn, event_filter, _after(after, cursor), limit)

@@ -54,8 +54,26 @@ class EventFilter:
 
 def page_query(event_filter: EventFilter, after: int, limit: int) -> sql.Composed:
     """Up to `limit` events after `after`, ascending seq."""
+    if event_filter.partitions is not None and event_filter.sku is None:
+        return _per_partition(event_filter, after, limit)
     return sql.SQL("SELECT {} FROM events WHERE {} ORDER BY seq LIMIT {}").format(
         COLUMNS, event_filter.where(after), sql.Literal(limit)
+    )
+
+
+def _per_partition(event_filter: EventFilter, after: int, limit: int) -> sql.Composed:
+    # One (partition, seq) index range per store, merged: a scan of the global seq index
+    # filtered by store would read every other store's events to find a small store's.
+    inner = EventFilter(None, None, event_filter.type).where(after)
+    return sql.SQL(
+        "SELECT {columns} FROM unnest({parts}::text[]) AS p(part) CROSS JOIN LATERAL"
+        " (SELECT {columns} FROM events WHERE partition = p.part AND {inner}"
+        " ORDER BY seq LIMIT {limit}) AS e ORDER BY seq LIMIT {limit}"
+    ).format(
+        columns=COLUMNS,
+        parts=sql.Literal(event_filter.partitions),
+        inner=inner,
+        limit=sql.Literal(limit),
     )
 
 
