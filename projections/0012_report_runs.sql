@@ -10,9 +10,13 @@ CREATE TABLE report_runs (
     rows         jsonb,
     error        text,
     requested_at timestamptz NOT NULL DEFAULT now(),
+    sent_at      timestamptz NOT NULL DEFAULT now(),  -- last message sent for it
     started_at   timestamptz,
     finished_at  timestamptz
 );
+
+-- The worker's sweep re-sends reports whose message was lost (status queued or running).
+CREATE INDEX report_runs_unfinished ON report_runs (sent_at) WHERE status IN ('queued', 'running');
 
 REVOKE ALL ON report_runs FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON report_runs TO inventory_app;

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
@@ -172,3 +174,22 @@ def test_low_stock_lists_items_whose_available_is_below_the_reorder_point(
     assert [(i["sku"], i["available"], i["reorder_min"]) for i in response.json()["items"]] == [
         (sku, "6.5", 20)
     ]
+
+
+def test_a_report_whose_message_was_lost_is_built_by_the_sweep(
+    admin: Client, settings: Settings, store_id: str
+) -> None:
+    position = stocked_store(admin, store_id, f"Q.{store_id}")
+    direct = admin.get("/v1/reports/movements", store=store_id, min_position=position).json()
+    report_id = str(uuid.uuid4())
+    with psycopg.connect(settings.replica_url) as conn:  # queued, its message never sent
+        conn.execute(
+            "INSERT INTO report_runs (id, kind, params, requested_by, sent_at)"
+            " VALUES (%s, 'movements', %s, 'lost', now() - interval '2 minutes')",
+            (report_id, Jsonb({"stores": [store_id]})),
+        )
+
+    report = wait_done(admin, report_id)
+
+    assert report["status"] == "done", report
+    assert report["rows"] == direct["items"]

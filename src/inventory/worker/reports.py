@@ -27,6 +27,17 @@ WHERE id = %s AND status IN ('queued', 'running') RETURNING kind, params
 """
 FINISH = "UPDATE report_runs SET status = 'done', rows = %s, finished_at = now() WHERE id = %s"
 FAIL = "UPDATE report_runs SET status = 'failed', error = %s, finished_at = now() WHERE id = %s"
+# A queued report whose message is a minute old was lost (Redis down when it was sent, or
+# flushed); a running one after 15 minutes lost its worker. Re-sending is safe: see CLAIM.
+STALE = """
+UPDATE report_runs SET sent_at = now()
+WHERE id IN (
+    SELECT id FROM report_runs
+    WHERE status = 'queued' AND sent_at < now() - interval '1 minute'
+       OR status = 'running' AND sent_at < now() - interval '15 minutes'
+    ORDER BY sent_at LIMIT 100 FOR UPDATE SKIP LOCKED
+) RETURNING id::text
+"""
 
 
 class ReportFailed(Exception):
@@ -60,6 +71,15 @@ def build_rows(conn: psycopg.Connection[Any], kind: str, params: dict[str, Any])
     except psycopg.errors.UndefinedTable as missing:
         raise ReportFailed(f"a read model this report needs is not built: {missing}") from None
     return rows
+
+
+def requeue_stale() -> int:
+    """Send another message for each report whose message looks lost; returns how many."""
+    with actors.replica_pool().connection() as conn, conn.transaction():
+        stale = [row[0] for row in conn.execute(STALE).fetchall()]
+    for report_id in stale:
+        build_report.send(report_id)
+    return len(stale)
 
 
 @dramatiq.actor(queue_name="reports", max_retries=5, min_backoff=1_000, max_backoff=30_000)
