@@ -193,3 +193,19 @@ def test_a_report_whose_message_was_lost_is_built_by_the_sweep(
 
     assert report["status"] == "done", report
     assert report["rows"] == direct["items"]
+
+
+def test_a_stock_report_fails_cleanly_until_the_stock_levels_model_exists(
+    admin: Client, settings: Settings, store_id: str
+) -> None:
+    stocked_store(admin, store_id, f"T.{store_id}")
+
+    queued = admin.post("/v1/reports", {"kind": "stock", "params": {"store": store_id}})
+
+    report = wait_done(admin, queued.json()["id"])
+    if has_stock_levels(settings):
+        assert report["status"] == "done", report
+        assert [row["store"] for row in report["rows"]] == [store_id]
+    else:
+        assert report["status"] == "failed"
+        assert "not built" in report["error"]
