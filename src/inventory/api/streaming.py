@@ -1,7 +1,7 @@
-"""Streamed query results: rows from a server-side cursor, written out as JSON or CSV.
+"""Streamed query results: rows from COPY, written out as JSON or CSV.
 
-The connection stays checked out (in one read-only transaction) while the client reads,
-and at most one batch of rows is in memory at a time.
+The connection stays checked out while the client reads, and at most one batch of rows
+(plus psycopg's read buffer) is in memory at a time.
 """
 
 from __future__ import annotations
@@ -24,14 +24,26 @@ Converter = Callable[[tuple[Any, ...]], dict[str, Any]]
 
 
 async def rows_of(
-    pool: AsyncConnectionPool[Any], query: sql.Composed, convert: Converter
+    pool: AsyncConnectionPool[Any],
+    query: sql.Composed,
+    types: Sequence[str],
+    convert: Converter,
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """The query's rows, converted, one batch at a time."""
-    async with pool.connection() as conn, conn.transaction():
-        cur = conn.cursor("streamed", row_factory=tuple_row)
-        await cur.execute(query)
-        while rows := await cur.fetchmany(BATCH):
-            yield [convert(row) for row in rows]
+    """The query's rows (of the column `types`), converted, one batch at a time."""
+    # COPY, not a server-side cursor: it streams as well, and unlike a cursor it may use
+    # a parallel plan (the movement report's aggregate ran 2x faster so).
+    copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query)
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=tuple_row)
+        async with cur.copy(copy_sql) as copy:
+            copy.set_types(list(types))
+            batch: list[dict[str, Any]] = []
+            async for row in copy.rows():
+                batch.append(convert(row))
+                if len(batch) == BATCH:
+                    yield batch
+                    batch = []
+            yield batch
 
 
 async def json_document(batches: AsyncIterator[list[dict[str, Any]]]) -> AsyncIterator[bytes]:

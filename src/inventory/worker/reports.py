@@ -65,6 +65,7 @@ def build_rows(conn: psycopg.Connection[Any], kind: str, params: dict[str, Any])
     rows: list[Any] = []
     try:
         with conn.transaction(), conn.cursor("report", row_factory=tuple_row) as cur:
+            conn.execute("SET LOCAL cursor_tuple_fraction = 1.0")  # see api/streaming.py
             cur.execute(query)
             while batch := cur.fetchmany(1000):
                 rows.extend(convert(row) for row in batch)
