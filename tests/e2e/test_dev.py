@@ -39,7 +39,14 @@ def test_dev_is_ready_and_sigterm_leaves_no_process_behind(home: Path) -> None:
     ready = run.ready()
     assert ready.status_code == 200
     checks = ready.json()["checks"]
-    assert set(checks) == {"primary", "replica", "subscription", "replication", "redis"}
+    assert set(checks) == {
+        "primary",
+        "replica",
+        "subscription",
+        "replication",
+        "projections",
+        "redis",
+    }
     assert all(check["ok"] for check in checks.values())
     owned = run.tree()
     assert len(owned) >= 5  # dev, api, worker, two postmasters (and their backends), redis

@@ -6,6 +6,7 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
+from inventory.projectors.backlog import backlogs
 from inventory.projectors.engine import lags, project
 from inventory.projectors.stream_heads import StreamHeads
 from inventory.runtime.settings import Settings
@@ -94,3 +95,30 @@ async def test_batches_smaller_than_the_backlog_catch_up_completely(
     with replica_pool.connection() as conn:
         lag = next(x for x in lags(conn, [heads]) if x.partition == store_id)
     assert lag.behind == 0
+
+
+async def test_backlogs_count_each_partitions_unprojected_events_up_to_the_limit(
+    settings: Settings, store_id: str, replica_pool: ConnectionPool
+) -> None:
+    behind, caught_up, deep = f"{store_id}-behind", f"{store_id}-caught-up", f"{store_id}-deep"
+    positions = []
+    async with await psycopg.AsyncConnection.connect(settings.primary_url) as conn:
+        for partition, count in ((caught_up, 4), (behind, 3), (deep, 9)):
+            positions += await append_counted(conn, new_stream(partition), partition, count)
+    wait_replicated(settings.replica_url, positions)
+    project(replica_pool, heads, caught_up)
+    project(replica_pool, heads, behind, batch_size=2)  # every batch commits: none left
+    async with await psycopg.AsyncConnection.connect(settings.primary_url) as conn:
+        positions = await append_counted(conn, new_stream(behind), behind, count=2)
+    wait_replicated(settings.replica_url, positions)
+
+    async with await psycopg.AsyncConnection.connect(settings.replica_url) as conn:
+        found = await backlogs(conn, ["stream_heads"], limit=5, max_age=3600)
+        aged = await backlogs(conn, ["stream_heads"], limit=5, max_age=0)
+
+    mine = {b.partition: b.events for b in found if b.partition.startswith(store_id)}
+    assert mine == {behind: 2, deep: 5}
+    assert {b.partition: b.events for b in aged if b.partition.startswith(store_id)} == {
+        behind: None,
+        deep: None,
+    }

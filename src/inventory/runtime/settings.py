@@ -79,6 +79,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pool_min_size: int = 2
     pool_max_size: int = 20
     max_replication_lag_bytes: int = 256 * 1024 * 1024
+    max_projection_lag_events: int = 10_000
+    max_projection_lag_seconds: float = 60.0
     redis_namespace: str = "inventory"
     sweep_interval_seconds: float = 5.0
     jwt_ttl_seconds: int = 900
@@ -122,6 +124,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_replication_lag_bytes=_int(
                 env, "INVENTORY_MAX_REPLICATION_LAG_BYTES", 256 * 1024 * 1024
             ),
+            max_projection_lag_events=_int(env, "INVENTORY_MAX_PROJECTION_LAG_EVENTS", 10_000),
+            max_projection_lag_seconds=float(_int(env, "INVENTORY_MAX_PROJECTION_LAG_SECONDS", 60)),
             redis_namespace=env.get("INVENTORY_REDIS_NAMESPACE") or "inventory",
             sweep_interval_seconds=float(_int(env, "INVENTORY_SWEEP_INTERVAL_SECONDS", 5)),
             jwt_ttl_seconds=max(1, _int(env, "INVENTORY_JWT_TTL_SECONDS", 900)),

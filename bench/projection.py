@@ -1,0 +1,432 @@
+"""Projection lag at a steady load, and rebuild throughput, each beside its floor.
+
+    uv run python bench/projection.py [--rate 1000] [--seconds 20] [--stores 20]
+                                      [--events 1000000] [--rounds 1]
+
+Starts a durable embedded topology in a temporary home and a real worker process
+(`python -m inventory worker`, as production runs it), then:
+
+1. lag: appends one-event commands through `EventStore.append` on a schedule of `--rate`
+   events/s for `--seconds`, spread over `--stores` stores, each followed by the wake-up a
+   command sends after its commit. An observer process polls the replica: each event's
+   arrival in the events copy (replication, the baseline) and the first `stream_heads`
+   checkpoint of its store that covers it (end to end). Both are timed from the moment
+   the append's commit was acknowledged.
+2. rebuild: stops the worker, loads `--events` events straight into the primary's events
+   table (`generate_series`, as the superuser; streams of 100 events over the stores),
+   waits for the replica, then times `inventory projections rebuild stream_heads` beside
+   the same replica copying its events copy into an empty table (the copy floor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import multiprocessing
+import multiprocessing.synchronize
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import psycopg
+
+from inventory.eventstore.codec import Codec
+from inventory.eventstore.store import EventStore, NewEvent, StreamWrite
+from inventory.projectors import admin
+from inventory.projectors.backlog import BACKLOGS, PLAN
+from inventory.projectors.registry import PROJECTORS
+from inventory.runtime.embedded import EmbeddedTopology
+from inventory.runtime.settings import Settings
+from inventory.worker.broker import build_broker
+
+# Connections appending: a durable commit takes ~10 ms here, so 1,000/s needs more than
+# ten in flight. Each writes its own streams, so none waits on another's lock.
+WRITERS = 16
+POLL = 0.01  # seconds between the observer's looks (each costs the replica two queries)
+STREAM_LENGTH = 100  # events per stream in the rebuild's bulk load
+CHUNK = 100_000  # events per bulk-load transaction
+
+
+class Counted(msgspec.Struct, frozen=True, tag="test.counted"):
+    """The test event of tests/events.py (bench/ cannot import tests/)."""
+
+    value: int
+
+
+# ---------------------------------------------------------------------------- lag
+
+
+def observe(
+    replica_url: str,
+    ready: multiprocessing.synchronize.Event,
+    stop: multiprocessing.synchronize.Event,
+    out: str,
+) -> None:
+    """Poll the replica until `stop`; write what appeared when, as JSON, to `out`.
+
+    Checkpoints are read before the events copy in each round: an event a checkpoint
+    covers was in the copy before that read, so its copy time is never later than its
+    checkpoint time. Times are taken after each query returns (lags are not under-counted).
+    """
+    copy: list[tuple[int, int, str, float]] = []  # position, seq, partition, seen at
+    checkpoints: list[tuple[str, int, float]] = []  # partition, seq, seen at
+    last_seq, known = 0, {}
+    with psycopg.connect(replica_url, autocommit=True) as conn:
+        ready.set()
+        while True:
+            stopping = stop.is_set()
+            rows = conn.execute(
+                "SELECT partition, seq FROM projector_checkpoints WHERE projector = 'stream_heads'"
+            ).fetchall()
+            now = time.monotonic()
+            for partition, seq in rows:
+                if known.get(partition) != seq:
+                    known[partition] = seq
+                    checkpoints.append((partition, seq, now))
+            rows = conn.execute(
+                "SELECT position, seq, partition FROM events WHERE seq > %s ORDER BY seq",
+                (last_seq,),
+            ).fetchall()
+            now = time.monotonic()
+            copy += [(position, seq, partition, now) for position, seq, partition in rows]
+            last_seq = rows[-1][1] if rows else last_seq
+            if stopping:
+                break
+            time.sleep(POLL)
+    Path(out).write_bytes(msgspec.json.encode({"copy": copy, "checkpoints": checkpoints}))
+
+
+@dataclass
+class Load:
+    """What the load generator did: when each event's append was sent (by position), how
+    late on its schedule, and how long each append took."""
+
+    started: float
+    ended: float = 0.0
+    commits: dict[int, float] = field(default_factory=dict)
+    lateness: list[float] = field(default_factory=list)
+    round_trips: list[float] = field(default_factory=list)
+
+
+async def offer_load(url: str, rate: int, seconds: int, stores: list[str]) -> Load:
+    """Append `rate * seconds` one-event commands on schedule, waking the projectors after
+    each commit."""
+    from inventory.worker.wakeups import wake  # noqa: PLC0415 - after build_broker
+
+    store = EventStore(Codec([Counted]))
+    connections = [
+        await psycopg.AsyncConnection.connect(url, autocommit=True) for _ in range(WRITERS)
+    ]
+    load = Load(started=time.monotonic() + 0.1)
+    started, commits, lateness, round_trips = (
+        load.started,
+        load.commits,
+        load.lateness,
+        load.round_trips,
+    )
+
+    async def writer(number: int) -> None:
+        async with connections[number] as conn:
+            for i in range(number, rate * seconds, WRITERS):
+                due = started + i / rate
+                if (delay := due - time.monotonic()) > 0:
+                    await asyncio.sleep(delay)
+                lateness.append(time.monotonic() - due)
+                partition = stores[i % len(stores)]
+                event = NewEvent(Counted(value=i), store=partition)
+                write = StreamWrite(f"lag-{partition}-w{number}", [event])
+                sent = time.monotonic()
+                [recorded] = await store.append(conn, [write])
+                # Timed from the request: the commit happened between it and the answer,
+                # and a busy loop can see the answer late (the observer would then be first).
+                commits[recorded.position] = sent
+                round_trips.append(time.monotonic() - sent)
+                wake([partition])  # as the command service does after its commit
+
+    await asyncio.gather(*(writer(n) for n in range(WRITERS)))
+    load.ended = time.monotonic()
+    return load
+
+
+def projected_at(
+    copy: list[list[Any]], checkpoints: list[list[Any]]
+) -> dict[int, tuple[float, float | None]]:
+    """Position → (seen in the events copy, first seen covered by its store's checkpoint)."""
+    by_partition: dict[str, list[tuple[int, float]]] = {}
+    for partition, seq, seen in checkpoints:
+        by_partition.setdefault(partition, []).append((seq, seen))
+    result: dict[int, tuple[float, float | None]] = {}
+    cursor: dict[str, int] = {}
+    for position, seq, partition, seen in sorted(copy, key=lambda row: row[1]):
+        marks, index = by_partition.get(partition, []), cursor.get(partition, 0)
+        while index < len(marks) and marks[index][0] < seq:
+            index += 1
+        cursor[partition] = index
+        projected = marks[index][1] if index < len(marks) else None
+        # A row a checkpoint covers was in the copy when that checkpoint was read, even when
+        # the copy's read (which follows) was slow to return it.
+        result[position] = (min(seen, projected or seen), projected)
+    return result
+
+
+def percentiles(values: list[float]) -> str:
+    """p50, p99 and max in milliseconds."""
+    ordered = sorted(values)
+    if not ordered:
+        return "n/a"
+    pick = [ordered[len(ordered) // 2], ordered[min(int(len(ordered) * 0.99), len(ordered) - 1)]]
+    return "".join(f"{value * 1000:>10.1f}" for value in [*pick, ordered[-1]])
+
+
+def lag_run(env: dict[str, str], root: Path, args: argparse.Namespace) -> None:
+    """Part 1: the steady load, observed; prints the table."""
+    stores = [f"store-{n:02d}" for n in range(args.stores)]
+    context = multiprocessing.get_context("spawn")
+    ready, stop, out = context.Event(), context.Event(), str(root / "observed.json")
+    observer = context.Process(
+        target=observe, args=(env["INVENTORY_REPLICA_URL"], ready, stop, out)
+    )
+    observer.start()
+    try:
+        if not ready.wait(60):
+            raise RuntimeError("the observer process did not start")
+        load = asyncio.run(
+            offer_load(env["INVENTORY_PRIMARY_URL"], args.rate, args.seconds, stores)
+        )
+        wait_projected(env["INVENTORY_REPLICA_URL"], max(load.commits), timeout=120)
+    finally:
+        stop.set()
+        observer.join(60)
+    observed = msgspec.json.decode(Path(out).read_bytes())
+    seen = projected_at(observed["copy"], observed["checkpoints"])
+    commits = load.commits
+    replication = [seen[p][0] - c for p, c in commits.items() if p in seen]
+    end_to_end = [t - c for p, c in commits.items() if p in seen and (t := seen[p][1]) is not None]
+    share = [t - r for p in commits if p in seen and (r := seen[p][0]) and (t := seen[p][1])]
+    achieved = len(commits) / (load.ended - load.started)
+    late = sorted(load.lateness)
+    sustained = achieved >= 0.98 * args.rate and late[int(len(late) * 0.99)] < 0.1
+    print(
+        f"\nprojection lag: {args.rate} events/s offered for {args.seconds} s over "
+        f"{args.stores} stores, one event per append, a wake-up per commit, 1 worker process"
+    )
+    print(
+        f"  committed {len(commits)} events at {achieved:,.0f}/s ({achieved / args.rate:.1%} of"
+        f" offered); behind schedule p99 {late[int(len(late) * 0.99)] * 1000:.1f} ms,"
+        f" max {late[-1] * 1000:.1f} ms -> {'sustained' if sustained else 'NOT sustained'}"
+    )
+    print(
+        f"  an append's round trip (request to commit acknowledged): p50"
+        f" {statistics.median(load.round_trips) * 1000:.1f} ms; lags below count from the"
+        " request"
+    )
+    print(f"  {'from commit on the primary to':<44}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
+    print(f"  {'row in the replica events copy (baseline)':<44}{percentiles(replication)}")
+    print(f"  {'stream_heads checkpoint covering it':<44}{percentiles(end_to_end)}")
+    print(f"  {'  of which projection (copy -> checkpoint)':<44}{percentiles(share)}")
+    missing = len(commits) - len(end_to_end)
+    print(f"  events never seen projected: {missing}")
+
+
+def wait_projected(replica_url: str, position: int, timeout: float) -> None:
+    """Until the event at `position` has reached the replica and every partition's
+    stream_heads checkpoint is at its partition's head."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(replica_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            arrived = conn.execute("SELECT 1 FROM events WHERE position = %s", (position,))
+            if arrived.fetchone() and not any(lag.behind for lag in admin.lags(conn, PROJECTORS)):
+                return
+            time.sleep(0.05)
+    print(f"  (gave up waiting for the projectors after {timeout:.0f} s)")
+
+
+# ------------------------------------------------------------------------- rebuild
+
+
+def bulk_load(admin_url: str, events: int, stores: int) -> float:
+    """Insert `events` events (streams of STREAM_LENGTH over `stores` stores, versions in
+    order) and their streams' rows, as the superuser; returns the seconds it took."""
+    streams = max(events // STREAM_LENGTH, 1)
+    started = time.monotonic()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for first in range(0, events, CHUNK):
+            conn.execute(
+                "INSERT INTO events (id, stream, version, type, store, data, metadata,"
+                " occurred_at)"
+                " SELECT gen_random_uuid(), 'bulk-' || i %% %(streams)s, i / %(streams)s + 1,"
+                "  'test.counted', 'bulk-store-' || i %% %(streams)s %% %(stores)s,"
+                "  jsonb_build_object('value', i), '{}', now()"
+                " FROM generate_series(%(first)s::bigint, %(last)s) AS i",
+                {
+                    "streams": streams,
+                    "stores": stores,
+                    "first": first,
+                    "last": min(first + CHUNK, events) - 1,
+                },
+            )
+        conn.execute(
+            "INSERT INTO streams (stream, version)"
+            " SELECT 'bulk-' || k, (%(events)s - 1 - k) / %(streams)s + 1"
+            " FROM generate_series(0, least(%(streams)s, %(events)s) - 1) AS k",
+            {"events": events, "streams": streams},
+        )
+    return time.monotonic() - started
+
+
+def wait_replicated(primary_admin: str, replica_url: str, timeout: float = 600) -> float:
+    """Seconds until the replica holds the primary's last event."""
+    started = time.monotonic()
+    with psycopg.connect(primary_admin) as conn:
+        row = conn.execute("SELECT max(position) FROM events").fetchone()
+    assert row is not None
+    with psycopg.connect(replica_url, autocommit=True) as conn:
+        while not conn.execute("SELECT 1 FROM events WHERE position = %s", row).fetchone():
+            if time.monotonic() - started > timeout:
+                raise RuntimeError("the replica did not catch up")
+            time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def copy_floor(replica_admin: str) -> tuple[int, float]:
+    """Rows and seconds for `INSERT INTO scratch SELECT * FROM events` on the replica."""
+    with psycopg.connect(replica_admin, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS scratch")
+        conn.execute("CREATE TABLE scratch AS SELECT * FROM events WITH NO DATA")
+        started = time.monotonic()
+        rows = conn.execute("INSERT INTO scratch SELECT * FROM events").rowcount
+        elapsed = time.monotonic() - started
+        conn.execute("DROP TABLE scratch")
+    return rows, elapsed
+
+
+def timed_rebuild(replica_url: str) -> tuple[int, float]:
+    """Events and seconds for `inventory projections rebuild stream_heads`, start to end."""
+    with psycopg.connect(replica_url) as conn:
+        row = conn.execute("SELECT count(*) FROM events").fetchone()
+    assert row is not None
+    started = time.monotonic()
+    admin.rebuild(replica_url, "stream_heads", out=io.StringIO())
+    elapsed = time.monotonic() - started
+    with psycopg.connect(replica_url) as conn:
+        heads = conn.execute("SELECT sum(version) FROM stream_heads").fetchone()
+    # Every stream's versions run 1..n, so its head's version is its event count.
+    assert heads is not None and heads[0] == row[0], (heads, row)
+    return row[0], elapsed
+
+
+def health_query_ms(replica_url: str) -> float:
+    """Milliseconds for the readiness check's backlog query (median of 5)."""
+    times = []
+    arguments = {"projectors": ["stream_heads"], "limit": 10_001, "max_age": 60}
+    with psycopg.connect(replica_url, autocommit=True) as conn:
+        for _ in range(5):
+            started = time.monotonic()
+            with conn.transaction():
+                for setting in PLAN:
+                    conn.execute(setting)
+                conn.execute(BACKLOGS, arguments).fetchall()
+            times.append(time.monotonic() - started)
+    return statistics.median(times) * 1000
+
+
+def rebuild_run(env: dict[str, str], args: argparse.Namespace) -> None:
+    """Part 2: bulk load, then the copy floor and the rebuild, interleaved; prints them."""
+    primary_admin, replica_url = env["INVENTORY_PRIMARY_ADMIN_URL"], env["INVENTORY_REPLICA_URL"]
+    loaded = bulk_load(primary_admin, args.events, args.stores)
+    caught_up = wait_replicated(primary_admin, replica_url)
+    behind_ms = health_query_ms(replica_url)
+    runs = [
+        (copy_floor(env["INVENTORY_REPLICA_ADMIN_URL"]), timed_rebuild(replica_url))
+        for _ in range(args.rounds)
+    ]
+    caught_up_ms = health_query_ms(replica_url)
+    print(
+        f"\nrebuild of stream_heads: {args.events} events bulk-loaded on the primary in "
+        f"{loaded:.1f} s, on the replica {caught_up:.1f} s later"
+    )
+    print(f"  {'round':>5} {'events':>9} {'copy floor/s':>13} {'rebuild/s':>10} {'ratio':>6}")
+    for number, ((rows, floor), (events, rebuild)) in enumerate(runs, 1):
+        print(
+            f"  {number:>5} {events:>9} {rows / floor:>13,.0f} {events / rebuild:>10,.0f}"
+            f" {(events / rebuild) / (rows / floor):>6.2f}"
+        )
+    print(
+        "  copy floor: INSERT INTO scratch SELECT * FROM events on the replica (no index);"
+        " rebuild: reset + replay, as `inventory projections rebuild stream_heads`"
+    )
+    print(
+        f"  readiness backlog query: {behind_ms:.1f} ms with every bulk store behind,"
+        f" {caught_up_ms:.1f} ms caught up"
+    )
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`python -m inventory worker` with the topology's environment, ready once it has
+    projected a first wake-up."""
+    with log.open("ab") as output:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "inventory", "worker"],
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    asyncio.run(offer_load(env["INVENTORY_PRIMARY_URL"], WRITERS, 1, ["warm-up"]))
+    with psycopg.connect(env["INVENTORY_PRIMARY_ADMIN_URL"]) as conn:
+        last = conn.execute("SELECT max(position) FROM events").fetchone()
+    assert last is not None
+    wait_projected(env["INVENTORY_REPLICA_URL"], last[0], timeout=60)
+    return worker
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it does not exit within 30 s."""
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=int, default=1000, help="events/s offered (1000)")
+    parser.add_argument("--seconds", type=int, default=20, help="duration of the load (20)")
+    parser.add_argument("--stores", type=int, default=20, help="stores the load spans (20)")
+    parser.add_argument("--events", type=int, default=1_000_000, help="rebuild size (1000000)")
+    parser.add_argument("--rounds", type=int, default=1, help="floor + rebuild rounds (1)")
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="inventory-bench-"))
+    root.chmod(0o755)
+    topology = EmbeddedTopology(root / "home", durable=True)
+    worker = None
+    try:
+        env = topology.start()
+        build_broker(Settings.from_env({**os.environ, **env}))
+        worker = start_worker(env, root / "worker.log")
+        lag_run(env, root, args)
+        stop_worker(worker)
+        rebuild_run(env, args)
+    finally:
+        if worker is not None:
+            stop_worker(worker)
+        topology.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
