@@ -125,6 +125,17 @@ def _projections(args: argparse.Namespace) -> int:
         raise ConfigurationError(str(error.args[0])) from None
 
 
+def _events(args: argparse.Namespace) -> int:
+    from inventory.projectors import export  # noqa: PLC0415
+    from inventory.projectors.history import ExportRange  # noqa: PLC0415
+
+    try:
+        span = ExportRange(args.store, export.parse_time(args.start), export.parse_time(args.end))
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
+    return export.export(Settings.from_env().replica_url, span, args.output)
+
+
 def _stores(raw: str, role: Role) -> list[str]:
     stores = [part.strip() for part in raw.split(",") if part.strip()]
     problems = check_scope(stores, role)
@@ -247,6 +258,20 @@ def _parser() -> argparse.ArgumentParser:
     actions.add_parser("status", help="each projector's lag")
     rebuild = actions.add_parser("rebuild", help="rebuild one projector from the events copy")
     rebuild.add_argument("name", help="the projector, e.g. stream_heads")
+
+    events = command(
+        "events",
+        "Export a store's events from the replica: `export` writes those whose occurred_at "
+        "lies in [--from, --to) as NDJSON in seq order, with a progress bar on stderr.",
+        SERVER_ENV,
+        _events,
+    )
+    export = events.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export_events = export.add_parser("export", help="NDJSON of a store's events")
+    export_events.add_argument("--store", required=True, help="the store id")
+    export_events.add_argument("--from", dest="start", required=True, help="RFC 3339 or date")
+    export_events.add_argument("--to", dest="end", required=True, help="RFC 3339 or date")
+    export_events.add_argument("--output", help="file to write (default: stdout)")
 
     users = command(
         "users",

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from inventory.domain.commands import (
     Command,
@@ -53,18 +55,25 @@ ZERO = str(uuid.UUID(int=0))
 @dataclass(frozen=True)
 class Route:
     """One route: its class, method, path template as OpenAPI shows it, the values of its
-    parameters other than `{store}` (filled with the own or other store), and a body."""
+    parameters other than `{store}` (filled with the own or other store), a body, and a
+    query string (for routes scoped by a query parameter, e.g. `store={store}`)."""
 
     route_class: RouteClass
     method: str
     path: str
     body: Callable[[str], dict[str, Any]] | None = None
-    params: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str | Callable[[str], str]] = field(default_factory=dict)
+    query: str = ""
 
     def url(self, store: str) -> str:
-        """The path with every parameter filled in (a parameter may name `{store}` too)."""
-        params = {name: value.format(store=store) for name, value in self.params.items()}
-        return self.path.format(store=store, **params)
+        """The path with every parameter filled in (a parameter may name `{store}` too, or
+        be a function of the store)."""
+        params = {
+            name: value(store) if callable(value) else value.format(store=store)
+            for name, value in self.params.items()
+        }
+        path = self.path.format(store=store, **params)
+        return f"{path}?{self.query.format(store=store)}" if self.query else path
 
 
 ROUTES = [
@@ -173,6 +182,25 @@ ROUTES += [
         params={"transfer_id": "t{store}"},
     ),
 ]
+HISTORY, REPORTS = RouteClass.HISTORY, RouteClass.REPORTS
+
+
+def report_of(store: str) -> str:
+    """The id of the report the world fixture requests for `store` (as `matrix`)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"matrix-report-{store}"))
+
+
+ROUTES += [
+    Route(REPORTS, "GET", "/v1/reports/movements", query="store={store}"),
+    Route(REPORTS, "GET", "/v1/reports/low-stock", query="store={store}"),
+    Route(REPORTS, "POST", "/v1/reports", lambda s: {"kind": "movements", "params": {"store": s}}),
+    # Readable by admins and auditors in scope; a manager in scope gets 404 (not theirs).
+    Route(REPORTS, "GET", "/v1/reports/{report_id}", params={"report_id": report_of}),
+    Route(HISTORY, "GET", "/v1/events", query="store={store}"),
+    Route(
+        HISTORY, "GET", "/v1/streams/{stream}/events", params={"stream": f"stock-{{store}}-{SKU}"}
+    ),
+]
 # Routes every caller may use without credentials, or that are operations endpoints.
 PUBLIC = {("POST", "/v1/auth/token")}
 
@@ -202,6 +230,13 @@ def world(
             transfer_id=f"t{store}", from_store=store, to_store=f"{store}x",
             lines=(Line(SKU, Decimal(50)),), occurred_at=now, now=now))  # fmt: skip
     run_commands(settings, *setup)
+    with psycopg.connect(settings.replica_url) as conn:
+        for store in (own, other):
+            conn.execute(
+                "INSERT INTO report_runs (id, kind, params, requested_by)"
+                " VALUES (%s, 'movements', %s, 'matrix')",
+                (report_of(store), Jsonb({"stores": [store]})),
+            )
     # Every role but admin covers the own store and its transfer partner `{own}x`.
     keys = {
         role: api_key(

@@ -14,7 +14,7 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from inventory.projectors.engine import project
-from inventory.projectors.stream_heads import StreamHeads
+from inventory.projectors.registry import PROJECTORS
 from inventory.runtime.embedded import EmbeddedTopology
 from inventory.runtime.processes import free_port
 from tests.conftest import new_home
@@ -105,7 +105,8 @@ async def test_ready_turns_503_naming_projections_while_a_projector_lags(
             assert too_many["failing"] == ["projections"]
             assert "stream_heads/s-lagging: 6 events" in too_many["checks"]["projections"]["error"]
 
-            project(pool, StreamHeads(), store_id)
+            for projector in PROJECTORS:  # every read model, or ready stays 503
+                project(pool, projector, store_id)
             assert wait_for_status(url, 200).json()["failing"] == []
 
             # One event, but older than allowed.
@@ -115,7 +116,8 @@ async def test_ready_turns_503_naming_projections_while_a_projector_lags(
             assert too_old["failing"] == ["projections"]
             assert "stream_heads/s-lagging: oldest " in too_old["checks"]["projections"]["error"]
 
-            project(pool, StreamHeads(), store_id)
+            for projector in PROJECTORS:  # every read model, or ready stays 503
+                project(pool, projector, store_id)
             caught_up = wait_for_status(url, 200).json()
             assert caught_up["checks"]["projections"]["ok"] is True
     finally:

@@ -18,8 +18,11 @@ from inventory.api.catalog_routes import CatalogController
 from inventory.api.docs import docs_router
 from inventory.api.errors import handle_exception
 from inventory.api.health import HealthController
+from inventory.api.history_routes import HistoryController
 from inventory.api.identity import IdentityController
 from inventory.api.middleware import request_id_middleware
+from inventory.api.report_routes import ReportController
+from inventory.api.report_runs import ReportRunController
 from inventory.api.stock_routes import StockCommandController
 from inventory.runtime.resources import open_resources
 from inventory.runtime.settings import ConfigurationError, Settings
@@ -72,6 +75,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             IdentityController,
             CatalogController,
             StockCommandController,
+            HistoryController,
+            ReportController,
+            ReportRunController,
         ],
         lifespan=[lifespan],
         middleware=[request_id_middleware, prometheus.middleware, security_middleware],

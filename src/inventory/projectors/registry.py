@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from inventory.projectors.daily_movements import DailyMovements
 from inventory.projectors.engine import Projector
 from inventory.projectors.stream_heads import StreamHeads
 
-PROJECTORS: tuple[Projector, ...] = (StreamHeads(),)
+PROJECTORS: tuple[Projector, ...] = (StreamHeads(), DailyMovements())
 
 
 def by_name(name: str) -> Projector:

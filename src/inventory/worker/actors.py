@@ -75,10 +75,13 @@ def sweep() -> int:
 
 
 def _sweep_forever(settings: Settings, stop: threading.Event) -> None:
+    from inventory.worker import reports  # noqa: PLC0415 - it imports this module
+
     while not stop.wait(settings.sweep_interval_seconds):
         try:
             applied = sweep()
             overdue = reservations.sweep_overdue(settings.primary_url)
+            requeued = reports.requeue_stale()
         except Exception:  # the sweep must outlive a replica or primary restart
             log.exception("sweep failed; retrying next interval")
             continue
@@ -86,6 +89,8 @@ def _sweep_forever(settings: Settings, stop: threading.Event) -> None:
             log.info("sweep projected events a wake-up missed", events=applied)
         if overdue:
             log.info("sweep found reservations past their expiry", reservations=overdue)
+        if requeued:
+            log.info("sweep re-sent reports whose message was lost", reports=requeued)
 
 
 def start_background(settings: Settings, stop: threading.Event) -> None:

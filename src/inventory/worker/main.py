@@ -22,7 +22,8 @@ IDLE_POLL_MS = 100
 def run_worker(settings: Settings, *, threads: int = 4) -> None:
     """Consume every queue until SIGINT or SIGTERM."""
     broker = build_broker(settings)
-    from inventory.worker import actors  # noqa: PLC0415 - actors bind to the broker set above
+    # Actors bind to the broker set above; `reports` declares the `reports` queue.
+    from inventory.worker import actors, reports  # noqa: F401, PLC0415
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

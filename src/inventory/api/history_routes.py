@@ -1,0 +1,158 @@
+"""Event history for auditors, from the replica's events copy (api.md, Event history)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get
+from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+
+from inventory.api import reads, schemas
+from inventory.api.errors import ApiError, Problem
+from inventory.projectors import history
+from inventory.security.policy import RouteClass, protect, require_store
+from inventory.security.principal import Principal
+
+ApiRequest = Request[Principal, Any, State]
+
+Limit = Annotated[int, Parameter(ge=1, le=1000, description="Page size (default 100).")]
+MinPosition = Annotated[int | None, reads.MinPosition]
+Seq = Annotated[
+    int | None,
+    Parameter(ge=0, description="Resume after this `seq` (the previous page's `next_cursor`)."),
+]
+
+
+class HistoryEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event as stored: `seq` orders the history, `position` is the primary's number."""
+
+    seq: int
+    position: int
+    stream: str
+    version: int
+    type: str
+    store: str | None
+    sku: str | None
+    occurred_at: datetime
+    recorded_at: datetime
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+def _event(row: history.Row) -> HistoryEvent:
+    seq, position, stream, version, type_, store, sku, occurred, recorded, data, meta = row
+    return HistoryEvent(
+        seq=seq,
+        position=position,
+        stream=stream,
+        version=version,
+        type=type_,
+        store=store,
+        sku=sku,
+        occurred_at=occurred,
+        recorded_at=recorded,
+        data=data,
+        metadata=meta,
+    )
+
+
+def _after(after: int | None, cursor: str | None) -> int:
+    if cursor is None:
+        return after or 0
+    if after is not None:
+        raise ApiError(422, "validation_failed", "Pass `after` or `cursor`, not both.")
+    if not cursor.isdigit():
+        raise ApiError(422, "validation_failed", "The cursor is not one this API issued.")
+    return int(cursor)
+
+
+def partitions_for(principal: Principal, store: str | None) -> list[str] | None:
+    """The partitions a caller sees: every one (None) only with an all-store scope and no
+    `store` filter; the store-less events ('') only with an all-store scope."""
+    requested = [part for part in store.split(",") if part] if store else None
+    return principal.scoped(requested)
+
+
+def _page(rows: list[history.Row], cursor: str | None) -> schemas.Page[HistoryEvent]:
+    return schemas.Page([_event(row) for row in rows], cursor)
+
+
+class HistoryController(Controller):
+    """`GET /v1/events` and `GET /v1/streams/{stream}/events`."""
+
+    path = "/v1"
+    tags = ("history",)
+
+    @get("/events", summary="Event history", **protect(RouteClass.HISTORY, store="store"))
+    async def list_events(
+        self,
+        *,
+        request: ApiRequest,
+        state: State,
+        after: Seq = None,
+        cursor: Annotated[str | None, Parameter(description="Same as `after`.")] = None,
+        limit: Limit = 100,
+        store: Annotated[str | None, Parameter(description="Store id(s), comma-separated.")] = None,
+        sku: str | None = None,
+        event_type: Annotated[str | None, Parameter(query="type")] = None,
+        min_position: MinPosition = None,
+    ) -> Response[schemas.Page[HistoryEvent]]:
+        """Every event in commit order (`seq`); resume with `after=<next_cursor>` and no
+        event is missed or repeated (`next_cursor` is the page's last seq, null only for an
+        empty page). A caller scoped to some stores sees only their events;
+        events of no store (catalog, stores) need a scope of every store."""
+        pool = state.resources.replica
+        scope = partitions_for(request.user, store)
+        single = store if store and "," not in store else None
+        headers = await reads.prepare(pool, min_position, single)
+        event_filter = history.EventFilter(scope, sku, event_type)
+        async with pool.connection() as conn:
+            rows = await history.page(conn, event_filter, _after(after, cursor), limit)
+        # The history grows: a short page still names its last seq, so a client tails
+        # the log with `after=next_cursor`; only an empty page answers null.
+        cursor = str(rows[-1][0]) if rows else None
+        return Response(_page(rows, cursor), headers=headers)
+
+    @get(
+        "/streams/{stream:str}/events",
+        summary="A stream's events",
+        **protect(RouteClass.HISTORY, responses={404: ResponseSpec(Problem)}),
+    )
+    async def stream_events(
+        self,
+        *,
+        request: ApiRequest,
+        state: State,
+        stream: str,
+        from_version: Annotated[int, Parameter(ge=1, description="First version.")] = 1,
+        cursor: Annotated[
+            str | None, Parameter(description="`next_cursor`: the last version seen.")
+        ] = None,
+        limit: Limit = 100,
+        min_position: MinPosition = None,
+    ) -> Response[schemas.Page[HistoryEvent]]:
+        """The stream's events in version order; 404 `stream_not_found` for a stream with
+        no events, 403 when its store lies outside the caller's scope."""
+        pool = state.resources.replica
+        headers = await reads.prepare(pool, min_position)
+        start = from_version if cursor is None else _after(None, cursor) + 1
+        async with pool.connection() as conn:
+            rows = await history.stream_page(conn, stream, start, limit)
+        if rows is None:
+            raise ApiError(404, "stream_not_found", f"No stream is called {stream!r}.")
+        _check_scope(request.user, rows)
+        cursor = str(rows[-1][3]) if len(rows) == limit else None
+        return Response(_page(rows, cursor), headers=headers)
+
+
+def _check_scope(principal: Principal, rows: list[history.Row]) -> None:
+    if principal.all_stores:
+        return
+    stores = {row[5] for row in rows}
+    if None in stores:
+        require_store(principal, "*")
+    require_store(principal, *(store for store in stores if store is not None))

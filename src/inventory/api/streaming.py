@@ -1,0 +1,95 @@
+"""Streamed query results: rows from COPY, written out as JSON or CSV.
+
+The connection stays checked out while the client reads, and at most one batch of rows
+(plus psycopg's read buffer) is in memory at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import msgspec
+from litestar.response import Stream
+from psycopg import sql
+from psycopg.rows import tuple_row
+from psycopg_pool import AsyncConnectionPool
+
+BATCH = 1000
+CHUNK_BYTES = 64 * 1024
+
+Converter = Callable[[tuple[Any, ...]], dict[str, Any]]
+
+
+async def rows_of(
+    pool: AsyncConnectionPool[Any],
+    query: sql.Composed,
+    types: Sequence[str],
+    convert: Converter,
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """The query's rows (of the column `types`), converted, one batch at a time."""
+    # COPY, not a server-side cursor: it streams as well, and unlike a cursor it may use
+    # a parallel plan (the movement report's aggregate ran 2x faster so).
+    copy_sql = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query)
+    async with pool.connection() as conn:
+        cur = conn.cursor(row_factory=tuple_row)
+        async with cur.copy(copy_sql) as copy:
+            copy.set_types(list(types))
+            batch: list[dict[str, Any]] = []
+            async for row in copy.rows():
+                batch.append(convert(row))
+                if len(batch) == BATCH:
+                    yield batch
+                    batch = []
+            yield batch
+
+
+async def json_document(batches: AsyncIterator[list[dict[str, Any]]]) -> AsyncIterator[bytes]:
+    """`{"items": [...], "next_cursor": null}`, written as the batches arrive."""
+    yield b'{"items":['
+    first = True
+    async for batch in batches:
+        if not batch:
+            continue
+        body = b",".join(msgspec.json.encode(row) for row in batch)
+        yield body if first else b"," + body
+        first = False
+    yield b'],"next_cursor":null}'
+
+
+async def csv_document(
+    columns: Sequence[str], batches: AsyncIterator[list[dict[str, Any]]]
+) -> AsyncIterator[bytes]:
+    """A header line, then one line per row, in chunks of about CHUNK_BYTES."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    async for batch in batches:
+        writer.writerows([row.get(column) for column in columns] for row in batch)
+        if buffer.tell() >= CHUNK_BYTES:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+async def listed(rows: list[dict[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
+    """Rows already in hand (a finished report's), as one batch."""
+    yield rows
+
+
+def csv_response(
+    columns: Sequence[str],
+    batches: AsyncIterator[list[dict[str, Any]]],
+    filename: str,
+    headers: dict[str, str] | None = None,
+) -> Stream:
+    """A streamed CSV download."""
+    disposition = f'attachment; filename="{filename}"'
+    return Stream(
+        csv_document(columns, batches),
+        media_type="text/csv; charset=utf-8",
+        headers={**(headers or {}), "Content-Disposition": disposition},
+    )

@@ -1,0 +1,91 @@
+"""`daily_movements`: per store, SKU, UTC day and stock event type, a count and a quantity.
+
+Days are UTC calendar days of `occurred_at`, not the store's local days: one report across
+stores then adds up the same 24 hours everywhere, and a store's time zone may change
+without rewriting history. The table says so in projections/0011_daily_movements.sql.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date
+from decimal import Decimal
+
+from inventory.domain.stock_events import (
+    STOCK_EVENTS,
+    StockAdjusted,
+    StockCounted,
+    StockEvent,
+    StockReorderPointSet,
+)
+from inventory.eventstore.codec import Codec, tag_of
+from inventory.projectors.engine import Cursor, Projector, ReplicaEvent
+
+CODEC = Codec(STOCK_EVENTS)
+MOVEMENT_TYPES = frozenset(tag_of(t) for t in STOCK_EVENTS) - {tag_of(StockReorderPointSet)}
+
+# Additive: exact because the engine commits this and the checkpoint in one transaction.
+UPSERT = """
+INSERT INTO daily_movements AS m (store, day, sku, type, count, quantity)
+SELECT * FROM unnest(%s::text[], %s::date[], %s::text[], %s::text[], %s::bigint[],
+                     %s::numeric[])
+ON CONFLICT (store, day, sku, type) DO UPDATE SET
+    count = m.count + excluded.count,
+    quantity = m.quantity + excluded.quantity,
+    updated_at = now()
+"""
+
+Key = tuple[str, date, str, str]
+
+
+def moved(event: StockEvent) -> Decimal | None:
+    """The quantity an event adds to its day's total; None for events that move nothing."""
+    if isinstance(event, StockReorderPointSet):
+        return None
+    if isinstance(event, StockAdjusted):
+        return event.delta
+    if isinstance(event, StockCounted):
+        return event.counted
+    return event.quantity
+
+
+def totals(events: Sequence[ReplicaEvent]) -> dict[Key, tuple[int, Decimal]]:
+    """A batch folded into (count, quantity) per store, UTC day, SKU and type."""
+    folded: dict[Key, tuple[int, Decimal]] = {}
+    for replica_event in events:
+        if replica_event.type not in MOVEMENT_TYPES:
+            continue
+        event = CODEC.decode(replica_event.type, replica_event.data)
+        quantity = moved(event)  # type: ignore[arg-type] # the codec knows only stock events
+        if quantity is None or replica_event.store is None or replica_event.sku is None:
+            continue
+        day = replica_event.occurred_at.astimezone(UTC).date()
+        key = (replica_event.store, day, replica_event.sku, replica_event.type)
+        count, total = folded.get(key, (0, Decimal(0)))
+        folded[key] = (count + 1, total + quantity)
+    return folded
+
+
+class DailyMovements(Projector):
+    """A batch becomes one additive upsert of its totals."""
+
+    name = "daily_movements"
+    tables = ("daily_movements",)
+
+    def apply(self, cur: Cursor, events: Sequence[ReplicaEvent]) -> None:
+        """Fold the batch in Python, then add it to the table in one statement."""
+        folded = totals(events)
+        if not folded:
+            return
+        keys = list(folded)
+        cur.execute(
+            UPSERT,
+            (
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [k[2] for k in keys],
+                [k[3] for k in keys],
+                [folded[k][0] for k in keys],
+                [folded[k][1] for k in keys],
+            ),
+        )

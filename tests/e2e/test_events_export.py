@@ -1,0 +1,97 @@
+"""`inventory events export` as a real process against the session's replica."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from inventory.domain.commands import OpenStore, ReceiptLine, ReceiveStock, RegisterProduct
+from inventory.runtime.settings import Settings
+from tests.e2e.api_servers import run_commands
+from tests.e2e.processes import inventory
+from tests.e2e.reading import primary_positions, replicated, wait_until
+
+pytestmark = pytest.mark.e2e
+
+MIDNIGHT = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def receipts(settings: Settings, store: str, sku: str, days: int) -> None:
+    """A store with one receipt at noon on each of the last `days` days."""
+    now = datetime.now(UTC)
+    run_commands(
+        settings,
+        OpenStore(store_id=store, name=store, now=now),
+        RegisterProduct(sku=sku, name=sku, now=now),
+        *(
+            ReceiveStock(
+                store_id=store,
+                lines=(ReceiptLine(sku=sku, quantity=Decimal(day + 1)),),
+                occurred_at=MIDNIGHT - timedelta(days=day, hours=12),
+                now=now,
+            )
+            for day in range(days)
+        ),
+    )
+
+
+def expected_seqs(settings: Settings, store: str, start: datetime, end: datetime) -> list[int]:
+    with psycopg.connect(settings.replica_url) as conn:
+        rows = conn.execute(
+            "SELECT seq FROM events WHERE store = %s AND occurred_at >= %s AND occurred_at < %s"
+            " ORDER BY seq",
+            (store, start, end),
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def test_an_export_writes_the_store_s_events_in_the_range_as_ndjson_in_seq_order(
+    settings: Settings, server_env: dict[str, str], store_id: str, tmp_path: Path
+) -> None:
+    sku = f"X.{store_id}"
+    receipts(settings, store_id, sku, days=5)
+    receipts(settings, f"{store_id}n", sku, days=5)  # a neighbour's events stay out
+    positions = primary_positions(settings.primary_url, [store_id, f"{store_id}n"])
+    wait_until(lambda: replicated(settings.replica_url, positions))
+    start, end = MIDNIGHT - timedelta(days=3), MIDNIGHT - timedelta(days=1)
+    target = tmp_path / "events.ndjson"
+
+    done = inventory("events", "export", "--store", store_id, "--from", start.isoformat(),
+                     "--to", end.date().isoformat(), "--output", str(target),
+                     env=server_env)  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [line["seq"] for line in lines] == expected_seqs(settings, store_id, start, end)
+    assert [line["data"]["quantity"] for line in lines] in (["2", "3"], [2, 3])
+    assert {line["store"] for line in lines} == {store_id}
+    assert set(lines[0]) == {"seq", "position", "stream", "version", "type", "store", "sku",
+                             "occurred_at", "recorded_at", "data", "metadata"}  # fmt: skip
+    assert "exported 2 events" in done.stderr
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_an_export_to_stdout_and_a_bad_time_is_refused(
+    settings: Settings, server_env: dict[str, str], store_id: str
+) -> None:
+    receipts(settings, store_id, f"Y.{store_id}", days=2)
+    positions = primary_positions(settings.primary_url, [store_id])
+    wait_until(lambda: replicated(settings.replica_url, positions))
+
+    everything = inventory("events", "export", "--store", store_id, "--from", "2000-01-01",
+                           "--to", "2100-01-01", env=server_env)  # fmt: skip
+    refused = inventory("events", "export", "--store", store_id, "--from", "yesterday",
+                        "--to", "2100-01-01", env=server_env)  # fmt: skip
+
+    assert everything.returncode == 0, everything.stderr
+    lines = everything.stdout.splitlines()
+    assert len(lines) == len(expected_seqs(settings, store_id, MIDNIGHT.replace(year=2000),
+                                           MIDNIGHT.replace(year=2100)))  # fmt: skip
+    assert [json.loads(line)["type"] for line in lines][-2:] == ["stock.received"] * 2
+    assert refused.returncode == 2
+    assert "not an RFC 3339 time" in refused.stderr

@@ -1,0 +1,57 @@
+"""Pure pieces of history and reports: quantities, export times, movement queries."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from inventory.domain.stock_events import StockAdjusted, StockCounted, StockReorderPointSet
+from inventory.projectors.daily_movements import moved
+from inventory.projectors.export import parse_time
+from inventory.projectors.history import EventFilter, page_query
+from inventory.projectors.reports import MovementQuery, quantity
+
+AT = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(Decimal(3), 3), (Decimal("3.00"), 3), (Decimal("2.50"), "2.5"), (Decimal("-0.125"),
+     "-0.125"), (Decimal("1E+3"), 1000), (None, None)],
+)  # fmt: skip
+def test_quantities_are_integers_when_whole_and_exact_strings_otherwise(
+    value: Decimal | None, shown: int | str | None
+) -> None:
+    assert quantity(value) == shown
+
+
+def test_an_adjustment_moves_its_delta_a_count_its_count_and_a_reorder_point_nothing() -> None:
+    lost = StockAdjusted(store_id="s", sku="k", occurred_at=AT, delta=Decimal(-2), reason="lost")
+    counted = StockCounted(store_id="s", sku="k", occurred_at=AT, counted=Decimal(7))
+    reorder = StockReorderPointSet(store_id="s", sku="k", occurred_at=AT, minimum=Decimal(1))
+    assert moved(lost) == Decimal(-2)
+    assert moved(counted) == Decimal(7)
+    assert moved(reorder) is None
+
+
+def test_export_times_take_rfc_3339_or_a_date_at_midnight_utc() -> None:
+    assert parse_time("2026-03-01") == AT
+    assert parse_time("2026-03-01T02:00:00+02:00") == AT
+    assert parse_time("2026-03-01T00:00:00") == AT
+    assert parse_time("2026-03-01T00:00:00+02:00").utcoffset() == timedelta(hours=2)
+    assert parse_time("2026-03-01T00:00:00+02:00").tzinfo == timezone(timedelta(hours=2))
+    with pytest.raises(ValueError, match="not an RFC 3339 time"):
+        parse_time("yesterday")
+
+
+def test_queries_name_only_the_filters_given() -> None:
+    everything = MovementQuery().sql().as_string(None)
+    one_store = MovementQuery(["s1"], "k", date(2026, 1, 1), date(2026, 1, 31)).sql()
+
+    assert "WHERE true GROUP BY" in everything
+    assert "store = ANY('{s1}')" in one_store.as_string(None)
+    assert "day <= '2026-01-31'::date" in one_store.as_string(None)
+    assert "p.part" in page_query(EventFilter(["s1"]), 0, 10).as_string(None)
+    assert "sku = 'k'" in page_query(EventFilter(["s1"], "k"), 0, 10).as_string(None)
