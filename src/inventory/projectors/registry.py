@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from inventory.projectors.catalog import Catalog
 from inventory.projectors.engine import Projector
+from inventory.projectors.stock_levels import StockLevels
 from inventory.projectors.stream_heads import StreamHeads
 
-PROJECTORS: tuple[Projector, ...] = (StreamHeads(),)
+PROJECTORS: tuple[Projector, ...] = (StreamHeads(), StockLevels(), Catalog())
 
 
 def by_name(name: str) -> Projector:
