@@ -60,11 +60,13 @@ class Route:
     path: str
     body: Callable[[str], dict[str, Any]] | None = None
     params: dict[str, str] = field(default_factory=dict)
+    query: str = ""  # e.g. "store={store}" for routes scoped by a query parameter
 
     def url(self, store: str) -> str:
         """The path with every parameter filled in (a parameter may name `{store}` too)."""
         params = {name: value.format(store=store) for name, value in self.params.items()}
-        return self.path.format(store=store, **params)
+        path = self.path.format(store=store, **params)
+        return f"{path}?{self.query.format(store=store)}" if self.query else path
 
 
 ROUTES = [
@@ -172,6 +174,15 @@ ROUTES += [
         lambda _: {},
         params={"transfer_id": "t{store}"},
     ),
+]
+QUERY = RouteClass.QUERY
+ROUTES += [
+    Route(QUERY, "GET", f"{STORE}/stock"),
+    Route(QUERY, "GET", f"{STORE}/stock/{{sku}}", params={"sku": SKU}),
+    Route(QUERY, "GET", f"{STORE}/stock/{{sku}}/ledger", params={"sku": SKU}),
+    Route(QUERY, "GET", "/v1/stock/{sku}", params={"sku": SKU}, query="store={store}"),
+    Route(QUERY, "GET", "/v1/search", query=f"q={SKU}&store={{store}}"),
+    Route(QUERY, "GET", "/v1/alerts", query="store={store}"),
 ]
 # Routes every caller may use without credentials, or that are operations endpoints.
 PUBLIC = {("POST", "/v1/auth/token")}

@@ -20,6 +20,7 @@ from inventory.api.errors import handle_exception
 from inventory.api.health import HealthController
 from inventory.api.identity import IdentityController
 from inventory.api.middleware import request_id_middleware
+from inventory.api.stock_queries import StockQueryController
 from inventory.api.stock_routes import StockCommandController
 from inventory.runtime.resources import open_resources
 from inventory.runtime.settings import ConfigurationError, Settings
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             IdentityController,
             CatalogController,
             StockCommandController,
+            StockQueryController,
         ],
         lifespan=[lifespan],
         middleware=[request_id_middleware, prometheus.middleware, security_middleware],
