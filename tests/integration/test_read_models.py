@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import random
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -163,3 +164,33 @@ def test_a_rebuild_gives_the_same_rows(
     after = [_rows(pool, q, history.stores) for q in (LEVELS, LEDGER, ALERTS)]
     assert after == before
     assert len(before[1]) > COMMANDS
+
+
+def test_queries_read_the_old_rows_until_a_rebuild_commits(
+    history: History, pool: ConnectionPool, settings: Settings
+) -> None:
+    _project(pool, history.stores)
+    before = _rows(pool, LEVELS, history.stores)
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        query = "SELECT count(*) FROM stock_levels WHERE store = ANY(%s)"
+        with psycopg.connect(settings.replica_url, autocommit=True) as conn:
+            while not stop.is_set():
+                row = conn.execute(query, (history.stores,)).fetchone()
+                seen.append(row[0] if row else -1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    out = io.StringIO()
+    try:
+        admin.rebuild(settings.replica_url, "stock", out=out, batch_size=50)
+    finally:
+        stop.set()
+        watcher.join()
+
+    assert len(seen) > 10
+    assert set(seen) == {len(before)}
+    assert _rows(pool, LEVELS, history.stores) == before
+    assert "rebuilt stock" in out.getvalue()
