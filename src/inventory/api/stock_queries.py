@@ -27,12 +27,12 @@ from inventory.api.query_views import (
     ledger_entry,
     level,
     like_prefix,
-    quantity,
 )
 from inventory.api.schemas import Page
-from inventory.projectors.bitemporal import level_at
+from inventory.projectors.bitemporal import PastLevel, level_at
 from inventory.security.policy import RouteClass, protect
 from inventory.security.principal import Principal
+from inventory.service import show_quantity
 
 ApiRequest = Request[Principal, Any, State]
 Conn = psycopg.AsyncConnection[Any]
@@ -115,6 +115,23 @@ def page(items: list[Any], limit: int, key: Any, headers: dict[str, str]) -> Res
     return Response(Page(items, next_cursor), headers=headers)
 
 
+def past_level(
+    store: str, sku: str, decimals: int, past: PastLevel, current: StockLevel | None
+) -> StockLevel:
+    """The bitemporal answer in the shape of a level (reorder point as it is now)."""
+    return StockLevel(
+        store=store, sku=sku, name=current.name if current else None,
+        on_hand=show_quantity(past.on_hand, decimals),
+        reserved=show_quantity(past.reserved, decimals),
+        available=show_quantity(past.available, decimals),
+        in_transit_in=show_quantity(past.in_transit_in, decimals),
+        in_transit_out=show_quantity(past.in_transit_out, decimals),
+        reorder_min=current.reorder_min if current else None,
+        reorder_max=current.reorder_max if current else None,
+        version=past.version, updated_at=None,
+    )  # fmt: skip
+
+
 class StockQueryController(Controller):
     """Stock levels, the ledger, search and alerts, read from the replica."""
 
@@ -156,21 +173,7 @@ class StockQueryController(Controller):
             if as_of is None and known_at is None and current is not None:
                 return Response(current, headers=headers)
             past = await level_at(conn, store, sku, as_of or FAR_FUTURE, known_at or FAR_FUTURE)
-        name = current.name if current else None
-        return Response(
-            StockLevel(
-                store=store, sku=sku, name=name,
-                on_hand=quantity(past.on_hand, decimals) or 0,
-                reserved=quantity(past.reserved, decimals) or 0,
-                available=quantity(past.available, decimals) or 0,
-                in_transit_in=quantity(past.in_transit_in, decimals) or 0,
-                in_transit_out=quantity(past.in_transit_out, decimals) or 0,
-                reorder_min=current.reorder_min if current else None,
-                reorder_max=current.reorder_max if current else None,
-                version=past.version, updated_at=None,
-            ),
-            headers=headers,
-        )  # fmt: skip
+        return Response(past_level(store, sku, decimals, past, current), headers=headers)
 
     @get("/stores/{store:str}/stock/{sku:str}/ledger", summary="One item's stock movements",
          **protect(RouteClass.QUERY, store="store", responses=NOT_FOUND))  # fmt: skip
