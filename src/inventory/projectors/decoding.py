@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from inventory.domain.events import ALL_EVENTS, Event
@@ -11,7 +9,19 @@ from inventory.eventstore.codec import Codec
 from inventory.projectors.engine import ReplicaEvent
 
 CODEC = Codec(ALL_EVENTS)
-_metadata = msgspec.json.Decoder(dict[str, Any])
+
+
+class _Actor(msgspec.Struct):
+    id: str | None = None
+
+
+class _Metadata(msgspec.Struct):
+    """Only the part of an event's metadata the ledger shows (other keys are skipped)."""
+
+    actor: _Actor | None = None
+
+
+_metadata = msgspec.json.Decoder(_Metadata)
 
 
 def domain_event(event: ReplicaEvent) -> Event | None:
@@ -24,8 +34,8 @@ def domain_event(event: ReplicaEvent) -> Event | None:
 
 def actor_of(event: ReplicaEvent) -> str | None:
     """The id of the user or API key whose command recorded the event."""
-    actor = _metadata.decode(event.metadata).get("actor")
-    if isinstance(actor, dict):
-        found = actor.get("id")
-        return str(found) if found is not None else None
-    return None
+    try:
+        actor = _metadata.decode(event.metadata).actor
+    except msgspec.ValidationError:  # metadata of another shape names no actor we can show
+        return None
+    return actor.id if actor is not None else None

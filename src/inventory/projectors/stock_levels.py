@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
 
 import msgspec
 
@@ -28,12 +28,17 @@ CURRENT = """
 SELECT l.store, l.sku, l.state::text FROM stock_levels AS l
 JOIN unnest(%s::text[], %s::text[]) AS item(store, sku) USING (store, sku)
 """
+# The rows travel as one JSON document: no per-value array escaping on our side, one
+# parse in the server.
 UPSERT = """
 INSERT INTO stock_levels (store, sku, on_hand, reserved, available, in_transit_in,
     in_transit_out, reorder_min, reorder_max, version, last_seq, updated_at, state)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::numeric[], %s::numeric[], %s::numeric[],
-    %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::bigint[], %s::bigint[],
-    %s::timestamptz[], %s::jsonb[])
+SELECT store, sku, on_hand, reserved, available, in_transit_in, in_transit_out, reorder_min,
+    reorder_max, version, last_seq, updated_at, state
+FROM jsonb_to_recordset(%s::jsonb) AS r(store text, sku text, on_hand numeric,
+    reserved numeric, available numeric, in_transit_in numeric, in_transit_out numeric,
+    reorder_min numeric, reorder_max numeric, version bigint, last_seq bigint,
+    updated_at timestamptz, state jsonb)
 ON CONFLICT (store, sku) DO UPDATE SET
     on_hand = excluded.on_hand, reserved = excluded.reserved, available = excluded.available,
     in_transit_in = excluded.in_transit_in, in_transit_out = excluded.in_transit_out,
@@ -41,6 +46,25 @@ ON CONFLICT (store, sku) DO UPDATE SET
     version = excluded.version, last_seq = excluded.last_seq,
     updated_at = excluded.updated_at, state = excluded.state
 """
+
+
+class LevelRow(msgspec.Struct, frozen=True):
+    """A stock_levels row as the upsert reads it."""
+
+    store: str
+    sku: str
+    on_hand: Decimal
+    reserved: Decimal
+    available: Decimal
+    in_transit_in: Decimal
+    in_transit_out: Decimal
+    reorder_min: Decimal | None
+    reorder_max: Decimal | None
+    version: int
+    last_seq: int
+    updated_at: datetime
+    state: msgspec.Raw
+
 
 _decode_state = msgspec.json.Decoder(StockState)
 _encode = msgspec.json.Encoder()
@@ -74,13 +98,12 @@ def load(cur: Cursor, items: list[Item]) -> dict[Item, Folded]:
     return {item: Folded(known.get(item, StockState())) for item in items}
 
 
-def level_row(item: Item, folded: Folded) -> tuple[Any, ...]:
+def level_row(item: Item, folded: Folded) -> LevelRow:
     """The stock_levels row of an item the batch changed."""
     state, event = folded.state, folded.event
     assert event is not None
     level = level_of(state)
-    updated: datetime = event.recorded_at
-    return (
+    return LevelRow(
         *item,
         level.on_hand,
         level.reserved,
@@ -91,8 +114,8 @@ def level_row(item: Item, folded: Folded) -> tuple[Any, ...]:
         state.reorder_max,
         event.version,
         event.seq,
-        updated,
-        _encode.encode(state).decode(),
+        event.recorded_at,
+        msgspec.Raw(_encode.encode(state)),
     )
 
 
@@ -121,6 +144,6 @@ class StockLevels(Projector):
             alerts.observe(replica, event, before, after, absorbed=absorbed)
             current.state, current.event = after, replica
         rows = [level_row(item, folded[item]) for item in items]
-        cur.execute(UPSERT, [list(column) for column in zip(*rows, strict=True)])
+        cur.execute(UPSERT, (_encode.encode(rows).decode(),))
         write_ledger(cur, ledger)
         alerts.write(cur)
