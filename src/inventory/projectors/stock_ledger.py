@@ -7,7 +7,7 @@ from typing import Any
 
 from inventory.domain.events import StockAdjusted, StockCounted, StockEvent, StockReceived
 from inventory.domain.evolution import evolve
-from inventory.domain.state import StockState, level_of
+from inventory.domain.state import ZERO, StockState, level_of
 from inventory.projectors.engine import Cursor, ReplicaEvent
 
 COLUMNS = (
@@ -15,6 +15,12 @@ COLUMNS = (
     " reserved_delta, in_transit_in_delta, in_transit_out_delta, on_hand_after,"
     " reserved_after, available_after, in_transit_in_after, in_transit_out_after,"
     " reason, reference, actor, absorbed"
+)
+
+TYPES = (
+    ["bigint", "bigint", "text", "text", "bigint", "text", "timestamptz", "timestamptz"]
+    + ["numeric"] * 10
+    + ["text", "text", "text", "boolean"]
 )
 
 
@@ -71,7 +77,7 @@ def ledger_row(
 def _deltas(event: StockEvent, before: StockState, after: StockState) -> tuple[Any, ...]:
     """delta, counted, and the reserved and in-transit deltas."""
     if isinstance(event, StockCounted):
-        return (after.on_hand - before.on_hand, event.counted, 0, 0, 0)
+        return (after.on_hand - before.on_hand, event.counted, ZERO, ZERO, ZERO)
     alone = stated(event)
     return (alone.on_hand, None, alone.reserved, alone.in_transit_in, alone.in_transit_out)
 
@@ -80,6 +86,7 @@ def write_ledger(cur: Cursor, rows: Sequence[tuple[Any, ...]]) -> None:
     """COPY the rows in: one round trip for the whole batch."""
     if not rows:
         return
-    with cur.copy(f"COPY stock_ledger ({COLUMNS}) FROM STDIN") as copy:
+    with cur.copy(f"COPY stock_ledger ({COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(TYPES)
         for row in rows:
             copy.write_row(row)
