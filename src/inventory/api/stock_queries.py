@@ -151,8 +151,9 @@ class StockQueryController(Controller):
         params = {"store": store, "after": decode_cursor(cursor), "prefix": like_prefix(sku),
                   "below": below_reorder, "limit": limit}  # fmt: skip
         async with pool.connection() as conn:
-            await require_store(conn, store)
             items = [level(row) for row in await fetch(conn, STOCK_LIST, params)]
+            if not items:  # only an empty page can be an unknown store's
+                await require_store(conn, store)
         return page(items, limit, lambda item: item.sku, headers)
 
     @get("/stores/{store:str}/stock/{sku:str}", summary="One item's level, now or in the past",
@@ -166,9 +167,10 @@ class StockQueryController(Controller):
         pool = state.resources.replica
         headers = await reads.prepare(pool, min_position, store)
         async with pool.connection() as conn:
-            await require_store(conn, store)
-            decimals = await decimals_of(conn, sku)
             rows = await fetch(conn, STOCK_ONE, (store, sku))
+            if not rows:  # a level row proves both the store and the product exist
+                await require_store(conn, store)
+            decimals = int(rows[0][3]) if rows else await decimals_of(conn, sku)
             current = level(rows[0]) if rows else None
             if as_of is None and known_at is None and current is not None:
                 return Response(current, headers=headers)
