@@ -182,7 +182,7 @@ ROUTES += [
         params={"transfer_id": "t{store}"},
     ),
 ]
-HISTORY, REPORTS = RouteClass.HISTORY, RouteClass.REPORTS
+HISTORY, REPORTS, QUERY = RouteClass.HISTORY, RouteClass.REPORTS, RouteClass.QUERY
 
 
 def report_of(store: str) -> str:
@@ -200,6 +200,12 @@ ROUTES += [
     Route(
         HISTORY, "GET", "/v1/streams/{stream}/events", params={"stream": f"stock-{{store}}-{SKU}"}
     ),
+    Route(QUERY, "GET", f"{STORE}/stock"),
+    Route(QUERY, "GET", f"{STORE}/stock/{{sku}}", params={"sku": SKU}),
+    Route(QUERY, "GET", f"{STORE}/stock/{{sku}}/ledger", params={"sku": SKU}),
+    Route(QUERY, "GET", "/v1/stock/{sku}", params={"sku": SKU}, query="store={store}"),
+    Route(QUERY, "GET", "/v1/search", query=f"q={SKU}&store={{store}}"),
+    Route(QUERY, "GET", "/v1/alerts", query="store={store}"),
 ]
 # Routes every caller may use without credentials, or that are operations endpoints.
 PUBLIC = {("POST", "/v1/auth/token")}

@@ -23,6 +23,7 @@ from inventory.api.identity import IdentityController
 from inventory.api.middleware import request_id_middleware
 from inventory.api.report_routes import ReportController
 from inventory.api.report_runs import ReportRunController
+from inventory.api.stock_queries import StockQueryController
 from inventory.api.stock_routes import StockCommandController
 from inventory.runtime.resources import open_resources
 from inventory.runtime.settings import ConfigurationError, Settings
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HistoryController,
             ReportController,
             ReportRunController,
+            StockQueryController,
         ],
         lifespan=[lifespan],
         middleware=[request_id_middleware, prometheus.middleware, security_middleware],

@@ -1,18 +1,18 @@
-"""Products and stores: commands on the primary; reads from the primary's stream states
-until the read side serves them from the replica."""
+"""Products and stores: commands on the primary, reads from the replica's read models."""
 
 from __future__ import annotations
 
 import base64
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter
 from psycopg.rows import tuple_row
 
-from inventory.api import schemas
+from inventory.api import reads, schemas
 from inventory.api.commands import (
     IdempotencyKey,
     now,
@@ -23,8 +23,7 @@ from inventory.api.commands import (
 from inventory.api.errors import ApiError, Problem
 from inventory.api.stock_routes import actor_of
 from inventory.domain import commands as domain
-from inventory.domain.state import ProductState, StoreState, decode_state
-from inventory.domain.streams import product_stream, store_stream
+from inventory.domain.state import ProductState, StoreState
 from inventory.security.policy import RouteClass, protect
 from inventory.security.principal import Principal
 
@@ -34,18 +33,15 @@ Limit = Annotated[int, Parameter(ge=1, le=1000, description="Page size (default 
 Cursor = Annotated[str | None, Parameter(description="`next_cursor` of the previous page.")]
 
 PRODUCTS = """
-SELECT stream, version, state::text FROM streams
-WHERE stream LIKE 'product-%%' AND stream > %s AND version > 0
-  AND (%s::text IS NULL OR state->>'sku' ILIKE %s OR state->>'name' ILIKE %s
-       OR state->>'barcode' = %s)
-ORDER BY stream LIMIT %s
+SELECT sku, version, state::text FROM products
+WHERE sku > %s AND (%s::text IS NULL OR search LIKE %s OR barcode = %s)
+ORDER BY sku LIMIT %s
 """
-STORES = """
-SELECT stream, version, state::text FROM streams
-WHERE stream LIKE 'store-%%' AND stream > %s AND version > 0
-ORDER BY stream LIMIT %s
-"""
-ONE = "SELECT version, state::text FROM streams WHERE stream = %s AND version > 0"
+STORES = "SELECT id, version, state::text FROM stores WHERE id > %s ORDER BY id LIMIT %s"
+ONE_PRODUCT = "SELECT version, state::text FROM products WHERE sku = %s"
+ONE_STORE = "SELECT version, state::text FROM stores WHERE id = %s"
+MinPosition = Annotated[int | None, reads.MinPosition]
+GLOBAL = ""  # the partition of product events
 
 WRITE_RESPONSES = {
     409: ResponseSpec(Problem, description="product_exists / store_exists"),
@@ -62,7 +58,7 @@ def _cursor(raw: str | None) -> str:
         raise ApiError(422, "validation_failed", "The cursor is not one this API issued.") from None
 
 
-def _next(rows: list[tuple[str, int, str]], limit: int) -> str | None:
+def _next(rows: list[tuple[Any, ...]], limit: int) -> str | None:
     if len(rows) < limit:
         return None
     return base64.urlsafe_b64encode(rows[-1][0].encode()).decode()
@@ -136,28 +132,35 @@ class CatalogController(Controller):
 
     @get("/products", summary="List products", **protect(RouteClass.CATALOG_READ))
     async def list_products(
-        self, state: State, q: str | None = None, cursor: Cursor = None, limit: Limit = 100
-    ) -> schemas.Page[schemas.Product]:
-        """Products by SKU; `q` matches SKU or name (substring) or barcode (exact)."""
-        like = _like(q)
-        async with state.resources.primary.connection() as conn:
-            cur = conn.cursor(row_factory=tuple_row)
-            await cur.execute(PRODUCTS, (_cursor(cursor), q, like, like, q, limit))
-            rows = await cur.fetchall()
-        items = [_product(stream, version, raw) for stream, version, raw in rows]
-        return schemas.Page(items, _next(rows, limit))
+        self,
+        *,
+        state: State,
+        q: str | None = None,
+        cursor: Cursor = None,
+        limit: Limit = 100,
+        min_position: MinPosition = None,
+    ) -> Response[schemas.Page[schemas.Product]]:
+        """Products by SKU; `q` matches SKU, name or barcode (substring, trigram index)."""
+        headers = await reads.prepare(state.resources.replica, min_position, GLOBAL)
+        like = _like(q.lower() if q else None)
+        rows = await _rows(state, PRODUCTS, (_cursor(cursor), q, like, q, limit))
+        items = [_product(version, raw) for _, version, raw in rows]
+        return Response(schemas.Page(items, _next(rows, limit)), headers=headers)
 
     @get(
         "/products/{sku:str}",
         summary="One product",
         **protect(RouteClass.CATALOG_READ, responses={404: ResponseSpec(Problem)}),
     )
-    async def get_product(self, state: State, sku: str) -> schemas.Product:
+    async def get_product(
+        self, *, state: State, sku: str, min_position: MinPosition = None
+    ) -> Response[schemas.Product]:
         """The product, or 404 `product_not_found`."""
-        row = await _one(state, product_stream(sku))
-        if row is None:
+        headers = await reads.prepare(state.resources.replica, min_position, GLOBAL)
+        rows = await _rows(state, ONE_PRODUCT, (sku,))
+        if not rows:
             raise ApiError(404, "product_not_found", f"No product has the SKU {sku!r}.")
-        return _product(product_stream(sku), *row)
+        return Response(_product(*rows[0]), headers=headers)
 
     @post(
         "/stores",
@@ -186,45 +189,47 @@ class CatalogController(Controller):
 
     @get("/stores", summary="List stores", **protect(RouteClass.CATALOG_READ))
     async def list_stores(
-        self, state: State, cursor: Cursor = None, limit: Limit = 100
-    ) -> schemas.Page[schemas.Store]:
+        self,
+        *,
+        state: State,
+        cursor: Cursor = None,
+        limit: Limit = 100,
+        min_position: MinPosition = None,
+    ) -> Response[schemas.Page[schemas.Store]]:
         """Every store, by id (the catalog is readable by every role; `GET /v1/me` says
         which stores the caller may act on)."""
-        async with state.resources.primary.connection() as conn:
-            cur = conn.cursor(row_factory=tuple_row)
-            await cur.execute(STORES, (_cursor(cursor), limit))
-            rows = await cur.fetchall()
-        items = [_store(stream, version, raw) for stream, version, raw in rows]
-        return schemas.Page(items, _next(rows, limit))
+        headers = await reads.prepare(state.resources.replica, min_position)
+        rows = await _rows(state, STORES, (_cursor(cursor), limit))
+        items = [_store(version, raw) for _, version, raw in rows]
+        return Response(schemas.Page(items, _next(rows, limit)), headers=headers)
 
     @get(
         "/stores/{store:str}",
         summary="One store",
         **protect(RouteClass.CATALOG_READ, responses={404: ResponseSpec(Problem)}),
     )
-    async def get_store(self, state: State, store: str) -> schemas.Store:
+    async def get_store(
+        self, *, state: State, store: str, min_position: MinPosition = None
+    ) -> Response[schemas.Store]:
         """The store, or 404 `store_not_found`."""
-        row = await _one(state, store_stream(store))
-        if row is None:
+        headers = await reads.prepare(state.resources.replica, min_position, store)
+        rows = await _rows(state, ONE_STORE, (store,))
+        if not rows:
             raise ApiError(404, "store_not_found", f"No store has the id {store!r}.")
-        return _store(store_stream(store), *row)
+        return Response(_store(*rows[0]), headers=headers)
 
 
-async def _one(state: State, stream: str) -> tuple[int, str] | None:
-    async with state.resources.primary.connection() as conn:
+async def _rows(state: State, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    async with state.resources.replica.connection() as conn:
         cur = conn.cursor(row_factory=tuple_row)
-        await cur.execute(ONE, (stream,))
-        row: tuple[int, str] | None = await cur.fetchone()
-    return row
+        await cur.execute(query, params)
+        rows: list[tuple[Any, ...]] = await cur.fetchall()
+    return rows
 
 
-def _product(stream: str, version: int, raw: str) -> schemas.Product:
-    product = decode_state(stream, raw)
-    assert isinstance(product, ProductState)
-    return schemas.Product.of(product, version)
+def _product(version: int, raw: str) -> schemas.Product:
+    return schemas.Product.of(msgspec.json.decode(raw, type=ProductState), version)
 
 
-def _store(stream: str, version: int, raw: str) -> schemas.Store:
-    store = decode_state(stream, raw)
-    assert isinstance(store, StoreState)
-    return schemas.Store.of(store, version)
+def _store(version: int, raw: str) -> schemas.Store:
+    return schemas.Store.of(msgspec.json.decode(raw, type=StoreState), version)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg import sql
 
-from inventory.projectors.engine import lags, project, reset
+from inventory.projectors.engine import BATCH_SIZE, Projector, lags, project_batch
 from inventory.projectors.registry import PROJECTORS, by_name
 
 
@@ -49,17 +49,27 @@ class Progress:
         print(line, end=end, file=self.out, flush=True)
 
 
-def rebuild(replica_url: str, name: str, out: TextIO = sys.stderr) -> int:
-    """Empty one projector's read model and replay every event into it."""
+def rebuild(
+    replica_url: str, name: str, out: TextIO = sys.stderr, *, batch_size: int = BATCH_SIZE
+) -> int:
+    """Rebuild one projector's read model from every event, online.
+
+    Everything happens in one replica transaction: the old rows are deleted (DELETE, not
+    TRUNCATE, whose ACCESS EXCLUSIVE lock would block readers) and every partition is
+    replayed, batch by batch. Until the commit, queries keep reading the old rows from
+    their snapshots; at the commit the new ones take over at once. The live worker waits
+    on the checkpoint rows meanwhile, then resumes from where the rebuild left them.
+    """
     projector = by_name(name)
-    with ConnectionPool(replica_url, min_size=1, max_size=1, open=True) as pool:
-        with pool.connection() as conn:
-            reset(conn, projector)
-            heads = lags(conn, [projector])
-            total_row = conn.execute("SELECT count(*) FROM events").fetchone()
+    with psycopg.connect(replica_url) as conn, conn.transaction():
+        clear(conn, projector)
+        heads = lags(conn, [projector])
+        total_row = conn.execute("SELECT count(*) FROM events").fetchone()
         progress = Progress(total_row[0] if total_row else 0, out)
         started = time.monotonic()
-        applied = sum(project(pool, projector, lag.partition, progress=progress) for lag in heads)
+        applied = sum(
+            _replay(conn, projector, lag.partition, batch_size, progress) for lag in heads
+        )
     elapsed = time.monotonic() - started
     print(
         f"\nrebuilt {name}: {applied} events in {elapsed:.1f} s "
@@ -67,3 +77,33 @@ def rebuild(replica_url: str, name: str, out: TextIO = sys.stderr) -> int:
         file=out,
     )
     return 0
+
+
+def _replay(
+    conn: psycopg.Connection[Any],
+    projector: Projector,
+    partition: str,
+    batch_size: int,
+    progress: Progress,
+) -> int:
+    total = 0
+    while True:
+        count = project_batch(conn, projector, partition, batch_size)  # a savepoint each
+        total += count
+        if count:
+            progress(count)
+        if count < batch_size:
+            return total
+
+
+def clear(conn: psycopg.Connection[Any], projector: Projector) -> None:
+    """Lock the projector's checkpoints, then delete its rows and checkpoints (in the
+    caller's transaction, so readers see the old rows until it commits)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT 1 FROM projector_checkpoints WHERE projector = %s FOR UPDATE",
+            (projector.name,),
+        )
+        for table in projector.tables:
+            cur.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
+        cur.execute("DELETE FROM projector_checkpoints WHERE projector = %s", (projector.name,))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from inventory.projectors.catalog import Catalog
 from inventory.projectors.daily_movements import DailyMovements
 from inventory.projectors.engine import Projector
+from inventory.projectors.stock_levels import StockLevels
 from inventory.projectors.stream_heads import StreamHeads
 
-PROJECTORS: tuple[Projector, ...] = (StreamHeads(), DailyMovements())
+PROJECTORS: tuple[Projector, ...] = (StreamHeads(), StockLevels(), Catalog(), DailyMovements())
 
 
 def by_name(name: str) -> Projector:

@@ -1,0 +1,238 @@
+"""Read side: rebuild time of every read model, and query latency at 64 readers.
+
+    uv run python bench/read_side.py [--stores 20] [--skus 500] [--events 200000]
+                                     [--readers 64] [--seconds 10]
+
+Starts a non-durable embedded topology in a temporary home, appends `--events` stock
+events (receipts, sales, some counts and reorder points) over stores x SKUs straight
+through `EventStore.append`, waits for the replica, then:
+
+(a) rebuilds every projector (`inventory projections rebuild NAME`, the online path),
+    beside the same server's `INSERT ... SELECT` of the events copy into a scratch table
+    (goal: rebuild within 5x of that copy);
+(c) runs `inventory serve` and measures p50/p99 of the store stock list and the search
+    with `--readers` concurrent keep-alive clients, beside `/health/live` (the HTTP
+    stack's floor) at the same concurrency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from inventory.domain import events as ev
+from inventory.eventstore.codec import Codec
+from inventory.eventstore.store import ANY, EventStore, NewEvent, StreamWrite
+from inventory.projectors import admin
+from inventory.projectors.registry import PROJECTORS
+from inventory.runtime.embedded import EmbeddedTopology
+from inventory.runtime.processes import free_port
+from inventory.runtime.settings import Settings
+from inventory.security import bootstrap
+from inventory.security.principal import Role
+
+GOAL = 5.0
+STREAMS_PER_COMMIT = 100
+EVENTS_PER_STREAM = 10
+
+
+def stock_event(rng: random.Random, store: str, sku: str, at: datetime) -> ev.Event:
+    """Mostly sales and receipts; now and then a count or a reorder point."""
+    roll = rng.random()
+    if roll < 0.45:
+        return ev.StockSold(store_id=store, sku=sku, occurred_at=at, quantity=Decimal(1),
+                            sale_id=f"{rng.getrandbits(48):x}")  # fmt: skip
+    if roll < 0.9:
+        return ev.StockReceived(store_id=store, sku=sku, occurred_at=at, quantity=Decimal(2))
+    if roll < 0.97:
+        return ev.StockCounted(store_id=store, sku=sku, occurred_at=at, counted=Decimal(20))
+    return ev.StockReorderPointSet(store_id=store, sku=sku, occurred_at=at, minimum=Decimal(5))
+
+
+async def load(url: str, stores: int, skus: int, total: int) -> None:
+    """Stores, products, then `total` stock events in commits of 1,000."""
+    store = EventStore(Codec(ev.ALL_EVENTS))
+    rng = random.Random(1)  # noqa: S311 - a reproducible load, not secrets
+    names = [f"b{i}" for i in range(stores)]
+    codes = [f"SKU{i:05d}" for i in range(skus)]
+    start = datetime.now(UTC) - timedelta(days=30)
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        catalog = [StreamWrite(f"store-{s}", [NewEvent(ev.StoreOpened(store_id=s, name=s), s)])
+                   for s in names]  # fmt: skip
+        catalog += [StreamWrite(f"product-{k}", [NewEvent(ev.ProductRegistered(
+            sku=k, name=f"Product {k} blue widget", barcode=f"40{i:08d}"))])
+            for i, k in enumerate(codes)]  # fmt: skip
+        for begin in range(0, len(catalog), 500):
+            await store.append(conn, catalog[begin : begin + 500])
+        written, tick = 0, 0
+        while written < total:
+            writes = []
+            for _ in range(STREAMS_PER_COMMIT):
+                s, k = rng.choice(names), rng.choice(codes)
+                batch = []
+                for _ in range(EVENTS_PER_STREAM):
+                    tick += 1
+                    at = start + timedelta(seconds=tick)
+                    batch.append(NewEvent(stock_event(rng, s, k, at), s, k, at))
+                writes.append(StreamWrite(f"stock-{s}-{k}", batch, ANY))
+            await store.append(conn, _merge(writes))
+            written += STREAMS_PER_COMMIT * EVENTS_PER_STREAM
+
+
+def _merge(writes: list[StreamWrite]) -> list[StreamWrite]:
+    """One write per stream (a commit may pick a stream twice)."""
+    merged: dict[str, list[NewEvent]] = {}
+    for write in writes:
+        merged.setdefault(write.stream, []).extend(write.events)
+    return [StreamWrite(stream, found, ANY) for stream, found in merged.items()]
+
+
+def wait_replicated(settings: Settings) -> int:
+    """The events count, once the replica has every event of the primary."""
+    query = "SELECT count(*) FROM events"
+    with psycopg.connect(settings.primary_url) as primary:
+        row = primary.execute(query).fetchone()
+    expected = row[0] if row else 0
+    with psycopg.connect(settings.replica_url, autocommit=True) as replica:
+        while replica.execute(query).fetchone() != (expected,):
+            time.sleep(0.2)
+    return int(expected)
+
+
+def copy_baseline(settings: Settings) -> float:
+    """Seconds for `INSERT ... SELECT` of the events copy into a scratch table."""
+    with psycopg.connect(settings.replica_admin_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS scratch_events")
+        conn.execute(
+            "CREATE TABLE scratch_events AS SELECT position, id, stream, version, type, store,"
+            " sku, data, metadata, occurred_at, recorded_at, seq, partition FROM events"
+            " WITH NO DATA"
+        )
+        started = time.monotonic()
+        conn.execute("INSERT INTO scratch_events SELECT position, id, stream, version, type,"
+                     " store, sku, data, metadata, occurred_at, recorded_at, seq, partition"
+                     " FROM events")  # fmt: skip
+        elapsed = time.monotonic() - started
+        conn.execute("DROP TABLE scratch_events")
+    return elapsed
+
+
+def rebuild_all(settings: Settings) -> dict[str, float]:
+    """Seconds per projector for an online rebuild."""
+    times = {}
+    for projector in PROJECTORS:
+        started = time.monotonic()
+        admin.rebuild(settings.replica_url, projector.name, out=io.StringIO())
+        times[projector.name] = time.monotonic() - started
+    return times
+
+
+async def latencies(
+    base: str, paths: list[str], key: str, readers: int, seconds: float
+) -> list[float]:
+    """Per-request seconds of `readers` keep-alive clients cycling through `paths`."""
+    headers = {"Authorization": f"Bearer {key}"}
+    deadline = time.monotonic() + seconds
+    found: list[float] = []
+
+    async def reader(index: int) -> None:
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
+            n = index
+            while time.monotonic() < deadline:
+                began = time.monotonic()
+                response = await client.get(paths[n % len(paths)])
+                found.append(time.monotonic() - began)
+                assert response.status_code == 200, response.text
+                n += 1
+
+    await asyncio.gather(*(reader(i) for i in range(readers)))
+    return found
+
+
+def summary(samples: list[float]) -> str:
+    """p50 / p99 in ms and the request rate."""
+    cuts = statistics.quantiles(samples, n=100)
+    return f"p50 {cuts[49] * 1000:7.1f} ms  p99 {cuts[98] * 1000:7.1f} ms  n={len(samples)}"
+
+
+def serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`inventory serve` on a free port, live."""
+    port = free_port()
+    with log.open("ab") as output:
+        command = [sys.executable, "-m", "inventory", "serve", "--port", str(port)]
+        process = subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{base}/health/live", timeout=2).status_code == 200:
+                return process, base
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"inventory serve did not start:\n{log.read_text()}")
+
+
+def main() -> int:
+    """Run the benchmark and print the figures beside their baselines."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stores", type=int, default=20)
+    parser.add_argument("--skus", type=int, default=500)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--readers", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="inventory-bench-"))
+    root.chmod(0o755)
+    topology = EmbeddedTopology(root / "home", durable=False)
+    try:
+        env = {**topology.start(), "INVENTORY_RATE_LIMIT_ADMIN": "100000000/60"}
+        settings = Settings.from_env({**os.environ, **env})
+        started = time.monotonic()
+        asyncio.run(load(settings.primary_url, args.stores, args.skus, args.events))
+        count = wait_replicated(settings)
+        print(f"loaded {count:,} events in {time.monotonic() - started:.1f} s")
+        baseline = copy_baseline(settings)
+        times = rebuild_all(settings)
+        rebuild = sum(times.values())
+        print("\n(a) rebuild of every read model vs INSERT ... SELECT of the events copy")
+        for name, seconds in times.items():
+            print(f"    {name:<14} {seconds:8.2f} s")
+        print(f"    {'all':<14} {rebuild:8.2f} s   baseline copy {baseline:6.2f} s   "
+              f"ratio {rebuild / baseline:5.1f}x  (goal <= {GOAL:.0f}x)")  # fmt: skip
+        key = bootstrap.create_key(settings.primary_url, "bench", Role.ADMIN, ["*"]).key
+        process, base = serve(env, root / "api.log")
+        try:
+            stock = [f"/v1/stores/b{i % args.stores}/stock?limit=100" for i in range(args.stores)]
+            search = [f"/v1/search?q={q}&limit=20" for q in ("widget", "SKU001", "4000000", "blue")]
+            print(f"\n(c) latency at {args.readers} concurrent readers, {args.seconds:.0f} s each")
+            for label, paths in (("health/live", ["/health/live"]), ("stock list", stock),
+                                 ("search", search)):  # fmt: skip
+                samples = asyncio.run(latencies(base, paths, key, args.readers, args.seconds))
+                print(f"    {label:<12} {summary(samples)}")
+        finally:
+            process.terminate()
+            process.wait(30)
+    finally:
+        topology.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

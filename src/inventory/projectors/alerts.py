@@ -1,0 +1,137 @@
+"""`alerts`: low stock, negative stock and count discrepancies, opened and closed in seq order.
+
+Each alert's condition is evaluated after every event of its item, against the open
+alerts read once per batch, so an alert opens once and closes once however the events
+are split into batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from inventory.domain.events import StockCounted, StockEvent
+from inventory.domain.state import StockState, level_of
+from inventory.projectors.engine import Cursor, ReplicaEvent
+
+Key = tuple[str, str, str]  # store, sku, kind
+
+OPEN_ALERTS = """
+SELECT a.store, a.sku, a.kind, a.id FROM alerts AS a
+JOIN unnest(%s::text[], %s::text[]) AS item(store, sku) USING (store, sku)
+WHERE a.closed_seq IS NULL
+"""
+CLOSE = """
+UPDATE alerts SET closed_seq = c.seq, closed_at = c.at
+FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[]) AS c(id, seq, at)
+WHERE alerts.id = c.id
+"""
+COLUMNS = "store, sku, kind, opened_seq, opened_at, closed_seq, closed_at, details"
+
+
+@dataclass
+class NewAlert:
+    """An alert opened in this batch (and perhaps closed in it too)."""
+
+    store: str
+    sku: str
+    kind: str
+    opened_seq: int
+    opened_at: datetime
+    details: dict[str, Decimal]
+    closed_seq: int | None = None
+    closed_at: datetime | None = None
+
+
+class AlertBook:
+    """The open alerts of a batch's items and what the batch changes about them."""
+
+    def __init__(self, existing: dict[Key, int]) -> None:
+        self.existing = existing
+        self.opened: dict[Key, NewAlert] = {}
+        self.new: list[NewAlert] = []
+        self.closed: list[tuple[int, int, datetime]] = []
+
+    @classmethod
+    def load(cls, cur: Cursor, items: list[tuple[str, str]]) -> AlertBook:
+        """The open alerts of `items`, in one query."""
+        cur.execute(OPEN_ALERTS, ([s for s, _ in items], [k for _, k in items]))
+        return cls({(store, sku, kind): id_ for store, sku, kind, id_ in cur.fetchall()})
+
+    def observe(
+        self,
+        replica: ReplicaEvent,
+        event: StockEvent,
+        before: StockState,
+        after: StockState,
+        *,
+        absorbed: bool,
+    ) -> None:
+        """Open or close the item's alerts after `event` moved it from `before` to `after`."""
+        level = level_of(after)
+        low = after.reorder_min is not None and level.available < after.reorder_min
+        low_details = {"available": level.available, "reorder_min": after.reorder_min}
+        self._hold(replica, event, "low_stock", low, low_details)
+        self._hold(replica, event, "negative_stock", level.on_hand < 0, {"on_hand": level.on_hand})
+        if isinstance(event, StockCounted) and not absorbed:
+            difference = after.on_hand - before.on_hand
+            key = (event.store_id, event.sku, "count_discrepancy")
+            self._close(key, replica)  # a newer count supersedes the open discrepancy
+            details = {
+                "counted": event.counted,
+                "expected": event.counted - difference,
+                "difference": difference,
+            }
+            self._hold(replica, event, "count_discrepancy", difference != 0, details)
+
+    def _hold(
+        self,
+        replica: ReplicaEvent,
+        event: StockEvent,
+        kind: str,
+        condition: bool,
+        details: dict[str, Any],
+    ) -> None:
+        key = (event.store_id, event.sku, kind)
+        is_open = key in self.existing or key in self.opened
+        if condition and not is_open:
+            alert = NewAlert(
+                event.store_id, event.sku, kind, replica.seq, event.occurred_at, details
+            )
+            self.opened[key] = alert
+            self.new.append(alert)
+        elif not condition and is_open:
+            self._close(key, replica)
+
+    def _close(self, key: Key, replica: ReplicaEvent) -> None:
+        if key in self.existing:
+            self.closed.append((self.existing.pop(key), replica.seq, replica.occurred_at))
+        elif key in self.opened:
+            alert = self.opened.pop(key)
+            alert.closed_seq, alert.closed_at = replica.seq, replica.occurred_at
+
+    def write(self, cur: Cursor) -> None:
+        """Close first (the one-open-alert index), then COPY the new alerts in."""
+        if self.closed:
+            cur.execute(CLOSE, [list(column) for column in zip(*self.closed, strict=True)])
+        if not self.new:
+            return
+        with cur.copy(f"COPY alerts ({COLUMNS}) FROM STDIN") as copy:
+            for a in self.new:
+                details = msgspec.json.encode(a.details).decode()
+                copy.write_row(
+                    (
+                        a.store,
+                        a.sku,
+                        a.kind,
+                        a.opened_seq,
+                        a.opened_at,
+                        a.closed_seq,
+                        a.closed_at,
+                        details,
+                    )
+                )

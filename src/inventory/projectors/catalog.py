@@ -1,0 +1,92 @@
+"""`products` and `stores`: the catalog and the stores as their streams' states hold them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from inventory.domain.events import ProductEvent, StoreEvent
+from inventory.domain.evolution import evolve
+from inventory.domain.state import ProductState, StoreState
+from inventory.projectors.decoding import domain_event
+from inventory.projectors.engine import Cursor, Projector, ReplicaEvent
+
+PRODUCT_STATES = "SELECT sku, state::text FROM products WHERE sku = ANY(%s)"
+STORE_STATES = "SELECT id, state::text FROM stores WHERE id = ANY(%s)"
+UPSERT_PRODUCT = """
+INSERT INTO products (sku, name, description, barcode, unit, decimals, category,
+    discontinued, version, last_seq, state)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (sku) DO UPDATE SET name = excluded.name, description = excluded.description,
+    barcode = excluded.barcode, unit = excluded.unit, decimals = excluded.decimals,
+    category = excluded.category, discontinued = excluded.discontinued,
+    version = excluded.version, last_seq = excluded.last_seq, state = excluded.state
+"""
+UPSERT_STORE = """
+INSERT INTO stores (id, name, location, timezone, negative_stock, closed_until, version,
+    last_seq, state)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (id) DO UPDATE SET name = excluded.name, location = excluded.location,
+    timezone = excluded.timezone, negative_stock = excluded.negative_stock,
+    closed_until = excluded.closed_until, version = excluded.version,
+    last_seq = excluded.last_seq, state = excluded.state
+"""
+
+_encode = msgspec.json.Encoder()
+
+
+def _fold_products(cur: Cursor, found: list[tuple[ReplicaEvent, ProductEvent]]) -> None:
+    cur.execute(PRODUCT_STATES, (list({e.sku for _, e in found}),))
+    states = {sku: msgspec.json.decode(raw, type=ProductState) for sku, raw in cur.fetchall()}
+    last: dict[str, ReplicaEvent] = {}
+    for replica, event in found:
+        states[event.sku] = evolve(states.get(event.sku, ProductState()), event)
+        last[event.sku] = replica
+    rows: list[tuple[Any, ...]] = []
+    for sku, replica in last.items():
+        p = states[sku]
+        state = _encode.encode(p).decode()
+        rows.append((sku, p.name, p.description, p.barcode, p.unit, p.decimals, p.category,
+                     p.discontinued, replica.version, replica.seq, state))  # fmt: skip
+    cur.executemany(UPSERT_PRODUCT, rows)
+
+
+def _fold_stores(cur: Cursor, found: list[tuple[ReplicaEvent, StoreEvent]]) -> None:
+    cur.execute(STORE_STATES, (list({e.store_id for _, e in found}),))
+    states = {id_: msgspec.json.decode(raw, type=StoreState) for id_, raw in cur.fetchall()}
+    last: dict[str, ReplicaEvent] = {}
+    for replica, event in found:
+        states[event.store_id] = evolve(states.get(event.store_id, StoreState()), event)
+        last[event.store_id] = replica
+    rows: list[tuple[Any, ...]] = []
+    for id_, replica in last.items():
+        s = states[id_]
+        rows.append((id_, s.name, s.location, s.timezone, s.negative_stock, s.closed_until,
+                     replica.version, replica.seq, _encode.encode(s).decode()))  # fmt: skip
+    cur.executemany(UPSERT_STORE, rows)
+
+
+class Catalog(Projector):
+    """Products (global partition) and stores (each store's partition)."""
+
+    name = "catalog"
+    tables = ("products", "stores")
+
+    def apply(self, cur: Cursor, events: Sequence[ReplicaEvent]) -> None:
+        """Fold the batch's product and store events onto the rows they touch."""
+        products: list[tuple[ReplicaEvent, ProductEvent]] = []
+        stores: list[tuple[ReplicaEvent, StoreEvent]] = []
+        for replica in events:
+            if not replica.type.startswith(("product.", "store.")):
+                continue
+            event = domain_event(replica)
+            if isinstance(event, ProductEvent):
+                products.append((replica, event))
+            elif isinstance(event, StoreEvent):
+                stores.append((replica, event))
+        if products:
+            _fold_products(cur, products)
+        if stores:
+            _fold_stores(cur, stores)

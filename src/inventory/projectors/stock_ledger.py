@@ -1,0 +1,92 @@
+"""`stock_ledger`: one row per stock event, with the quantities after it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from inventory.domain.events import StockAdjusted, StockCounted, StockEvent, StockReceived
+from inventory.domain.evolution import evolve
+from inventory.domain.state import ZERO, StockState, level_of
+from inventory.projectors.engine import Cursor, ReplicaEvent
+
+COLUMNS = (
+    "seq, position, store, sku, version, type, occurred_at, recorded_at, delta, counted,"
+    " reserved_delta, in_transit_in_delta, in_transit_out_delta, on_hand_after,"
+    " reserved_after, available_after, in_transit_in_after, in_transit_out_after,"
+    " reason, reference, actor, absorbed"
+)
+
+TYPES = (
+    ["bigint", "bigint", "text", "text", "bigint", "text", "timestamptz", "timestamptz"]
+    + ["numeric"] * 10
+    + ["text", "text", "text", "boolean"]
+)
+
+
+def stated(event: StockEvent) -> StockState:
+    """What the event alone does, folded onto an empty state (no count anchor): its
+    stated deltas, by the domain's own `evolve`."""
+    return evolve(StockState(), event)
+
+
+def reference_of(event: StockEvent) -> str | None:
+    """The document the event belongs to: delivery reference, sale, reservation, transfer."""
+    if isinstance(event, StockReceived):
+        return event.reference
+    for field in ("sale_id", "reservation_id", "transfer_id"):
+        value = getattr(event, field, None)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def ledger_row(
+    replica: ReplicaEvent,
+    event: StockEvent,
+    before: StockState,
+    after: StockState,
+    *,
+    absorbed: bool,
+    actor: str | None,
+) -> tuple[Any, ...]:
+    """The row, in COLUMNS order."""
+    level = level_of(after)
+    return (
+        replica.seq,
+        replica.position,
+        event.store_id,
+        event.sku,
+        replica.version,
+        replica.type,
+        event.occurred_at,
+        replica.recorded_at,
+        *_deltas(event, before, after),
+        level.on_hand,
+        level.reserved,
+        level.available,
+        level.in_transit_in,
+        level.in_transit_out,
+        event.reason if isinstance(event, StockAdjusted) else None,
+        reference_of(event),
+        actor,
+        absorbed,
+    )
+
+
+def _deltas(event: StockEvent, before: StockState, after: StockState) -> tuple[Any, ...]:
+    """delta, counted, and the reserved and in-transit deltas."""
+    if isinstance(event, StockCounted):
+        return (after.on_hand - before.on_hand, event.counted, ZERO, ZERO, ZERO)
+    alone = stated(event)
+    return (alone.on_hand, None, alone.reserved, alone.in_transit_in, alone.in_transit_out)
+
+
+def write_ledger(cur: Cursor, rows: Sequence[tuple[Any, ...]]) -> None:
+    """COPY the rows in: one round trip for the whole batch."""
+    if not rows:
+        return
+    with cur.copy(f"COPY stock_ledger ({COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(TYPES)
+        for row in rows:
+            copy.write_row(row)

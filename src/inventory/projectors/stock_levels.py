@@ -1,0 +1,149 @@
+"""`stock_levels`, with the ledger and alerts: one fold of each item's events per batch.
+
+The three tables are one projector because they are three views of the same fold: each
+ledger row needs the state before and after its event, and an alert the same. Folding
+once keeps them at the same checkpoint (a query joining them never sees two moments).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+import msgspec
+
+from inventory.domain.events import StockEvent, StockFact
+from inventory.domain.evolution import evolve
+from inventory.domain.state import StockState, level_of
+from inventory.domain.stock_evolution import event_is_absorbed
+from inventory.projectors.alerts import AlertBook
+from inventory.projectors.decoding import actor_of, domain_event
+from inventory.projectors.engine import Cursor, Projector, ReplicaEvent
+from inventory.projectors.stock_ledger import ledger_row, write_ledger
+
+Item = tuple[str, str]
+
+CURRENT = """
+SELECT l.store, l.sku, l.state::text FROM stock_levels AS l
+JOIN unnest(%s::text[], %s::text[]) AS item(store, sku) USING (store, sku)
+"""
+# The rows travel as one JSON document: no per-value array escaping on our side, one
+# parse in the server.
+UPSERT = """
+INSERT INTO stock_levels (store, sku, on_hand, reserved, available, in_transit_in,
+    in_transit_out, reorder_min, reorder_max, version, last_seq, updated_at, state)
+SELECT store, sku, on_hand, reserved, available, in_transit_in, in_transit_out, reorder_min,
+    reorder_max, version, last_seq, updated_at, state
+FROM jsonb_to_recordset(%s::jsonb) AS r(store text, sku text, on_hand numeric,
+    reserved numeric, available numeric, in_transit_in numeric, in_transit_out numeric,
+    reorder_min numeric, reorder_max numeric, version bigint, last_seq bigint,
+    updated_at timestamptz, state jsonb)
+ON CONFLICT (store, sku) DO UPDATE SET
+    on_hand = excluded.on_hand, reserved = excluded.reserved, available = excluded.available,
+    in_transit_in = excluded.in_transit_in, in_transit_out = excluded.in_transit_out,
+    reorder_min = excluded.reorder_min, reorder_max = excluded.reorder_max,
+    version = excluded.version, last_seq = excluded.last_seq,
+    updated_at = excluded.updated_at, state = excluded.state
+"""
+
+
+class LevelRow(msgspec.Struct, frozen=True):
+    """A stock_levels row as the upsert reads it."""
+
+    store: str
+    sku: str
+    on_hand: Decimal
+    reserved: Decimal
+    available: Decimal
+    in_transit_in: Decimal
+    in_transit_out: Decimal
+    reorder_min: Decimal | None
+    reorder_max: Decimal | None
+    version: int
+    last_seq: int
+    updated_at: datetime
+    state: msgspec.Raw
+
+
+_decode_state = msgspec.json.Decoder(StockState)
+_encode = msgspec.json.Encoder()
+
+
+class Folded:
+    """An item's state after the batch's events so far, and what last changed it."""
+
+    __slots__ = ("event", "state")
+
+    def __init__(self, state: StockState, event: ReplicaEvent | None = None) -> None:
+        self.state, self.event = state, event
+
+
+def stock_events(events: Sequence[ReplicaEvent]) -> list[tuple[ReplicaEvent, StockEvent]]:
+    """The batch's stock events, decoded, in seq order."""
+    found = []
+    for replica in events:
+        if not replica.type.startswith("stock."):
+            continue
+        event = domain_event(replica)
+        if isinstance(event, StockFact):
+            found.append((replica, event))
+    return found
+
+
+def load(cur: Cursor, items: list[Item]) -> dict[Item, Folded]:
+    """The items' current states, in one query; new items start empty."""
+    cur.execute(CURRENT, ([s for s, _ in items], [k for _, k in items]))
+    known = {(s, k): _decode_state.decode(raw) for s, k, raw in cur.fetchall()}
+    return {item: Folded(known.get(item, StockState())) for item in items}
+
+
+def level_row(item: Item, folded: Folded) -> LevelRow:
+    """The stock_levels row of an item the batch changed."""
+    state, event = folded.state, folded.event
+    assert event is not None
+    level = level_of(state)
+    return LevelRow(
+        *item,
+        level.on_hand,
+        level.reserved,
+        level.available,
+        level.in_transit_in,
+        level.in_transit_out,
+        state.reorder_min,
+        state.reorder_max,
+        event.version,
+        event.seq,
+        event.recorded_at,
+        msgspec.Raw(_encode.encode(state)),
+    )
+
+
+class StockLevels(Projector):
+    """Levels, ledger and alerts of every item of a store, from its stock events."""
+
+    name = "stock"
+    tables = ("stock_levels", "stock_ledger", "alerts")
+
+    def apply(self, cur: Cursor, events: Sequence[ReplicaEvent]) -> None:
+        """Read the batch's items once, fold in Python, write each table in one statement."""
+        found = stock_events(events)
+        if not found:
+            return
+        items = list(dict.fromkeys((event.store_id, event.sku) for _, event in found))
+        folded = load(cur, items)
+        alerts = AlertBook.load(cur, items)
+        ledger = []
+        for replica, event in found:
+            current = folded[(event.store_id, event.sku)]
+            before = current.state
+            absorbed = event_is_absorbed(before, event)
+            after = evolve(before, event)
+            actor = actor_of(replica)
+            ledger.append(ledger_row(replica, event, before, after, absorbed=absorbed, actor=actor))
+            alerts.observe(replica, event, before, after, absorbed=absorbed)
+            current.state, current.event = after, replica
+        rows = [level_row(item, folded[item]) for item in items]
+        cur.execute(UPSERT, (_encode.encode(rows).decode(),))
+        write_ledger(cur, ledger)
+        alerts.write(cur)

@@ -1,0 +1,196 @@
+"""The stock read models equal a plain-Python oracle of the same events, and themselves
+after a rebuild; as_of/known_at match the oracle; alerts do not depend on batching."""
+
+from __future__ import annotations
+
+import io
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg_pool import ConnectionPool
+
+from inventory.projectors import admin
+from inventory.projectors.bitemporal import level_at
+from inventory.projectors.catalog import Catalog
+from inventory.projectors.engine import project, reset
+from inventory.projectors.stock_levels import StockLevels
+from inventory.runtime.settings import Settings
+from tests import read_oracle as oracle
+from tests.read_history import History, generate
+
+COMMANDS = 2000
+EVENTS = """
+SELECT seq, position, version, store, sku, type, occurred_at, recorded_at, data::text
+FROM events WHERE store = ANY(%s) AND type LIKE 'stock.%%' ORDER BY seq
+"""
+LEVELS = """
+SELECT store, sku, on_hand, reserved, available, in_transit_in, in_transit_out, reorder_min,
+       reorder_max, version, last_seq, updated_at, state
+FROM stock_levels WHERE store = ANY(%s) ORDER BY store, sku
+"""
+LEDGER = "SELECT * FROM stock_ledger WHERE store = ANY(%s) ORDER BY seq"
+ALERTS = """
+SELECT store, sku, kind, opened_seq, opened_at, closed_seq, closed_at, details
+FROM alerts WHERE store = ANY(%s) ORDER BY store, sku, kind, opened_seq
+"""
+
+
+@pytest.fixture(scope="module")
+async def history(settings: Settings) -> History:
+    made = await generate(settings.primary_url, seed=20261124, commands=COMMANDS)
+    _wait_replicated(settings, made.stores)
+    return made
+
+
+@pytest.fixture(scope="module")
+def pool(settings: Settings) -> Iterator[ConnectionPool]:
+    with ConnectionPool(settings.replica_url, min_size=1, max_size=2, open=True) as opened:
+        yield opened
+
+
+def _wait_replicated(settings: Settings, stores: list[str]) -> None:
+    query = "SELECT count(*) FROM events WHERE store = ANY(%s)"
+    with psycopg.connect(settings.primary_url) as primary:
+        expected = primary.execute(query, (stores,)).fetchone()
+    deadline = time.monotonic() + 60
+    with psycopg.connect(settings.replica_url, autocommit=True) as replica:
+        while replica.execute(query, (stores,)).fetchone() != expected:
+            assert time.monotonic() < deadline, "events did not reach the replica"
+            time.sleep(0.05)
+
+
+def _project(pool: ConnectionPool, stores: list[str], batch_size: int = 1000) -> None:
+    for projector in (StockLevels(), Catalog()):
+        for partition in ["", *stores]:
+            project(pool, projector, partition, batch_size=batch_size)
+
+
+def _rows(pool: ConnectionPool, query: str, stores: list[str]) -> list[tuple[Any, ...]]:
+    with pool.connection() as conn:
+        return conn.execute(query, (stores,)).fetchall()
+
+
+def _facts(pool: ConnectionPool, stores: list[str]) -> dict[tuple[str, str], list[oracle.Fact]]:
+    by_item: dict[tuple[str, str], list[oracle.Fact]] = defaultdict(list)
+    for fact in oracle.facts(_rows(pool, EVENTS, stores)):
+        by_item[(fact.store, fact.sku)].append(fact)
+    return by_item
+
+
+def test_levels_ledger_and_alerts_equal_the_oracle(history: History, pool: ConnectionPool) -> None:
+    _project(pool, history.stores)
+    facts = _facts(pool, history.stores)
+
+    levels = {(r[0], r[1]): r for r in _rows(pool, LEVELS, history.stores)}
+    assert set(levels) == set(facts)
+    for item, item_facts in facts.items():
+        expected = oracle.level(item_facts)
+        row = levels[item]
+        assert row[2:8] == tuple(expected[k] for k in (
+            "on_hand", "reserved", "available", "in_transit_in", "in_transit_out", "reorder_min"
+        )), item  # fmt: skip
+        assert (row[9], row[10]) == (item_facts[-1].version, item_facts[-1].seq)
+
+    ledger = _rows(pool, LEDGER, history.stores)
+    got = [(r[0], r[5], r[13], r[14], r[15], r[21]) for r in ledger]
+    want = sorted((row for f in facts.values() for row in oracle.ledger(f)), key=lambda r: r[0])
+    assert got == want
+    assert sum(row[-1] for row in got) > 0, "the history has absorbed late events"
+
+    alerts = [(r[0], r[1], r[2], r[3], r[5]) for r in _rows(pool, ALERTS, history.stores)]
+    want_alerts = sorted(
+        (item[0], item[1], kind, opened, closed)
+        for item, f in facts.items()
+        for kind, opened, closed in oracle.alerts(f)
+    )
+    assert alerts == want_alerts
+    assert {a[2] for a in alerts} == {"low_stock", "negative_stock", "count_discrepancy"}
+    assert history.accepted > COMMANDS // 2
+
+
+async def test_as_of_and_known_at_match_the_oracle_at_random_times(
+    history: History, pool: ConnectionPool, settings: Settings
+) -> None:
+    _project(pool, history.stores)
+    facts = _facts(pool, history.stores)
+    times = sorted({f.occurred_at for fs in facts.values() for f in fs} |
+                   {f.recorded_at for fs in facts.values() for f in fs})  # fmt: skip
+    rng = random.Random(7)  # noqa: S311 - reproducible sample times
+    async with await psycopg.AsyncConnection.connect(settings.replica_url) as conn:
+        for _ in range(300):
+            item = rng.choice(sorted(facts))
+            when = rng.choice(times) + timedelta(microseconds=rng.choice([-1, 0, 1]))
+            known = rng.choice(times) if rng.random() < 0.7 else times[-1]
+            got = await level_at(conn, *item, when, known)
+            want = oracle.as_of(facts[item], when, known)
+            assert (got.on_hand, got.reserved, got.in_transit_in, got.in_transit_out) == (
+                want["on_hand"], want["reserved"], want["in_transit_in"], want["in_transit_out"]
+            ), (item, when, known)  # fmt: skip
+
+
+@pytest.mark.parametrize("batch_size", [1, 13, 1000])
+def test_alerts_open_and_close_once_however_the_events_are_batched(
+    history: History, pool: ConnectionPool, batch_size: int
+) -> None:
+    facts = _facts(pool, history.stores)
+    with pool.connection() as conn:
+        reset(conn, StockLevels())
+    _project(pool, history.stores, batch_size=batch_size)
+
+    alerts = [(r[0], r[1], r[2], r[3], r[5]) for r in _rows(pool, ALERTS, history.stores)]
+    assert alerts == sorted(
+        (item[0], item[1], kind, opened, closed)
+        for item, f in facts.items()
+        for kind, opened, closed in oracle.alerts(f)
+    )
+
+
+def test_a_rebuild_gives_the_same_rows(
+    history: History, pool: ConnectionPool, settings: Settings
+) -> None:
+    _project(pool, history.stores)
+    before = [_rows(pool, q, history.stores) for q in (LEVELS, LEDGER, ALERTS)]
+
+    for name in ("stock", "catalog"):
+        assert admin.rebuild(settings.replica_url, name, out=io.StringIO()) == 0
+
+    after = [_rows(pool, q, history.stores) for q in (LEVELS, LEDGER, ALERTS)]
+    assert after == before
+    assert len(before[1]) > COMMANDS
+
+
+def test_queries_read_the_old_rows_until_a_rebuild_commits(
+    history: History, pool: ConnectionPool, settings: Settings
+) -> None:
+    _project(pool, history.stores)
+    before = _rows(pool, LEVELS, history.stores)
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        query = "SELECT count(*) FROM stock_levels WHERE store = ANY(%s)"
+        with psycopg.connect(settings.replica_url, autocommit=True) as conn:
+            while not stop.is_set():
+                row = conn.execute(query, (history.stores,)).fetchone()
+                seen.append(row[0] if row else -1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    out = io.StringIO()
+    try:
+        admin.rebuild(settings.replica_url, "stock", out=out, batch_size=50)
+    finally:
+        stop.set()
+        watcher.join()
+
+    assert len(seen) > 10
+    assert set(seen) == {len(before)}
+    assert _rows(pool, LEVELS, history.stores) == before
+    assert "rebuilt stock" in out.getvalue()

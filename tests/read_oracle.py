@@ -1,0 +1,136 @@
+"""A plain-Python oracle of the stock read models, straight from product.md's rules.
+
+Independent of the domain's `evolve`: on_hand is "the latest count by occurred_at plus
+every delta dated after it", the other quantities are sums.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+ZERO = Decimal(0)
+ON_HAND = {
+    "stock.received": 1, "stock.sold": -1, "stock.returned": 1,
+    "stock.reservation_fulfilled": -1, "stock.transfer_dispatched": -1,
+    "stock.transfer_received": 1, "stock.transfer_cancelled": 1,
+}  # fmt: skip
+RESERVED = {"stock.reserved": 1, "stock.reservation_released": -1,
+            "stock.reservation_expired": -1, "stock.reservation_fulfilled": -1}  # fmt: skip
+IN_TRANSIT_IN = {"stock.transfer_incoming": 1, "stock.transfer_received": -1,
+                 "stock.transfer_withdrawn": -1}  # fmt: skip
+IN_TRANSIT_OUT = {"stock.transfer_dispatched": 1, "stock.transfer_delivered": -1,
+                  "stock.transfer_cancelled": -1}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One stock event as the oracle needs it."""
+
+    seq: int
+    position: int
+    version: int
+    store: str
+    sku: str
+    type: str
+    occurred_at: datetime
+    recorded_at: datetime
+    data: dict[str, Any]
+
+    @property
+    def on_hand_delta(self) -> Decimal:
+        """The delta it states (0 for a return not restocked)."""
+        if self.type == "stock.adjusted":
+            return Decimal(self.data["delta"])
+        if self.type == "stock.returned" and not self.data.get("restock", True):
+            return ZERO
+        return ON_HAND.get(self.type, 0) * Decimal(self.data.get("quantity", 0))
+
+    def signed(self, table: dict[str, int]) -> Decimal:
+        """Its quantity signed by `table`."""
+        return table.get(self.type, 0) * Decimal(self.data.get("quantity", 0))
+
+
+def facts(rows: Iterable[tuple[Any, ...]]) -> list[Fact]:
+    """Facts from `SELECT seq, position, version, store, sku, type, occurred_at,
+    recorded_at, data::text FROM events`."""
+    return [Fact(*row[:8], json.loads(row[8])) for row in rows]
+
+
+def anchor(history: list[Fact]) -> Fact | None:
+    """The latest count by occurred_at (a tie goes to the later one)."""
+    counts = [f for f in history if f.type == "stock.counted"]
+    return max(counts, key=lambda f: (f.occurred_at, f.seq), default=None)
+
+
+def level(history: list[Fact]) -> dict[str, Decimal | None]:
+    """The quantities after `history` (one item's facts in seq order)."""
+    count = anchor(history)
+    base = Decimal(count.data["counted"]) if count else ZERO
+    on_hand = base + sum(
+        (f.on_hand_delta for f in history if count is None or f.occurred_at > count.occurred_at),
+        ZERO,
+    )
+    reserved = sum((f.signed(RESERVED) for f in history), ZERO)
+    points = [f for f in history if f.type == "stock.reorder_point_set"]
+    return {
+        "on_hand": on_hand,
+        "reserved": reserved,
+        "available": on_hand - reserved,
+        "in_transit_in": sum((f.signed(IN_TRANSIT_IN) for f in history), ZERO),
+        "in_transit_out": sum((f.signed(IN_TRANSIT_OUT) for f in history), ZERO),
+        "reorder_min": Decimal(points[-1].data["minimum"]) if points else None,
+    }
+
+
+def absorbed(earlier: list[Fact], fact: Fact) -> bool:
+    """Rule 3: a delta dated at or before a known count, a count dated before one."""
+    count = anchor(earlier)
+    if count is None:
+        return False
+    if fact.type == "stock.counted":
+        return fact.occurred_at < count.occurred_at
+    return fact.type in {*ON_HAND, "stock.adjusted"} and fact.occurred_at <= count.occurred_at
+
+
+def ledger(history: list[Fact]) -> list[tuple[Any, ...]]:
+    """(seq, type, on_hand_after, reserved_after, available_after, absorbed) per fact."""
+    rows = []
+    for index, fact in enumerate(history):
+        after = level(history[: index + 1])
+        rows.append((fact.seq, fact.type, after["on_hand"], after["reserved"],
+                     after["available"], absorbed(history[:index], fact)))  # fmt: skip
+    return rows
+
+
+def alerts(history: list[Fact]) -> list[tuple[str, int, int | None]]:
+    """(kind, opened_seq, closed_seq) of every alert, from the levels after each fact."""
+    found: list[list[Any]] = []
+    open_: dict[str, list[Any]] = {}
+
+    def hold(kind: str, condition: bool, seq: int) -> None:
+        if condition and kind not in open_:
+            open_[kind] = [kind, seq, None]
+            found.append(open_[kind])
+        elif not condition and kind in open_:
+            open_.pop(kind)[2] = seq
+
+    for index, fact in enumerate(history):
+        before, after = level(history[:index]), level(history[: index + 1])
+        minimum = after["reorder_min"]
+        hold("low_stock", minimum is not None and after["available"] < minimum, fact.seq)  # type: ignore[operator]
+        hold("negative_stock", after["on_hand"] < 0, fact.seq)  # type: ignore[operator]
+        if fact.type == "stock.counted" and not absorbed(history[:index], fact):
+            if "count_discrepancy" in open_:
+                open_.pop("count_discrepancy")[2] = fact.seq
+            hold("count_discrepancy", after["on_hand"] != before["on_hand"], fact.seq)
+    return sorted((kind, opened, closed) for kind, opened, closed in found)
+
+
+def as_of(history: list[Fact], when: datetime, known: datetime) -> dict[str, Decimal | None]:
+    """The level from what occurred by `when` and was recorded by `known`."""
+    return level([f for f in history if f.occurred_at <= when and f.recorded_at <= known])
