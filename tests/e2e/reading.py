@@ -29,12 +29,15 @@ class Client:
         query = {name: value for name, value in params.items() if value is not None}
         return httpx.get(f"{self.base_url}{path}", params=query, headers=self.headers, timeout=30)
 
-    def post(self, path: str, body: Any, *, idempotent: bool = True) -> httpx.Response:
-        """POST a JSON body, with a fresh Idempotency-Key unless told otherwise."""
+    def post(
+        self, path: str, body: Any, *, idempotent: bool = True, method: str = "POST"
+    ) -> httpx.Response:
+        """POST (or `method`) a JSON body, with a fresh Idempotency-Key unless told otherwise."""
         headers = dict(self.headers)
         if idempotent:
             headers["Idempotency-Key"] = uuid.uuid4().hex
-        return httpx.post(f"{self.base_url}{path}", json=body, headers=headers, timeout=30)
+        url = f"{self.base_url}{path}"
+        return httpx.request(method, url, json=body, headers=headers, timeout=30)
 
 
 def start_worker(server_env: dict[str, str], namespace: str, log: Path) -> subprocess.Popen[bytes]:

@@ -46,8 +46,8 @@ def admin(api: ApiServer, settings: Settings) -> Client:
     return Client(api, api_key(settings, Role.ADMIN, ["*"], "reports admin"))
 
 
-def command(admin: Client, path: str, body: dict[str, Any]) -> int:
-    response = admin.post(path, body)
+def command(admin: Client, path: str, body: dict[str, Any], method: str = "POST") -> int:
+    response = admin.post(path, body, method=method)
     assert response.status_code in (201, 409), response.text
     return int(response.json().get("position", 0))
 
@@ -165,14 +165,14 @@ def test_low_stock_lists_items_whose_available_is_below_the_reorder_point(
     stocked_store(admin, store_id, sku)
     stocked_store(admin, store_id, calm)
     reorder = f"/v1/stores/{store_id}/stock"
-    command(admin, f"{reorder}/{sku}/reorder-point", {"min": 20})
-    position = command(admin, f"{reorder}/{calm}/reorder-point", {"min": 1})
+    command(admin, f"{reorder}/{sku}/reorder-point", {"min": 20}, "PUT")
+    position = command(admin, f"{reorder}/{calm}/reorder-point", {"min": 1}, "PUT")
 
     response = admin.get("/v1/reports/low-stock", store=store_id, min_position=position)
 
     assert response.status_code == 200, response.text
     assert [(i["sku"], i["available"], i["reorder_min"]) for i in response.json()["items"]] == [
-        (sku, "6.5", 20)
+        (sku, "9.5", 20)
     ]
 
 
