@@ -57,7 +57,9 @@ def projector_names() -> list[str]:
 
 
 async def wait_for(
-    pool: AsyncConnectionPool[Any], min_position: int | None, timeout: float = MAX_WAIT_SECONDS
+    pool: AsyncConnectionPool[Any],
+    min_position: int | None,
+    timeout: float = MAX_WAIT_SECONDS,  # noqa: ASYNC109 - a polling deadline that ends in a 503
 ) -> None:
     """Return once the event at `min_position` is projected; 503 after `timeout` seconds."""
     if min_position is None or min_position == 0:
