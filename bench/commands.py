@@ -163,10 +163,11 @@ def _report(name: str, tallies: list[Tally], base: float | None) -> float:
     latencies = [latency for tally in tallies for latency in tally.latencies]
     failures = sum(tally.failures for tally in tallies)
     ratio = f"{rate / base:6.1%} of minimal" if base else ""
+    rounds = [round(tally.rate) for tally in tallies]
+    failed = f", failures {failures}" if failures else ""
     print(
         f"  {name:8} {rate:7.0f} req/s  p50 {_percentile(latencies, 0.5) * 1000:6.1f} ms"
-        f"  p99 {_percentile(latencies, 0.99) * 1000:6.1f} ms  {ratio}"
-        f"  (rounds: {[round(t.rate) for t in tallies]}{f', failures {failures}' if failures else ''})"
+        f"  p99 {_percentile(latencies, 0.99) * 1000:6.1f} ms  {ratio}  (rounds: {rounds}{failed})"
     )
     return rate
 
@@ -229,9 +230,8 @@ def _run(args: argparse.Namespace, env: dict[str, str], key: str) -> bool:
             _report("hot", tallies["hot"], base)
             p99 = _percentile([x for t in tallies["many"] for x in t.latencies], 0.99)
             met &= many / base >= GOAL_RATIO and p99 < GOAL_P99
-        print(
-            f"goal (many >= {GOAL_RATIO:.0%} of minimal, p99 < 100 ms): {'met' if met else 'NOT met'}"
-        )
+        verdict = "met" if met else "NOT met"
+        print(f"goal (many >= {GOAL_RATIO:.0%} of minimal, p99 < 100 ms): {verdict}")
         return met
     finally:
         for process in processes:
