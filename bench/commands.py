@@ -179,7 +179,7 @@ def _profile(
     seconds = str(round(args.seconds))
     spy = subprocess.Popen(
         ["uvx", "--from", "py-spy", "py-spy", "record", "--pid", str(api.pid), "--duration",
-         seconds, "--format", "raw", "--output", args.profile, "--nonblocking"]
+         seconds, "--format", "raw", "--output", args.profile, "--nonblocking", "--gil"]
     )  # fmt: skip
     time.sleep(1)
     asyncio.run(_load([port], make, args.seconds, args.connections))
