@@ -156,9 +156,12 @@ class CommandService:
     """Runs commands against the event store on the primary."""
 
     pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]
-    after_commit: Callable[[Decision], None] | None = None
-    """Runs (in a thread) after each accepted command commits: wake-ups, expiry timers."""
+    after_commit: Callable[[Sequence[Decision]], None] | None = None
+    """Runs in a thread after accepted commands commit (wake-ups, expiry timers), for
+    every command that committed since it last ran."""
     store: EventStore = field(default_factory=lambda: EventStore(Codec(ALL_EVENTS)))
+    _committed: list[Decision] = field(default_factory=list, init=False, repr=False)
+    _sender: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     async def transfer_stores(self, transfer_id: str) -> tuple[str, str] | None:
         """A transfer's source and destination, or None when it does not exist."""
@@ -189,9 +192,27 @@ class CommandService:
                 log.info("command rerun", attempt=attempt, reason=type(error).__name__)
                 continue
             if outcome.decision is not None and self.after_commit is not None:
-                await asyncio.to_thread(self.after_commit, outcome.decision)
+                self._committed.append(outcome.decision)
+                if self._sender is None or self._sender.done():
+                    self._sender = asyncio.create_task(self._send_committed(self.after_commit))
             return outcome
         raise AssertionError("unreachable")
+
+    async def drain(self) -> None:
+        """Wait until the after-commit work of every command so far has run."""
+        while self._sender is not None and not self._sender.done():
+            await asyncio.shield(self._sender)
+
+    async def _send_committed(self, after_commit: Callable[[Sequence[Decision]], None]) -> None:
+        # Off the response's path, one thread hop for everything that committed while the
+        # previous one ran: under load a store's projectors get one wake-up per batch, not
+        # one per command. A wake-up lost to a crash here costs latency only (the sweep).
+        while self._committed:
+            batch, self._committed = self._committed, []
+            try:
+                await asyncio.to_thread(after_commit, batch)
+            except Exception:
+                log.exception("after-commit work failed", commands=len(batch))
 
     async def _attempt(
         self,
