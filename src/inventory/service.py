@@ -31,7 +31,7 @@ from inventory.domain.state import ProductState, TransferState, decode_state, le
 from inventory.domain.streams import kind_of, product_stream, stock_stream, transfer_stream
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.errors import WrongExpectedVersion
-from inventory.eventstore.script import Script
+from inventory.eventstore.script import Rows, Script, Statement
 from inventory.eventstore.store import EventStore, NewEvent, Recorded, StreamHead, StreamWrite
 
 log = structlog.get_logger(__name__)
@@ -238,22 +238,33 @@ class CommandService:
         responder: Responder,
         idempotency: Idempotency | None,
     ) -> Outcome:
-        """Round trips: the key's lock and lookup; the stream locks; the append; the
-        response and the commit. A command without a key saves the first."""
+        """Three round trips for most commands: the key's lock and lookup with the stream
+        locks; the append; the response and the commit. A command on a document (transfer
+        receipt or cancel, reservation release or fulfilment) reads it before locking."""
         script.later("BEGIN")
+        key = _key_statements(actor.id, idempotency) if idempotency is not None else []
+        # The streams of a command that names them all are locked with the key's lookup.
+        # A replay then rolls those locks back unused, which is cheap; the order (key,
+        # then streams) is the same for every command.
+        early = streams_of(command, None) if document_stream(command) is None else None
+        locks = self.store.lock_statements(early.write, early.read) if early else []
+        if not key and not locks:
+            script.later("SAVEPOINT decide")  # nothing to ask yet: it goes with the document
+        sets = await script.rows(*key, ("SAVEPOINT decide", ()), *locks) if key or locks else []
         if idempotency is not None:
-            replay = await _replay(script, actor.id, idempotency)
+            replay = _replay(sets[1], idempotency)
             if replay is not None:
-                script.later("COMMIT")
+                script.later("ROLLBACK")
                 await script.flush()
                 return replay
-        # A savepoint: a refusal is stored without what was locked or written.
-        script.later("SAVEPOINT decide")
         try:
-            decision = await self._decide_and_append(script, command, actor, idempotency)
+            decision = await self._decide_and_append(
+                script, command, actor, idempotency, sets[len(key) + 1 :] if early else None
+            )
         except CommandRejected as error:
             if idempotency is None:
                 raise
+            # A refusal is stored without what was locked or written.
             script.later("ROLLBACK TO SAVEPOINT decide")
             status, body = responder.rejected(error)
             _store(script, actor.id, idempotency, status, body)
@@ -274,10 +285,17 @@ class CommandService:
         command: Command,
         actor: Actor,
         idempotency: Idempotency | None,
+        locked: Sequence[Rows] | None,
     ) -> Decision:
-        document = await _read_document(script, command)
-        streams = streams_of(command, document)
-        heads, shared = await self.store.lock_and_share(script, streams.write, streams.read)
+        """Decide on the locked streams' states and append; `locked` holds the rows of
+        the locks already taken, if they were."""
+        if locked is not None:
+            streams = streams_of(command, None)
+            heads, shared = self.store.heads_of(locked)
+        else:
+            document = await _read_document(script, command)
+            streams = streams_of(command, document)
+            heads, shared = await self.store.lock_and_share(script, streams.write, streams.read)
         context = _context(heads, shared, streams.all)
         changes = decide(command, context)
         after = context.advanced(changes)
@@ -312,13 +330,16 @@ async def _end(conn: psycopg.AsyncConnection[Any]) -> None:
     await conn.set_autocommit(False)
 
 
-async def _replay(script: Script, principal: str, idempotency: Idempotency) -> Outcome | None:
-    # Two statements, one round trip: the lookup runs after the lock is granted, with a
-    # snapshot taken then, so it sees the response of a racing request that held the key.
-    _, found = await script.rows(
+def _key_statements(principal: str, idempotency: Idempotency) -> list[Statement]:
+    # The lookup runs once the lock is granted, with a snapshot taken then: it sees the
+    # response of a racing request that held the key.
+    return [
         (LOCK_KEY, (f"{len(principal)}:{principal}:{idempotency.key}",)),
         (FIND_RESPONSE, (principal, idempotency.key)),
-    )
+    ]
+
+
+def _replay(found: Rows, idempotency: Idempotency) -> Outcome | None:
     if not found:
         return None
     fingerprint, status, body = found[0]

@@ -19,7 +19,7 @@ from psycopg.rows import tuple_row
 
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.errors import DuplicateEvent, WrongExpectedVersion
-from inventory.eventstore.script import Script, Statement
+from inventory.eventstore.script import Rows, Script, Statement
 
 ANY = -1
 """Expected version: append whatever the stream's version."""
@@ -149,18 +149,25 @@ class EventStore:
             await cur.execute(LOCK, (names,))
             return _heads(await cur.fetchall())
 
-    async def lock_and_share(
-        self, script: Script, write: Iterable[str], read: Iterable[str]
-    ) -> tuple[dict[str, StreamHead], dict[str, StreamHead]]:
+    def lock_statements(self, write: Iterable[str], read: Iterable[str]) -> list[Statement]:
         """Lock `write` exclusively, then the rest of `read` FOR SHARE, each in sorted
-        order, with what `script` has queued: one round trip. Both sets of heads."""
+        order (to send with a Script; `heads_of` reads their rows)."""
         names = sorted(set(write))
         shared = sorted(set(read) - set(names))
         statements: list[Statement] = [(LOCK, (names,))]
         if shared:
             statements.append((SHARE, (shared,)))
-        sets = await script.rows(*statements)
-        return _heads(sets[0]), _heads(sets[1]) if shared else {}
+        return statements
+
+    def heads_of(self, sets: Sequence[Rows]) -> tuple[dict[str, StreamHead], dict[str, StreamHead]]:
+        """The locked and the shared heads from the rows of `lock_statements`."""
+        return _heads(sets[0]), _heads(sets[1]) if len(sets) > 1 else {}
+
+    async def lock_and_share(
+        self, script: Script, write: Iterable[str], read: Iterable[str]
+    ) -> tuple[dict[str, StreamHead], dict[str, StreamHead]]:
+        """`lock_statements` sent with what `script` has queued: one round trip."""
+        return self.heads_of(await script.rows(*self.lock_statements(write, read)))
 
     async def append(
         self,
