@@ -36,6 +36,7 @@ from pathlib import Path
 
 import httpx
 import msgspec
+import psutil
 import psycopg
 import uvloop
 
@@ -57,8 +58,14 @@ class Tally:
     """What one run of the load saw."""
 
     seconds: float = 0.0
+    cpu: float = 0.0  # CPU seconds the server processes used meanwhile
     latencies: list[float] = field(default_factory=list)
     failures: int = 0
+
+    @property
+    def cpu_per_request(self) -> float:
+        """Server CPU seconds per successful request."""
+        return self.cpu / max(1, len(self.latencies))
 
     @property
     def rate(self) -> float:
@@ -158,16 +165,22 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def _cpu(processes: list[psutil.Process]) -> float:
+    return sum(sum(process.cpu_times()[:2]) for process in processes)
+
+
 def _report(name: str, tallies: list[Tally], base: float | None) -> float:
     rate = statistics.median(tally.rate for tally in tallies)
     latencies = [latency for tally in tallies for latency in tally.latencies]
     failures = sum(tally.failures for tally in tallies)
     ratio = f"{rate / base:6.1%} of minimal" if base else ""
     rounds = [round(tally.rate) for tally in tallies]
+    cpu = statistics.median(tally.cpu_per_request for tally in tallies) * 1000
     failed = f", failures {failures}" if failures else ""
     print(
         f"  {name:8} {rate:7.0f} req/s  p50 {_percentile(latencies, 0.5) * 1000:6.1f} ms"
-        f"  p99 {_percentile(latencies, 0.99) * 1000:6.1f} ms  {ratio}  (rounds: {rounds}{failed})"
+        f"  p99 {_percentile(latencies, 0.99) * 1000:6.1f} ms  server CPU {cpu:4.2f} ms/req"
+        f"  {ratio}  (rounds: {rounds}{failed})"
     )
     return rate
 
@@ -191,10 +204,12 @@ def _run(args: argparse.Namespace, env: dict[str, str], key: str) -> bool:
     processes: list[subprocess.Popen[bytes]] = []
     try:
         apis, minimals = [], []
+        pids: dict[int, int] = {}  # port -> server pid
         for _ in range(2):
             process, port = _spawn(["inventory", "serve"], bench_env, "/health/live")
             processes.append(process)
             apis.append(port)
+            pids[port] = process.pid
             process, port = _spawn(
                 ["uvicorn", "--app-dir", str(BENCH), "commands_app:create", "--factory",
                  "--no-access-log", "--log-level", "warning"],
@@ -203,6 +218,7 @@ def _run(args: argparse.Namespace, env: dict[str, str], key: str) -> bool:
             )  # fmt: skip
             processes.append(process)
             minimals.append(port)
+            pids[port] = process.pid
         skus = [f"SKU{n:05d}" for n in range(args.skus)]
         _stock(apis[0], key, skus)
         sales = f"/v1/stores/{STORE}/sales"
@@ -220,9 +236,11 @@ def _run(args: argparse.Namespace, env: dict[str, str], key: str) -> bool:
                 asyncio.run(_load(ports[:count], make, 1.0, args.connections))
             for _ in range(args.rounds):
                 for name, (ports, make) in kinds.items():
-                    tallies[name].append(
-                        asyncio.run(_load(ports[:count], make, args.seconds, args.connections))
-                    )
+                    servers = [psutil.Process(pids[port]) for port in ports[:count]]
+                    before = _cpu(servers)
+                    tally = asyncio.run(_load(ports[:count], make, args.seconds, args.connections))
+                    tally.cpu = _cpu(servers) - before
+                    tallies[name].append(tally)
             print(f"{count} API process(es) (and {count} minimal), {args.connections} connections,"
                   f" {args.rounds} rounds of {args.seconds:.0f} s")  # fmt: skip
             base = _report("minimal", tallies["minimal"], None)
