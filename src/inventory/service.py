@@ -323,9 +323,14 @@ class CommandService:
 
 async def _end(conn: psycopg.AsyncConnection[Any]) -> None:
     """Roll back what an error left open and give the pool its connection as it lent it."""
-    if conn.closed or conn.info.transaction_status == TransactionStatus.UNKNOWN:
-        return  # broken: the pool discards it
-    if conn.info.transaction_status != TransactionStatus.IDLE:
+    status = conn.info.transaction_status
+    if conn.closed:
+        return  # the pool discards it
+    if status not in (TransactionStatus.IDLE, TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        # Broken, or interrupted mid-statement (a cancelled request): not worth trusting.
+        await conn.close()
+        return
+    if status != TransactionStatus.IDLE:
         await conn.execute("ROLLBACK")
     await conn.set_autocommit(False)
 
