@@ -67,7 +67,7 @@ def stock_event(rng: random.Random, store: str, sku: str, at: datetime) -> ev.Ev
 async def load(url: str, stores: int, skus: int, total: int) -> None:
     """Stores, products, then `total` stock events in commits of 1,000."""
     store = EventStore(Codec(ev.ALL_EVENTS))
-    rng = random.Random(1)  # noqa: S311 - a reproducible load, not secrets
+    rng = random.Random(1)
     names = [f"b{i}" for i in range(stores)]
     codes = [f"SKU{i:05d}" for i in range(skus)]
     start = datetime.now(UTC) - timedelta(days=30)

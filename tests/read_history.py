@@ -45,7 +45,7 @@ class Generator:
     """Seeded: the same seed gives the same command sequence (times aside)."""
 
     def __init__(self, seed: int, stores: int = 3, skus: int = 6) -> None:
-        self.rng = random.Random(seed)  # noqa: S311 - a reproducible history, not secrets
+        self.rng = random.Random(seed)
         tag = uuid.uuid4().hex[:6]
         self.history = History(
             stores=[f"h{tag}{i}" for i in range(stores)],

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import msgspec
 import psycopg
 import structlog
+from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -30,6 +31,7 @@ from inventory.domain.state import ProductState, TransferState, decode_state, le
 from inventory.domain.streams import kind_of, product_stream, stock_stream, transfer_stream
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.errors import WrongExpectedVersion
+from inventory.eventstore.script import Rows, Script, Statement
 from inventory.eventstore.store import EventStore, NewEvent, Recorded, StreamHead, StreamWrite
 
 log = structlog.get_logger(__name__)
@@ -38,12 +40,6 @@ RETRIES = 5
 """How often a command is rerun after a deadlock, a serialization failure or a document
 that appeared between its unlocked read and its lock."""
 
-# Read streams are locked FOR SHARE: many sales of one store hold its row together, and a
-# period close (which writes it) waits for them, and they for it. Sorted like every lock.
-READ_SHARED = (
-    "SELECT stream, version, state::text FROM streams"
-    " WHERE stream = ANY(%s::text[]) ORDER BY stream FOR SHARE"
-)
 READ_DOCUMENT = "SELECT version, state::text FROM streams WHERE stream = %s"
 # Concurrent requests with one key queue here; the second then finds the first's response.
 # hashtextextended collisions only make two unrelated keys wait for each other.
@@ -160,9 +156,12 @@ class CommandService:
     """Runs commands against the event store on the primary."""
 
     pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]
-    after_commit: Callable[[Decision], None] | None = None
-    """Runs (in a thread) after each accepted command commits: wake-ups, expiry timers."""
+    after_commit: Callable[[Sequence[Decision]], None] | None = None
+    """Runs in a thread after accepted commands commit (wake-ups, expiry timers), for
+    every command that committed since it last ran."""
     store: EventStore = field(default_factory=lambda: EventStore(Codec(ALL_EVENTS)))
+    _committed: list[Decision] = field(default_factory=list, init=False, repr=False)
+    _sender: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     async def transfer_stores(self, transfer_id: str) -> tuple[str, str] | None:
         """A transfer's source and destination, or None when it does not exist."""
@@ -193,9 +192,27 @@ class CommandService:
                 log.info("command rerun", attempt=attempt, reason=type(error).__name__)
                 continue
             if outcome.decision is not None and self.after_commit is not None:
-                await asyncio.to_thread(self.after_commit, outcome.decision)
+                self._committed.append(outcome.decision)
+                if self._sender is None or self._sender.done():
+                    self._sender = asyncio.create_task(self._send_committed(self.after_commit))
             return outcome
         raise AssertionError("unreachable")
+
+    async def drain(self) -> None:
+        """Wait until the after-commit work of every command so far has run."""
+        while self._sender is not None and not self._sender.done():
+            await asyncio.shield(self._sender)
+
+    async def _send_committed(self, after_commit: Callable[[Sequence[Decision]], None]) -> None:
+        # Off the response's path, one thread hop for everything that committed while the
+        # previous one ran: under load a store's projectors get one wake-up per batch, not
+        # one per command. A wake-up lost to a crash here costs latency only (the sweep).
+        while self._committed:
+            batch, self._committed = self._committed, []
+            try:
+                await asyncio.to_thread(after_commit, batch)
+            except Exception:
+                log.exception("after-commit work failed", commands=len(batch))
 
     async def _attempt(
         self,
@@ -204,37 +221,81 @@ class CommandService:
         responder: Responder,
         idempotency: Idempotency | None,
     ) -> Outcome:
-        async with self.pool.connection() as conn, conn.transaction():
-            if idempotency is not None:
-                replay = await _replay(conn, actor.id, idempotency)
-                if replay is not None:
-                    return replay
+        async with self.pool.connection() as conn:
+            # Autocommit: the script's own BEGIN and COMMIT bound the transaction, so they
+            # can travel with other statements (psycopg would send its BEGIN on its own).
+            await conn.set_autocommit(True)
             try:
-                # A savepoint: a refusal is stored without what was locked or written.
-                async with conn.transaction():
-                    decision = await self._decide_and_append(conn, command, actor, idempotency)
-            except CommandRejected as error:
-                if idempotency is None:
-                    raise
-                status, body = responder.rejected(error)
-                await _store(conn, actor.id, idempotency, status, body)
-                return Outcome(status, body)
-            status, body = responder.accepted(decision)
-            if idempotency is not None:
-                await _store(conn, actor.id, idempotency, status, body)
-            return Outcome(status, body, decision=decision)
+                return await self._transaction(Script(conn), command, actor, responder, idempotency)
+            finally:
+                await _end(conn)
+
+    async def _transaction(
+        self,
+        script: Script,
+        command: Command,
+        actor: Actor,
+        responder: Responder,
+        idempotency: Idempotency | None,
+    ) -> Outcome:
+        """Three round trips for most commands: the key's lock and lookup with the stream
+        locks; the append; the response and the commit. A command on a document (transfer
+        receipt or cancel, reservation release or fulfilment) reads it before locking."""
+        script.later("BEGIN")
+        key = _key_statements(actor.id, idempotency) if idempotency is not None else []
+        # The streams of a command that names them all are locked with the key's lookup.
+        # A replay then rolls those locks back unused, which is cheap; the order (key,
+        # then streams) is the same for every command.
+        early = streams_of(command, None) if document_stream(command) is None else None
+        locks = self.store.lock_statements(early.write, early.read) if early else []
+        if not key and not locks:
+            script.later("SAVEPOINT decide")  # nothing to ask yet: it goes with the document
+        sets = await script.rows(*key, ("SAVEPOINT decide", ()), *locks) if key or locks else []
+        if idempotency is not None:
+            replay = _replay(sets[1], idempotency)
+            if replay is not None:
+                script.later("ROLLBACK")
+                await script.flush()
+                return replay
+        try:
+            decision = await self._decide_and_append(
+                script, command, actor, idempotency, sets[len(key) + 1 :] if early else None
+            )
+        except CommandRejected as error:
+            if idempotency is None:
+                raise
+            # A refusal is stored without what was locked or written.
+            script.later("ROLLBACK TO SAVEPOINT decide")
+            status, body = responder.rejected(error)
+            _store(script, actor.id, idempotency, status, body)
+            script.later("COMMIT")
+            await script.flush()
+            return Outcome(status, body)
+        script.later("RELEASE SAVEPOINT decide")
+        status, body = responder.accepted(decision)
+        if idempotency is not None:
+            _store(script, actor.id, idempotency, status, body)
+        script.later("COMMIT")
+        await script.flush()
+        return Outcome(status, body, decision=decision)
 
     async def _decide_and_append(
         self,
-        conn: psycopg.AsyncConnection[Any],
+        script: Script,
         command: Command,
         actor: Actor,
         idempotency: Idempotency | None,
+        locked: Sequence[Rows] | None,
     ) -> Decision:
-        document = await _read_document(conn, command)
-        streams = streams_of(command, document)
-        heads = await self.store.lock(conn, streams.write)
-        shared = await _lock_shared(conn, streams.read - streams.write)
+        """Decide on the locked streams' states and append; `locked` holds the rows of
+        the locks already taken, if they were."""
+        if locked is not None:
+            streams = streams_of(command, None)
+            heads, shared = self.store.heads_of(locked)
+        else:
+            document = await _read_document(script, command)
+            streams = streams_of(command, document)
+            heads, shared = await self.store.lock_and_share(script, streams.write, streams.read)
         context = _context(heads, shared, streams.all)
         changes = decide(command, context)
         after = context.advanced(changes)
@@ -242,7 +303,7 @@ class CommandService:
         writes = _writes(changes, context, after)
         try:
             recorded = await self.store.append(
-                conn, writes, _metadata(actor, command_id, idempotency), locked=heads
+                script.conn, writes, _metadata(actor, command_id, idempotency), locked=heads
             )
         except WrongExpectedVersion as error:
             raise VersionConflict(
@@ -260,16 +321,33 @@ class CommandService:
         return Decision(result, after, partitions, tuple(change.event for change in changes))
 
 
-async def _replay(
-    conn: psycopg.AsyncConnection[Any], principal: str, idempotency: Idempotency
-) -> Outcome | None:
-    async with conn.cursor(row_factory=tuple_row) as cur:
-        await cur.execute(LOCK_KEY, (f"{len(principal)}:{principal}:{idempotency.key}",))
-        await cur.execute(FIND_RESPONSE, (principal, idempotency.key))
-        row = await cur.fetchone()
-    if row is None:
+async def _end(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Roll back what an error left open and give the pool its connection as it lent it."""
+    status = conn.info.transaction_status
+    if conn.closed:
+        return  # the pool discards it
+    if status not in (TransactionStatus.IDLE, TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        # Broken, or interrupted mid-statement (a cancelled request): not worth trusting.
+        await conn.close()
+        return
+    if status != TransactionStatus.IDLE:
+        await conn.execute("ROLLBACK")
+    await conn.set_autocommit(False)
+
+
+def _key_statements(principal: str, idempotency: Idempotency) -> list[Statement]:
+    # The lookup runs once the lock is granted, with a snapshot taken then: it sees the
+    # response of a racing request that held the key.
+    return [
+        (LOCK_KEY, (f"{len(principal)}:{principal}:{idempotency.key}",)),
+        (FIND_RESPONSE, (principal, idempotency.key)),
+    ]
+
+
+def _replay(found: Rows, idempotency: Idempotency) -> Outcome | None:
+    if not found:
         return None
-    fingerprint, status, body = row
+    fingerprint, status, body = found[0]
     if bytes(fingerprint) != idempotency.fingerprint:
         raise IdempotencyKeyReused(
             f"the Idempotency-Key {idempotency.key!r} was first used with another request"
@@ -277,41 +355,20 @@ async def _replay(
     return Outcome(status, bytes(body), replayed=True)
 
 
-async def _store(
-    conn: psycopg.AsyncConnection[Any],
-    principal: str,
-    idempotency: Idempotency,
-    status: int,
-    body: bytes,
+def _store(
+    script: Script, principal: str, idempotency: Idempotency, status: int, body: bytes
 ) -> None:
-    await conn.execute(
+    script.later(
         STORE_RESPONSE, (principal, idempotency.key, idempotency.fingerprint, status, body)
     )
 
 
-async def _read_document(conn: psycopg.AsyncConnection[Any], command: Command) -> Any:
+async def _read_document(script: Script, command: Command) -> Any:
     stream = document_stream(command)
     if stream is None:
         return None
-    async with conn.cursor(row_factory=tuple_row) as cur:
-        await cur.execute(READ_DOCUMENT, (stream,))
-        row = await cur.fetchone()
-    return decode_state(stream, row[1] if row else None)
-
-
-async def _lock_shared(
-    conn: psycopg.AsyncConnection[Any], streams: Iterable[str]
-) -> dict[str, StreamHead]:
-    names = sorted(streams)
-    if not names:
-        return {}
-    async with conn.cursor(row_factory=tuple_row) as cur:
-        await cur.execute(READ_SHARED, (names,))
-        rows = await cur.fetchall()
-    return {
-        name: StreamHead(version, state.encode() if state is not None else None)
-        for name, version, state in rows
-    }
+    [rows] = await script.rows((READ_DOCUMENT, (stream,)))
+    return decode_state(stream, rows[0][1] if rows else None)
 
 
 def _context(

@@ -47,7 +47,7 @@ def replica_pool(settings: Settings) -> Iterator[ConnectionPool]:
 def history(store: str, skus: list[str], seed: int, count: int) -> list[Command]:
     """`count` random receipts, sales, adjustments, counts and reorder points over a week,
     in a store that allows negative stock (so every command is accepted)."""
-    rng, now = random.Random(seed), datetime.now(UTC)  # noqa: S311 - a seeded test generator
+    rng, now = random.Random(seed), datetime.now(UTC)
     commands: list[Command] = [
         OpenStore(store_id=store, name=store, negative_stock="allow", now=now),
         *(RegisterProduct(sku=sku, name=sku, decimals=2, now=now) for sku in skus),

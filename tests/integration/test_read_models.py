@@ -122,7 +122,7 @@ async def test_as_of_and_known_at_match_the_oracle_at_random_times(
     facts = _facts(pool, history.stores)
     times = sorted({f.occurred_at for fs in facts.values() for f in fs} |
                    {f.recorded_at for fs in facts.values() for f in fs})  # fmt: skip
-    rng = random.Random(7)  # noqa: S311 - reproducible sample times
+    rng = random.Random(7)
     async with await psycopg.AsyncConnection.connect(settings.replica_url) as conn:
         for _ in range(300):
             item = rng.choice(sorted(facts))

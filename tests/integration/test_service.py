@@ -6,9 +6,12 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 import pytest
+from psycopg.pq import TransactionStatus
+from psycopg_pool import AsyncConnectionPool
 
 from inventory.domain.commands import (
     CancelTransfer,
@@ -29,6 +32,7 @@ from inventory.domain.events import ALL_EVENTS, Line
 from inventory.domain.state import decode_state, initial_state
 from inventory.eventstore.codec import Codec
 from inventory.runtime.resources import Resources
+from inventory.runtime.settings import Settings
 from inventory.service import (
     Actor,
     CommandService,
@@ -299,3 +303,28 @@ async def test_folding_each_stream_reproduces_the_state_stored_beside_it(
             ).fetchall()
             folded = fold(initial_state(stream), [codec.decode(t, d) for t, d in events])
             assert folded == decode_state(stream, state)
+
+
+async def test_the_pool_gets_its_connection_back_as_it_lent_it_after_any_outcome(
+    settings: Settings, store_id: str
+) -> None:
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        settings.primary_url, min_size=1, max_size=1, open=False
+    )
+    async with pool:
+        service = CommandService(pool)
+        await stocked_store(service, store_id, {"P-1": 1})
+        first = sale(store_id, "p-1", ("P-1", 1))
+        outcomes = [
+            await run(service, first, key="sold"),
+            await run(service, first, key="sold"),  # a replay
+            await run(service, sale(store_id, "p-2", ("P-1", 1)), key="short"),  # refused
+        ]
+        with pytest.raises(InsufficientStock):
+            await run(service, sale(store_id, "p-3", ("P-1", 1)))  # refused, no key
+        with pytest.raises(IdempotencyKeyReused):
+            await run(service, sale(store_id, "p-4", ("P-1", 2)), key="sold")
+        async with pool.connection() as conn:
+            assert not conn.autocommit
+            assert conn.info.transaction_status == TransactionStatus.IDLE
+    assert outcomes == [201, 201, 409]

@@ -56,10 +56,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             app.state.security = Security.of(resources, jwt_secret)
             # The broker carries the wake-ups and expiry reminders sent after each commit.
             broker = build_broker(settings)
-            app.state.service = CommandService(resources.primary, after_commit=after_commit)
+            service = CommandService(resources.primary, after_commit=after_commit)
+            app.state.service = service
             try:
                 yield
             finally:
+                await service.drain()
                 broker.close()
 
     prometheus = PrometheusConfig(

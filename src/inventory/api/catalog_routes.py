@@ -14,8 +14,9 @@ from psycopg.rows import tuple_row
 
 from inventory.api import reads, schemas
 from inventory.api.commands import (
-    IdempotencyKey,
+    OptionalIdempotencyKey,
     now,
+    optional_idempotency_key,
     product_responder,
     run_command,
     store_responder,
@@ -46,6 +47,10 @@ GLOBAL = ""  # the partition of product events
 WRITE_RESPONSES = {
     409: ResponseSpec(Problem, description="product_exists / store_exists"),
     422: ResponseSpec(Problem, description="validation_failed"),
+}
+CHANGE_RESPONSES = {
+    404: ResponseSpec(Problem, description="product_not_found"),
+    422: ResponseSpec(Problem, description="validation_failed, idempotency_key_reused"),
 }
 
 
@@ -87,7 +92,7 @@ class CatalogController(Controller):
         self,
         request: ApiRequest,
         data: JSONBody[schemas.NewProduct],
-        key: str | None = IdempotencyKey,
+        key: str | None = OptionalIdempotencyKey,
     ) -> Response[schemas.Product]:
         """A new SKU; `decimals` (0-3) fixes how exact its quantities are, for good."""
         command = domain.RegisterProduct(
@@ -102,20 +107,25 @@ class CatalogController(Controller):
         )
         responder = product_responder(data.sku, 201)
         return await run_command(
-            request, actor_of(request), command, data, key=key, responder=responder
+            request,
+            actor_of(request),
+            command,
+            data,
+            key=optional_idempotency_key(key),
+            responder=responder,
         )
 
     @patch(
         "/products/{sku:str}",
         summary="Change a product",
-        **protect(RouteClass.CATALOG_WRITE, responses={404: ResponseSpec(Problem)}),
+        **protect(RouteClass.CATALOG_WRITE, responses=CHANGE_RESPONSES),
     )
     async def update_product(
         self,
         request: ApiRequest,
         sku: str,
         data: JSONBody[schemas.ProductChanges],
-        key: str | None = IdempotencyKey,
+        key: str | None = OptionalIdempotencyKey,
     ) -> Response[schemas.Product]:
         """Name, description, barcode or category; absent fields stay as they are."""
         command = domain.UpdateProduct(
@@ -127,7 +137,12 @@ class CatalogController(Controller):
             now=now(),
         )
         return await run_command(
-            request, actor_of(request), command, data, key=key, responder=product_responder(sku)
+            request,
+            actor_of(request),
+            command,
+            data,
+            key=optional_idempotency_key(key),
+            responder=product_responder(sku),
         )
 
     @get("/products", summary="List products", **protect(RouteClass.CATALOG_READ))
@@ -172,7 +187,7 @@ class CatalogController(Controller):
         self,
         request: ApiRequest,
         data: JSONBody[schemas.NewStore],
-        key: str | None = IdempotencyKey,
+        key: str | None = OptionalIdempotencyKey,
     ) -> Response[schemas.Store]:
         """A store with its time zone and negative-stock policy (`deny` by default)."""
         command = domain.OpenStore(
@@ -184,7 +199,12 @@ class CatalogController(Controller):
             now=now(),
         )
         return await run_command(
-            request, actor_of(request), command, data, key=key, responder=store_responder(data.id)
+            request,
+            actor_of(request),
+            command,
+            data,
+            key=optional_idempotency_key(key),
+            responder=store_responder(data.id),
         )
 
     @get("/stores", summary="List stores", **protect(RouteClass.CATALOG_READ))

@@ -29,6 +29,13 @@ IdempotencyKey = Parameter(
     "answers the first response (with `Idempotent-Replayed: true`).",
 )
 
+OptionalIdempotencyKey = Parameter(
+    header=IDEMPOTENCY_HEADER,
+    required=False,
+    description="Optional: 1-255 visible ASCII characters; with it, a retry with the same "
+    "key and body answers the first response (with `Idempotent-Replayed: true`).",
+)
+
 
 def now() -> datetime:
     """Server time, the default `occurred_at` of every command."""
@@ -81,6 +88,20 @@ def idempotency_key(raw: str | None) -> str:
             errors=[{"field": IDEMPOTENCY_HEADER, "message": "1-255 visible ASCII characters"}],
         )
     return raw
+
+
+def optional_idempotency_key(raw: str | None) -> str | None:
+    """A catalog command's key: optional, but checked like a stock command's when sent."""
+    if raw is None:
+        return None
+    if raw == "":
+        raise ApiError(
+            422,
+            "validation_failed",
+            f"{IDEMPOTENCY_HEADER} must be 1-255 visible ASCII characters.",
+            errors=[{"field": IDEMPOTENCY_HEADER, "message": "1-255 visible ASCII characters"}],
+        )
+    return idempotency_key(raw)
 
 
 async def run_command(

@@ -134,6 +134,8 @@ def receive_transfer(command: ReceiveTransfer, context: Context) -> list[Change]
     admitted(
         context, transfer.to_store, command.occurred_at, command.now, line_amounts(command.lines)
     )
+    # The arrival is also an event at the source (out of transit there): its books count too.
+    check_period(open_store(context, transfer.from_store), command.occurred_at)
     reject_if(
         [
             {
@@ -166,7 +168,8 @@ def cancel_transfer(command: CancelTransfer, context: Context) -> list[Change]:
     """Stop the transfer: what has not arrived goes back to the source."""
     transfer = open_transfer(context, command.transfer_id)
     reject_if(time_problems(command.occurred_at, command.now))
-    check_period(open_store(context, transfer.from_store), command.occurred_at)
+    for store_id in (transfer.from_store, transfer.to_store):
+        check_period(open_store(context, store_id), command.occurred_at)
     remainder = tuple(
         Line(sku, outstanding(transfer, sku))
         for sku in transfer.dispatched

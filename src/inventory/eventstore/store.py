@@ -19,6 +19,7 @@ from psycopg.rows import tuple_row
 
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.errors import DuplicateEvent, WrongExpectedVersion
+from inventory.eventstore.script import Rows, Script, Statement
 
 ANY = -1
 """Expected version: append whatever the stream's version."""
@@ -87,6 +88,12 @@ class StoredEvent:
 
 # migrations/0007_append_events.sql: lock in sorted order and read, in one round trip.
 LOCK = "SELECT stream, version, state::text FROM lock_streams(%s::text[])"
+# Streams a command only reads are locked FOR SHARE: many sales of one store hold its row
+# together, and a period close (which writes it) waits for them, and they for it.
+SHARE = (
+    "SELECT stream, version, state::text FROM streams"
+    " WHERE stream = ANY(%s::text[]) ORDER BY stream FOR SHARE"
+)
 # migrations/0007_append_events.sql: lock, check, insert and update in one round trip.
 APPEND = "SELECT id, position, stream, version FROM append_events(%s::jsonb, %s::jsonb)"
 WRONG_EXPECTED_VERSION = "IV409"  # the SQLSTATE append_events raises
@@ -121,6 +128,13 @@ def _check_expected(writes: Sequence[StreamWrite], locked: Mapping[str, StreamHe
             raise WrongExpectedVersion(write.stream, write.expected_version, head.version)
 
 
+def _heads(rows: Iterable[Any]) -> dict[str, StreamHead]:
+    return {
+        name: StreamHead(version, state.encode() if state is not None else None)
+        for name, version, state in rows
+    }
+
+
 class EventStore:
     """Append and read on the primary; one instance per process, sharing a codec."""
 
@@ -133,11 +147,27 @@ class EventStore:
         names = sorted(set(streams))
         async with conn.cursor(row_factory=tuple_row) as cur:
             await cur.execute(LOCK, (names,))
-            rows = await cur.fetchall()
-        return {
-            name: StreamHead(version, state.encode() if state is not None else None)
-            for name, version, state in rows
-        }
+            return _heads(await cur.fetchall())
+
+    def lock_statements(self, write: Iterable[str], read: Iterable[str]) -> list[Statement]:
+        """Lock `write` exclusively, then the rest of `read` FOR SHARE, each in sorted
+        order (to send with a Script; `heads_of` reads their rows)."""
+        names = sorted(set(write))
+        shared = sorted(set(read) - set(names))
+        statements: list[Statement] = [(LOCK, (names,))]
+        if shared:
+            statements.append((SHARE, (shared,)))
+        return statements
+
+    def heads_of(self, sets: Sequence[Rows]) -> tuple[dict[str, StreamHead], dict[str, StreamHead]]:
+        """The locked and the shared heads from the rows of `lock_statements`."""
+        return _heads(sets[0]), _heads(sets[1]) if len(sets) > 1 else {}
+
+    async def lock_and_share(
+        self, script: Script, write: Iterable[str], read: Iterable[str]
+    ) -> tuple[dict[str, StreamHead], dict[str, StreamHead]]:
+        """`lock_statements` sent with what `script` has queued: one round trip."""
+        return self.heads_of(await script.rows(*self.lock_statements(write, read)))
 
     async def append(
         self,

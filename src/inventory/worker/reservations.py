@@ -63,7 +63,9 @@ async def _service() -> CommandService:
             _settings.primary_url, min_size=1, max_size=4, name="worker-primary", open=False
         )
         await pool.open()
-        service = CommandService(pool, after_commit=lambda decision: wake(decision.partitions))
+        service = CommandService(
+            pool, after_commit=lambda done: wake(p for d in done for p in d.partitions)
+        )
         with _lock:
             _services[loop] = service
     return service

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import structlog
@@ -27,9 +27,11 @@ def wake(partitions: Iterable[str | None]) -> None:
             )
 
 
-def after_commit(decision: Decision) -> None:
-    """Everything the command service does once a command has committed."""
+def after_commit(decisions: Sequence[Decision]) -> None:
+    """Everything the command service does once commands have committed: one wake-up per
+    store they touched, and the expiry reminders of the reservations they placed."""
     from inventory.worker import reservations  # noqa: PLC0415 - needs the broker
 
-    wake(decision.partitions)
-    reservations.schedule(decision)
+    wake(partition for decision in decisions for partition in decision.partitions)
+    for decision in decisions:
+        reservations.schedule(decision)

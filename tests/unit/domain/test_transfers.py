@@ -143,6 +143,18 @@ def test_a_receipt_dated_in_the_destinations_closed_period_is_refused(shops: Sce
         shops.decide(arrive("t-1", ("A", 1)))
 
 
+@pytest.mark.parametrize("closed", ["s1", "s2"])
+def test_a_receipt_or_cancel_dated_in_either_stores_closed_period_is_refused(
+    shops: Scenario, closed: str
+) -> None:
+    shops.when(dispatch("t-1", ("A", 6)))
+    shops.given(StorePeriodClosed(store_id=closed, until=NOW, occurred_at=NOW))
+    with pytest.raises(PeriodClosed):
+        shops.decide(arrive("t-1", ("A", 1)))
+    with pytest.raises(PeriodClosed):
+        shops.decide(cancel("t-1"))
+
+
 def test_a_receipt_names_the_stock_streams_of_both_stores(shops: Scenario) -> None:
     shops.when(dispatch("t-1", ("A", 6)))
     command = arrive("t-1", ("A", 1))

@@ -1,0 +1,290 @@
+"""Sales over HTTP against a minimal one-INSERT endpoint on the same primary, side by side.
+
+    uv run python bench/commands.py [--seconds 5] [--rounds 3] [--connections 64]
+
+Starts a durable embedded topology in a temporary folder, two `inventory serve` processes
+and two uvicorn processes of `bench/commands_app.py` (one INSERT per request), registers
+`--skus` products in one store plus one hot SKU, and receives plenty of each. A keep-alive
+HTTP/1.1 load generator (this process, asyncio, `--connections` connections) then sends
+single-line sales (`POST /v1/stores/{store}/sales`, a new sale id and Idempotency-Key
+each) for `--seconds`, with one API process and with two (connections split evenly):
+  minimal  the baseline endpoint, the same body;
+  many     sales of a random SKU among many;
+  hot      sales of one SKU (every command locks the same stream).
+Rounds interleave the three. Printed: median requests per second over the rounds, p50 and
+p99 latency (all rounds), the ratio to the minimal endpoint. Goal: many >= 60% of minimal
+with p99 < 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import msgspec
+import psutil
+import psycopg
+import uvloop
+
+from inventory.runtime.embedded import EmbeddedTopology
+from inventory.runtime.processes import free_port
+from inventory.security import bootstrap
+from inventory.security.principal import Role
+
+BENCH = Path(__file__).resolve().parent
+STORE = "bench"
+HOT = "HOT"
+PLENTY = 10**9
+GOAL_RATIO, GOAL_P99 = 0.60, 0.100
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass
+class Tally:
+    """What one run of the load saw."""
+
+    seconds: float = 0.0
+    cpu: float = 0.0  # CPU seconds the server processes used meanwhile
+    latencies: list[float] = field(default_factory=list)
+    failures: int = 0
+
+    @property
+    def cpu_per_request(self) -> float:
+        """Server CPU seconds per successful request."""
+        return self.cpu / max(1, len(self.latencies))
+
+    @property
+    def rate(self) -> float:
+        """Successful requests per second."""
+        return len(self.latencies) / self.seconds
+
+
+async def _connection(port: int, make: Callable[[], bytes], stop: float, tally: Tally) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.perf_counter() < stop:
+            request = make()
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            body = await reader.readexactly(length)
+            if head.startswith(b"HTTP/1.1 201"):
+                tally.latencies.append(time.perf_counter() - started)
+            else:
+                tally.failures += 1
+                if tally.failures == 1:
+                    print(f"    unexpected answer: {head[:12]!r} {body[:200]!r}", file=sys.stderr)
+    finally:
+        writer.close()
+
+
+async def _load(
+    ports: list[int], make: Callable[[], bytes], seconds: float, connections: int
+) -> Tally:
+    tally = Tally()
+    started = time.perf_counter()
+    stop = started + seconds
+    targets = itertools.islice(itertools.cycle(ports), connections)
+    await asyncio.gather(*(_connection(port, make, stop, tally) for port in targets))
+    tally.seconds = time.perf_counter() - started
+    return tally
+
+
+def _requests(path: str, key: str, skus: list[str]) -> Callable[[], bytes]:
+    """A maker of POST requests: a new sale id and key each, a random SKU of `skus`."""
+    prefix = uuid.uuid4().hex[:8]
+    counter = itertools.count()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+        "Content-Type: application/json\r\n"
+    ).encode()
+
+    def make() -> bytes:
+        sale_id = f"{prefix}-{next(counter)}"
+        body = _encode({"sale_id": sale_id, "lines": [{"sku": random.choice(skus), "quantity": 1}]})
+        return (
+            head
+            + (f"Idempotency-Key: {sale_id}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+            + body
+        )
+
+    return make
+
+
+def _spawn(args: list[str], env: dict[str, str], probe: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", *args, "--port", str(port)], env=env)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{probe}", timeout=2).status_code < 500:
+                return process, port
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{args} did not start") from None
+            time.sleep(0.1)
+
+
+def _stock(port: int, key: str, skus: list[str]) -> None:
+    """The store, its products, and plenty of each received."""
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as http:
+        http.post("/v1/stores", json={"id": STORE, "name": "bench"}).raise_for_status()
+        for sku in [*skus, HOT]:
+            http.post("/v1/products", json={"sku": sku, "name": sku}).raise_for_status()
+        every = [*skus, HOT]
+        for start in range(0, len(every), 1000):  # a command has at most 1,000 lines
+            lines = [{"sku": sku, "quantity": PLENTY} for sku in every[start : start + 1000]]
+            http.post(
+                f"/v1/stores/{STORE}/receipts",
+                json={"lines": lines},
+                headers={"Idempotency-Key": uuid.uuid4().hex},
+            ).raise_for_status()
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _cpu(processes: list[psutil.Process]) -> float:
+    return sum(sum(process.cpu_times()[:2]) for process in processes)
+
+
+def _report(name: str, tallies: list[Tally], base: float | None) -> float:
+    rate = statistics.median(tally.rate for tally in tallies)
+    latencies = [latency for tally in tallies for latency in tally.latencies]
+    failures = sum(tally.failures for tally in tallies)
+    ratio = f"{rate / base:6.1%} of minimal" if base else ""
+    rounds = [round(tally.rate) for tally in tallies]
+    cpu = statistics.median(tally.cpu_per_request for tally in tallies) * 1000
+    failed = f", failures {failures}" if failures else ""
+    print(
+        f"  {name:8} {rate:7.0f} req/s  p50 {_percentile(latencies, 0.5) * 1000:6.1f} ms"
+        f"  p99 {_percentile(latencies, 0.99) * 1000:6.1f} ms  server CPU {cpu:4.2f} ms/req"
+        f"  {ratio}  (rounds: {rounds}{failed})"
+    )
+    return rate
+
+
+def _profile(
+    args: argparse.Namespace, api: subprocess.Popen[bytes], port: int, make: Callable[[], bytes]
+) -> None:
+    """py-spy (run with uvx) samples the first API process under the `many` load."""
+    seconds = str(round(args.seconds))
+    spy = subprocess.Popen(
+        ["uvx", "--from", "py-spy", "py-spy", "record", "--pid", str(api.pid), "--duration",
+         seconds, "--format", "raw", "--output", args.profile, "--nonblocking", "--gil"]
+    )  # fmt: skip
+    time.sleep(1)
+    asyncio.run(_load([port], make, args.seconds, args.connections))
+    spy.wait(60)
+
+
+def _run(args: argparse.Namespace, env: dict[str, str], key: str) -> bool:
+    bench_env = {**os.environ, **env, "BENCH_PRIMARY_URL": env["INVENTORY_PRIMARY_ADMIN_URL"]}
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        apis, minimals = [], []
+        pids: dict[int, int] = {}  # port -> server pid
+        for _ in range(2):
+            process, port = _spawn(["inventory", "serve"], bench_env, "/health/live")
+            processes.append(process)
+            apis.append(port)
+            pids[port] = process.pid
+            process, port = _spawn(
+                ["uvicorn", "--app-dir", str(BENCH), "commands_app:create", "--factory",
+                 "--no-access-log", "--log-level", "warning"],
+                bench_env,
+                "/bench/insert",
+            )  # fmt: skip
+            processes.append(process)
+            minimals.append(port)
+            pids[port] = process.pid
+        skus = [f"SKU{n:05d}" for n in range(args.skus)]
+        _stock(apis[0], key, skus)
+        sales = f"/v1/stores/{STORE}/sales"
+        kinds = {
+            "minimal": (minimals, _requests("/bench/insert", key, skus)),
+            "many": (apis, _requests(sales, key, skus)),
+            "hot": (apis, _requests(sales, key, [HOT])),
+        }
+        if args.profile:
+            _profile(args, processes[0], apis[0], kinds["many"][1])
+        met = True
+        for count in (1, 2):
+            tallies: dict[str, list[Tally]] = {name: [] for name in kinds}
+            for ports, make in kinds.values():  # warm-up
+                asyncio.run(_load(ports[:count], make, 1.0, args.connections))
+            for _ in range(args.rounds):
+                for name, (ports, make) in kinds.items():
+                    servers = [psutil.Process(pids[port]) for port in ports[:count]]
+                    before = _cpu(servers)
+                    tally = asyncio.run(_load(ports[:count], make, args.seconds, args.connections))
+                    tally.cpu = _cpu(servers) - before
+                    tallies[name].append(tally)
+            print(f"{count} API process(es) (and {count} minimal), {args.connections} connections,"
+                  f" {args.rounds} rounds of {args.seconds:.0f} s")  # fmt: skip
+            base = _report("minimal", tallies["minimal"], None)
+            many = _report("many", tallies["many"], base)
+            _report("hot", tallies["hot"], base)
+            p99 = _percentile([x for t in tallies["many"] for x in t.latencies], 0.99)
+            met &= many / base >= GOAL_RATIO and p99 < GOAL_P99
+        verdict = "met" if met else "NOT met"
+        print(f"goal (many >= {GOAL_RATIO:.0%} of minimal, p99 < 100 ms): {verdict}")
+        return met
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(30)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--skus", type=int, default=1000)
+    parser.add_argument("--profile", help="write py-spy's collapsed stacks of an API here")
+    args = parser.parse_args()
+    uvloop.install()
+
+    folder = Path(tempfile.mkdtemp(prefix="inventory-bench-commands-"))
+    folder.chmod(0o755)
+    topology = EmbeddedTopology(folder / "home", durable=True)
+    try:
+        env = topology.start()
+        # Budgets far above what one machine can send: we measure the cost, not refusals.
+        env |= {f"INVENTORY_RATE_LIMIT_{role.upper()}": "100000000/60" for role in Role}
+        env |= {"INVENTORY_LOG_LEVEL": "WARNING", "INVENTORY_RATE_LIMIT_ANONYMOUS": "100000000/60"}
+        with psycopg.connect(env["INVENTORY_PRIMARY_ADMIN_URL"], autocommit=True) as conn:
+            from commands_app import TABLE  # noqa: PLC0415 - bench/ is on sys.path as a script
+
+            conn.execute(TABLE)
+        key = bootstrap.create_key(env["INVENTORY_PRIMARY_URL"], "bench", Role.ADMIN, ["*"]).key
+        return 0 if _run(args, env, key) else 1
+    finally:
+        topology.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
