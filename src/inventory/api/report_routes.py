@@ -8,7 +8,6 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-import psycopg
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
@@ -156,17 +155,9 @@ class ReportController(Controller):
         headers = await reads.prepare(pool, min_position, single(store))
         stores = scope_of(request.user, store)
         query = reports.levels_sql(stores, low_only=True, after=_cursor(cursor), limit=limit)
-        try:
-            async with pool.connection() as conn:
-                cur = conn.cursor(row_factory=tuple_row)
-                await cur.execute(query)
-                items = [reports.level_row(row) for row in await cur.fetchall()]
-        except psycopg.errors.UndefinedTable:
-            raise ApiError(
-                503,
-                "read_model_unavailable",
-                "The stock levels read model is not built on this replica yet.",
-                headers={"Retry-After": "60"},
-            ) from None
+        async with pool.connection() as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(query)
+            items = [reports.level_row(row) for row in await cur.fetchall()]
         page = schemas.Page(msgspec.convert(items, list[LowStockItem]), _next(items, limit))
         return Response(page, headers=headers)
