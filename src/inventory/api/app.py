@@ -17,10 +17,12 @@ from inventory.api.auth import security_middleware
 from inventory.api.catalog_routes import CatalogController
 from inventory.api.docs import docs_router
 from inventory.api.errors import handle_exception
+from inventory.api.feed import feed
 from inventory.api.health import HealthController
 from inventory.api.identity import IdentityController
 from inventory.api.middleware import request_id_middleware
 from inventory.api.stock_routes import StockCommandController
+from inventory.feed.hub import FeedHub
 from inventory.runtime.resources import open_resources
 from inventory.runtime.settings import ConfigurationError, Settings
 from inventory.security.context import Security
@@ -53,9 +55,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # The broker carries the wake-ups and expiry reminders sent after each commit.
             broker = build_broker(settings)
             app.state.service = CommandService(resources.primary, after_commit=after_commit)
+            # One Redis subscription per process carries every store's live messages.
+            app.state.feed_hub = hub = FeedHub(
+                settings.redis_url, settings.redis_namespace, settings.feed_queue_size
+            )
+            hub.start()
             try:
                 yield
             finally:
+                await hub.stop()
                 broker.close()
 
     prometheus = PrometheusConfig(
@@ -72,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             IdentityController,
             CatalogController,
             StockCommandController,
+            feed,
         ],
         lifespan=[lifespan],
         middleware=[request_id_middleware, prometheus.middleware, security_middleware],
