@@ -15,6 +15,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from inventory import __version__
 from inventory.api.auth import security_middleware
 from inventory.api.catalog_routes import CatalogController
+from inventory.api.dashboard import dashboard_router
 from inventory.api.docs import docs_router
 from inventory.api.errors import handle_exception
 from inventory.api.feed import feed
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CatalogController,
             StockCommandController,
             feed,
+            dashboard_router,
         ],
         lifespan=[lifespan],
         middleware=[request_id_middleware, prometheus.middleware, security_middleware],
