@@ -227,3 +227,12 @@ async def test_each_event_carries_the_level_after_it(world: FeedWorld, settings:
     sold = next(e for e in client.events if e["type"] == "stock.sold")
     assert received["level"] == {"on_hand": 10, "reserved": 0, "available": 10}
     assert sold["level"] == {"on_hand": 7, "reserved": 0, "available": 7}
+
+
+async def test_a_client_over_its_message_budget_is_closed_with_4429(world: FeedWorld) -> None:
+    store = new_store(world)
+    client = await FeedClient.connect(world.ws_url(stores=store), world.admin_key)
+    for number in range(25):  # the default budget: 20 messages per 10 s
+        await client.connection.send(f'{{"ping": {number}}}')
+
+    assert await client.close_code(10) == 4429
