@@ -57,21 +57,32 @@ class Seen(msgspec.Struct):
 
     kind: str
     position: int = 0
+    seq: int = 0
 
 
 def run_clients(url: str, clients: int, expect: int, seconds: float, out: str) -> None:
     """A process holding `clients` feed connections; writes position → [arrival times]."""
+    closed = [0]
 
     async def client(arrivals: list[tuple[int, float]], ready: asyncio.Event) -> None:
+        # A client that is closed for falling behind (4008) resumes with `after`, as the
+        # dashboard does; `closed` counts those resumptions.
         decoder = msgspec.json.Decoder(Seen)
-        async with websockets.connect(url, max_size=None, max_queue=None) as socket:
-            ready.set()
+        after: int | None = None
+        deadline = time.monotonic() + seconds
+        while len(arrivals) < expect and time.monotonic() < deadline:
+            resume = "" if after is None else f"&after={after}"
             try:
-                async with asyncio.timeout(seconds):
-                    while len(arrivals) < expect:
-                        seen = decoder.decode(await socket.recv(decode=False))
-                        if seen.kind == "event":
-                            arrivals.append((seen.position, time.monotonic()))
+                async with websockets.connect(url + resume, max_size=None) as socket:
+                    ready.set()
+                    async with asyncio.timeout(deadline - time.monotonic()):
+                        while len(arrivals) < expect:
+                            seen = decoder.decode(await socket.recv(decode=False))
+                            if seen.kind == "event":
+                                arrivals.append((seen.position, time.monotonic()))
+                                after = seen.seq
+            except websockets.ConnectionClosed:
+                closed[0] += 1
             except TimeoutError:
                 return
 
@@ -86,6 +97,7 @@ def run_clients(url: str, clients: int, expect: int, seconds: float, out: str) -
         lists, tasks = await main()
         Path(out + ".ready").touch()  # noqa: ASYNC240 - once, before the load starts
         await asyncio.gather(*tasks)
+        print(f"feed connections closed (4008) and resumed with after: {closed[0]}")
         return lists
 
     Path(out).write_bytes(msgspec.json.encode(asyncio.run(run())))
