@@ -83,21 +83,15 @@ class FeedWorld:
         assert response.status_code == 201, response.text
         return response
 
-    def receive(self, store: str, skus: list[str], quantity: int = 10, api: int = 0) -> int:
+    def receive(
+        self, store: str, skus: list[str], quantity: int = 10, api: int = 0, note: str = ""
+    ) -> int:
         """One receipt of `quantity` of each SKU: one event per SKU; returns its position."""
-        lines = [{"sku": sku, "quantity": quantity} for sku in skus]
-        position: int = self.post(f"/v1/stores/{store}/receipts", {"lines": lines}, api).json()[
-            "position"
-        ]
+        body: dict[str, Any] = {"lines": [{"sku": sku, "quantity": quantity} for sku in skus]}
+        if note:
+            body["note"] = note  # every event of the receipt carries it
+        position: int = self.post(f"/v1/stores/{store}/receipts", body, api).json()["position"]
         return position
-
-    def many_products(self, count: int) -> list[str]:
-        """`count` SKUs in the catalog (registered once per world)."""
-        skus = [f"M{index:04d}" for index in range(count)]
-        if len(self.products) < count:
-            now = datetime.now(UTC)
-            run_commands(self.settings, *(RegisterProduct(sku=s, name=s, now=now) for s in skus))
-        return skus
 
     def open_store(self, store: str) -> None:
         now = datetime.now(UTC)

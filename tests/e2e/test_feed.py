@@ -115,21 +115,21 @@ async def test_a_client_that_never_reads_is_closed_with_4008_and_another_keeps_r
     world: FeedWorld,
 ) -> None:
     store = new_store(world)
-    skus = world.many_products(1000)
-    url = world.ws_url(stores=store)
     slow = StalledClient(world.apis[0].port, f"/v1/feed?stores={store}", world.admin_key)
-    fast = await FeedClient.connect(url, world.admin_key)
-    # 15,000 events: more than the queue (1,000) and the kernel's socket buffers (~4 MiB)
-    # hold. On a thread: the fast client goes on reading meanwhile.
-    for _ in range(15):
-        await asyncio.to_thread(world.receive, store, skus)
+    fast = await FeedClient.connect(world.ws_url(stores=store), world.admin_key)
+    # 4,000 events of ~2.4 kB: more than the kernel's socket buffers (~4 MiB) and the
+    # connection's queue (1,000 messages) hold. On a thread: the fast client reads on.
+    # Large events keep this short: after 20 s + 20 s unanswered, uvicorn's keepalive
+    # would close the stalled client with 1011 before its queue overflowed.
+    for _ in range(40):
+        await asyncio.to_thread(world.receive, store, world.products, note="n" * 2000)
 
-    await fast.until(lambda c: len(c.events) >= 15_000, 120)
+    await fast.until(lambda c: len(c.events) >= 4000, 120)
     code, received = await asyncio.to_thread(slow.close_code)
     await fast.close()
 
     assert code == 4008
-    assert received < 15_000
+    assert received < 4000
     assert in_order_once(fast.seqs())
 
 
