@@ -93,6 +93,8 @@ async def _serve(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     if overflow in done:
+        log.info("feed connection too slow; closing with 4008", queued=subscriber.queue.qsize())
+        # Sent once the client reads again (or dropped by the server's keepalive).
         await _close(socket, CLOSE_TOO_SLOW, "too_slow: resume with after=<last seq>")
     elif sender in done and sender.exception() is not None:
         error = sender.exception()
