@@ -15,8 +15,10 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from inventory import __version__
 from inventory.api.auth import security_middleware
 from inventory.api.catalog_routes import CatalogController
+from inventory.api.dashboard import dashboard_router
 from inventory.api.docs import docs_router
 from inventory.api.errors import handle_exception
+from inventory.api.feed import feed
 from inventory.api.health import HealthController
 from inventory.api.history_routes import HistoryController
 from inventory.api.identity import IdentityController
@@ -25,6 +27,7 @@ from inventory.api.report_routes import ReportController
 from inventory.api.report_runs import ReportRunController
 from inventory.api.stock_queries import StockQueryController
 from inventory.api.stock_routes import StockCommandController
+from inventory.feed.hub import FeedHub
 from inventory.runtime.resources import open_resources
 from inventory.runtime.settings import ConfigurationError, Settings
 from inventory.security.context import Security
@@ -58,9 +61,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             broker = build_broker(settings)
             service = CommandService(resources.primary, after_commit=after_commit)
             app.state.service = service
+            # One Redis subscription per process carries every store's live messages.
+            app.state.feed_hub = hub = FeedHub(
+                settings.redis_url, settings.redis_namespace, settings.feed_queue_size
+            )
+            hub.start()
             try:
                 yield
             finally:
+                await hub.stop()
                 await service.drain()
                 broker.close()
 
@@ -82,6 +91,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ReportController,
             ReportRunController,
             StockQueryController,
+            feed,
+            dashboard_router,
         ],
         lifespan=[lifespan],
         middleware=[request_id_middleware, prometheus.middleware, security_middleware],

@@ -84,6 +84,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_namespace: str = "inventory"
     sweep_interval_seconds: float = 5.0
     jwt_ttl_seconds: int = 900
+    feed_heartbeat_seconds: float = 10.0
+    feed_queue_size: int = 1000
     trusted_proxies: tuple[str, ...] = ()
     budgets: dict[str, Budget] = msgspec.field(default_factory=lambda: dict(DEFAULT_BUDGETS))
 
@@ -129,6 +131,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             redis_namespace=env.get("INVENTORY_REDIS_NAMESPACE") or "inventory",
             sweep_interval_seconds=float(_int(env, "INVENTORY_SWEEP_INTERVAL_SECONDS", 5)),
             jwt_ttl_seconds=max(1, _int(env, "INVENTORY_JWT_TTL_SECONDS", 900)),
+            feed_heartbeat_seconds=float(
+                min(15, max(1, _int(env, "INVENTORY_FEED_HEARTBEAT_SECONDS", 10)))
+            ),
+            feed_queue_size=max(1, _int(env, "INVENTORY_FEED_QUEUE_SIZE", 1000)),
             trusted_proxies=_networks(env.get("INVENTORY_TRUSTED_PROXIES", "")),
             budgets={
                 name: _budget(env, f"INVENTORY_RATE_LIMIT_{name.upper()}", default)

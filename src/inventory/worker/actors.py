@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 
 import dramatiq
+import redis
 import structlog
 from psycopg_pool import ConnectionPool
 
+from inventory.feed.publisher import publish_partition
 from inventory.projectors.engine import lags, project
 from inventory.projectors.registry import PROJECTORS
 from inventory.runtime.settings import Settings
@@ -18,6 +20,7 @@ log = structlog.get_logger(__name__)
 _pool: ConnectionPool | None = None
 _pool_lock = threading.Lock()
 _settings: Settings | None = None
+_redis: redis.Redis | None = None
 
 
 def configure(settings: Settings) -> None:
@@ -44,13 +47,36 @@ def replica_pool() -> ConnectionPool:
         return _pool
 
 
+def feed_redis() -> redis.Redis:
+    """The process's Redis client for live-feed messages (thread-safe: a pool inside)."""
+    global _redis  # noqa: PLW0603 - one client per process, created once
+    with _pool_lock:
+        if _redis is None:
+            if _settings is None:
+                raise RuntimeError("worker actors used before configure()")
+            _redis = redis.Redis.from_url(
+                _settings.redis_url, socket_connect_timeout=2, socket_timeout=5
+            )
+        return _redis
+
+
 def close() -> None:
-    """Close the replica pool at shutdown."""
-    global _pool  # noqa: PLW0603
+    """Close the replica pool and the Redis client at shutdown."""
+    global _pool, _redis  # noqa: PLW0603
     with _pool_lock:
         if _pool is not None:
             _pool.close()
             _pool = None
+        if _redis is not None:
+            _redis.close()
+            _redis = None
+
+
+def publish(partition: str) -> int:
+    """Publish the partition's newly projected events to its live-feed channel."""
+    assert _settings is not None
+    with replica_pool().connection() as conn:
+        return publish_partition(conn, feed_redis(), _settings.redis_namespace, partition)
 
 
 @dramatiq.actor(queue_name="projections", max_retries=20, min_backoff=200, max_backoff=10_000)
@@ -61,16 +87,23 @@ def wake_projectors(partition: str) -> None:
         applied = project(replica_pool(), projector, partition)
         if applied:
             log.debug("projected", projector=projector.name, events=applied)
+    # Only now, with every read model committed, may the feed show these events.
+    publish(partition)
 
 
 def sweep() -> int:
-    """Project every partition some projector trails; returns the events applied."""
+    """Project every partition some projector trails, then publish what any partition
+    has not published yet (a wake-up lost, or Redis down when it ran); returns the
+    events applied."""
     with replica_pool().connection() as conn:
-        behind = [lag for lag in lags(conn, PROJECTORS) if lag.behind]
+        every = lags(conn, PROJECTORS)
     total = 0
-    for lag in behind:
-        projector = next(p for p in PROJECTORS if p.name == lag.projector)
-        total += project(replica_pool(), projector, lag.partition)
+    for lag in every:
+        if lag.behind:
+            projector = next(p for p in PROJECTORS if p.name == lag.projector)
+            total += project(replica_pool(), projector, lag.partition)
+    for partition in sorted({lag.partition for lag in every}):
+        publish(partition)
     return total
 
 

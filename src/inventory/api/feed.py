@@ -1,0 +1,154 @@
+"""`GET /v1/feed`: the live feed over WebSocket (api.md, Live feed).
+
+Admission (header or `?token=`, role, store scope, handshake budget) is
+`security.websocket`'s; delivery order and the seam between backlog and live messages are
+`feed.session`'s. Here: parse the query, run the sender beside a reader that counts
+inbound messages, and close with the right code when one of them ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+from litestar import WebSocket, websocket
+from litestar.exceptions import WebSocketDisconnect
+
+from inventory.api import reads
+from inventory.feed.hub import FeedHub, Resync, Subscriber
+from inventory.feed.session import FeedSession
+from inventory.runtime.resources import Resources
+from inventory.security.policy import RouteClass
+from inventory.security.principal import Principal
+from inventory.security.websocket import admit_websocket, allow_message, connection_id
+
+log = structlog.get_logger(__name__)
+
+CLOSE_BAD_REQUEST = 4400
+CLOSE_TOO_SLOW = 4008
+CLOSE_UNAVAILABLE = 1011
+
+
+def _stores(socket: WebSocket[Any, Any, Any]) -> list[str]:
+    raw = socket.query_params.get("stores") or ""
+    return sorted({part for part in raw.split(",") if part})
+
+
+def _after(socket: WebSocket[Any, Any, Any]) -> int | None:
+    """`after` as a seq; None when absent; ValueError when not a whole number >= 0."""
+    raw = socket.query_params.get("after")
+    if raw is None or raw == "":
+        return None
+    value = int(raw)
+    if value < 0:
+        raise ValueError(raw)
+    return value
+
+
+def _watched(principal: Principal, stores: list[str]) -> frozenset[str] | None:
+    if stores:
+        return frozenset(stores)
+    return None if principal.all_stores else frozenset(principal.stores)
+
+
+@websocket("/v1/feed")
+async def feed(socket: WebSocket[Any, Any, Any]) -> None:
+    """Every event of the watched stores after `after`, then live; heartbeats; 4008 when
+    the client falls too far behind, 4429 over the message budget."""
+    stores = _stores(socket)
+    principal = await admit_websocket(socket, RouteClass.FEED, stores)
+    if principal is None:
+        return
+    try:
+        after = _after(socket)
+    except ValueError:
+        await socket.close(code=CLOSE_BAD_REQUEST, reason="after must be a seq (an integer >= 0)")
+        return
+    hub: FeedHub = socket.app.state.feed_hub
+    resources: Resources = socket.app.state.resources
+    subscriber = hub.subscribe(_watched(principal, stores))
+    try:
+        await _serve(socket, resources, subscriber, after)
+    finally:
+        hub.unsubscribe(subscriber)
+
+
+async def _serve(
+    socket: WebSocket[Any, Any, Any],
+    resources: Resources,
+    subscriber: Subscriber,
+    after: int | None,
+) -> None:
+    session = FeedSession(resources.replica, subscriber.stores, after or 0, socket.send_text)
+    sender = asyncio.create_task(_send_loop(socket, resources, session, subscriber, after))
+    reader = asyncio.create_task(_read_loop(socket))
+    overflow = asyncio.create_task(subscriber.overflowed.wait())
+    tasks = {sender, reader, overflow}
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    if overflow in done:
+        log.info("feed connection too slow; closing with 4008", queued=subscriber.queue.qsize())
+        # Sent once the client reads again (or dropped by the server's keepalive).
+        await _close(socket, CLOSE_TOO_SLOW, "too_slow: resume with after=<last seq>")
+    elif sender in done and sender.exception() is not None:
+        error = sender.exception()
+        if not isinstance(error, WebSocketDisconnect):
+            log.warning("feed connection failed", error=repr(error))
+            await _close(socket, CLOSE_UNAVAILABLE, "unavailable: resume with after")
+
+
+async def _close(socket: WebSocket[Any, Any, Any], code: int, reason: str) -> None:
+    # The client may have gone already; there is nobody left to tell.
+    with contextlib.suppress(Exception):
+        await socket.close(code=code, reason=reason)
+
+
+async def _read_loop(socket: WebSocket[Any, Any, Any]) -> None:
+    """Count inbound messages (they carry nothing yet); return on disconnect or 4429."""
+    connection = connection_id()
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await socket.receive_data(mode="text")
+            if not await allow_message(socket, connection):
+                return
+
+
+async def _send_loop(
+    socket: WebSocket[Any, Any, Any],
+    resources: Resources,
+    session: FeedSession,
+    subscriber: Subscriber,
+    after: int | None,
+) -> None:
+    """Backlog, then live messages in order, a heartbeat at least every interval."""
+    if after is None:
+        await session.start_at_now()
+    await session.catch_up()
+    interval = resources.settings.feed_heartbeat_seconds
+    loop = asyncio.get_running_loop()
+    beat_at = loop.time() + interval
+    while True:
+        try:
+            item = await asyncio.wait_for(subscriber.queue.get(), max(beat_at - loop.time(), 0))
+        except TimeoutError:
+            # A quiet spell: also look at the replica, in case a message never came.
+            await session.catch_up()
+            await socket.send_json({"kind": "heartbeat", "read_position": await _position(
+                resources, session.stores)})  # fmt: skip
+            beat_at = loop.time() + interval
+            continue
+        if isinstance(item, Resync):
+            await session.catch_up()
+        else:
+            await session.deliver(item)
+
+
+async def _position(resources: Resources, stores: frozenset[str] | None) -> int:
+    store = next(iter(stores)) if stores is not None and len(stores) == 1 else None
+    return await reads.read_position(resources.replica, store)

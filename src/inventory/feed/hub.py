@@ -1,0 +1,157 @@
+"""The API process's one Redis subscription, fanned out to its feed connections.
+
+Each process subscribes once to every store's channel (a pattern) and hands each message
+to the connections that watch its store, through a bounded queue per connection: a
+connection whose queue is full is marked overflowed (its handler closes it with 4008)
+and nobody else waits for it. Redis pub/sub keeps no history, so after every
+(re)subscription each connection is told to resync from the replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+from inventory.feed import messages
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """One event's messages, ready to send: the event, then the alerts it moved."""
+
+    store: str
+    seq: int
+    prev_seq: int
+    texts: tuple[str, ...]
+
+    @classmethod
+    def of(cls, bundle: messages.Bundle) -> Live:
+        """Decode the JSON texts once for every connection."""
+        texts = (bytes(bundle.event).decode(), *(bytes(a).decode() for a in bundle.alerts))
+        return cls(bundle.store, bundle.seq, bundle.prev_seq, texts)
+
+
+class Resync:
+    """A queue item: messages may have been lost; read the replica after what was sent."""
+
+
+RESYNC = Resync()
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One connection's view of the hub: what it watches and its bounded queue."""
+
+    stores: frozenset[str] | None  # None: every store
+    queue: asyncio.Queue[Live | Resync]
+    overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def watches(self, store: str) -> bool:
+        """Whether messages of `store` are this connection's business."""
+        return self.stores is None or store in self.stores
+
+    def offer(self, item: Live | Resync) -> None:
+        """Queue without waiting; a full queue marks the connection overflowed."""
+        if self.overflowed.is_set():
+            return
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.overflowed.set()
+
+
+class FeedHub:
+    """Subscribes to Redis for the whole process and dispatches to its subscribers."""
+
+    def __init__(self, redis_url: str, namespace: str, queue_size: int) -> None:
+        self.redis_url = redis_url
+        self.pattern = messages.channel_pattern(namespace)
+        self.queue_size = queue_size
+        self.subscribers: set[Subscriber] = set()
+        self.subscribed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def subscribe(self, stores: frozenset[str] | None) -> Subscriber:
+        """A new subscriber; from now on it receives every message of its stores."""
+        subscriber = Subscriber(stores, asyncio.Queue(self.queue_size))
+        self.subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        """Stop dispatching to `subscriber`."""
+        self.subscribers.discard(subscriber)
+
+    def start(self) -> None:
+        """Run the subscription in the background until `stop`."""
+        self._task = asyncio.create_task(self._run(), name="feed-hub")
+
+    async def stop(self) -> None:
+        """Cancel the subscription task and wait for it."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def dispatch(self, data: bytes) -> None:
+        """Hand one Redis message to every subscriber watching its store."""
+        try:
+            live = Live.of(messages.BUNDLE_DECODER.decode(data))
+        except msgspec.DecodeError:
+            log.warning("feed message not understood; ignored", size=len(data))
+            return
+        for subscriber in list(self.subscribers):
+            if subscriber.watches(live.store):
+                subscriber.offer(live)
+
+    def _resync_all(self) -> None:
+        for subscriber in list(self.subscribers):
+            subscriber.offer(RESYNC)
+
+    async def _run(self) -> None:
+        pause = 0.1
+        while True:
+            try:
+                await self._listen()
+            except (RedisError, OSError) as error:
+                log.warning("feed subscription lost; reconnecting", error=str(error))
+            if self.subscribed.is_set():
+                pause = 0.1  # it had worked: retry promptly
+            self.subscribed.clear()
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    async def _listen(self) -> None:
+        client = aioredis.Redis.from_url(
+            self.redis_url, socket_connect_timeout=2, socket_keepalive=True
+        )
+        try:
+            async with client.pubsub() as pubsub:
+                await pubsub.psubscribe(self.pattern)
+                async for message in pubsub.listen():
+                    self._handle(message)
+                    # A burst arrives already buffered and would be dispatched without a
+                    # pause: let the senders drain their queues between messages, so only
+                    # a connection that cannot keep up ever fills its queue.
+                    await asyncio.sleep(0)
+        finally:
+            await client.aclose()
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        if message["type"] == "pmessage":
+            self.dispatch(message["data"])
+        elif message["type"] == "psubscribe":
+            # Only once Redis confirms the subscription is every later publish ours:
+            # what was published before it, connections now read from the replica.
+            self.subscribed.set()
+            self._resync_all()
+            log.info("feed subscribed", pattern=self.pattern)

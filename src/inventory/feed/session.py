@@ -1,0 +1,130 @@
+"""One feed connection's delivery: the backlog, then live messages, each seq once.
+
+The connection subscribes to the hub *before* it reads the backlog, so every event is
+either in the backlog (committed by the projectors when it was read) or queued live
+(published after that commit); `last_sent` per store drops the overlap. A live message
+whose `prev_seq` lies beyond what was sent reveals a lost message: the session reads the
+replica from `last_sent` on (a resync), which also covers that message itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+from psycopg.rows import tuple_row
+from psycopg_pool import AsyncConnectionPool
+
+from inventory.feed import messages
+from inventory.feed.hub import Live
+from inventory.feed.messages import EventRow
+
+PAGE = 500
+
+CATCH_UP = f"""
+WITH cursors AS (
+    SELECT * FROM unnest(%(cursor_stores)s::text[], %(cursor_seqs)s::bigint[])
+        AS c(partition, after)
+), bounds AS ({messages.PROJECTED_BOUNDS})
+SELECT {messages.EVENT_COLUMNS}
+FROM bounds AS b
+LEFT JOIN cursors AS c USING (partition)
+CROSS JOIN LATERAL (
+    SELECT * FROM events AS x
+    WHERE x.partition = b.partition AND x.seq > coalesce(c.after, %(after)s)
+      AND x.seq <= b.bound
+    ORDER BY x.seq LIMIT %(limit)s
+) AS e
+ORDER BY e.seq LIMIT %(limit)s
+"""
+
+Send = Callable[[str], Awaitable[None]]
+
+
+async def read_extras(
+    cur: psycopg.AsyncCursor[Any], seqs: list[int]
+) -> tuple[dict[int, tuple[Any, ...]], dict[int, list[dict[str, Any]]]]:
+    """Levels and alert messages for these seqs (see `publisher.read_extras`)."""
+    await cur.execute(messages.LEVELS, (seqs,))
+    levels: dict[int, tuple[Any, ...]] = {row[0]: row[1:] for row in await cur.fetchall()}
+    await cur.execute(messages.ALERTS, {"seqs": seqs})
+    return levels, messages.alert_messages(await cur.fetchall())
+
+
+class FeedSession:
+    """What one connection has sent, per store, and how it sends more."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        stores: frozenset[str] | None,
+        after: int,
+        send: Send,
+    ) -> None:
+        self.pool = pool
+        self.stores = stores
+        self.after = after  # the cursor of every store not in `last_sent`
+        self.send = send
+        self.last_sent: dict[str, int] = dict.fromkeys(stores or (), after)
+
+    async def start_at_now(self) -> None:
+        """Without `after`: start each store at what the read models hold now."""
+        params = self._bound_params()
+        async with self.pool.connection() as conn:
+            cursor = await conn.execute(messages.PROJECTED_BOUNDS, params)
+            for store, bound in await cursor.fetchall():
+                self.last_sent[store] = int(bound)
+
+    async def catch_up(self) -> int:
+        """Send everything the read models hold past `last_sent`, in seq order; the count."""
+        total = 0
+        while True:
+            rows, levels, alerts = await self._page()
+            for bundle in messages.bundles(rows, levels, alerts):
+                await self._send(Live.of(bundle))
+            total += len(rows)
+            if len(rows) < PAGE:
+                return total
+
+    async def deliver(self, live: Live) -> None:
+        """Send a live message unless already sent; resync first if one went missing."""
+        if self.stores is not None and live.store not in self.stores:
+            return
+        if live.prev_seq > self._sent(live.store):
+            await self.catch_up()
+        if live.seq > self._sent(live.store):
+            await self._send(live)
+
+    def _sent(self, store: str) -> int:
+        return self.last_sent.get(store, self.after)
+
+    async def _send(self, live: Live) -> None:
+        for text in live.texts:
+            await self.send(text)
+        self.last_sent[live.store] = live.seq
+
+    def _bound_params(self) -> dict[str, Any]:
+        return {
+            "projectors": messages.projector_names(),
+            "every": self.stores is None,
+            "stores": sorted(self.stores or ()),
+        }
+
+    async def _page(
+        self,
+    ) -> tuple[list[EventRow], dict[int, tuple[Any, ...]], dict[int, list[dict[str, Any]]]]:
+        params = {
+            **self._bound_params(),
+            "cursor_stores": list(self.last_sent),
+            "cursor_seqs": list(self.last_sent.values()),
+            "after": self.after,
+            "limit": PAGE,
+        }
+        async with self.pool.connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+            await cur.execute(CATCH_UP, params)
+            rows = [EventRow(*row) for row in await cur.fetchall()]
+            if not rows:
+                return rows, {}, {}
+            levels, alerts = await read_extras(cur, [row.seq for row in rows])
+        return rows, levels, alerts
