@@ -49,10 +49,7 @@ async function start() {
   const me = await api("/v1/me");
   if (!me.ok) return;
   state.me = await me.json();
-  const listed = await api("/v1/stores?limit=1000");
-  const all = listed.ok ? (await listed.json()).items : [];
-  const everywhere = state.me.stores.includes("*");
-  state.stores = all.filter((s) => everywhere || state.me.stores.includes(s.id));
+  state.stores = await storesInScope();
   $("who").textContent = `${state.me.name} · ${state.me.role}`;
   $("sign-in").hidden = true; $("board").hidden = false; $("sign-out").hidden = false;
   const picker = $("store");
@@ -60,6 +57,28 @@ async function start() {
   await loadNames();
   connect();
   if (state.stores.length) await pickStore(state.stores[0].id);
+}
+
+// A scoped user's few stores one by one; every store, page by page, for "*".
+async function storesInScope() {
+  if (!state.me.stores.includes("*")) {
+    const found = await Promise.all(state.me.stores.map(async (id) => {
+      const response = await api(`/v1/stores/${encodeURIComponent(id)}`);
+      return response.ok ? response.json() : null;
+    }));
+    return found.filter(Boolean);
+  }
+  const stores = [];
+  let cursor = null;
+  do {
+    const query = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
+    const response = await api(`/v1/stores?limit=1000${query}`);
+    if (!response.ok) break;
+    const page = await response.json();
+    stores.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return stores;
 }
 
 async function loadNames() {
