@@ -62,11 +62,11 @@ async function start() {
 // A scoped user's few stores one by one; every store, page by page, for "*".
 async function storesInScope() {
   if (!state.me.stores.includes("*")) {
-    const found = await Promise.all(state.me.stores.map(async (id) => {
+    // The scope is authoritative; a store the read side has not projected yet shows by id.
+    return Promise.all(state.me.stores.map(async (id) => {
       const response = await api(`/v1/stores/${encodeURIComponent(id)}`);
-      return response.ok ? response.json() : null;
+      return response.ok ? response.json() : { id, name: id };
     }));
-    return found.filter(Boolean);
   }
   const stores = [];
   let cursor = null;
