@@ -12,7 +12,12 @@ from psycopg_pool import ConnectionPool
 
 from inventory.projectors.engine import lags, project
 from inventory.projectors.stream_heads import StreamHeads
-from inventory.runtime.migrations import ensure_subscription, migrate, sql_directory
+from inventory.runtime.migrations import (
+    ensure_subscription,
+    migrate,
+    order_initial_copy,
+    sql_directory,
+)
 from inventory.runtime.settings import Settings
 from tests.projection_helpers import append_counted, wait_replicated
 
@@ -45,15 +50,6 @@ def project_all(url: str) -> list[tuple[str, int]]:
             ).fetchall()
 
 
-# Known defect (issue 3 stays open): the subscription's initial copy reads the primary's
-# heap in physical order, and concurrent inserts can place a stream's later version on an
-# earlier page (each backend fills its own target page; the free space map hands back
-# pages others left half full). The copy then gives it a lower `seq`, and a projector that
-# folds in `seq` order would apply it first. Fix: renumber the copied rows in position
-# order once the table is synchronised, before any projector reads them.
-@pytest.mark.xfail(
-    strict=False, reason="initial copy in heap order can invert a stream's versions in seq"
-)
 async def test_a_late_replica_builds_the_same_read_models(
     settings: Settings, late_replica: str
 ) -> None:
@@ -67,6 +63,7 @@ async def test_a_late_replica_builds_the_same_read_models(
     assert len(positions) == 10_000
     wait_replicated(settings.replica_url, positions)
 
+    # Returns once the initial copy is in and in position order (order_initial_copy).
     ensure_subscription(
         late_replica, settings.subscription_conninfo, name=late_replica.rsplit("/", 1)[1]
     )
@@ -91,3 +88,37 @@ async def test_a_late_replica_builds_the_same_read_models(
             " AND a.version < b.version AND a.seq > b.seq WHERE a.stream LIKE 'late-%'"
         ).fetchone()
     assert inversions == (0,)
+
+
+def test_the_initial_copy_is_put_in_position_order_once_and_streamed_rows_stay_after_it(
+    settings: Settings,
+) -> None:
+    name = f"order_{uuid.uuid4().hex[:8]}"
+    admin = settings.replica_admin_url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        migrate(url, sql_directory("projections"))
+        columns = "position, id, stream, version, type, store, sku, data, metadata, occurred_at,"
+        row = columns + " recorded_at) VALUES (%s, gen_random_uuid(), 's', %s, 't', 'x', NULL,"
+        insert = "INSERT INTO events (" + row + " '{}', '{}', now(), now())"
+        with psycopg.connect(url, autocommit=True) as conn:
+            with conn.transaction():  # the "copy": heap order, versions 3, 1, 2
+                conn.execute("SET LOCAL session_replication_role = replica")
+                for position in (30, 10, 20):
+                    conn.execute(insert, (position, position // 10))
+            with conn.transaction():  # a streamed row, committed after the copy
+                conn.execute("SET LOCAL session_replication_role = replica")
+                conn.execute(insert, (40, 4))
+
+            order_initial_copy(conn, "test")
+            order_initial_copy(conn, "test")  # done once: a no-op
+
+            rows = conn.execute("SELECT version FROM events ORDER BY seq").fetchall()
+            recorded = conn.execute("SELECT rows FROM initial_copies").fetchall()
+        assert [version for (version,) in rows] == [1, 2, 3, 4]
+        assert recorded == [(3,)]
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
