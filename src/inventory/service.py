@@ -12,27 +12,26 @@ import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Protocol
 
-import msgspec
 import psycopg
 import structlog
 from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
+from inventory.command_result import CommandResult, result_of
 from inventory.domain.commands import Command
 from inventory.domain.context import Change, Context, Head, StreamNotInContext
 from inventory.domain.decider import decide, document_stream, streams_of
 from inventory.domain.errors import CommandRejected, VersionConflict
 from inventory.domain.events import ALL_EVENTS, Event
-from inventory.domain.state import ProductState, TransferState, decode_state, level_of
-from inventory.domain.streams import kind_of, product_stream, stock_stream, transfer_stream
+from inventory.domain.state import TransferState, decode_state
+from inventory.domain.streams import transfer_stream
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.errors import WrongExpectedVersion
 from inventory.eventstore.script import Rows, Script, Statement
-from inventory.eventstore.store import EventStore, NewEvent, Recorded, StreamHead, StreamWrite
+from inventory.eventstore.store import EventStore, NewEvent, StreamHead, StreamWrite
 
 log = structlog.get_logger(__name__)
 
@@ -88,37 +87,6 @@ class Idempotency:
             chunk = part.encode() if isinstance(part, str) else part
             digest.update(len(chunk).to_bytes(8, "big") + chunk)
         return cls(key, digest.digest())
-
-
-class LevelView(msgspec.Struct, frozen=True):
-    """One item's quantities after the command, with the stock stream's version."""
-
-    store: str
-    sku: str
-    on_hand: int | str
-    reserved: int | str
-    available: int | str
-    in_transit_in: int | str
-    in_transit_out: int | str
-    version: int
-
-
-class EventView(msgspec.Struct, frozen=True):
-    """Where one appended event landed."""
-
-    position: int
-    stream: str
-    version: int
-    type: str
-
-
-class CommandResult(msgspec.Struct, frozen=True):
-    """What a command did: the api.md command result."""
-
-    command_id: str
-    position: int | None
-    events: list[EventView]
-    levels: list[LevelView]
 
 
 @dataclass(frozen=True)
@@ -317,7 +285,7 @@ class CommandService:
                 ],
             ) from None
         partitions = frozenset(change.store for change in changes)
-        result = _result(command_id, recorded, changes, after)
+        result = result_of(command_id, recorded, changes, after)
         return Decision(result, after, partitions, tuple(change.event for change in changes))
 
 
@@ -406,42 +374,3 @@ def _metadata(actor: Actor, command_id: str, idempotency: Idempotency | None) ->
         "request_id": actor.request_id,
         "ip": actor.ip,
     }
-
-
-def _result(
-    command_id: str, recorded: Sequence[Recorded], changes: Sequence[Change], after: Context
-) -> CommandResult:
-    events = [EventView(r.position, r.stream, r.version, r.type) for r in recorded]
-    items = {
-        change.stream: (change.store, change.sku)
-        for change in changes
-        if kind_of(change.stream) == "stock" and change.store and change.sku
-    }
-    levels = [_level(store, sku, after) for store, sku in items.values()]
-    levels.sort(key=lambda level: (level.store, level.sku))
-    position = max((r.position for r in recorded), default=None)
-    return CommandResult(command_id, position, events, levels)
-
-
-def _level(store: str, sku: str, after: Context) -> LevelView:
-    stock = after.stock(store, sku)
-    product = after.heads.get(product_stream(sku))
-    decimals = product.state.decimals if product and isinstance(product.state, ProductState) else 0
-    level = level_of(stock)
-    return LevelView(
-        store=store,
-        sku=sku,
-        on_hand=show_quantity(level.on_hand, decimals),
-        reserved=show_quantity(level.reserved, decimals),
-        available=show_quantity(level.available, decimals),
-        in_transit_in=show_quantity(level.in_transit_in, decimals),
-        in_transit_out=show_quantity(level.in_transit_out, decimals),
-        version=after.version(stock_stream(store, sku)),
-    )
-
-
-def show_quantity(value: Decimal, decimals: int) -> int | str:
-    """api.md: quantities are integers for whole-unit products, strings otherwise."""
-    if decimals == 0:
-        return int(value)
-    return str(value.quantize(Decimal(1).scaleb(-decimals)))

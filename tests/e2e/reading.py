@@ -39,6 +39,13 @@ class Client:
         url = f"{self.base_url}{path}"
         return httpx.request(method, url, json=body, headers=headers, timeout=30)
 
+    def command(self, path: str, body: Any) -> int:
+        """Run a command that must succeed; its result's position."""
+        response = self.post(path, body)
+        assert response.status_code == 201, response.text
+        position: int = response.json()["position"]
+        return position
+
 
 def start_worker(server_env: dict[str, str], namespace: str, log: Path) -> subprocess.Popen[bytes]:
     """A real `inventory worker` on the API's Redis namespace."""

@@ -7,39 +7,17 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
-from tests.e2e.api_servers import ApiServer, api_key, api_servers, bearer
+from tests.e2e.api_servers import ApiServer, api_key, api_servers
+from tests.e2e.reading import Client
 from tests.e2e.test_stock_commands import worker
 
 pytestmark = pytest.mark.e2e
-
-
-class Client:
-    """An HTTP client for one API process with one key."""
-
-    def __init__(self, api: ApiServer, key: str) -> None:
-        self.base_url = api.base_url
-        self.headers = bearer(key)
-
-    def post(self, path: str, body: Any) -> httpx.Response:
-        headers = {**self.headers, "Idempotency-Key": uuid.uuid4().hex}
-        return httpx.post(f"{self.base_url}{path}", json=body, headers=headers, timeout=30)
-
-    def get(self, path: str, **params: Any) -> httpx.Response:
-        return httpx.get(f"{self.base_url}{path}", params=params, headers=self.headers, timeout=30)
-
-    def command(self, path: str, body: Any) -> int:
-        """Run a command; its result's position."""
-        response = self.post(path, body)
-        assert response.status_code == 201, response.text
-        position: int = response.json()["position"]
-        return position
 
 
 @pytest.fixture(scope="module")

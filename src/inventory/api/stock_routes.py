@@ -14,12 +14,13 @@ from litestar.params import JSONBody
 from inventory.api import schemas
 from inventory.api.commands import IdempotencyKey, idempotency_key, now, run_command
 from inventory.api.errors import Problem
+from inventory.command_result import CommandResult
 from inventory.domain import commands as domain
 from inventory.domain.commands import Command
 from inventory.domain.events import Line
 from inventory.security.policy import RouteClass, protect, require_store
 from inventory.security.principal import Principal
-from inventory.service import Actor, CommandResult, CommandService
+from inventory.service import Actor, CommandService
 
 ApiRequest = Request[Principal, Any, State]
 
