@@ -121,25 +121,7 @@ def active_reservation(command: EndCommand, context: Context) -> ReservationStat
 def release_reservation(command: ReleaseReservation, context: Context) -> list[Change]:
     """Give the held lines back to `available`."""
     reservation = active_reservation(command, context)
-    changes = [
-        stock_change(
-            StockReservationReleased(
-                store_id=command.store_id,
-                sku=sku,
-                occurred_at=command.occurred_at,
-                quantity=quantity,
-                reservation_id=command.reservation_id,
-            )
-        )
-        for sku, quantity in reservation.lines.items()
-    ]
-    released = ReservationReleased(
-        store_id=command.store_id,
-        reservation_id=command.reservation_id,
-        occurred_at=command.occurred_at,
-    )
-    stream = reservation_stream(command.store_id, command.reservation_id)
-    return [*changes, document_change(stream, released, command.store_id, command.occurred_at)]
+    return ended(command, reservation, StockReservationReleased, ReservationReleased)
 
 
 def expire_reservation(command: ExpireReservation, context: Context) -> list[Change]:
@@ -150,9 +132,20 @@ def expire_reservation(command: ExpireReservation, context: Context) -> list[Cha
             f"reservation {command.reservation_id!r} is not due to expire",
             [{"field": "expires_at", "message": "has not passed"}],
         )
+    return ended(command, reservation, StockReservationExpired, ReservationExpired)
+
+
+def ended(
+    command: ReleaseReservation | ExpireReservation,
+    reservation: ReservationState,
+    stock_event: type[StockReservationReleased | StockReservationExpired],
+    document_event: type[ReservationReleased | ReservationExpired],
+) -> list[Change]:
+    """Each held line back to `available`, and the document's end, as `stock_event` and
+    `document_event` record them."""
     changes = [
         stock_change(
-            StockReservationExpired(
+            stock_event(
                 store_id=command.store_id,
                 sku=sku,
                 occurred_at=command.occurred_at,
@@ -162,13 +155,13 @@ def expire_reservation(command: ExpireReservation, context: Context) -> list[Cha
         )
         for sku, quantity in reservation.lines.items()
     ]
-    expired = ReservationExpired(
+    end = document_event(
         store_id=command.store_id,
         reservation_id=command.reservation_id,
         occurred_at=command.occurred_at,
     )
     stream = reservation_stream(command.store_id, command.reservation_id)
-    return [*changes, document_change(stream, expired, command.store_id, command.occurred_at)]
+    return [*changes, document_change(stream, end, command.store_id, command.occurred_at)]
 
 
 def fulfil_reservation(command: FulfilReservation, context: Context) -> list[Change]:

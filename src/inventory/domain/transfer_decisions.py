@@ -192,55 +192,28 @@ def cancel_transfer(command: CancelTransfer, context: Context) -> list[Change]:
 def moves_of(
     transfer: TransferState, lines: tuple[Line, ...], at: datetime, *, cancelled: bool
 ) -> list[Change]:
-    """Stock changes at both ends: arrival (receipt) or return to the source (cancel)."""
+    """Stock changes at both ends: arrival (out of transit at the source, on hand at the
+    destination) or return (on hand again at the source, out of transit at the destination).
+    """
+    source_event = StockTransferCancelled if cancelled else StockTransferDelivered
+    destination_event = StockTransferWithdrawn if cancelled else StockTransferReceived
     changes: list[Change] = []
     for line in lines:
-        moves = (returned if cancelled else arrived)(transfer, line, at)
-        changes += [stock_change(move) for move in moves]
+        source = source_event(
+            store_id=transfer.from_store,
+            sku=line.sku,
+            occurred_at=at,
+            quantity=line.quantity,
+            transfer_id=transfer.transfer_id,
+            to_store=transfer.to_store,
+        )
+        destination = destination_event(
+            store_id=transfer.to_store,
+            sku=line.sku,
+            occurred_at=at,
+            quantity=line.quantity,
+            transfer_id=transfer.transfer_id,
+            from_store=transfer.from_store,
+        )
+        changes += [stock_change(source), stock_change(destination)]
     return changes
-
-
-def arrived(
-    transfer: TransferState, line: Line, at: datetime
-) -> tuple[StockTransferDelivered, StockTransferReceived]:
-    """A line arrives: out of transit at the source, on hand at the destination."""
-    source = StockTransferDelivered(
-        store_id=transfer.from_store,
-        sku=line.sku,
-        occurred_at=at,
-        quantity=line.quantity,
-        transfer_id=transfer.transfer_id,
-        to_store=transfer.to_store,
-    )
-    destination = StockTransferReceived(
-        store_id=transfer.to_store,
-        sku=line.sku,
-        occurred_at=at,
-        quantity=line.quantity,
-        transfer_id=transfer.transfer_id,
-        from_store=transfer.from_store,
-    )
-    return source, destination
-
-
-def returned(
-    transfer: TransferState, line: Line, at: datetime
-) -> tuple[StockTransferCancelled, StockTransferWithdrawn]:
-    """A line will not arrive: on hand again at the source, out of transit at the destination."""
-    source = StockTransferCancelled(
-        store_id=transfer.from_store,
-        sku=line.sku,
-        occurred_at=at,
-        quantity=line.quantity,
-        transfer_id=transfer.transfer_id,
-        to_store=transfer.to_store,
-    )
-    destination = StockTransferWithdrawn(
-        store_id=transfer.to_store,
-        sku=line.sku,
-        occurred_at=at,
-        quantity=line.quantity,
-        transfer_id=transfer.transfer_id,
-        from_store=transfer.from_store,
-    )
-    return source, destination
