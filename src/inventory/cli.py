@@ -136,6 +136,15 @@ def _events(args: argparse.Namespace) -> int:
     return export.export(Settings.from_env().replica_url, span, args.output)
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from inventory.audit import verify  # noqa: PLC0415
+
+    if args.wait < 0:
+        raise ConfigurationError("--wait must be a number of seconds, 0 or more")
+    settings = Settings.from_env()
+    return verify(settings.primary_url, settings.replica_url, store=args.store, wait=args.wait)
+
+
 def _stores(raw: str, role: Role) -> list[str]:
     stores = [part.strip() for part in raw.split(",") if part.strip()]
     problems = check_scope(stores, role)
@@ -272,6 +281,26 @@ def _parser() -> argparse.ArgumentParser:
     export_events.add_argument("--from", dest="start", required=True, help="RFC 3339 or date")
     export_events.add_argument("--to", dest="end", required=True, help="RFC 3339 or date")
     export_events.add_argument("--output", help="file to write (default: stdout)")
+
+    audit = command(
+        "audit",
+        "Verify the recorded history: `verify` checks that every stream's versions run "
+        "1..n without a gap and match its head, that every event decodes, that folding each "
+        "stream reproduces its stored state, that the replica's events copy equals the "
+        "primary's row for row, and that seq follows each stream's versions. Read-only; "
+        "prints one line per check and the findings; exits 0 when all pass, 1 otherwise.",
+        SERVER_ENV,
+        _audit,
+    )
+    audit_actions = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
+    audit_verify = audit_actions.add_parser("verify", help="check the history is whole")
+    audit_verify.add_argument("--store", help="only this store's events and streams")
+    audit_verify.add_argument(
+        "--wait",
+        type=float,
+        default=10.0,
+        help="seconds to wait for replication before a difference counts (default 10)",
+    )
 
     users = command(
         "users",
