@@ -51,6 +51,11 @@ environment:
                             (default: generated and printed once)
 """
 
+DEMO_ENV = """\
+environment:
+  INVENTORY_DEMO_TOKEN  an API key or access token with the admin role (never argv)
+"""
+
 FAILURES = (
     ConfigurationError,
     RuntimeFailure,
@@ -66,7 +71,7 @@ USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 def _dev(args: argparse.Namespace) -> int:
     from inventory.runtime.supervisor import DevSupervisor  # noqa: PLC0415 - dev only
 
-    supervisor = DevSupervisor(home_from_env(), args.host, args.port)
+    supervisor = DevSupervisor(home_from_env(), args.host, args.port, demo=args.demo)
     return supervisor.run()
 
 
@@ -145,6 +150,19 @@ def _audit(args: argparse.Namespace) -> int:
     return verify(settings.primary_url, settings.replica_url, store=args.store, wait=args.wait)
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from inventory.demo import run  # noqa: PLC0415
+
+    token = os.environ.get("INVENTORY_DEMO_TOKEN", "")
+    if not token:
+        raise ConfigurationError("INVENTORY_DEMO_TOKEN is not set (an admin API key or token)")
+    if not args.rate > 0:
+        raise ConfigurationError("--rate must be a number of commands per second above 0")
+    if not args.url.startswith(("http://", "https://")):
+        raise ConfigurationError(f"--url must be an http:// or https:// URL, not {args.url!r}")
+    return run(args.url, token, rate=args.rate, load_only=args.load_only)
+
+
 def _stores(raw: str, role: Role) -> list[str]:
     stores = [part.strip() for part in raw.split(",") if part.strip()]
     problems = check_scope(stores, role)
@@ -212,6 +230,40 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_demo_and_audit(command: Callable[..., Any]) -> None:
+    demo = command(
+        "demo",
+        "Load sample stores, products, opening stock and reorder points through the API, "
+        "then simulate POS traffic (sales, late offline sales, returns, damage, counts, "
+        "deliveries) until interrupted. Idempotent: a second run keeps what exists.",
+        DEMO_ENV,
+        _demo,
+    )
+    demo.add_argument("--url", default="http://127.0.0.1:8000", help="the API's base URL")
+    demo.add_argument("--rate", type=float, default=2.0, help="commands per second (default 2)")
+    demo.add_argument("--load-only", action="store_true", help="load the sample data and stop")
+
+    audit = command(
+        "audit",
+        "Verify the recorded history: `verify` checks that every stream's versions run "
+        "1..n without a gap and match its head, that every event decodes, that folding each "
+        "stream reproduces its stored state, that the replica's events copy equals the "
+        "primary's row for row, and that seq follows each stream's versions. Read-only; "
+        "prints one line per check and the findings; exits 0 when all pass, 1 otherwise.",
+        SERVER_ENV,
+        _audit,
+    )
+    audit_actions = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
+    audit_verify = audit_actions.add_parser("verify", help="check the history is whole")
+    audit_verify.add_argument("--store", help="only this store's events and streams")
+    audit_verify.add_argument(
+        "--wait",
+        type=float,
+        default=10.0,
+        help="seconds to wait for replication before a difference counts (default 10)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inventory",
@@ -240,6 +292,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--host", default="127.0.0.1", help="API address (default 127.0.0.1)")
     dev.add_argument("--port", type=int, default=8000, help="API port (default 8000)")
+    dev.add_argument(
+        "--demo",
+        action="store_true",
+        help="add sample stores and products and simulate POS sales (inventory demo)",
+    )
 
     command(
         "migrate",
@@ -282,25 +339,7 @@ def _parser() -> argparse.ArgumentParser:
     export_events.add_argument("--to", dest="end", required=True, help="RFC 3339 or date")
     export_events.add_argument("--output", help="file to write (default: stdout)")
 
-    audit = command(
-        "audit",
-        "Verify the recorded history: `verify` checks that every stream's versions run "
-        "1..n without a gap and match its head, that every event decodes, that folding each "
-        "stream reproduces its stored state, that the replica's events copy equals the "
-        "primary's row for row, and that seq follows each stream's versions. Read-only; "
-        "prints one line per check and the findings; exits 0 when all pass, 1 otherwise.",
-        SERVER_ENV,
-        _audit,
-    )
-    audit_actions = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
-    audit_verify = audit_actions.add_parser("verify", help="check the history is whole")
-    audit_verify.add_argument("--store", help="only this store's events and streams")
-    audit_verify.add_argument(
-        "--wait",
-        type=float,
-        default=10.0,
-        help="seconds to wait for replication before a difference counts (default 10)",
-    )
+    _add_demo_and_audit(command)
 
     users = command(
         "users",

@@ -34,9 +34,12 @@ def inventory(
 class DevRun:
     """`inventory dev` in a home folder, on a free port, with its output in a log file."""
 
-    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, home: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.home = home
         self.env = env or {}
+        self.args = args
         self.banner = ""
         self.port = free_port()
         self.output = home.parent / f"dev-{self.port}.log"
@@ -51,7 +54,7 @@ class DevRun:
         """Start and wait for the ready banner."""
         with self.output.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "inventory", "dev", "--port", str(self.port)],
+                [sys.executable, "-m", "inventory", "dev", "--port", str(self.port), *self.args],
                 env={**os.environ, **self.env, "INVENTORY_HOME": str(self.home)},
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 from tests.conftest import new_home
-from tests.e2e.processes import DevRun, alive, processes_in_home
+from tests.e2e.processes import DevRun, alive, inventory, processes_in_home
+from tests.e2e.reading import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -124,3 +125,38 @@ def test_the_admin_password_can_be_chosen_in_the_environment(home: Path) -> None
     )
     assert token.status_code == 200
     assert run.signal(signal.SIGTERM) == 0
+
+
+def demo_counts(primary_url: str) -> dict[str, int]:
+    """Events per type on the dev's primary."""
+    with psycopg.connect(primary_url) as conn:
+        rows = conn.execute("SELECT type, count(*) FROM events GROUP BY type").fetchall()
+    return dict(rows)
+
+
+def test_demo_loads_sample_data_once_and_simulates_pos_traffic(home: Path) -> None:
+    run = DevRun(home, args=("--demo",))
+    run.start()
+    assert "demo           sample stores and products" in run.banner
+    primary = env_file(home)["INVENTORY_PRIMARY_URL"]
+    wait_until(lambda: demo_counts(primary).get("stock.sold", 0) >= 5, timeout=60)
+    counts = demo_counts(primary)
+    assert counts["store.opened"] == 3
+    assert counts["product.registered"] == 18
+    assert counts["stock.reorder_point_set"] == 3 * 18
+    assert (home / "demo.key").stat().st_mode & 0o777 == 0o600
+
+    # The history the demo wrote, while it keeps writing, is whole.
+    verified = inventory("audit", "verify", env=env_file(home))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert run.signal(signal.SIGTERM) == 0
+    assert alive(processes_in_home(home)) == set()
+
+    again = DevRun(home, args=("--demo",))
+    again.start()  # the same key; the loader replays instead of adding
+    wait_until(lambda: demo_counts(primary).get("stock.sold", 0) > counts["stock.sold"] + 2)
+    recounted = demo_counts(primary)
+    assert recounted["store.opened"] == 3
+    assert recounted["product.registered"] == 18
+    assert recounted["stock.reorder_point_set"] == 3 * 18
+    assert again.signal(signal.SIGTERM) == 0

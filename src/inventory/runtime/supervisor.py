@@ -22,6 +22,9 @@ from inventory.runtime.processes import RuntimeFailure, port_is_free, stop_proce
 log = structlog.get_logger(__name__)
 
 
+DEMO_LINE = "  demo           sample stores and products, simulated POS sales (inventory demo)"
+
+
 class Interrupted(BaseException):
     """SIGINT or SIGTERM arrived: unwind and stop everything we started."""
 
@@ -36,8 +39,11 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 class DevSupervisor:
     """Owns every process `inventory dev` starts, and only those."""
 
-    def __init__(self, home: Path, host: str, port: int, *, durable: bool = True) -> None:
+    def __init__(
+        self, home: Path, host: str, port: int, *, durable: bool = True, demo: bool = False
+    ) -> None:
         self.home = home
+        self.demo = demo
         self.host = host
         self.port = port
         self.topology = EmbeddedTopology(home, durable=durable)
@@ -63,6 +69,10 @@ class DevSupervisor:
             self._spawn("worker", ["worker"], env)
             self._wait_ready()
             self._announce(time.monotonic() - started, admin)
+            if self.demo:
+                url = f"http://{self.host}:{self.port}"
+                demo_env = {**env, "INVENTORY_DEMO_TOKEN": self._demo_key(env)}
+                self._spawn("demo", ["demo", "--url", url], demo_env)
             return self._watch()
         except Interrupted as why:
             log.info("stopping", signal=str(why))
@@ -133,17 +143,38 @@ class DevSupervisor:
             return ["  user admin     created with the password in INVENTORY_ADMIN_PASSWORD"]
         return [f"  user admin     created; password {password} (shown this once)"]
 
+    def _demo_key(self, env: dict[str, str]) -> str:
+        """The demo's admin API key: created on the first `--demo` start, kept in the home
+        (0600) for the next ones. Delete `demo.key` to have a new one made."""
+        from inventory.security.bootstrap import create_key  # noqa: PLC0415
+        from inventory.security.principal import Role  # noqa: PLC0415
+
+        path = self.home / "demo.key"
+        if path.exists():
+            return path.read_text().strip()
+        name = "demo (inventory dev --demo)"
+        created = create_key(env["INVENTORY_PRIMARY_URL"], name, Role.ADMIN, ["*"])
+        path.touch(mode=0o600)
+        path.write_text(created.key)
+        return created.key
+
     def _announce(self, seconds: float, admin: list[str]) -> None:
         base = f"http://{self.host}:{self.port}"
         lines = [
             "",
             f"  inventory is ready ({seconds:.1f} s)",
+            f"  dashboard      {base}/",
             f"  API            {base}/v1",
             f"  API reference  {base}/docs",
             f"  OpenAPI        {base}/schema/openapi.json",
             f"  health         {base}/health/ready",
             f"  metrics        {base}/metrics",
             *admin,
+            *(
+                ["  demo           sample stores and products, simulated POS sales"]
+                if self.demo
+                else []
+            ),
             f"  connection URLs for psql and other tools: {self.home / 'dev.env'}",
             "  Ctrl-C stops everything.",
             "",
@@ -152,17 +183,22 @@ class DevSupervisor:
 
     def _watch(self) -> int:
         while True:
-            for name, child in self.children.items():
-                if child.poll() is not None:
-                    log.error(
-                        "a child process exited; stopping", process=name, code=child.returncode
-                    )
-                    return 1
+            for name, child in list(self.children.items()):
+                if child.poll() is None:
+                    continue
+                if name == "demo":  # sample traffic: the service goes on without it
+                    log.warning("the demo exited", code=child.returncode)
+                    del self.children[name]
+                    self._record_children()
+                    continue
+                log.error("a child process exited; stopping", process=name, code=child.returncode)
+                return 1
             time.sleep(0.5)
 
     def _stop_children(self) -> None:
-        # The API first (no new commands), then the worker, each given time to finish.
-        for name in ("api", "worker"):
+        # The demo and the API first (no new commands), then the worker, each given time
+        # to finish.
+        for name in ("demo", "api", "worker"):
             child = self.children.get(name)
             if child is not None and child.poll() is None:
                 stop_process(child.pid, timeout=20)
