@@ -12,7 +12,8 @@ each) for `--seconds`, with one API process and with two (connections split even
   many     sales of a random SKU among many;
   hot      sales of one SKU (every command locks the same stream).
 Rounds interleave the three. Printed: median requests per second over the rounds, p50 and
-p99 latency (all rounds), the ratio to the minimal endpoint. Goal: many >= 60% of minimal
+p99 latency (all rounds), CPU per request of the servers under test and of the primary
+(postmaster and backends), the ratio to the minimal endpoint. Goal: many >= 60% of minimal
 with p99 < 100 ms.
 """
 
@@ -59,6 +60,7 @@ class Tally:
 
     seconds: float = 0.0
     cpu: float = 0.0  # CPU seconds the server processes used meanwhile
+    primary_cpu: float = 0.0  # CPU seconds the primary's processes used meanwhile
     latencies: list[float] = field(default_factory=list)
     failures: int = 0
 
@@ -66,6 +68,11 @@ class Tally:
     def cpu_per_request(self) -> float:
         """Server CPU seconds per successful request."""
         return self.cpu / max(1, len(self.latencies))
+
+    @property
+    def primary_cpu_per_request(self) -> float:
+        """The primary's CPU seconds per successful request."""
+        return self.primary_cpu / max(1, len(self.latencies))
 
     @property
     def rate(self) -> float:
@@ -169,6 +176,22 @@ def _cpu(processes: list[psutil.Process]) -> float:
     return sum(sum(process.cpu_times()[:2]) for process in processes)
 
 
+def _tree_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds so far of a postmaster and each of its backends, by pid."""
+    root = psutil.Process(pid)
+    times = {}
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times[process.pid] = sum(process.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            continue
+    return times
+
+
+def _tree_used(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
 def _report(name: str, tallies: list[Tally], base: float | None) -> float:
     rate = statistics.median(tally.rate for tally in tallies)
     latencies = [latency for tally in tallies for latency in tally.latencies]
@@ -176,10 +199,12 @@ def _report(name: str, tallies: list[Tally], base: float | None) -> float:
     ratio = f"{rate / base:6.1%} of minimal" if base else ""
     rounds = [round(tally.rate) for tally in tallies]
     cpu = statistics.median(tally.cpu_per_request for tally in tallies) * 1000
+    primary = statistics.median(tally.primary_cpu_per_request for tally in tallies) * 1000
     failed = f", failures {failures}" if failures else ""
     print(
         f"  {name:8} {rate:7.0f} req/s  p50 {_percentile(latencies, 0.5) * 1000:6.1f} ms"
-        f"  p99 {_percentile(latencies, 0.99) * 1000:6.1f} ms  server CPU {cpu:4.2f} ms/req"
+        f"  p99 {_percentile(latencies, 0.99) * 1000:6.1f} ms  CPU ms/req: server {cpu:4.2f}"
+        f" primary {primary:4.2f}"
         f"  {ratio}  (rounds: {rounds}{failed})"
     )
     return rate
@@ -199,7 +224,7 @@ def _profile(
     spy.wait(60)
 
 
-def _run(args: argparse.Namespace, env: dict[str, str], key: str) -> bool:
+def _run(args: argparse.Namespace, env: dict[str, str], key: str, primary: int) -> bool:
     bench_env = {**os.environ, **env, "BENCH_PRIMARY_URL": env["INVENTORY_PRIMARY_ADMIN_URL"]}
     processes: list[subprocess.Popen[bytes]] = []
     try:
@@ -237,9 +262,10 @@ def _run(args: argparse.Namespace, env: dict[str, str], key: str) -> bool:
             for _ in range(args.rounds):
                 for name, (ports, make) in kinds.items():
                     servers = [psutil.Process(pids[port]) for port in ports[:count]]
-                    before = _cpu(servers)
+                    before, database = _cpu(servers), _tree_cpu(primary)
                     tally = asyncio.run(_load(ports[:count], make, args.seconds, args.connections))
                     tally.cpu = _cpu(servers) - before
+                    tally.primary_cpu = _tree_used(database, _tree_cpu(primary))
                     tallies[name].append(tally)
             print(f"{count} API process(es) (and {count} minimal), {args.connections} connections,"
                   f" {args.rounds} rounds of {args.seconds:.0f} s")  # fmt: skip
@@ -280,7 +306,8 @@ def main() -> int:
 
             conn.execute(TABLE)
         key = bootstrap.create_key(env["INVENTORY_PRIMARY_URL"], "bench", Role.ADMIN, ["*"]).key
-        return 0 if _run(args, env, key) else 1
+        assert topology.primary is not None and topology.primary.process is not None
+        return 0 if _run(args, env, key, topology.primary.process.pid) else 1
     finally:
         topology.stop()
         shutil.rmtree(folder, ignore_errors=True)

@@ -119,6 +119,42 @@ async def test_the_stream_state_row_moves_with_the_append(settings: Settings) ->
     assert msgspec.json.decode(heads[stream].state or b"", type=Counted) == state
 
 
+async def stream_row(settings: Settings, stream: str) -> tuple[int, Counted | None] | None:
+    async with await psycopg.AsyncConnection.connect(settings.primary_url) as conn:
+        cursor = await conn.execute(
+            "SELECT version, state::text FROM streams WHERE stream = %s", (stream,)
+        )
+        row = await cursor.fetchone()
+    if row is None:
+        return None
+    return row[0], msgspec.json.decode(row[1], type=Counted) if row[1] else None
+
+
+async def test_a_write_without_events_only_locks_and_leaves_no_row_it_created(
+    settings: Settings,
+) -> None:
+    kept, locked_only = stream_name(), stream_name()
+    await append(settings, StreamWrite(kept, [NewEvent(Noted(text="x"))], state=Counted(value=1)))
+
+    async with await psycopg.AsyncConnection.connect(settings.primary_url) as conn:
+        async with conn.transaction():
+            heads = await store.lock(conn, [kept, locked_only])
+            assert heads[locked_only].version == 0
+            await store.append(conn, [StreamWrite(kept, [NewEvent(Noted(text="y"))])], locked=heads)
+
+    assert await stream_row(settings, locked_only) is None
+    assert await stream_row(settings, kept) == (2, Counted(value=1))
+
+
+async def test_a_state_without_events_replaces_the_state_and_keeps_the_version(
+    settings: Settings,
+) -> None:
+    stream = stream_name()
+    await append(settings, StreamWrite(stream, [NewEvent(Noted(text="x"))], state=Counted(value=1)))
+    await append(settings, StreamWrite(stream, [], state=Counted(value=2)))
+    assert await stream_row(settings, stream) == (1, Counted(value=2))
+
+
 async def test_a_stream_reads_back_in_version_order_and_folds(settings: Settings) -> None:
     stream = stream_name()
     await append(settings, StreamWrite(stream, [NewEvent(Counted(value=v)) for v in (3, 4, 5)]))

@@ -94,7 +94,8 @@ SHARE = (
     "SELECT stream, version, state::text FROM streams"
     " WHERE stream = ANY(%s::text[]) ORDER BY stream FOR SHARE"
 )
-# migrations/0007_append_events.sql: lock, check, insert and update in one round trip.
+# migrations/0007_append_events.sql (0010: by key): lock, check, insert and update in one
+# round trip.
 APPEND = "SELECT id, position, stream, version FROM append_events(%s::jsonb, %s::jsonb)"
 WRONG_EXPECTED_VERSION = "IV409"  # the SQLSTATE append_events raises
 
