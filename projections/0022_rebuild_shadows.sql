@@ -1,6 +1,6 @@
 -- Online rebuilds (src/inventory/projectors/rebuild.py): a rebuild fills fresh shadow
--- tables `<table>__rebuild` without secondary indexes, indexes them once, then drops the
--- old table and renames the shadow in its place, in the rebuild's own transaction (so
+-- tables `<table>__rebuild` without indexes, indexes them once, then drops the old
+-- table and renames the shadow in its place, in the rebuild's own transaction (so
 -- queries read the old rows until it commits). The tables belong to the migrations'
 -- role, so these functions do that DDL for inventory_app, and only on tables the role
 -- may already TRUNCATE (the read models): replacing one grants it nothing new.
@@ -35,9 +35,8 @@ END
 $$;
 
 -- The shadows get every constraint index and index of their tables (under temporary
--- names) and fresh statistics; then each table is dropped and its shadow takes its name,
--- its indexes' names and its sequences. Waits for the readers of the old tables.
-CREATE FUNCTION read_model_swap(tables text[]) RETURNS void
+-- names) and fresh statistics.
+CREATE FUNCTION read_model_index(tables text[]) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     t text;
@@ -62,6 +61,18 @@ BEGIN
         END LOOP;
         EXECUTE format('ANALYZE %I', shadow);
     END LOOP;
+END
+$$;
+
+-- Each table is dropped and its shadow takes its name, its indexes' names and its
+-- sequences. The caller locks the old tables first (LOCK TABLE, with a lock_timeout).
+CREATE FUNCTION read_model_swap(tables text[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    t text;
+    shadow text;
+    r record;
+BEGIN
     FOREACH t IN ARRAY tables LOOP
         shadow := t || '__rebuild';
         FOR r IN SELECT d.objid::regclass AS seq, a.attname FROM pg_depend d
@@ -82,6 +93,6 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION read_model_check(text), read_model_shadow(text[]),
-    read_model_swap(text[]) FROM PUBLIC;
+    read_model_index(text[]), read_model_swap(text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION read_model_check(text), read_model_shadow(text[]),
-    read_model_swap(text[]) TO inventory_app;
+    read_model_index(text[]), read_model_swap(text[]) TO inventory_app;

@@ -282,3 +282,37 @@ def test_an_unknown_table_cannot_be_swapped(settings: Settings) -> None:
         pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         conn.execute("SELECT read_model_shadow(%s)", (["projector_checkpoints"],))
+
+
+def test_readers_do_not_queue_behind_a_swap_waiting_for_a_long_query(
+    history: History, pool: ConnectionPool, settings: Settings
+) -> None:
+    _project(pool, history.stores)
+    before = _rows(pool, LEVELS, history.stores)
+    count = "SELECT count(*) FROM stock_levels WHERE store = ANY(%s)"
+    with psycopg.connect(settings.replica_url) as long_reader:
+        long_reader.execute(count, (history.stores,))  # holds its lock until it commits
+        rebuilt = threading.Event()
+
+        def rebuild() -> None:
+            admin.rebuild(settings.replica_url, "stock", out=io.StringIO())
+            rebuilt.set()
+
+        rebuilder = threading.Thread(target=rebuild)
+        rebuilder.start()
+        waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND mode = 'AccessExclusiveLock'"
+        # Queued behind the swap's lock, this reader would wait for the long one: the
+        # statement timeout makes that a failure rather than a hang.
+        timeout = "-c statement_timeout=20000"
+        with psycopg.connect(settings.replica_url, autocommit=True, options=timeout) as reader:
+            deadline = time.monotonic() + 60
+            while reader.execute(waiting).fetchone() == (0,):  # the swap asks for its lock
+                assert time.monotonic() < deadline, "the rebuild never reached its swap"
+                time.sleep(0.01)
+            for _ in range(5):  # new queries get through between the swap's attempts
+                assert reader.execute(count, (history.stores,)).fetchone() == (len(before),)
+        assert not rebuilt.is_set()
+        long_reader.commit()
+    rebuilder.join(60)
+    assert rebuilt.is_set()
+    assert _rows(pool, LEVELS, history.stores) == before

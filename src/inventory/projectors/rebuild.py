@@ -10,8 +10,9 @@ One replica transaction does it all:
 3. it reads the events copy once, in seq order, through a server-side cursor (one
    snapshot), decodes each event once, feeds it to every projector's `Builder`, and
    COPYs the rows in;
-4. it indexes and analyses the shadows, then drops the old tables and renames the
-   shadows in their place (`read_model_swap`, which waits for the old tables' readers);
+4. it indexes and analyses the shadows (`read_model_index`), locks the old tables (a
+   quarter of a second at a time, so readers never queue long behind a long query),
+   drops them and renames the shadows in their place (`read_model_swap`);
 5. it replaces the projectors' checkpoints with the last seq and position it read in
    each partition, and commits.
 
@@ -21,16 +22,19 @@ once, and the waiting worker batches resume from the new checkpoints.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import tuple_row
 
 from inventory.projectors.decoding import domain_event
 from inventory.projectors.engine import LOCK_PREFIX, Projector, ReplicaEvent
 
 CHUNK = 5000
+SWAP_WAIT_MS = 250
 
 ALL_EVENTS = """
 SELECT seq, position, stream, version, type, store, sku, data::text, metadata::text,
@@ -81,9 +85,32 @@ def rebuild(
                 progress(len(rows))
         for builder in builders:
             builder.finish(cur)
+        cur.execute("SELECT read_model_index(%s)", (tables,))
+        _lock_old_tables(conn, tables)
         cur.execute("SELECT read_model_swap(%s)", (tables,))
         cur.execute("DELETE FROM projector_checkpoints WHERE projector = ANY(%s)", (names,))
         pairs = [(name, part, seq, pos) for name in names for part, (seq, pos) in heads.items()]
         cur.execute(CHECKPOINT, [list(column) for column in zip(*pairs, strict=True)] or
                     [[], [], [], []])  # fmt: skip
     return read
+
+
+def _lock_old_tables(conn: psycopg.Connection[Any], tables: Sequence[str]) -> None:
+    """ACCESS EXCLUSIVE on every old table, tried for SWAP_WAIT at a time: a query that
+    holds one (a long report) is waited for, but the queries that queue behind the lock
+    request wait at most SWAP_WAIT per attempt, not for as long as that query runs."""
+    statement = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+        sql.SQL(", ").join(sql.Identifier(table) for table in tables)
+    )
+    pause = 0.05
+    while True:
+        try:
+            with conn.transaction(), conn.cursor() as cur:  # a savepoint
+                cur.execute(f"SET LOCAL lock_timeout = '{SWAP_WAIT_MS}ms'")
+                cur.execute(statement)
+                cur.execute("SET LOCAL lock_timeout = DEFAULT")
+        except psycopg.errors.LockNotAvailable:
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+        else:
+            return
