@@ -34,14 +34,17 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import psycopg
 
+from inventory.domain.events import ALL_EVENTS, StockReceived
 from inventory.eventstore.codec import Codec
-from inventory.eventstore.store import EventStore, NewEvent, StreamWrite
+from inventory.eventstore.store import ANY, EventStore, NewEvent, StreamWrite
 from inventory.projectors import admin
 from inventory.projectors.backlog import BACKLOGS, PLAN
 from inventory.projectors.registry import PROJECTORS
@@ -52,6 +55,9 @@ from inventory.worker.broker import build_broker
 # Connections appending: a durable commit takes ~10 ms here, so 1,000/s needs more than
 # ten in flight. Each writes its own streams, so none waits on another's lock.
 WRITERS = 16
+# The projectors whose checkpoints the observer follows: `stock` commits its checkpoint with
+# the stock_levels rows, so "covered by its checkpoint" is "visible in a stock query".
+OBSERVED = ("stream_heads", "stock")
 POLL = 0.01  # seconds between the observer's looks (each costs the replica two queries)
 STREAM_LENGTH = 100  # events per stream in the rebuild's bulk load
 CHUNK = 100_000  # events per bulk-load transaction
@@ -79,20 +85,22 @@ def observe(
     checkpoint time. Times are taken after each query returns (lags are not under-counted).
     """
     copy: list[tuple[int, int, str, float]] = []  # position, seq, partition, seen at
-    checkpoints: list[tuple[str, int, float]] = []  # partition, seq, seen at
+    checkpoints: list[tuple[str, str, int, float]] = []  # projector, partition, seq, seen at
     last_seq, known = 0, {}
     with psycopg.connect(replica_url, autocommit=True) as conn:
         ready.set()
         while True:
             stopping = stop.is_set()
             rows = conn.execute(
-                "SELECT partition, seq FROM projector_checkpoints WHERE projector = 'stream_heads'"
+                "SELECT projector, partition, seq FROM projector_checkpoints"
+                " WHERE projector = ANY(%s)",
+                (list(OBSERVED),),
             ).fetchall()
             now = time.monotonic()
-            for partition, seq in rows:
-                if known.get(partition) != seq:
-                    known[partition] = seq
-                    checkpoints.append((partition, seq, now))
+            for projector, partition, seq in rows:
+                if known.get((projector, partition)) != seq:
+                    known[(projector, partition)] = seq
+                    checkpoints.append((projector, partition, seq, now))
             rows = conn.execute(
                 "SELECT position, seq, partition FROM events WHERE seq > %s ORDER BY seq",
                 (last_seq,),
@@ -123,7 +131,7 @@ async def offer_load(url: str, rate: int, seconds: int, stores: list[str]) -> Lo
     each commit."""
     from inventory.worker.wakeups import wake  # noqa: PLC0415 - after build_broker
 
-    store = EventStore(Codec([Counted]))
+    store = EventStore(Codec(ALL_EVENTS))
     connections = [
         await psycopg.AsyncConnection.connect(url, autocommit=True) for _ in range(WRITERS)
     ]
@@ -142,9 +150,12 @@ async def offer_load(url: str, rate: int, seconds: int, stores: list[str]) -> Lo
                 if (delay := due - time.monotonic()) > 0:
                     await asyncio.sleep(delay)
                 lateness.append(time.monotonic() - due)
-                partition = stores[i % len(stores)]
-                event = NewEvent(Counted(value=i), store=partition)
-                write = StreamWrite(f"lag-{partition}-w{number}", [event])
+                partition, sku = stores[i % len(stores)], f"LAG{number:02d}"
+                received = StockReceived(store_id=partition, sku=sku, quantity=Decimal(1),
+                                         occurred_at=datetime.now(UTC))  # fmt: skip
+                write = StreamWrite(
+                    f"stock-{partition}-{sku}", [NewEvent(received, partition, sku)], ANY
+                )
                 sent = time.monotonic()
                 [recorded] = await store.append(conn, [write])
                 # Timed from the request: the commit happened between it and the answer,
@@ -159,12 +170,14 @@ async def offer_load(url: str, rate: int, seconds: int, stores: list[str]) -> Lo
 
 
 def projected_at(
-    copy: list[list[Any]], checkpoints: list[list[Any]]
+    copy: list[list[Any]], checkpoints: list[list[Any]], projector: str
 ) -> dict[int, tuple[float, float | None]]:
-    """Position → (seen in the events copy, first seen covered by its store's checkpoint)."""
+    """Position → (seen in the events copy, first seen covered by its store's checkpoint
+    of `projector`)."""
     by_partition: dict[str, list[tuple[int, float]]] = {}
-    for partition, seq, seen in checkpoints:
-        by_partition.setdefault(partition, []).append((seq, seen))
+    for name, partition, seq, seen in checkpoints:
+        if name == projector:
+            by_partition.setdefault(partition, []).append((seq, seen))
     result: dict[int, tuple[float, float | None]] = {}
     cursor: dict[str, int] = {}
     for position, seq, partition, seen in sorted(copy, key=lambda row: row[1]):
@@ -208,11 +221,7 @@ def lag_run(env: dict[str, str], root: Path, args: argparse.Namespace) -> None:
         stop.set()
         observer.join(60)
     observed = msgspec.json.decode(Path(out).read_bytes())
-    seen = projected_at(observed["copy"], observed["checkpoints"])
     commits = load.commits
-    replication = [seen[p][0] - c for p, c in commits.items() if p in seen]
-    end_to_end = [t - c for p, c in commits.items() if p in seen and (t := seen[p][1]) is not None]
-    share = [t - r for p in commits if p in seen and (r := seen[p][0]) and (t := seen[p][1])]
     achieved = len(commits) / (load.ended - load.started)
     late = sorted(load.lateness)
     sustained = achieved >= 0.98 * args.rate and late[int(len(late) * 0.99)] < 0.1
@@ -231,11 +240,17 @@ def lag_run(env: dict[str, str], root: Path, args: argparse.Namespace) -> None:
         " request"
     )
     print(f"  {'from commit on the primary to':<44}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
-    print(f"  {'row in the replica events copy (baseline)':<44}{percentiles(replication)}")
-    print(f"  {'stream_heads checkpoint covering it':<44}{percentiles(end_to_end)}")
-    print(f"  {'  of which projection (copy -> checkpoint)':<44}{percentiles(share)}")
-    missing = len(commits) - len(end_to_end)
-    print(f"  events never seen projected: {missing}")
+    for number, projector in enumerate(OBSERVED):
+        seen = projected_at(observed["copy"], observed["checkpoints"], projector)
+        replication = [seen[p][0] - c for p, c in commits.items() if p in seen]
+        end_to_end = [t - c for p, c in commits.items() if p in seen and (t := seen[p][1])]
+        share = [t - r for p in commits if p in seen and (r := seen[p][0]) and (t := seen[p][1])]
+        if number == 0:
+            print(f"  {'row in the replica events copy (baseline)':<44}{percentiles(replication)}")
+        label = "stock_levels (stock checkpoint)" if projector == "stock" else projector
+        print(f"  {label + ' covering it':<44}{percentiles(end_to_end)}")
+        print(f"  {'  of which projection (copy -> checkpoint)':<44}{percentiles(share)}")
+        print(f"  {'  events never seen projected':<44}{len(commits) - len(end_to_end):>10}")
 
 
 def wait_projected(replica_url: str, position: int, timeout: float) -> None:
@@ -420,7 +435,8 @@ def main() -> None:
         worker = start_worker(env, root / "worker.log")
         lag_run(env, root, args)
         stop_worker(worker)
-        rebuild_run(env, args)
+        if args.events:
+            rebuild_run(env, args)
     finally:
         if worker is not None:
             stop_worker(worker)

@@ -120,12 +120,16 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _projections(args: argparse.Namespace) -> int:
     from inventory.projectors import admin  # noqa: PLC0415
+    from inventory.projectors.registry import PROJECTORS  # noqa: PLC0415
 
     settings = Settings.from_env()
     if args.action == "status":
         return admin.status(settings.replica_url)
+    names = [p.name for p in PROJECTORS] if args.all else args.names
+    if not names:
+        raise ConfigurationError("name the projectors to rebuild, or pass --all")
     try:
-        return admin.rebuild(settings.replica_url, args.name)
+        return admin.rebuild(settings.replica_url, names)
     except KeyError as error:
         raise ConfigurationError(str(error.args[0])) from None
 
@@ -315,15 +319,18 @@ def _parser() -> argparse.ArgumentParser:
     projections = command(
         "projections",
         "Inspect and rebuild the read models on the replica: `status` shows how far each "
-        "projector trails the events copy; `rebuild NAME` empties one read model and "
-        "replays every event into it, with a progress bar.",
+        "projector trails the events copy; `rebuild NAME... | --all` replays every event "
+        "into fresh tables that replace the read models' at the end, with a progress bar.",
         SERVER_ENV,
         _projections,
     )
     actions = projections.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("status", help="each projector's lag")
-    rebuild = actions.add_parser("rebuild", help="rebuild one projector from the events copy")
-    rebuild.add_argument("name", help="the projector, e.g. stream_heads")
+    rebuild = actions.add_parser(
+        "rebuild", help="rebuild projectors from the events copy (one pass over it for all)"
+    )
+    rebuild.add_argument("names", nargs="*", metavar="NAME", help="a projector, e.g. stock")
+    rebuild.add_argument("--all", action="store_true", help="every projector")
 
     events = command(
         "events",

@@ -177,3 +177,12 @@ def test_projections_status_and_rebuild(server_env: dict[str, str]) -> None:
     assert status.returncode == 0
     assert status.stdout.splitlines()[1].split()[0] == "stream_heads"
     one_clear_line(unknown, "no_such_projector", "stream_heads")
+
+
+def test_projections_rebuild_all_in_one_pass(server_env: dict[str, str]) -> None:
+    everything = inventory("projections", "rebuild", "--all", env=server_env)
+    nothing = inventory("projections", "rebuild", env=server_env)
+
+    assert everything.returncode == 0, everything.stderr
+    assert "rebuilt stream_heads, stock, catalog, daily_movements" in everything.stderr
+    one_clear_line(nothing, "--all")

@@ -19,7 +19,8 @@ from psycopg_pool import ConnectionPool
 from inventory.projectors import admin
 from inventory.projectors.bitemporal import level_at
 from inventory.projectors.catalog import Catalog
-from inventory.projectors.engine import project, reset
+from inventory.projectors.engine import LOCK_PREFIX, lags, project, reset
+from inventory.projectors.registry import PROJECTORS
 from inventory.projectors.stock_levels import StockLevels
 from inventory.runtime.settings import Settings
 from tests import read_oracle as oracle
@@ -194,3 +195,124 @@ def test_queries_read_the_old_rows_until_a_rebuild_commits(
     assert set(seen) == {len(before)}
     assert _rows(pool, LEVELS, history.stores) == before
     assert "rebuilt stock" in out.getvalue()
+
+
+SHAPES = {
+    "products": "SELECT * FROM products ORDER BY sku",
+    "stores": "SELECT * FROM stores ORDER BY id",
+    "stream_heads": "SELECT stream, partition, version, last_seq FROM stream_heads ORDER BY stream",
+    "daily_movements": "SELECT store, day, sku, type, count, quantity FROM daily_movements"
+    " ORDER BY store, day, sku, type",
+    "checkpoints": "SELECT projector, partition, seq, position FROM projector_checkpoints"
+    " ORDER BY projector, partition",
+    "indexes": "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
+    " AND tablename NOT LIKE 'scratch%%' ORDER BY indexname",
+    "constraints": "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)"
+    " FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2",
+    "grants": "SELECT table_name, privilege_type FROM information_schema.role_table_grants"
+    " WHERE grantee = 'inventory_app' ORDER BY 1, 2",
+}
+
+
+def _everything(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
+    with psycopg.connect(settings.replica_url) as conn:
+        return {name: conn.execute(query).fetchall() for name, query in SHAPES.items()}
+
+
+def _catch_up_all(settings: Settings) -> None:
+    with (
+        ConnectionPool(settings.replica_url, min_size=1, max_size=2, open=True) as pool,
+        pool.connection() as conn,
+    ):
+        partitions = sorted({lag.partition for lag in lags(conn, PROJECTORS)})
+        for projector in PROJECTORS:
+            for partition in partitions:
+                project(pool, projector, partition)
+
+
+def test_one_pass_over_every_projector_gives_the_same_rows_tables_and_checkpoints(
+    history: History, pool: ConnectionPool, settings: Settings
+) -> None:
+    _catch_up_all(settings)
+    before = [_rows(pool, q, history.stores) for q in (LEVELS, LEDGER, ALERTS)]
+    shapes = _everything(settings)
+    out = io.StringIO()
+
+    assert admin.rebuild(settings.replica_url, [p.name for p in PROJECTORS], out=out) == 0
+
+    assert [_rows(pool, q, history.stores) for q in (LEVELS, LEDGER, ALERTS)] == before
+    assert _everything(settings) == shapes
+    assert "rebuilt stream_heads, stock, catalog, daily_movements" in out.getvalue()
+    with psycopg.connect(settings.replica_url) as conn:
+        # The alerts' id sequence moved to the new table and goes on from where it was.
+        row = conn.execute("SELECT pg_get_serial_sequence('alerts', 'id')").fetchone()
+        assert row == ("public.alerts_id_seq",)
+        leftovers = conn.execute("SELECT relname FROM pg_class WHERE relname LIKE '%%__rebuild%%'")
+        assert leftovers.fetchall() == []
+
+
+def test_a_worker_batch_waits_for_a_rebuild_then_resumes_from_its_checkpoints(
+    history: History, pool: ConnectionPool, settings: Settings
+) -> None:
+    _project(pool, history.stores)
+    before = _rows(pool, LEVELS, history.stores)
+    store = history.stores[0]
+    with psycopg.connect(settings.replica_url) as conn:
+        # What a rebuild holds from its start to its commit.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (LOCK_PREFIX + "stock",))
+        conn.execute("DELETE FROM projector_checkpoints WHERE projector = 'stock'")
+        done = threading.Event()
+        batch = threading.Thread(target=lambda: (project(pool, StockLevels(), store), done.set()))
+        batch.start()
+        deadline = time.monotonic() + 30
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'"
+        while conn.execute(waiting).fetchone() != (1,):
+            assert time.monotonic() < deadline, "the batch did not wait for the lock"
+            time.sleep(0.02)
+        assert not done.is_set()
+        conn.rollback()  # the "rebuild" gives up: the checkpoints are back
+    batch.join(30)
+    assert done.is_set()
+    assert _rows(pool, LEVELS, history.stores) == before
+
+
+def test_an_unknown_table_cannot_be_swapped(settings: Settings) -> None:
+    with (
+        psycopg.connect(settings.replica_url) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        conn.execute("SELECT read_model_shadow(%s)", (["projector_checkpoints"],))
+
+
+def test_readers_do_not_queue_behind_a_swap_waiting_for_a_long_query(
+    history: History, pool: ConnectionPool, settings: Settings
+) -> None:
+    _project(pool, history.stores)
+    before = _rows(pool, LEVELS, history.stores)
+    count = "SELECT count(*) FROM stock_levels WHERE store = ANY(%s)"
+    with psycopg.connect(settings.replica_url) as long_reader:
+        long_reader.execute(count, (history.stores,))  # holds its lock until it commits
+        rebuilt = threading.Event()
+
+        def rebuild() -> None:
+            admin.rebuild(settings.replica_url, "stock", out=io.StringIO())
+            rebuilt.set()
+
+        rebuilder = threading.Thread(target=rebuild)
+        rebuilder.start()
+        waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND mode = 'AccessExclusiveLock'"
+        # Queued behind the swap's lock, this reader would wait for the long one: the
+        # statement timeout makes that a failure rather than a hang.
+        timeout = "-c statement_timeout=20000"
+        with psycopg.connect(settings.replica_url, autocommit=True, options=timeout) as reader:
+            deadline = time.monotonic() + 60
+            while reader.execute(waiting).fetchone() == (0,):  # the swap asks for its lock
+                assert time.monotonic() < deadline, "the rebuild never reached its swap"
+                time.sleep(0.01)
+            for _ in range(5):  # new queries get through between the swap's attempts
+                assert reader.execute(count, (history.stores,)).fetchone() == (len(before),)
+        assert not rebuilt.is_set()
+        long_reader.commit()
+    rebuilder.join(60)
+    assert rebuilt.is_set()
+    assert _rows(pool, LEVELS, history.stores) == before

@@ -10,7 +10,6 @@ from litestar import Controller, Request, Response, get, patch, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter
-from psycopg.rows import tuple_row
 
 from inventory.api import reads, schemas
 from inventory.api.commands import (
@@ -156,9 +155,14 @@ class CatalogController(Controller):
         min_position: MinPosition = None,
     ) -> Response[schemas.Page[schemas.Product]]:
         """Products by SKU; `q` matches SKU, name or barcode (substring, trigram index)."""
-        headers = await reads.prepare(state.resources.replica, min_position, GLOBAL)
         like = _like(q.lower() if q else None)
-        rows = await _rows(state, PRODUCTS, (_cursor(cursor), q, like, q, limit))
+        rows, headers = await reads.rows(
+            state.resources.replica,
+            min_position,
+            GLOBAL,
+            PRODUCTS,
+            (_cursor(cursor), q, like, q, limit),
+        )
         items = [_product(version, raw) for _, version, raw in rows]
         return Response(schemas.Page(items, _next(rows, limit)), headers=headers)
 
@@ -171,8 +175,9 @@ class CatalogController(Controller):
         self, *, state: State, sku: str, min_position: MinPosition = None
     ) -> Response[schemas.Product]:
         """The product, or 404 `product_not_found`."""
-        headers = await reads.prepare(state.resources.replica, min_position, GLOBAL)
-        rows = await _rows(state, ONE_PRODUCT, (sku,))
+        rows, headers = await reads.rows(
+            state.resources.replica, min_position, GLOBAL, ONE_PRODUCT, (sku,)
+        )
         if not rows:
             raise ApiError(404, "product_not_found", f"No product has the SKU {sku!r}.")
         return Response(_product(*rows[0]), headers=headers)
@@ -218,8 +223,9 @@ class CatalogController(Controller):
     ) -> Response[schemas.Page[schemas.Store]]:
         """Every store, by id (the catalog is readable by every role; `GET /v1/me` says
         which stores the caller may act on)."""
-        headers = await reads.prepare(state.resources.replica, min_position)
-        rows = await _rows(state, STORES, (_cursor(cursor), limit))
+        rows, headers = await reads.rows(
+            state.resources.replica, min_position, None, STORES, (_cursor(cursor), limit)
+        )
         items = [_store(version, raw) for _, version, raw in rows]
         return Response(schemas.Page(items, _next(rows, limit)), headers=headers)
 
@@ -232,19 +238,12 @@ class CatalogController(Controller):
         self, *, state: State, store: str, min_position: MinPosition = None
     ) -> Response[schemas.Store]:
         """The store, or 404 `store_not_found`."""
-        headers = await reads.prepare(state.resources.replica, min_position, store)
-        rows = await _rows(state, ONE_STORE, (store,))
+        rows, headers = await reads.rows(
+            state.resources.replica, min_position, store, ONE_STORE, (store,)
+        )
         if not rows:
             raise ApiError(404, "store_not_found", f"No store has the id {store!r}.")
         return Response(_store(*rows[0]), headers=headers)
-
-
-async def _rows(state: State, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    async with state.resources.replica.connection() as conn:
-        cur = conn.cursor(row_factory=tuple_row)
-        await cur.execute(query, params)
-        rows: list[tuple[Any, ...]] = await cur.fetchall()
-    return rows
 
 
 def _product(version: int, raw: str) -> schemas.Product:

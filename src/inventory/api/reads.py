@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
 from litestar.params import Parameter
+from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from inventory.api.errors import ApiError
@@ -88,6 +92,38 @@ async def read_position(pool: AsyncConnectionPool[Any], store: str | None = None
         cursor = await conn.execute(POSITION, {"projectors": projector_names(), "partition": store})
         row = await cursor.fetchone()
     return int(row[0]) if row else 0
+
+
+@asynccontextmanager
+async def reading(
+    pool: AsyncConnectionPool[Any], min_position: int | None, store: str | None = None
+) -> AsyncIterator[tuple[psycopg.AsyncConnection[Any], dict[str, str]]]:
+    """Wait for `min_position`, then one connection for the position and the query.
+
+    One checkout per query rather than one for the position and one for the rows: each
+    checkout costs the pool's check and a COMMIT. The position is read first, so the rows
+    are at least as fresh as the header says.
+    """
+    await wait_for(pool, min_position)
+    async with pool.connection() as conn:
+        cursor = await conn.execute(POSITION, {"projectors": projector_names(), "partition": store})
+        row = await cursor.fetchone()
+        yield conn, {READ_POSITION_HEADER: str(int(row[0]) if row else 0)}
+
+
+async def rows(
+    pool: AsyncConnectionPool[Any],
+    min_position: int | None,
+    store: str | None,
+    query: str,
+    params: Any,
+) -> tuple[list[tuple[Any, ...]], dict[str, str]]:
+    """Every row of one query, with the read headers, through `reading`."""
+    async with reading(pool, min_position, store) as (conn, headers):
+        cur = conn.cursor(row_factory=tuple_row)
+        await cur.execute(query, params)
+        found: list[tuple[Any, ...]] = await cur.fetchall()
+    return found, headers
 
 
 async def prepare(

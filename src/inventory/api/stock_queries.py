@@ -146,11 +146,9 @@ class StockQueryController(Controller):
         min_position: MinPosition = None,
     ) -> Response[Page[StockLevel]]:  # fmt: skip
         """Levels by SKU; `sku` filters by prefix, `below_reorder` by the reorder point."""
-        pool = state.resources.replica
-        headers = await reads.prepare(pool, min_position, store)
         params = {"store": store, "after": decode_cursor(cursor), "prefix": like_prefix(sku),
                   "below": below_reorder, "limit": limit}  # fmt: skip
-        async with pool.connection() as conn:
+        async with reads.reading(state.resources.replica, min_position, store) as (conn, headers):
             items = [level(row) for row in await fetch(conn, STOCK_LIST, params)]
             if not items:  # only an empty page can be an unknown store's
                 await require_store(conn, store)
@@ -164,9 +162,7 @@ class StockQueryController(Controller):
     ) -> Response[StockLevel]:  # fmt: skip
         """The current level; with `as_of` (business time) and/or `known_at` (recorded
         time), the level from the ledger as it stood, or was believed to stand, then."""
-        pool = state.resources.replica
-        headers = await reads.prepare(pool, min_position, store)
-        async with pool.connection() as conn:
+        async with reads.reading(state.resources.replica, min_position, store) as (conn, headers):
             rows = await fetch(conn, STOCK_ONE, (store, sku))
             if not rows:  # a level row proves both the store and the product exist
                 await require_store(conn, store)
@@ -186,12 +182,10 @@ class StockQueryController(Controller):
         min_position: MinPosition = None,
     ) -> Response[Page[LedgerEntry]]:  # fmt: skip
         """Every stock event in recorded (`seq`) order, `from` <= occurred_at < `to`."""
-        pool = state.resources.replica
-        headers = await reads.prepare(pool, min_position, store)
         params = {"store": store, "sku": sku, "after": decode_int_cursor(cursor),
                   "from": from_ or datetime.min.replace(tzinfo=UTC), "to": to or FAR_FUTURE,
                   "limit": limit}  # fmt: skip
-        async with pool.connection() as conn:
+        async with reads.reading(state.resources.replica, min_position, store) as (conn, headers):
             await require_store(conn, store)
             decimals = await decimals_of(conn, sku)
             rows = await fetch(conn, LEDGER, params)
@@ -205,12 +199,10 @@ class StockQueryController(Controller):
         cursor: Cursor = None, limit: Limit = 100, min_position: MinPosition = None,
     ) -> Response[Page[StockLevel]]:  # fmt: skip
         """The SKU's level in each store the caller may see (or of `store`), by store id."""
-        pool = state.resources.replica
-        headers = await reads.prepare(pool, min_position)
         chosen = [part for part in store.split(",") if part] if store else None
         params = {"sku": sku, "after": decode_cursor(cursor),
                   "stores": request.user.scoped(chosen), "limit": limit}  # fmt: skip
-        async with pool.connection() as conn:
+        async with reads.reading(state.resources.replica, min_position) as (conn, headers):
             await decimals_of(conn, sku)
             items = [level(row) for row in await fetch(conn, STOCK_EVERYWHERE, params)]
         return page(items, limit, lambda item: item.store, headers)
@@ -223,12 +215,10 @@ class StockQueryController(Controller):
         store: str | None = None, limit: Limit = 20, min_position: MinPosition = None,
     ) -> Response[Page[SearchHit]]:  # fmt: skip
         """Products whose SKU, name or barcode contains `q` (trigram index), best first."""
-        pool = state.resources.replica
-        headers = await reads.prepare(pool, min_position, store)
         stores = request.user.scoped([store] if store else None)
         lower = q.lower()
         pattern = "%" + like_prefix(lower)
-        async with pool.connection() as conn:
+        async with reads.reading(state.resources.replica, min_position, store) as (conn, headers):
             found = await fetch(conn, SEARCH, {"pattern": pattern, "q": q, "lower": lower,
                                                "limit": limit})  # fmt: skip
             skus = [row[0] for row in found]
@@ -250,11 +240,9 @@ class StockQueryController(Controller):
         min_position: MinPosition = None,
     ) -> Response[Page[Alert]]:  # fmt: skip
         """Open low-stock, negative-stock and count-discrepancy alerts in scope."""
-        pool = state.resources.replica
-        headers = await reads.prepare(pool, min_position, store)
         params = {"after": decode_int_cursor(cursor), "kind": kind, "limit": limit,
                   "stores": request.user.scoped([store] if store else None)}  # fmt: skip
-        async with pool.connection() as conn:
+        async with reads.reading(state.resources.replica, min_position, store) as (conn, headers):
             rows = await fetch(conn, ALERTS, params)
         items = [Alert(id=r[0], store=r[1], sku=r[2], kind=r[3], opened_seq=r[4],
                        opened_at=r[5], details=r[6]) for r in rows]  # fmt: skip

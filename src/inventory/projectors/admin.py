@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
+from collections.abc import Sequence
+from typing import TextIO
 
 import psycopg
-from psycopg import sql
 
-from inventory.projectors.engine import BATCH_SIZE, Projector, lags, project_batch
+from inventory.projectors.engine import lags
+from inventory.projectors.rebuild import CHUNK
+from inventory.projectors.rebuild import rebuild as rebuild_models
 from inventory.projectors.registry import PROJECTORS, by_name
 
 
@@ -50,60 +52,30 @@ class Progress:
 
 
 def rebuild(
-    replica_url: str, name: str, out: TextIO = sys.stderr, *, batch_size: int = BATCH_SIZE
+    replica_url: str,
+    name: str | Sequence[str],
+    out: TextIO = sys.stderr,
+    *,
+    batch_size: int = CHUNK,
 ) -> int:
-    """Rebuild one projector's read model from every event, online.
-
-    Everything happens in one replica transaction: the old rows are deleted (DELETE, not
-    TRUNCATE, whose ACCESS EXCLUSIVE lock would block readers) and every partition is
-    replayed, batch by batch. Until the commit, queries keep reading the old rows from
-    their snapshots; at the commit the new ones take over at once. The live worker waits
-    on the checkpoint rows meanwhile, then resumes from where the rebuild left them.
-    """
-    projector = by_name(name)
-    with psycopg.connect(replica_url) as conn, conn.transaction():
-        clear(conn, projector)
-        heads = lags(conn, [projector])
+    """Rebuild one projector's read model (or several, `name` a list) from every event,
+    online: in one replica transaction, into shadow tables that replace the old ones at
+    its commit (`rebuild.py`). Until then queries keep reading the old rows; the live
+    worker waits on the projector's lock meanwhile, then resumes from the checkpoints the
+    rebuild left."""
+    names = [name] if isinstance(name, str) else list(name)
+    projectors = [by_name(n) for n in names]
+    label = ", ".join(names)
+    with psycopg.connect(replica_url) as conn:
         total_row = conn.execute("SELECT count(*) FROM events").fetchone()
+        conn.commit()
         progress = Progress(total_row[0] if total_row else 0, out)
         started = time.monotonic()
-        applied = sum(
-            _replay(conn, projector, lag.partition, batch_size, progress) for lag in heads
-        )
+        applied = rebuild_models(conn, projectors, progress, chunk=batch_size)
     elapsed = time.monotonic() - started
     print(
-        f"\nrebuilt {name}: {applied} events in {elapsed:.1f} s "
+        f"\nrebuilt {label}: {applied} events in {elapsed:.1f} s "
         f"({applied / max(elapsed, 1e-9):,.0f} events/s)",
         file=out,
     )
     return 0
-
-
-def _replay(
-    conn: psycopg.Connection[Any],
-    projector: Projector,
-    partition: str,
-    batch_size: int,
-    progress: Progress,
-) -> int:
-    total = 0
-    while True:
-        count = project_batch(conn, projector, partition, batch_size)  # a savepoint each
-        total += count
-        if count:
-            progress(count)
-        if count < batch_size:
-            return total
-
-
-def clear(conn: psycopg.Connection[Any], projector: Projector) -> None:
-    """Lock the projector's checkpoints, then delete its rows and checkpoints (in the
-    caller's transaction, so readers see the old rows until it commits)."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT 1 FROM projector_checkpoints WHERE projector = %s FOR UPDATE",
-            (projector.name,),
-        )
-        for table in projector.tables:
-            cur.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
-        cur.execute("DELETE FROM projector_checkpoints WHERE projector = %s", (projector.name,))

@@ -114,13 +114,13 @@ class AlertBook:
             alert = self.opened.pop(key)
             alert.closed_seq, alert.closed_at = replica.seq, replica.occurred_at
 
-    def write(self, cur: Cursor) -> None:
+    def write(self, cur: Cursor, table: str = "alerts") -> None:
         """Close first (the one-open-alert index), then COPY the new alerts in."""
         if self.closed:
             cur.execute(CLOSE, [list(column) for column in zip(*self.closed, strict=True)])
         if not self.new:
             return
-        with cur.copy(f"COPY alerts ({COLUMNS}) FROM STDIN") as copy:
+        with cur.copy(f"COPY {table} ({COLUMNS}) FROM STDIN") as copy:
             for a in self.new:
                 details = msgspec.json.encode(a.details).decode()
                 copy.write_row(

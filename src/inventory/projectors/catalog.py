@@ -11,8 +11,15 @@ from inventory.domain.events import ProductEvent, StoreEvent
 from inventory.domain.evolution import evolve
 from inventory.domain.state import ProductState, StoreState
 from inventory.projectors.decoding import domain_event
-from inventory.projectors.engine import Cursor, Projector, ReplicaEvent
+from inventory.projectors.engine import Builder, Cursor, Projector, ReplicaEvent, shadow
 
+PRODUCT_COLUMNS = (
+    "sku, name, description, barcode, unit, decimals, category, discontinued, version,"
+    " last_seq, state"
+)
+STORE_COLUMNS = (
+    "id, name, location, timezone, negative_stock, closed_until, version, last_seq, state"
+)
 PRODUCT_STATES = "SELECT sku, state::text FROM products WHERE sku = ANY(%s)"
 STORE_STATES = "SELECT id, state::text FROM stores WHERE id = ANY(%s)"
 UPSERT_PRODUCT = """
@@ -44,13 +51,21 @@ def _fold_products(cur: Cursor, found: list[tuple[ReplicaEvent, ProductEvent]]) 
     for replica, event in found:
         states[event.sku] = evolve(states.get(event.sku, ProductState()), event)
         last[event.sku] = replica
-    rows: list[tuple[Any, ...]] = []
-    for sku, replica in last.items():
-        p = states[sku]
-        state = _encode.encode(p).decode()
-        rows.append((sku, p.name, p.description, p.barcode, p.unit, p.decimals, p.category,
-                     p.discontinued, replica.version, replica.seq, state))  # fmt: skip
+    rows = [product_row(sku, states[sku], replica) for sku, replica in last.items()]
     cur.executemany(UPSERT_PRODUCT, rows)
+
+
+def product_row(sku: str, p: ProductState, replica: ReplicaEvent) -> tuple[Any, ...]:
+    """A products row (PRODUCT_COLUMNS) of the state `replica` left."""
+    state = _encode.encode(p).decode()
+    return (sku, p.name, p.description, p.barcode, p.unit, p.decimals, p.category,
+            p.discontinued, replica.version, replica.seq, state)  # fmt: skip
+
+
+def store_row(id_: str, s: StoreState, replica: ReplicaEvent) -> tuple[Any, ...]:
+    """A stores row (STORE_COLUMNS) of the state `replica` left."""
+    return (id_, s.name, s.location, s.timezone, s.negative_stock, s.closed_until,
+            replica.version, replica.seq, _encode.encode(s).decode())  # fmt: skip
 
 
 def _fold_stores(cur: Cursor, found: list[tuple[ReplicaEvent, StoreEvent]]) -> None:
@@ -60,11 +75,7 @@ def _fold_stores(cur: Cursor, found: list[tuple[ReplicaEvent, StoreEvent]]) -> N
     for replica, event in found:
         states[event.store_id] = evolve(states.get(event.store_id, StoreState()), event)
         last[event.store_id] = replica
-    rows: list[tuple[Any, ...]] = []
-    for id_, replica in last.items():
-        s = states[id_]
-        rows.append((id_, s.name, s.location, s.timezone, s.negative_stock, s.closed_until,
-                     replica.version, replica.seq, _encode.encode(s).decode()))  # fmt: skip
+    rows = [store_row(id_, states[id_], replica) for id_, replica in last.items()]
     cur.executemany(UPSERT_STORE, rows)
 
 
@@ -90,3 +101,42 @@ class Catalog(Projector):
             _fold_products(cur, products)
         if stores:
             _fold_stores(cur, stores)
+
+    def builder(self) -> Builder:
+        """Every product's and store's state in memory, COPYed at the end."""
+        return CatalogBuilder()
+
+
+class CatalogBuilder:
+    """The same folds as `apply`, over every event."""
+
+    prefixes: tuple[str, ...] = ("product.", "store.")
+
+    def __init__(self) -> None:
+        self.products: dict[str, tuple[ProductState, ReplicaEvent]] = {}
+        self.stores: dict[str, tuple[StoreState, ReplicaEvent]] = {}
+
+    def feed(self, event: ReplicaEvent, decoded: object) -> None:
+        """Fold a product or store event onto its state."""
+        if not event.type.startswith(self.prefixes):
+            return
+        if isinstance(decoded, ProductEvent):
+            product = self.products.get(decoded.sku)
+            state = evolve(product[0] if product else ProductState(), decoded)
+            self.products[decoded.sku] = (state, event)
+        elif isinstance(decoded, StoreEvent):
+            store = self.stores.get(decoded.store_id)
+            after = evolve(store[0] if store else StoreState(), decoded)
+            self.stores[decoded.store_id] = (after, event)
+
+    def flush(self, cur: Cursor) -> None:
+        """Nothing is final before the last event."""
+
+    def finish(self, cur: Cursor) -> None:
+        """One COPY per table."""
+        with cur.copy(f"COPY {shadow('products')} ({PRODUCT_COLUMNS}) FROM STDIN") as copy:
+            for sku, (product, replica) in self.products.items():
+                copy.write_row(product_row(sku, product, replica))
+        with cur.copy(f"COPY {shadow('stores')} ({STORE_COLUMNS}) FROM STDIN") as copy:
+            for id_, (store, replica) in self.stores.items():
+                copy.write_row(store_row(id_, store, replica))

@@ -19,7 +19,7 @@ from inventory.domain.stock_events import (
     StockReorderPointSet,
 )
 from inventory.eventstore.codec import Codec, tag_of
-from inventory.projectors.engine import Cursor, Projector, ReplicaEvent
+from inventory.projectors.engine import Builder, Cursor, Projector, ReplicaEvent, shadow
 
 CODEC = Codec(STOCK_EVENTS)
 MOVEMENT_TYPES = frozenset(tag_of(t) for t in STOCK_EVENTS) - {tag_of(StockReorderPointSet)}
@@ -56,14 +56,21 @@ def totals(events: Sequence[ReplicaEvent]) -> dict[Key, tuple[int, Decimal]]:
         if replica_event.type not in MOVEMENT_TYPES:
             continue
         event = CODEC.decode(replica_event.type, replica_event.data)
-        quantity = moved(event)  # type: ignore[arg-type] # the codec knows only stock events
-        if quantity is None or replica_event.store is None or replica_event.sku is None:
-            continue
-        day = replica_event.occurred_at.astimezone(UTC).date()
-        key = (replica_event.store, day, replica_event.sku, replica_event.type)
-        count, total = folded.get(key, (0, Decimal(0)))
-        folded[key] = (count + 1, total + quantity)
+        add(folded, replica_event, event)  # type: ignore[arg-type] # only stock events here
     return folded
+
+
+def add(
+    folded: dict[Key, tuple[int, Decimal]], replica_event: ReplicaEvent, event: StockEvent
+) -> None:
+    """Count a movement event into its day's total (events that move nothing are skipped)."""
+    quantity = moved(event)
+    if quantity is None or replica_event.store is None or replica_event.sku is None:
+        return
+    day = replica_event.occurred_at.astimezone(UTC).date()
+    key = (replica_event.store, day, replica_event.sku, replica_event.type)
+    count, total = folded.get(key, (0, Decimal(0)))
+    folded[key] = (count + 1, total + quantity)
 
 
 class DailyMovements(Projector):
@@ -89,3 +96,31 @@ class DailyMovements(Projector):
                 [folded[k][1] for k in keys],
             ),
         )
+
+    def builder(self) -> Builder:
+        """The whole history's totals in memory, COPYed at the end."""
+        return MovementsBuilder()
+
+
+class MovementsBuilder:
+    """Totals over every event: the same sums the additive upserts reach batch by batch."""
+
+    prefixes: tuple[str, ...] = ("stock.",)
+
+    def __init__(self) -> None:
+        self.folded: dict[Key, tuple[int, Decimal]] = {}
+
+    def feed(self, event: ReplicaEvent, decoded: object) -> None:
+        """Add a movement event to its day's total."""
+        if event.type in MOVEMENT_TYPES and isinstance(decoded, STOCK_EVENTS):
+            add(self.folded, event, decoded)  # type: ignore[arg-type] # a stock event
+
+    def flush(self, cur: Cursor) -> None:
+        """Nothing is final before the last event."""
+
+    def finish(self, cur: Cursor) -> None:
+        """One COPY of every total."""
+        columns = "store, day, sku, type, count, quantity"
+        with cur.copy(f"COPY {shadow('daily_movements')} ({columns}) FROM STDIN") as copy:
+            for key, (count, quantity) in self.folded.items():
+                copy.write_row((*key, count, quantity))

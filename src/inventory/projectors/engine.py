@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -20,6 +20,9 @@ from psycopg_pool import ConnectionPool
 Cursor = psycopg.Cursor[Any]
 
 BATCH_SIZE = 1000
+# The advisory lock of a projector (hashtext of this and its name): shared by each batch,
+# exclusive during a rebuild.
+LOCK_PREFIX = "inventory.projector:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,27 @@ class ReplicaEvent:
     occurred_at: datetime
     recorded_at: datetime
     partition: str
+
+
+def shadow(table: str) -> str:
+    """The name a table's replacement has while a rebuild fills it."""
+    return f"{table}__rebuild"
+
+
+class Builder(Protocol):
+    """A projector's read model folded from every event in memory, for a rebuild: fed the
+    events in seq order, it writes into the shadow tables (`shadow(table)`)."""
+
+    prefixes: tuple[str, ...]  # the event types whose domain event `feed` needs decoded
+
+    def feed(self, event: ReplicaEvent, decoded: object) -> None:
+        """Fold one event (`decoded`: its domain event if its type has a prefix, or None)."""
+
+    def flush(self, cur: Cursor) -> None:
+        """Write what is final already (called between chunks of events)."""
+
+    def finish(self, cur: Cursor) -> None:
+        """Write the rest, after the last event."""
 
 
 class Projector:
@@ -62,6 +86,10 @@ class Projector:
             if handler is not None:
                 handler(cur, event)
 
+    def builder(self) -> Builder:
+        """A fresh in-memory fold of this read model, for `rebuild`."""
+        raise NotImplementedError(f"{self.name} has no rebuild builder")
+
 
 SELECT_EVENTS = """
 SELECT seq, position, stream, version, type, store, sku, data::text, metadata::text,
@@ -75,10 +103,15 @@ def _lock_checkpoint(cur: Cursor, projector: str, partition: str) -> int:
     # store waits here, then reads from wherever the first one committed. Waiting (not
     # SKIP LOCKED) matters: a skipped wake-up could be the only one for an event the
     # first worker's last read did not see.
+    #
+    # The shared lock on the projector's name comes first, in the same statement: a
+    # rebuild holds it exclusively from its start to its swap (rebuild.py), so no batch
+    # writes to the tables it is replacing, not even one of a partition it has not seen.
     cur.execute(
-        "INSERT INTO projector_checkpoints (projector, partition) VALUES (%s, %s)"
+        "INSERT INTO projector_checkpoints (projector, partition)"
+        " SELECT %s, %s FROM (SELECT pg_advisory_xact_lock_shared(hashtext(%s))) AS rebuild"
         " ON CONFLICT DO NOTHING",
-        (projector, partition),
+        (projector, partition, LOCK_PREFIX + projector),
     )
     cur.execute(
         "SELECT seq FROM projector_checkpoints WHERE projector = %s AND partition = %s FOR UPDATE",

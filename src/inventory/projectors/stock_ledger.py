@@ -82,11 +82,11 @@ def _deltas(event: StockEvent, before: StockState, after: StockState) -> tuple[A
     return (alone.on_hand, None, alone.reserved, alone.in_transit_in, alone.in_transit_out)
 
 
-def write_ledger(cur: Cursor, rows: Sequence[tuple[Any, ...]]) -> None:
+def write_ledger(cur: Cursor, rows: Sequence[tuple[Any, ...]], table: str = "stock_ledger") -> None:
     """COPY the rows in: one round trip for the whole batch."""
     if not rows:
         return
-    with cur.copy(f"COPY stock_ledger ({COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+    with cur.copy(f"COPY {table} ({COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(TYPES)
         for row in rows:
             copy.write_row(row)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 
@@ -19,10 +20,14 @@ from inventory.domain.state import StockState, level_of
 from inventory.domain.stock_evolution import event_is_absorbed
 from inventory.projectors.alerts import AlertBook
 from inventory.projectors.decoding import actor_of, domain_event
-from inventory.projectors.engine import Cursor, Projector, ReplicaEvent
+from inventory.projectors.engine import Builder, Cursor, Projector, ReplicaEvent, shadow
 from inventory.projectors.stock_ledger import ledger_row, write_ledger
 
 Item = tuple[str, str]
+LEVEL_COLUMNS = (
+    "store, sku, on_hand, reserved, available, in_transit_in, in_transit_out, reorder_min,"
+    " reorder_max, version, last_seq, updated_at, state"
+)
 
 CURRENT = """
 SELECT l.store, l.sku, l.state::text FROM stock_levels AS l
@@ -133,17 +138,68 @@ class StockLevels(Projector):
         items = list(dict.fromkeys((event.store_id, event.sku) for _, event in found))
         folded = load(cur, items)
         alerts = AlertBook.load(cur, items)
-        ledger = []
+        ledger: list[tuple[Any, ...]] = []
         for replica, event in found:
-            current = folded[(event.store_id, event.sku)]
-            before = current.state
-            absorbed = event_is_absorbed(before, event)
-            after = evolve(before, event)
-            actor = actor_of(replica)
-            ledger.append(ledger_row(replica, event, before, after, absorbed=absorbed, actor=actor))
-            alerts.observe(replica, event, before, after, absorbed=absorbed)
-            current.state, current.event = after, replica
+            fold(folded[(event.store_id, event.sku)], replica, event, ledger, alerts)
         rows = [level_row(item, folded[item]) for item in items]
         cur.execute(UPSERT, (_encode.encode(rows).decode(),))
         write_ledger(cur, ledger)
         alerts.write(cur)
+
+    def builder(self) -> Builder:
+        """Every item's state in memory, the ledger COPYed chunk by chunk."""
+        return StockBuilder()
+
+
+def fold(
+    current: Folded,
+    replica: ReplicaEvent,
+    event: StockEvent,
+    ledger: list[tuple[Any, ...]],
+    alerts: AlertBook,
+) -> None:
+    """Apply one event to its item: the ledger row, the alerts, the new state."""
+    before = current.state
+    absorbed = event_is_absorbed(before, event)
+    after = evolve(before, event)
+    actor = actor_of(replica)
+    ledger.append(ledger_row(replica, event, before, after, absorbed=absorbed, actor=actor))
+    alerts.observe(replica, event, before, after, absorbed=absorbed)
+    current.state, current.event = after, replica
+
+
+class StockBuilder:
+    """The same fold over every event, starting from empty states and no open alert."""
+
+    prefixes: tuple[str, ...] = ("stock.",)
+
+    def __init__(self) -> None:
+        self.folded: dict[Item, Folded] = {}
+        self.alerts = AlertBook({})
+        self.ledger: list[tuple[Any, ...]] = []
+
+    def feed(self, event: ReplicaEvent, decoded: object) -> None:
+        """Fold a stock event onto its item."""
+        if not isinstance(decoded, StockFact) or not event.type.startswith("stock."):
+            return
+        item = (decoded.store_id, decoded.sku)
+        current = self.folded.get(item)
+        if current is None:
+            current = self.folded[item] = Folded(StockState())
+        fold(current, event, decoded, self.ledger, self.alerts)  # type: ignore[arg-type]
+
+    def flush(self, cur: Cursor) -> None:
+        """The ledger rows so far (final: one per event)."""
+        write_ledger(cur, self.ledger, shadow("stock_ledger"))
+        self.ledger.clear()
+
+    def finish(self, cur: Cursor) -> None:
+        """The rest of the ledger, every item's level, every alert."""
+        self.flush(cur)
+        with cur.copy(f"COPY {shadow('stock_levels')} ({LEVEL_COLUMNS}) FROM STDIN") as copy:
+            for item, folded in self.folded.items():
+                row = level_row(item, folded)
+                copy.write_row(
+                    (*msgspec.structs.astuple(row)[:-1], _encode.encode(folded.state).decode())
+                )
+        self.alerts.write(cur, shadow("alerts"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from inventory.projectors.engine import Cursor, Projector, ReplicaEvent
+from inventory.projectors.engine import Builder, Cursor, Projector, ReplicaEvent, shadow
 
 UPSERT = """
 INSERT INTO stream_heads (stream, partition, version, last_seq)
@@ -39,3 +39,35 @@ class StreamHeads(Projector):
                 [e.seq for e in rows],
             ),
         )
+
+    def builder(self) -> Builder:
+        """Every stream's head in memory, COPYed at the end."""
+        return HeadsBuilder()
+
+
+class HeadsBuilder:
+    """Each stream's partition, highest version and highest seq (versions follow seq)."""
+
+    prefixes: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.heads: dict[str, tuple[str, int, int]] = {}
+
+    def feed(self, event: ReplicaEvent, decoded: object) -> None:
+        """Keep the stream's highest version and seq, as the upsert's greatest() does."""
+        current = self.heads.get(event.stream)
+        if current is None:
+            self.heads[event.stream] = (event.partition, event.version, event.seq)
+        else:
+            version, seq = max(current[1], event.version), max(current[2], event.seq)
+            self.heads[event.stream] = (current[0], version, seq)
+
+    def flush(self, cur: Cursor) -> None:
+        """Nothing is final before the last event."""
+
+    def finish(self, cur: Cursor) -> None:
+        """One COPY of every head."""
+        table = shadow("stream_heads")
+        with cur.copy(f"COPY {table} (stream, partition, version, last_seq) FROM STDIN") as copy:
+            for stream, (partition, version, seq) in self.heads.items():
+                copy.write_row((stream, partition, version, seq))
