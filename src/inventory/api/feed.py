@@ -4,6 +4,10 @@ Admission (header or `?token=`, role, store scope, handshake budget) is
 `security.websocket`'s; delivery order and the seam between backlog and live messages are
 `feed.session`'s. Here: parse the query, run the sender beside a reader that counts
 inbound messages, and close with the right code when one of them ends.
+
+When the ASGI server lends a frame writer (`inventory serve`, feed/frames.py), the sender
+hands live delivery to the hub's direct path whenever it has nothing left to send, and
+takes it back (`subscriber.direct = None`) before it sends anything itself.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from inventory.api import reads
+from inventory.feed.frames import frame_writer
 from inventory.feed.hub import FeedHub, Resync, Subscriber
 from inventory.feed.session import FeedSession
 from inventory.runtime.resources import Resources
@@ -81,7 +86,10 @@ async def _serve(
     subscriber: Subscriber,
     after: int | None,
 ) -> None:
-    session = FeedSession(resources.replica, subscriber.stores, after or 0, socket.send_text)
+    writer = frame_writer(socket.scope)
+    session = FeedSession(
+        resources.replica, subscriber.stores, after or 0, socket.send_text, writer
+    )
     sender = asyncio.create_task(_send_loop(socket, resources, session, subscriber, after))
     reader = asyncio.create_task(_read_loop(socket))
     overflow = asyncio.create_task(subscriber.overflowed.wait())
@@ -89,6 +97,7 @@ async def _serve(
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        subscriber.direct = None  # from here on only the close may be written
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -134,9 +143,14 @@ async def _send_loop(
     loop = asyncio.get_running_loop()
     beat_at = loop.time() + interval
     while True:
+        if session.writer is not None and subscriber.queue.empty():
+            # Everything is sent and the dispatch sees each message before anyone else:
+            # it may write the next ones itself (it clears this on a gap or a resync).
+            subscriber.direct = session.direct
         try:
             item = await asyncio.wait_for(subscriber.queue.get(), max(beat_at - loop.time(), 0))
         except TimeoutError:
+            subscriber.direct = None  # what follows is sent from here
             # A quiet spell: also look at the replica, in case a message never came.
             await session.catch_up()
             await socket.send_json({"kind": "heartbeat", "read_position": await _position(

@@ -1,27 +1,39 @@
 """The API process's one Redis subscription, fanned out to its feed connections.
 
 Each process subscribes once to every store's channel (a pattern) and hands each message
-to the connections that watch its store, through a bounded queue per connection: a
-connection whose queue is full is marked overflowed (its handler closes it with 4008)
-and nobody else waits for it. Redis pub/sub keeps no history, so after every
-(re)subscription each connection is told to resync from the replica.
+to the connections that watch its store. A connection in step (nothing queued, no gap,
+its transport below its high-water mark) has the message's frame, built once for
+everyone, written straight to its transport here; any other gets it through a bounded
+queue, sent by the connection's own task. A connection whose queue is full is marked
+overflowed (its handler closes it with 4008) and nobody else waits for it. Redis pub/sub
+keeps no history, so after every (re)subscription each connection is told to resync
+from the replica.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
 import structlog
+from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from inventory.feed import messages
+from inventory.feed.frames import text_frame
 
 log = structlog.get_logger(__name__)
+
+DIRECT_DELIVERIES = Counter(
+    "inventory_feed_direct_deliveries",
+    "Live messages handed to a connection by the hub's direct path (a frame written to "
+    "its transport, or dropped as already sent), not through its queue.",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +44,15 @@ class Live:
     seq: int
     prev_seq: int
     texts: tuple[str, ...]
+    frames: bytes  # the texts' WebSocket frames, one after the other
 
     @classmethod
     def of(cls, bundle: messages.Bundle) -> Live:
-        """Decode the JSON texts once for every connection."""
-        texts = (bytes(bundle.event).decode(), *(bytes(a).decode() for a in bundle.alerts))
-        return cls(bundle.store, bundle.seq, bundle.prev_seq, texts)
+        """Decode the JSON texts and build their frames once for every connection."""
+        payloads = (bytes(bundle.event), *(bytes(a) for a in bundle.alerts))
+        texts = tuple(payload.decode() for payload in payloads)
+        frames = b"".join(text_frame(payload) for payload in payloads)
+        return cls(bundle.store, bundle.seq, bundle.prev_seq, texts, frames)
 
 
 class Resync:
@@ -46,27 +61,42 @@ class Resync:
 
 RESYNC = Resync()
 
+# Writes `live` to the connection now, or drops it as already sent: True; False when it
+# must go through the queue (a message is missing before it, or the connection's
+# transport is over its high-water mark and the sender must wait for it to drain).
+Direct = Callable[[Live], bool]
+
 
 @dataclass(eq=False)
 class Subscriber:
-    """One connection's view of the hub: what it watches and its bounded queue."""
+    """One connection's view of the hub: what it watches, its bounded queue, and while it
+    is in step, its direct path."""
 
     stores: frozenset[str] | None  # None: every store
     queue: asyncio.Queue[Live | Resync]
     overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set by the connection's task only when it has sent everything it had (its queue is
+    # empty); cleared here as soon as anything must be queued, and by the task before it
+    # sends anything itself. So the two paths never interleave on the wire.
+    direct: Direct | None = None
 
     def watches(self, store: str) -> bool:
         """Whether messages of `store` are this connection's business."""
         return self.stores is None or store in self.stores
 
-    def offer(self, item: Live | Resync) -> None:
-        """Queue without waiting; a full queue marks the connection overflowed."""
+    def offer(self, item: Live | Resync) -> bool:
+        """Write directly (True) or queue, without waiting; a full queue marks the
+        connection overflowed."""
         if self.overflowed.is_set():
-            return
+            return False
+        if self.direct is not None and isinstance(item, Live) and self.direct(item):
+            return True
+        self.direct = None
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
             self.overflowed.set()
+        return False
 
 
 class FeedHub:
@@ -109,9 +139,12 @@ class FeedHub:
         except msgspec.DecodeError:
             log.warning("feed message not understood; ignored", size=len(data))
             return
+        direct = 0
         for subscriber in list(self.subscribers):
             if subscriber.watches(live.store):
-                subscriber.offer(live)
+                direct += subscriber.offer(live)
+        if direct:
+            DIRECT_DELIVERIES.inc(direct)
 
     def _resync_all(self) -> None:
         for subscriber in list(self.subscribers):
