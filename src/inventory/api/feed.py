@@ -7,7 +7,7 @@ inbound messages, and close with the right code when one of them ends.
 
 When the ASGI server lends a frame writer (`inventory serve`, feed/frames.py), the sender
 hands live delivery to the hub's direct path whenever it has nothing left to send, and
-takes it back (`subscriber.direct = None`) before it sends anything itself.
+takes it back (`subscriber.leave_direct()`) before it sends anything itself.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ async def _serve(
     subscriber: Subscriber,
     after: int | None,
 ) -> None:
-    writer = frame_writer(socket.scope)
+    writer = subscriber.writer = frame_writer(socket.scope)
     session = FeedSession(
         resources.replica, subscriber.stores, after or 0, socket.send_text, writer
     )
@@ -97,7 +97,7 @@ async def _serve(
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        subscriber.direct = None  # from here on only the close may be written
+        subscriber.leave_direct()  # from here on only the close may be written
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -150,7 +150,7 @@ async def _send_loop(
         try:
             item = await asyncio.wait_for(subscriber.queue.get(), max(beat_at - loop.time(), 0))
         except TimeoutError:
-            subscriber.direct = None  # what follows is sent from here
+            subscriber.leave_direct()  # what follows is sent from here
             # A quiet spell: also look at the replica, in case a message never came.
             await session.catch_up()
             await socket.send_json({"kind": "heartbeat", "read_position": await _position(

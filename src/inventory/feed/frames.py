@@ -21,9 +21,13 @@ _MEDIUM = 0xFFFF
 class FrameWriter(Protocol):
     """Writes whole frames to one connection's transport, after what it already holds."""
 
-    def write(self, frames: bytes) -> bool:
-        """Write `frames` now; False, writing nothing, when the transport is paused (over
-        its high-water mark), closing, or past its close frame."""
+    def writable(self) -> bool:
+        """Whether frames may be written now: open, before its close frame, and the
+        transport not paused (over its high-water mark: ASGI send would wait)."""
+        ...
+
+    def write(self, frames: bytes) -> None:
+        """Write `frames` now; nothing once the connection is closing or closed."""
         ...
 
 

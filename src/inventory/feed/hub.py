@@ -3,11 +3,11 @@
 Each process subscribes once to every store's channel (a pattern) and hands each message
 to the connections that watch its store. A connection in step (nothing queued, no gap,
 its transport below its high-water mark) has the message's frame, built once for
-everyone, written straight to its transport here; any other gets it through a bounded
-queue, sent by the connection's own task. A connection whose queue is full is marked
-overflowed (its handler closes it with 4008) and nobody else waits for it. Redis pub/sub
-keeps no history, so after every (re)subscription each connection is told to resync
-from the replica.
+everyone, written straight to its transport from here (the frames of FLUSH_SECONDS in
+one write); any other gets it through a bounded queue, sent by the connection's own
+task. A connection whose queue is full is marked overflowed (its handler closes it with
+4008) and nobody else waits for it. Redis pub/sub keeps no history, so after every
+(re)subscription each connection is told to resync from the replica.
 """
 
 from __future__ import annotations
@@ -25,9 +25,13 @@ from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from inventory.feed import messages
-from inventory.feed.frames import text_frame
+from inventory.feed.frames import FrameWriter, text_frame
 
 log = structlog.get_logger(__name__)
+
+# Direct frames wait this long to be written together (one system call per connection
+# for every message of the interval instead of one per message).
+FLUSH_SECONDS = 0.01
 
 DIRECT_DELIVERIES = Counter(
     "inventory_feed_direct_deliveries",
@@ -61,10 +65,10 @@ class Resync:
 
 RESYNC = Resync()
 
-# Writes `live` to the connection now, or drops it as already sent: True; False when it
-# must go through the queue (a message is missing before it, or the connection's
-# transport is over its high-water mark and the sender must wait for it to drain).
-Direct = Callable[[Live], bool]
+# The frames to write for `live` now (b"" when already sent); None when it must go
+# through the queue (a message is missing before it, or the connection's transport is
+# over its high-water mark and the sender must wait for it to drain).
+Direct = Callable[[Live], bytes | None]
 
 
 @dataclass(eq=False)
@@ -76,27 +80,46 @@ class Subscriber:
     queue: asyncio.Queue[Live | Resync]
     overflowed: asyncio.Event = field(default_factory=asyncio.Event)
     # Set by the connection's task only when it has sent everything it had (its queue is
-    # empty); cleared here as soon as anything must be queued, and by the task before it
-    # sends anything itself. So the two paths never interleave on the wire.
+    # empty); cleared (`leave_direct`) here as soon as anything must be queued, and by the
+    # task before it sends anything itself; leaving writes what is pending first. So the
+    # two paths never interleave on the wire.
     direct: Direct | None = None
+    writer: FrameWriter | None = None
+    pending: list[bytes] = field(default_factory=list)  # direct frames not yet written
 
     def watches(self, store: str) -> bool:
         """Whether messages of `store` are this connection's business."""
         return self.stores is None or store in self.stores
 
     def offer(self, item: Live | Resync) -> bool:
-        """Write directly (True) or queue, without waiting; a full queue marks the
+        """Take directly (True) or queue, without waiting; a full queue marks the
         connection overflowed."""
         if self.overflowed.is_set():
             return False
-        if self.direct is not None and isinstance(item, Live) and self.direct(item):
-            return True
-        self.direct = None
+        if self.direct is not None and isinstance(item, Live):
+            frames = self.direct(item)
+            if frames is not None:
+                if frames:
+                    self.pending.append(frames)
+                return True
+        self.leave_direct()
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
             self.overflowed.set()
         return False
+
+    def flush(self) -> None:
+        """Write the pending frames in one go."""
+        if self.pending:
+            assert self.writer is not None
+            self.writer.write(b"".join(self.pending))
+            self.pending.clear()
+
+    def leave_direct(self) -> None:
+        """Write what is pending; from now on the connection's task sends."""
+        self.direct = None
+        self.flush()
 
 
 class FeedHub:
@@ -109,6 +132,7 @@ class FeedHub:
         self.subscribers: set[Subscriber] = set()
         self.subscribed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._flush: asyncio.TimerHandle | None = None
 
     def subscribe(self, stores: frozenset[str] | None) -> Subscriber:
         """A new subscriber; from now on it receives every message of its stores."""
@@ -118,6 +142,7 @@ class FeedHub:
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Stop dispatching to `subscriber`."""
+        subscriber.direct = None
         self.subscribers.discard(subscriber)
 
     def start(self) -> None:
@@ -145,6 +170,13 @@ class FeedHub:
                 direct += subscriber.offer(live)
         if direct:
             DIRECT_DELIVERIES.inc(direct)
+            if self._flush is None:
+                self._flush = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._flush_all)
+
+    def _flush_all(self) -> None:
+        self._flush = None
+        for subscriber in self.subscribers:
+            subscriber.flush()
 
     def _resync_all(self) -> None:
         for subscriber in list(self.subscribers):

@@ -102,16 +102,17 @@ class FeedSession:
         if live.seq > self._sent(live.store):
             await self._send(live)
 
-    def direct(self, live: Live) -> bool:
-        """`deliver` without waiting, for the hub (`hub.Direct`): False when it cannot
-        (a message is missing before `live`, or the connection is not writable now)."""
+    def direct(self, live: Live) -> bytes | None:
+        """`deliver` without waiting, for the hub (`hub.Direct`): the frames to write
+        (b"" if sent already), or None when a message is missing before `live` or the
+        connection is not writable now."""
         sent = self._sent(live.store)
         if live.seq <= sent:
-            return True
-        if live.prev_seq > sent or self.writer is None or not self.writer.write(live.frames):
-            return False
+            return b""
+        if live.prev_seq > sent or self.writer is None or not self.writer.writable():
+            return None
         self.last_sent[live.store] = live.seq
-        return True
+        return live.frames
 
     def _sent(self, store: str) -> int:
         return self.last_sent.get(store, self.after)

@@ -26,18 +26,22 @@ class _Frames:
     def __init__(self, protocol: FeedWebSocketProtocol) -> None:
         self.protocol = protocol
 
-    def write(self, frames: bytes) -> bool:
+    def writable(self) -> bool:
         protocol = self.protocol
-        if (
-            not protocol.writable.is_set()  # paused: ASGI send would wait here too
-            or not protocol.handshake_complete
-            or protocol.close_sent
-            or protocol.disconnected
-            or protocol.transport.is_closing()
-        ):
-            return False
-        protocol.transport.write(frames)
-        return True
+        return protocol.writable.is_set() and self._open()
+
+    def write(self, frames: bytes) -> None:
+        if self._open():
+            self.protocol.transport.write(frames)
+
+    def _open(self) -> bool:
+        protocol = self.protocol
+        return (
+            protocol.handshake_complete
+            and not protocol.close_sent
+            and not protocol.disconnected
+            and not protocol.transport.is_closing()
+        )
 
 
 class FeedWebSocketProtocol(WebSocketsSansIOProtocol):
