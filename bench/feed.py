@@ -38,6 +38,7 @@ import redis.asyncio as aioredis
 
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.store import EventStore, NewEvent, StreamWrite
+from inventory.feed import messages
 from inventory.runtime.embedded import EmbeddedTopology
 from inventory.runtime.processes import free_port
 from inventory.runtime.settings import Settings
@@ -286,13 +287,36 @@ def wait_live(base_url: str) -> None:
         time.sleep(0.2)
 
 
+async def watch_published(url: str, namespace: str, count: int) -> dict[int, float]:
+    """When each event's live message reached Redis (position → receipt by a plain
+    subscriber): what the worker adds before the API's fan-out."""
+    client = aioredis.Redis.from_url(url)
+    pubsub = client.pubsub()
+    await pubsub.psubscribe(messages.channel_pattern(namespace))
+    seen: dict[int, float] = {}
+    decoder = msgspec.json.Decoder(Seen)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(120):
+            while len(seen) < count:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                if message is not None:
+                    bundle = messages.BUNDLE_DECODER.decode(message["data"])
+                    seen[decoder.decode(bytes(bundle.event)).position] = time.monotonic()
+    await pubsub.aclose()
+    await client.aclose()
+    return seen
+
+
 async def load_and_floor(
-    env: dict[str, str], args: argparse.Namespace
-) -> tuple[dict[int, float], list[float]]:
-    return await asyncio.gather(
+    env: dict[str, str], namespace: str, args: argparse.Namespace
+) -> tuple[dict[int, float], list[float], dict[int, float]]:
+    redis_url = env["INVENTORY_REDIS_URL"]
+    published = asyncio.create_task(watch_published(redis_url, namespace, args.rate * args.seconds))
+    commits, floor = await asyncio.gather(
         offer_load(env["INVENTORY_PRIMARY_URL"], args.rate, args.seconds),
-        redis_floor(env["INVENTORY_REDIS_URL"], args.rate, args.seconds, args.size),
+        redis_floor(redis_url, args.rate, args.seconds, args.size),
     )
+    return commits, floor, await published
 
 
 def report(
@@ -317,6 +341,20 @@ def report(
     print(f"events appended {len(commits)}; delivered {received} of {expected} messages")
     print(f"delivery rate {received / span:.0f} messages/s; clients missing an event: {lost}")
     print(f"commit → client: {percentiles(latencies)}")
+    first = min(commits.values())
+    by_second: dict[int, list[float]] = {}
+    for arrivals in lists:
+        for position, at in arrivals:
+            if position in commits:
+                second = int(commits[position] - first)
+                by_second.setdefault(second, []).append(at - commits[position])
+    print(
+        "  p99 by second of the run (ms): "
+        + " ".join(
+            f"{statistics.quantiles(v, n=100, method='inclusive')[98] * 1000:.0f}"
+            for _, v in sorted(by_second.items())
+        )
+    )
     print(f"redis publish → receive ({args.size} B): {percentiles(floor)}")
 
 
@@ -367,11 +405,15 @@ def main() -> None:
             for name, p in zip(("worker", "api"), processes, strict=True)
         }
         before = {name: sum(proc.cpu_times()[:2]) for name, proc in servers.items()}
-        commits, floor = asyncio.run(load_and_floor(env, args))
+        commits, floor, published = asyncio.run(load_and_floor(env, settings.redis_namespace, args))
         for process in clients:
             process.join()
         used = {name: sum(proc.cpu_times()[:2]) - before[name] for name, proc in servers.items()}
         report(commits, outs, floor, args)
+        print(
+            "commit → published to Redis by the worker: "
+            + percentiles([at - commits[p] for p, at in published.items() if p in commits])
+        )
         print(
             "CPU from the first append until the last client finished: "
             + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in used.items())

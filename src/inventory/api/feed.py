@@ -142,6 +142,7 @@ async def _send_loop(
     interval = resources.settings.feed_heartbeat_seconds
     loop = asyncio.get_running_loop()
     beat_at = loop.time() + interval
+    sent_at_beat = dict(session.last_sent)
     while True:
         if session.writer is not None and subscriber.queue.empty():
             # Everything is sent and the dispatch sees each message before anyone else:
@@ -150,17 +151,35 @@ async def _send_loop(
         try:
             item = await asyncio.wait_for(subscriber.queue.get(), max(beat_at - loop.time(), 0))
         except TimeoutError:
-            subscriber.leave_direct()  # what follows is sent from here
-            # A quiet spell: also look at the replica, in case a message never came.
-            await session.catch_up()
-            await socket.send_json({"kind": "heartbeat", "read_position": await _position(
-                resources, session.stores)})  # fmt: skip
+            await _heartbeat(socket, resources, session, subscriber, sent_at_beat)
             beat_at = loop.time() + interval
+            sent_at_beat = dict(session.last_sent)
             continue
         if isinstance(item, Resync):
             await session.catch_up()
         else:
             await session.deliver(item)
+
+
+async def _heartbeat(
+    socket: WebSocket[Any, Any, Any],
+    resources: Resources,
+    session: FeedSession,
+    subscriber: Subscriber,
+    sent_at_last: dict[str, int],
+) -> None:
+    """The heartbeat; after a quiet spell, first a look at the replica in case a message
+    never came (while messages flow, a lost one shows as a gap in the next one's
+    `prev_seq`, so a busy connection does not query the replica every interval)."""
+    if session.last_sent == sent_at_last:
+        subscriber.leave_direct()  # what follows is sent from here
+        await session.catch_up()
+        position = await _position(resources, session.stores)
+    else:
+        # Read while live messages still go out directly; only the send stops them.
+        position = await _position(resources, session.stores)
+        subscriber.leave_direct()
+    await socket.send_json({"kind": "heartbeat", "read_position": position})
 
 
 async def _position(resources: Resources, stores: frozenset[str] | None) -> int:
