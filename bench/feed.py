@@ -2,15 +2,18 @@
 own publish → receive latency for messages of the same size (the floor).
 
     uv run python bench/feed.py [--clients 200] [--rate 500] [--seconds 10]
+                                [--client-processes 2]
 
 Starts an embedded topology in a temporary home, a real worker and one real API process
-(`python -m inventory worker|serve`), connects `--clients` feed clients to one store (in
-a separate process), then appends one-event commands on a schedule of `--rate` events/s
-for `--seconds`, each followed by its wake-up. Every client records when each event
-arrived (CLOCK_MONOTONIC is shared by the processes of one machine); latency is timed
-from the append request (its commit happened between request and answer). In the same
-run a plain Redis publisher/subscriber pair exchanges messages of the feed's size at the
-same rate.
+(`python -m inventory worker|serve`), connects `--clients` feed clients to one store
+(raw-socket WebSocket clients spread over `--client-processes` processes, each printing
+its CPU time), then appends one-event commands on a schedule of `--rate` events/s for
+`--seconds`, each followed by its wake-up. Every client records when each event arrived
+(CLOCK_MONOTONIC is shared by the processes of one machine); latency is timed from the
+append request (its commit happened between request and answer). In the same run a plain
+Redis publisher/subscriber pair exchanges messages of the feed's size at the same rate
+(the floor), and a plain subscriber on the feed's channels times commit → published (the
+worker's share of the latency).
 """
 
 from __future__ import annotations

@@ -174,14 +174,22 @@ async def _heartbeat(
     if session.last_sent == sent_at_last:
         subscriber.leave_direct()  # what follows is sent from here
         await session.catch_up()
-        position = await _position(resources, session.stores)
+        position = await _position(resources, socket.app.state.feed_hub, session.stores)
     else:
         # Read while live messages still go out directly; only the send stops them.
-        position = await _position(resources, session.stores)
+        position = await _position(resources, socket.app.state.feed_hub, session.stores)
         subscriber.leave_direct()
     await socket.send_json({"kind": "heartbeat", "read_position": position})
 
 
-async def _position(resources: Resources, stores: frozenset[str] | None) -> int:
+async def _position(resources: Resources, hub: FeedHub, stores: frozenset[str] | None) -> int:
+    # Connections whose heartbeats fall due together (they connected together) share one
+    # replica query per store.
     store = next(iter(stores)) if stores is not None and len(stores) == 1 else None
-    return await reads.read_position(resources.replica, store)
+    task = hub.reading.get(store)
+    if task is None:
+        task = asyncio.create_task(reads.read_position(resources.replica, store))
+        hub.reading[store] = task
+        task.add_done_callback(lambda _: hub.reading.pop(store, None))
+    # Shielded: one connection going away must not cancel the others' read.
+    return await asyncio.shield(task)

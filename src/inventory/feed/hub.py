@@ -133,6 +133,8 @@ class FeedHub:
         self.subscribed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._flush: asyncio.TimerHandle | None = None
+        # Read positions being read for heartbeats, by store (None: all; api/feed.py).
+        self.reading: dict[str | None, asyncio.Task[int]] = {}
 
     def subscribe(self, stores: frozenset[str] | None) -> Subscriber:
         """A new subscriber; from now on it receives every message of its stores."""
