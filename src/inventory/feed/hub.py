@@ -153,6 +153,9 @@ class FeedHub:
 
     async def stop(self) -> None:
         """Cancel the subscription task and wait for it."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
