@@ -2,39 +2,46 @@
 own publish → receive latency for messages of the same size (the floor).
 
     uv run python bench/feed.py [--clients 200] [--rate 500] [--seconds 10]
+                                [--client-processes 2]
 
 Starts an embedded topology in a temporary home, a real worker and one real API process
-(`python -m inventory worker|serve`), connects `--clients` feed clients to one store (in
-a separate process), then appends one-event commands on a schedule of `--rate` events/s
-for `--seconds`, each followed by its wake-up. Every client records when each event
-arrived (CLOCK_MONOTONIC is shared by the processes of one machine); latency is timed
-from the append request (its commit happened between request and answer). In the same
-run a plain Redis publisher/subscriber pair exchanges messages of the feed's size at the
-same rate.
+(`python -m inventory worker|serve`), connects `--clients` feed clients to one store
+(raw-socket WebSocket clients spread over `--client-processes` processes, each printing
+its CPU time), then appends one-event commands on a schedule of `--rate` events/s for
+`--seconds`, each followed by its wake-up. Every client records when each event arrived
+(CLOCK_MONOTONIC is shared by the processes of one machine); latency is timed from the
+append request (its commit happened between request and answer). In the same run a plain
+Redis publisher/subscriber pair exchanges messages of the feed's size at the same rate
+(the floor), and a plain subscriber on the feed's channels times commit → published (the
+worker's share of the latency).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import msgspec
+import psutil
 import psycopg
 import redis.asyncio as aioredis
-import websockets
 
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.store import EventStore, NewEvent, StreamWrite
+from inventory.feed import messages
 from inventory.runtime.embedded import EmbeddedTopology
 from inventory.runtime.processes import free_port
 from inventory.runtime.settings import Settings
@@ -60,47 +67,142 @@ class Seen(msgspec.Struct):
     seq: int = 0
 
 
-def run_clients(url: str, clients: int, expect: int, seconds: float, out: str) -> None:
+HANDSHAKE = (
+    "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+OPCODE_TEXT, OPCODE_CLOSE, OPCODE_PING = 0x1, 0x8, 0x9
+SEEN = msgspec.json.Decoder(Seen)
+
+
+class FeedClient(asyncio.Protocol):
+    """A feed connection on a raw socket: unmasked server frames parsed by hand, `kind`,
+    `position` and `seq` read by msgspec, one clock reading per chunk received. Cheap
+    enough that the clients are not what the bench measures."""
+
+    def __init__(self, arrivals: list[tuple[int, float]], path: str, host: str) -> None:
+        self.arrivals = arrivals
+        self.request = HANDSHAKE.format(path=path, host=host).encode()
+        self.buffer = b""
+        self.upgraded = False
+        self.after: int | None = None
+        self.close_code: int | None = None
+        self.transport: asyncio.Transport | None = None
+        self.ready = asyncio.Event()
+        self.done = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        buffer = self.buffer + data
+        if not self.upgraded:
+            head, found, buffer = buffer.partition(b"\r\n\r\n")
+            if not found:
+                self.buffer = head
+                return
+            assert head.startswith(b"HTTP/1.1 101"), head
+            self.upgraded = True
+            self.ready.set()
+        self.buffer = self._frames(buffer, now)
+
+    def _frames(self, buffer: bytes, now: float) -> bytes:
+        at, size = 0, len(buffer)
+        while size - at >= 2:
+            length, start = buffer[at + 1] & 0x7F, at + 2
+            if length == 126:
+                if size - at < 4:
+                    break
+                length, start = int.from_bytes(buffer[at + 2 : at + 4]), at + 4
+            elif length == 127:
+                if size - at < 10:
+                    break
+                length, start = int.from_bytes(buffer[at + 2 : at + 10]), at + 10
+            if size - start < length:
+                break
+            self._frame(buffer[at] & 0x0F, buffer[start : start + length], now)
+            at = start + length
+        return buffer[at:]
+
+    def _frame(self, opcode: int, payload: bytes, now: float) -> None:
+        if opcode == OPCODE_TEXT:
+            seen = SEEN.decode(payload)
+            if seen.kind == "event":
+                self.arrivals.append((seen.position, now))
+                self.after = seen.seq
+        elif opcode == OPCODE_PING and self.transport is not None:
+            # A client's frames are masked: a zero mask leaves the payload as it is.
+            self.transport.write(bytes([0x8A, 0x80 | len(payload)]) + bytes(4) + payload)
+        elif opcode == OPCODE_CLOSE:
+            self.close_code = int.from_bytes(payload[:2])
+            if self.transport is not None:
+                self.transport.close()
+
+
+@dataclass(frozen=True)
+class ClientShare:
+    """What one client process does: `clients` connections to `path` on `port`."""
+
+    port: int
+    path: str
+    clients: int
+    expect: int  # events each connection waits for
+    seconds: float  # and for at most this long
+    out: str  # where its arrivals go
+
+
+def run_clients(share: ClientShare) -> None:
     """A process holding `clients` feed connections; writes position → [arrival times]."""
+    port, path, clients, expect, seconds, out = (
+        share.port, share.path, share.clients, share.expect, share.seconds, share.out
+    )  # fmt: skip
     closed = [0]
 
     async def client(arrivals: list[tuple[int, float]], ready: asyncio.Event) -> None:
         # A client that is closed for falling behind (4008) resumes with `after`, as the
         # dashboard does; `closed` counts those resumptions.
-        decoder = msgspec.json.Decoder(Seen)
+        loop = asyncio.get_running_loop()
         after: int | None = None
         deadline = time.monotonic() + seconds
         while len(arrivals) < expect and time.monotonic() < deadline:
             resume = "" if after is None else f"&after={after}"
-            try:
-                async with websockets.connect(url + resume, max_size=None) as socket:
-                    ready.set()
-                    async with asyncio.timeout(deadline - time.monotonic()):
-                        while len(arrivals) < expect:
-                            seen = decoder.decode(await socket.recv(decode=False))
-                            if seen.kind == "event":
-                                arrivals.append((seen.position, time.monotonic()))
-                                after = seen.seq
-            except websockets.ConnectionClosed:
+            feed = FeedClient(arrivals, path + resume, f"127.0.0.1:{port}")
+            await loop.create_connection(lambda: feed, "127.0.0.1", port)  # noqa: B023
+            await feed.ready.wait()
+            ready.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    while len(arrivals) < expect and not feed.done.done():
+                        await asyncio.wait([feed.done], timeout=0.2)
+            if feed.transport is not None:
+                feed.transport.close()
+            after = feed.after if feed.after is not None else after
+            if feed.close_code is not None:
                 closed[0] += 1
-            except TimeoutError:
-                return
 
-    async def main() -> tuple[list[list[tuple[int, float]]], list[asyncio.Task[None]]]:
+    async def run() -> list[list[tuple[int, float]]]:
         lists: list[list[tuple[int, float]]] = [[] for _ in range(clients)]
         events = [asyncio.Event() for _ in range(clients)]
         tasks = [asyncio.create_task(client(lists[i], events[i])) for i in range(clients)]
         await asyncio.gather(*(event.wait() for event in events))
-        return lists, tasks
-
-    async def run() -> list[list[tuple[int, float]]]:
-        lists, tasks = await main()
         Path(out + ".ready").touch()  # noqa: ASYNC240 - once, before the load starts
         await asyncio.gather(*tasks)
-        print(f"feed connections closed (4008) and resumed with after: {closed[0]}")
         return lists
 
-    Path(out).write_bytes(msgspec.json.encode(asyncio.run(run())))
+    lists = asyncio.run(run())
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        f"client process {os.getpid()}: {clients} connections, {closed[0]} closed (4008) and "
+        f"resumed with after; CPU {usage.ru_utime:.1f} s user + {usage.ru_stime:.1f} s sys"
+    )
+    Path(out).write_bytes(msgspec.json.encode(lists))
 
 
 async def offer_load(url: str, rate: int, seconds: int) -> dict[int, float]:
@@ -188,19 +290,46 @@ def wait_live(base_url: str) -> None:
         time.sleep(0.2)
 
 
+async def watch_published(url: str, namespace: str, count: int) -> dict[int, float]:
+    """When each event's live message reached Redis (position → receipt by a plain
+    subscriber): what the worker adds before the API's fan-out."""
+    client = aioredis.Redis.from_url(url)
+    pubsub = client.pubsub()
+    await pubsub.psubscribe(messages.channel_pattern(namespace))
+    seen: dict[int, float] = {}
+    decoder = msgspec.json.Decoder(Seen)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(120):
+            while len(seen) < count:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                if message is not None:
+                    bundle = messages.BUNDLE_DECODER.decode(message["data"])
+                    seen[decoder.decode(bytes(bundle.event)).position] = time.monotonic()
+    await pubsub.aclose()
+    await client.aclose()
+    return seen
+
+
 async def load_and_floor(
-    env: dict[str, str], args: argparse.Namespace
-) -> tuple[dict[int, float], list[float]]:
-    return await asyncio.gather(
+    env: dict[str, str], namespace: str, args: argparse.Namespace
+) -> tuple[dict[int, float], list[float], dict[int, float]]:
+    redis_url = env["INVENTORY_REDIS_URL"]
+    published = asyncio.create_task(watch_published(redis_url, namespace, args.rate * args.seconds))
+    commits, floor = await asyncio.gather(
         offer_load(env["INVENTORY_PRIMARY_URL"], args.rate, args.seconds),
-        redis_floor(env["INVENTORY_REDIS_URL"], args.rate, args.seconds, args.size),
+        redis_floor(redis_url, args.rate, args.seconds, args.size),
     )
+    return commits, floor, await published
 
 
 def report(
-    commits: dict[int, float], out: Path, floor: list[float], args: argparse.Namespace
+    commits: dict[int, float], outs: list[Path], floor: list[float], args: argparse.Namespace
 ) -> None:
-    lists = msgspec.json.decode(out.read_bytes(), type=list[list[tuple[int, float]]])
+    lists = [
+        arrivals
+        for out in outs
+        for arrivals in msgspec.json.decode(out.read_bytes(), type=list[list[tuple[int, float]]])
+    ]
     latencies = [
         at - commits[position]
         for arrivals in lists
@@ -215,6 +344,20 @@ def report(
     print(f"events appended {len(commits)}; delivered {received} of {expected} messages")
     print(f"delivery rate {received / span:.0f} messages/s; clients missing an event: {lost}")
     print(f"commit → client: {percentiles(latencies)}")
+    first = min(commits.values())
+    by_second: dict[int, list[float]] = {}
+    for arrivals in lists:
+        for position, at in arrivals:
+            if position in commits:
+                second = int(commits[position] - first)
+                by_second.setdefault(second, []).append(at - commits[position])
+    print(
+        "  p99 by second of the run (ms): "
+        + " ".join(
+            f"{statistics.quantiles(v, n=100, method='inclusive')[98] * 1000:.0f}"
+            for _, v in sorted(by_second.items())
+        )
+    )
     print(f"redis publish → receive ({args.size} B): {percentiles(floor)}")
 
 
@@ -223,6 +366,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument(
+        "--client-processes", type=int, default=2, help="processes the clients are spread over"
+    )
     parser.add_argument(
         "--size", type=int, default=420, help="floor message bytes (420, a feed event)"
     )
@@ -241,18 +387,40 @@ def main() -> None:
         processes.append(start(["worker"], {**env, **extra}, root / "worker.log"))
         processes.append(start(["serve", "--port", str(port)], {**env, **extra}, root / "api.log"))
         wait_live(f"http://127.0.0.1:{port}")
-        out = root / "arrivals.json"
-        url = f"ws://127.0.0.1:{port}/v1/feed?stores={STORE}&token={key}"
+        path = f"/v1/feed?stores={STORE}&token={key}"
         expect = args.rate * args.seconds
-        clients = multiprocessing.Process(
-            target=run_clients, args=(url, args.clients, expect, args.seconds + 30, str(out))
-        )
-        clients.start()
-        while not Path(str(out) + ".ready").exists():
+        shares = [len(range(i, args.clients, args.client_processes))
+                  for i in range(args.client_processes)]  # fmt: skip
+        outs = [root / f"arrivals-{i}.json" for i in range(args.client_processes)]
+        clients = [
+            multiprocessing.Process(
+                target=run_clients,
+                args=(ClientShare(port, path, share, expect, args.seconds + 30, str(out)),),
+            )
+            for share, out in zip(shares, outs, strict=True)
+        ]
+        for process in clients:
+            process.start()
+        while not all(Path(f"{out}.ready").exists() for out in outs):
             time.sleep(0.1)
-        commits, floor = asyncio.run(load_and_floor(env, args))
-        clients.join()
-        report(commits, out, floor, args)
+        servers = {
+            name: psutil.Process(p.pid)
+            for name, p in zip(("worker", "api"), processes, strict=True)
+        }
+        before = {name: sum(proc.cpu_times()[:2]) for name, proc in servers.items()}
+        commits, floor, published = asyncio.run(load_and_floor(env, settings.redis_namespace, args))
+        for process in clients:
+            process.join()
+        used = {name: sum(proc.cpu_times()[:2]) - before[name] for name, proc in servers.items()}
+        report(commits, outs, floor, args)
+        print(
+            "commit → published to Redis by the worker: "
+            + percentiles([at - commits[p] for p, at in published.items() if p in commits])
+        )
+        print(
+            "CPU from the first append until the last client finished: "
+            + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in used.items())
+        )
     finally:
         for process in processes:
             process.terminate()

@@ -94,6 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415 - only the API process needs it
 
     from inventory.api.app import create_app  # noqa: PLC0415
+    from inventory.feed.uvicorn_protocol import FeedWebSocketProtocol  # noqa: PLC0415
 
     settings = Settings.from_env()
     if not port_is_free(args.port, args.host):
@@ -107,6 +108,10 @@ def _serve(args: argparse.Namespace) -> int:
         server_header=False,
         proxy_headers=False,  # the client IP comes from trusted proxies only (security)
         timeout_graceful_shutdown=10,
+        # The feed writes each live message's frame, built once, to every connection
+        # (feed/frames.py): frames are identical only without per-connection compression.
+        ws=FeedWebSocketProtocol,
+        ws_per_message_deflate=False,
     )
     return 0
 

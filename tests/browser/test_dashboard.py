@@ -114,3 +114,24 @@ def test_a_sale_changes_the_rows_quantity_within_two_seconds(
     sell(world, store, sku, 3)
     expect(on_hand).to_have_text("17", timeout=2_000)
     page.screenshot(path=ARTIFACTS / "dashboard.png", full_page=True)
+
+
+def test_after_a_drop_it_says_so_reconnects_with_after_and_shows_what_it_missed(
+    world: FeedWorld, page: Page
+) -> None:
+    store, sku = signed_in_on_a_store(world, page)
+    sell(world, store, sku, 1)
+    sold = page.locator("#ticker li", has_text="stock.sold")
+    expect(sold).to_have_count(1, timeout=10_000)
+
+    # Drop the socket with the next retry 4 s away, and sell meanwhile.
+    page.evaluate("state.retry = 3; state.socket.close()")
+    expect(page.locator("#connection")).to_have_text("reconnecting…", timeout=2_000)
+    expect(page.locator("#notice")).to_contain_text("Live feed dropped", timeout=2_000)
+    sell(world, store, sku, 2)
+
+    expect(page.locator("#connection")).to_have_text("live", timeout=10_000)
+    expect(page.locator("#notice")).to_contain_text("Reconnected after a drop; resumed after")
+    expect(sold).to_have_count(2, timeout=5_000)  # the missed sale, once
+    expect(page.locator(f'#stock tr[data-sku="{sku}"] td.on-hand')).to_have_text("17")
+    page.screenshot(path=ARTIFACTS / "dashboard-reconnected.png", full_page=True)

@@ -60,6 +60,33 @@ class Worker:
             self.process.wait(30)
 
 
+class PlainUvicorn(ApiServer):
+    """The API under plain `uvicorn` (its default WebSocket protocol, compression on): no
+    frame writer is lent, so the feed takes the ASGI path."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.port = free_port()
+        self.log = log
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        with log.open("ab") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "inventory.api.app:create_app", "--factory",
+                 "--port", str(self.port), "--no-proxy-headers", "--log-level", "warning"],
+                env={**os.environ, **env},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+
+def direct_deliveries(api: ApiServer) -> float:
+    """The API process's count of live messages taken by the feed's direct path."""
+    for line in httpx.get(f"{api.base_url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("inventory_feed_direct_deliveries_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
 @dataclass
 class FeedWorld:
     """Processes sharing the session's databases, with a Redis of their own to restart."""

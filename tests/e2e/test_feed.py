@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,9 @@ from tests.e2e.api_servers import api_key
 from tests.e2e.feed_helpers import (
     FeedClient,
     FeedWorld,
+    PlainUvicorn,
     StalledClient,
+    direct_deliveries,
     feed_world,
     partition_seqs,
     wait_projected,
@@ -42,8 +43,14 @@ def new_store(world: FeedWorld) -> str:
     return store
 
 
-def in_order_once(seqs: list[int]) -> bool:
-    return all(a < b for a, b in itertools.pairwise(seqs))
+def receipts(client: FeedClient) -> int:
+    return sum(event["type"] == "stock.received" for event in client.events)
+
+
+def last_events_once_in_order(seen: list[int], store: list[int], count: int) -> bool:
+    """`seen` is the store's last `count` seqs, after its opening if the client saw it
+    (without `after` a client starts at what the read models hold when it connects)."""
+    return seen in (store[-count:], store[-count - 1 :])
 
 
 async def test_a_client_gets_the_backlog_then_live_events_and_after_a_disconnect_exactly_the_missed(
@@ -111,25 +118,26 @@ async def test_a_sale_through_one_api_process_reaches_feed_clients_on_both(
 
 
 async def test_a_client_that_never_reads_is_closed_with_4008_and_another_keeps_receiving(
-    world: FeedWorld,
+    world: FeedWorld, settings: Settings
 ) -> None:
     store = new_store(world)
     slow = StalledClient(world.apis[0].port, f"/v1/feed?stores={store}", world.admin_key)
     fast = await FeedClient.connect(world.ws_url(stores=store), world.admin_key)
     # 4,000 events of ~2.4 kB: more than the kernel's socket buffers (~4 MiB) and the
-    # connection's queue (1,000 messages) hold. On a thread: the fast client reads on.
-    # Large events keep this short: after 20 s + 20 s unanswered, uvicorn's keepalive
+    # connection's queue (1,000 messages) hold. On a thread, while the fast client reads
+    # on. Large events keep this short: after 20 s + 20 s unanswered, uvicorn's keepalive
     # would close the stalled client with 1011 before its queue overflowed.
+    reading = asyncio.create_task(fast.until(lambda c: receipts(c) >= 4000, 120))
     for _ in range(40):
         await asyncio.to_thread(world.receive, store, world.products, note="n" * 2000)
 
-    await fast.until(lambda c: len(c.events) >= 4000, 120)
+    await reading
     code, received = await asyncio.to_thread(slow.close_code)
     await fast.close()
 
     assert code == 4008
     assert received < 4000
-    assert in_order_once(fast.seqs())
+    assert last_events_once_in_order(fast.seqs(), partition_seqs(settings, store), 4000)
 
 
 async def test_unauthenticated_and_out_of_scope_subscriptions_are_refused(
@@ -231,3 +239,56 @@ async def test_a_client_over_its_message_budget_is_closed_with_4429(world: FeedW
         await client.connection.send(f'{{"ping": {number}}}')
 
     assert await client.close_code(10) == 4429
+
+
+async def test_on_inventory_serve_live_messages_take_the_direct_path_each_once_in_order(
+    world: FeedWorld, settings: Settings
+) -> None:
+    store = new_store(world)
+    api = world.apis[0]
+    before = direct_deliveries(api)
+    client = await FeedClient.connect(world.ws_url(stores=store), world.admin_key)
+    # Frames are shared only without per-connection compression.
+    assert client.connection.response is not None
+    assert "Sec-WebSocket-Extensions" not in client.connection.response.headers
+    reading = asyncio.create_task(client.until(lambda c: receipts(c) >= 300))
+    for batch in range(3):
+        await asyncio.to_thread(world.receive, store, world.products, quantity=batch + 1)
+    await reading
+    await client.quiet(1.5)
+    await client.close()
+
+    assert last_events_once_in_order(client.seqs(), partition_seqs(settings, store), 300)
+    assert direct_deliveries(api) - before >= 300
+
+
+@pytest.fixture(scope="module")
+def plain_api(world: FeedWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlainUvicorn]:
+    server = PlainUvicorn(world.apis[0].env, Path(tmp_path_factory.mktemp("plain")) / "api.log")
+    try:
+        server.wait_live()
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_under_another_asgi_server_the_feed_sends_through_asgi_backlog_then_live(
+    world: FeedWorld, settings: Settings, plain_api: PlainUvicorn
+) -> None:
+    store = new_store(world)
+    world.receive(store, world.products[:5])
+    backlog = wait_projected(settings, store, 6)
+    url = f"ws://127.0.0.1:{plain_api.port}/v1/feed?stores={store}&after=0"
+    client = await FeedClient.connect(url, world.admin_key)
+    assert client.connection.response is not None
+    assert "permessage-deflate" in client.connection.response.headers["Sec-WebSocket-Extensions"]
+    await client.until(lambda c: len(c.events) >= len(backlog))
+    reading = asyncio.create_task(client.until(lambda c: len(c.events) >= len(backlog) + 200))
+    for _ in range(2):
+        await asyncio.to_thread(world.receive, store, world.products)
+    await reading
+    await client.quiet(1.5)
+    await client.close()
+
+    assert client.seqs() == partition_seqs(settings, store)
+    assert direct_deliveries(plain_api) == 0

@@ -4,6 +4,10 @@ Admission (header or `?token=`, role, store scope, handshake budget) is
 `security.websocket`'s; delivery order and the seam between backlog and live messages are
 `feed.session`'s. Here: parse the query, run the sender beside a reader that counts
 inbound messages, and close with the right code when one of them ends.
+
+When the ASGI server lends a frame writer (`inventory serve`, feed/frames.py), the sender
+hands live delivery to the hub's direct path whenever it has nothing left to send, and
+takes it back (`subscriber.leave_direct()`) before it sends anything itself.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from inventory.api import reads
+from inventory.feed.frames import frame_writer
 from inventory.feed.hub import FeedHub, Resync, Subscriber
 from inventory.feed.session import FeedSession
 from inventory.runtime.resources import Resources
@@ -81,7 +86,10 @@ async def _serve(
     subscriber: Subscriber,
     after: int | None,
 ) -> None:
-    session = FeedSession(resources.replica, subscriber.stores, after or 0, socket.send_text)
+    writer = subscriber.writer = frame_writer(socket.scope)
+    session = FeedSession(
+        resources.replica, subscriber.stores, after or 0, socket.send_text, writer
+    )
     sender = asyncio.create_task(_send_loop(socket, resources, session, subscriber, after))
     reader = asyncio.create_task(_read_loop(socket))
     overflow = asyncio.create_task(subscriber.overflowed.wait())
@@ -89,6 +97,7 @@ async def _serve(
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        subscriber.leave_direct()  # from here on only the close may be written
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -133,15 +142,18 @@ async def _send_loop(
     interval = resources.settings.feed_heartbeat_seconds
     loop = asyncio.get_running_loop()
     beat_at = loop.time() + interval
+    sent_at_beat = dict(session.last_sent)
     while True:
+        if session.writer is not None and subscriber.queue.empty():
+            # Everything is sent and the dispatch sees each message before anyone else:
+            # it may write the next ones itself (it clears this on a gap or a resync).
+            subscriber.direct = session.direct
         try:
             item = await asyncio.wait_for(subscriber.queue.get(), max(beat_at - loop.time(), 0))
         except TimeoutError:
-            # A quiet spell: also look at the replica, in case a message never came.
-            await session.catch_up()
-            await socket.send_json({"kind": "heartbeat", "read_position": await _position(
-                resources, session.stores)})  # fmt: skip
+            await _heartbeat(socket, resources, session, subscriber, sent_at_beat)
             beat_at = loop.time() + interval
+            sent_at_beat = dict(session.last_sent)
             continue
         if isinstance(item, Resync):
             await session.catch_up()
@@ -149,6 +161,35 @@ async def _send_loop(
             await session.deliver(item)
 
 
-async def _position(resources: Resources, stores: frozenset[str] | None) -> int:
+async def _heartbeat(
+    socket: WebSocket[Any, Any, Any],
+    resources: Resources,
+    session: FeedSession,
+    subscriber: Subscriber,
+    sent_at_last: dict[str, int],
+) -> None:
+    """The heartbeat; after a quiet spell, first a look at the replica in case a message
+    never came (while messages flow, a lost one shows as a gap in the next one's
+    `prev_seq`, so a busy connection does not query the replica every interval)."""
+    if session.last_sent == sent_at_last:
+        subscriber.leave_direct()  # what follows is sent from here
+        await session.catch_up()
+        position = await _position(resources, socket.app.state.feed_hub, session.stores)
+    else:
+        # Read while live messages still go out directly; only the send stops them.
+        position = await _position(resources, socket.app.state.feed_hub, session.stores)
+        subscriber.leave_direct()
+    await socket.send_json({"kind": "heartbeat", "read_position": position})
+
+
+async def _position(resources: Resources, hub: FeedHub, stores: frozenset[str] | None) -> int:
+    # Connections whose heartbeats fall due together (they connected together) share one
+    # replica query per store.
     store = next(iter(stores)) if stores is not None and len(stores) == 1 else None
-    return await reads.read_position(resources.replica, store)
+    task = hub.reading.get(store)
+    if task is None:
+        task = asyncio.create_task(reads.read_position(resources.replica, store))
+        hub.reading[store] = task
+        task.add_done_callback(lambda _: hub.reading.pop(store, None))
+    # Shielded: one connection going away must not cancel the others' read.
+    return await asyncio.shield(task)

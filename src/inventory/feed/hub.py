@@ -1,9 +1,12 @@
 """The API process's one Redis subscription, fanned out to its feed connections.
 
 Each process subscribes once to every store's channel (a pattern) and hands each message
-to the connections that watch its store, through a bounded queue per connection: a
-connection whose queue is full is marked overflowed (its handler closes it with 4008)
-and nobody else waits for it. Redis pub/sub keeps no history, so after every
+to the connections that watch its store. A connection in step (nothing queued, no gap,
+its transport below its high-water mark) has the message's frame, built once for
+everyone, written straight to its transport from here (the frames of FLUSH_SECONDS in
+one write); any other gets it through a bounded queue, sent by the connection's own
+task. A connection whose queue is full is marked overflowed (its handler closes it with
+4008) and nobody else waits for it. Redis pub/sub keeps no history, so after every
 (re)subscription each connection is told to resync from the replica.
 """
 
@@ -11,17 +14,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
 import structlog
+from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from inventory.feed import messages
+from inventory.feed.frames import FrameWriter, text_frame
 
 log = structlog.get_logger(__name__)
+
+# Direct frames wait this long to be written together (one system call per connection
+# for every message of the interval instead of one per message).
+FLUSH_SECONDS = 0.01
+
+DIRECT_DELIVERIES = Counter(
+    "inventory_feed_direct_deliveries",
+    "Live messages handed to a connection by the hub's direct path (a frame written to "
+    "its transport, or dropped as already sent), not through its queue.",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +48,15 @@ class Live:
     seq: int
     prev_seq: int
     texts: tuple[str, ...]
+    frames: bytes  # the texts' WebSocket frames, one after the other
 
     @classmethod
     def of(cls, bundle: messages.Bundle) -> Live:
-        """Decode the JSON texts once for every connection."""
-        texts = (bytes(bundle.event).decode(), *(bytes(a).decode() for a in bundle.alerts))
-        return cls(bundle.store, bundle.seq, bundle.prev_seq, texts)
+        """Decode the JSON texts and build their frames once for every connection."""
+        payloads = (bytes(bundle.event), *(bytes(a) for a in bundle.alerts))
+        texts = tuple(payload.decode() for payload in payloads)
+        frames = b"".join(text_frame(payload) for payload in payloads)
+        return cls(bundle.store, bundle.seq, bundle.prev_seq, texts, frames)
 
 
 class Resync:
@@ -46,27 +65,61 @@ class Resync:
 
 RESYNC = Resync()
 
+# The frames to write for `live` now (b"" when already sent); None when it must go
+# through the queue (a message is missing before it, or the connection's transport is
+# over its high-water mark and the sender must wait for it to drain).
+Direct = Callable[[Live], bytes | None]
+
 
 @dataclass(eq=False)
 class Subscriber:
-    """One connection's view of the hub: what it watches and its bounded queue."""
+    """One connection's view of the hub: what it watches, its bounded queue, and while it
+    is in step, its direct path."""
 
     stores: frozenset[str] | None  # None: every store
     queue: asyncio.Queue[Live | Resync]
     overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set by the connection's task only when it has sent everything it had (its queue is
+    # empty); cleared (`leave_direct`) here as soon as anything must be queued, and by the
+    # task before it sends anything itself; leaving writes what is pending first. So the
+    # two paths never interleave on the wire.
+    direct: Direct | None = None
+    writer: FrameWriter | None = None
+    pending: list[bytes] = field(default_factory=list)  # direct frames not yet written
 
     def watches(self, store: str) -> bool:
         """Whether messages of `store` are this connection's business."""
         return self.stores is None or store in self.stores
 
-    def offer(self, item: Live | Resync) -> None:
-        """Queue without waiting; a full queue marks the connection overflowed."""
+    def offer(self, item: Live | Resync) -> bool:
+        """Take directly (True) or queue, without waiting; a full queue marks the
+        connection overflowed."""
         if self.overflowed.is_set():
-            return
+            return False
+        if self.direct is not None and isinstance(item, Live):
+            frames = self.direct(item)
+            if frames is not None:
+                if frames:
+                    self.pending.append(frames)
+                return True
+        self.leave_direct()
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
             self.overflowed.set()
+        return False
+
+    def flush(self) -> None:
+        """Write the pending frames in one go."""
+        if self.pending:
+            assert self.writer is not None
+            self.writer.write(b"".join(self.pending))
+            self.pending.clear()
+
+    def leave_direct(self) -> None:
+        """Write what is pending; from now on the connection's task sends."""
+        self.direct = None
+        self.flush()
 
 
 class FeedHub:
@@ -79,6 +132,9 @@ class FeedHub:
         self.subscribers: set[Subscriber] = set()
         self.subscribed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._flush: asyncio.TimerHandle | None = None
+        # Read positions being read for heartbeats, by store (None: all; api/feed.py).
+        self.reading: dict[str | None, asyncio.Task[int]] = {}
 
     def subscribe(self, stores: frozenset[str] | None) -> Subscriber:
         """A new subscriber; from now on it receives every message of its stores."""
@@ -88,6 +144,7 @@ class FeedHub:
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Stop dispatching to `subscriber`."""
+        subscriber.direct = None
         self.subscribers.discard(subscriber)
 
     def start(self) -> None:
@@ -96,6 +153,9 @@ class FeedHub:
 
     async def stop(self) -> None:
         """Cancel the subscription task and wait for it."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -109,9 +169,19 @@ class FeedHub:
         except msgspec.DecodeError:
             log.warning("feed message not understood; ignored", size=len(data))
             return
+        direct = 0
         for subscriber in list(self.subscribers):
             if subscriber.watches(live.store):
-                subscriber.offer(live)
+                direct += subscriber.offer(live)
+        if direct:
+            DIRECT_DELIVERIES.inc(direct)
+            if self._flush is None:
+                self._flush = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._flush_all)
+
+    def _flush_all(self) -> None:
+        self._flush = None
+        for subscriber in self.subscribers:
+            subscriber.flush()
 
     def _resync_all(self) -> None:
         for subscriber in list(self.subscribers):

@@ -5,6 +5,9 @@ either in the backlog (committed by the projectors when it was read) or queued l
 (published after that commit); `last_sent` per store drops the overlap. A live message
 whose `prev_seq` lies beyond what was sent reveals a lost message: the session reads the
 replica from `last_sent` on (a resync), which also covers that message itself.
+
+Given a frame writer (feed/frames.py), a session in step also serves the hub's direct
+path (`direct`): the same rule, applied synchronously in the hub's dispatch.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from inventory.feed import messages
+from inventory.feed.frames import FrameWriter
 from inventory.feed.hub import Live
 from inventory.feed.messages import EventRow
 
@@ -61,11 +65,13 @@ class FeedSession:
         stores: frozenset[str] | None,
         after: int,
         send: Send,
+        writer: FrameWriter | None = None,
     ) -> None:
         self.pool = pool
         self.stores = stores
         self.after = after  # the cursor of every store not in `last_sent`
         self.send = send
+        self.writer = writer
         self.last_sent: dict[str, int] = dict.fromkeys(stores or (), after)
 
     async def start_at_now(self) -> None:
@@ -95,6 +101,18 @@ class FeedSession:
             await self.catch_up()
         if live.seq > self._sent(live.store):
             await self._send(live)
+
+    def direct(self, live: Live) -> bytes | None:
+        """`deliver` without waiting, for the hub (`hub.Direct`): the frames to write
+        (b"" if sent already), or None when a message is missing before `live` or the
+        connection is not writable now."""
+        sent = self._sent(live.store)
+        if live.seq <= sent:
+            return b""
+        if live.prev_seq > sent or self.writer is None or not self.writer.writable():
+            return None
+        self.last_sent[live.store] = live.seq
+        return live.frames
 
     def _sent(self, store: str) -> int:
         return self.last_sent.get(store, self.after)
