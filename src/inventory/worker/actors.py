@@ -10,7 +10,7 @@ import structlog
 from psycopg_pool import ConnectionPool
 
 from inventory.feed.publisher import publish_partition
-from inventory.projectors.engine import lags, project
+from inventory.projectors.engine import lags, project_partition
 from inventory.projectors.registry import PROJECTORS
 from inventory.runtime.settings import Settings
 from inventory.worker import reservations
@@ -83,10 +83,9 @@ def publish(partition: str) -> int:
 def wake_projectors(partition: str) -> None:
     """Catch every projector up on one partition (a store id, or '' for global events)."""
     structlog.contextvars.bind_contextvars(partition=partition)
-    for projector in PROJECTORS:
-        applied = project(replica_pool(), projector, partition)
-        if applied:
-            log.debug("projected", projector=projector.name, events=applied)
+    applied = project_partition(replica_pool(), PROJECTORS, partition)
+    if any(applied.values()):
+        log.debug("projected", **applied)
     # Only now, with every read model committed, may the feed show these events.
     publish(partition)
 
@@ -98,10 +97,8 @@ def sweep() -> int:
     with replica_pool().connection() as conn:
         every = lags(conn, PROJECTORS)
     total = 0
-    for lag in every:
-        if lag.behind:
-            projector = next(p for p in PROJECTORS if p.name == lag.projector)
-            total += project(replica_pool(), projector, lag.partition)
+    for partition in sorted({lag.partition for lag in every if lag.behind}):
+        total += sum(project_partition(replica_pool(), PROJECTORS, partition).values())
     for partition in sorted({lag.partition for lag in every}):
         publish(partition)
     return total
