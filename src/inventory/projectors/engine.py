@@ -259,22 +259,36 @@ def project_partition(
     *,
     batch_size: int = BATCH_SIZE,
 ) -> dict[str, int]:
+    """`catch_up` on a connection of `pool`."""
+    with pool.connection() as conn:
+        return catch_up(conn, projectors, partition, batch_size=batch_size)
+
+
+def catch_up(
+    conn: psycopg.Connection[Any],
+    projectors: Sequence[Projector],
+    partition: str,
+    *,
+    batch_size: int = BATCH_SIZE,
+) -> dict[str, int]:
     """Catch every projector up on `partition`, all of them in each batch's transaction;
-    a projector a rebuild holds is caught up afterwards by `project`, which waits for the
-    rebuild. Returns the events each projector applied."""
+    a projector a rebuild holds is caught up afterwards alone, waiting for the rebuild.
+    Returns the events each projector applied."""
     applied: dict[str, int] = dict.fromkeys((p.name for p in projectors), 0)
     skipped: set[str] = set()
-    with pool.connection() as conn:
-        while True:
-            batch = project_partition_batch(conn, projectors, partition, batch_size)
-            for name, count in batch.applied.items():
-                applied[name] += count
-            skipped.update(batch.skipped)
-            if batch.read < batch_size:
-                break
+    while True:
+        batch = project_partition_batch(conn, projectors, partition, batch_size)
+        for name, count in batch.applied.items():
+            applied[name] += count
+        skipped.update(batch.skipped)
+        if batch.read < batch_size:
+            break
     for projector in projectors:
         if projector.name in skipped:
-            applied[projector.name] += project(pool, projector, partition, batch_size=batch_size)
+            while (count := project_batch(conn, projector, partition, batch_size)) > 0:
+                applied[projector.name] += count
+                if count < batch_size:
+                    break
     return applied
 
 
