@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import psutil
 import psycopg
 
 from inventory.domain.events import ALL_EVENTS, StockReceived
@@ -201,8 +202,8 @@ def percentiles(values: list[float]) -> str:
     return "".join(f"{value * 1000:>10.1f}" for value in [*pick, ordered[-1]])
 
 
-def lag_run(env: dict[str, str], root: Path, args: argparse.Namespace) -> None:
-    """Part 1: the steady load, observed; prints the table."""
+def lag_run(env: dict[str, str], root: Path, args: argparse.Namespace, worker: int) -> None:
+    """Part 1: the steady load, observed; prints the table (`worker`: its process id)."""
     stores = [f"store-{n:02d}" for n in range(args.stores)]
     context = multiprocessing.get_context("spawn")
     ready, stop, out = context.Event(), context.Event(), str(root / "observed.json")
@@ -213,10 +214,13 @@ def lag_run(env: dict[str, str], root: Path, args: argparse.Namespace) -> None:
     try:
         if not ready.wait(60):
             raise RuntimeError("the observer process did not start")
+        process = psutil.Process(worker)
+        cpu_before, wall_before = process.cpu_times(), time.monotonic()
         load = asyncio.run(
             offer_load(env["INVENTORY_PRIMARY_URL"], args.rate, args.seconds, stores)
         )
         wait_projected(env["INVENTORY_REPLICA_URL"], max(load.commits), timeout=120)
+        cpu_after, wall = process.cpu_times(), time.monotonic() - wall_before
     finally:
         stop.set()
         observer.join(60)
@@ -238,6 +242,11 @@ def lag_run(env: dict[str, str], root: Path, args: argparse.Namespace) -> None:
         f"  an append's round trip (request to commit acknowledged): p50"
         f" {statistics.median(load.round_trips) * 1000:.1f} ms; lags below count from the"
         " request"
+    )
+    cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+    print(
+        f"  worker process CPU: {cpu:.1f} s over {wall:.1f} s ({cpu / wall:.0%} of a core),"
+        f" {cpu / len(commits) * 1000:.2f} ms per event"
     )
     print(f"  {'from commit on the primary to':<44}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
     for number, projector in enumerate(OBSERVED):
@@ -433,7 +442,7 @@ def main() -> None:
         env = topology.start()
         build_broker(Settings.from_env({**os.environ, **env}))
         worker = start_worker(env, root / "worker.log")
-        lag_run(env, root, args)
+        lag_run(env, root, args, worker.pid)
         stop_worker(worker)
         if args.events:
             rebuild_run(env, args)

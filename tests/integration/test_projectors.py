@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
 import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
+from inventory.domain.events import ALL_EVENTS, StockReceived
+from inventory.eventstore.codec import Codec
+from inventory.eventstore.store import ANY, EventStore, NewEvent, StreamWrite
 from inventory.projectors.backlog import backlogs
-from inventory.projectors.engine import lags, project
+from inventory.projectors.engine import LOCK_PREFIX, lags, project, project_partition
+from inventory.projectors.registry import PROJECTORS
+from inventory.projectors.stock_levels import StockLevels
 from inventory.projectors.stream_heads import StreamHeads
 from inventory.runtime.settings import Settings
 from tests.projection_helpers import (
@@ -19,6 +30,7 @@ from tests.projection_helpers import (
 )
 
 heads = StreamHeads()
+stock_store = EventStore(Codec(ALL_EVENTS))
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +134,122 @@ async def test_backlogs_count_each_partitions_unprojected_events_up_to_the_limit
         behind: None,
         deep: None,
     }
+
+
+async def _receive(
+    settings: Settings, store_id: str, quantities: list[int], start: int = 0
+) -> list[int]:
+    """One stock.received per quantity, alternating two SKUs (SKU0 for an even index
+    counted from `start`); returns their replica seqs."""
+    positions = []
+    async with await psycopg.AsyncConnection.connect(settings.primary_url) as conn:
+        for n, quantity in enumerate(quantities, start):
+            sku = f"SKU{n % 2}"
+            received = StockReceived(store_id=store_id, sku=sku, quantity=Decimal(quantity),
+                                     occurred_at=datetime.now(UTC))  # fmt: skip
+            write = StreamWrite(f"stock-{store_id}-{sku}", [NewEvent(received, store_id, sku)], ANY)
+            positions += [r.position for r in await stock_store.append(conn, [write])]
+    wait_replicated(settings.replica_url, positions)
+    with psycopg.connect(settings.replica_url) as conn:
+        rows = conn.execute(
+            "SELECT seq FROM events WHERE position = ANY(%s) ORDER BY seq", (positions,)
+        )
+        return [row[0] for row in rows.fetchall()]
+
+
+def _read_models(replica_url: str, store_id: str) -> dict[str, Any]:
+    with psycopg.connect(replica_url) as conn:
+        return {
+            "ledger": conn.execute(
+                "SELECT seq, on_hand_after FROM stock_ledger WHERE store = %s ORDER BY seq",
+                (store_id,),
+            ).fetchall(),
+            "levels": conn.execute(
+                "SELECT sku, on_hand, last_seq FROM stock_levels WHERE store = %s ORDER BY sku",
+                (store_id,),
+            ).fetchall(),
+            "movements": conn.execute(
+                "SELECT sku, sum(count)::int, sum(quantity) FROM daily_movements"
+                " WHERE store = %s GROUP BY sku ORDER BY sku",
+                (store_id,),
+            ).fetchall(),
+            "heads": conn.execute(
+                "SELECT stream, version FROM stream_heads WHERE partition = %s ORDER BY stream",
+                (store_id,),
+            ).fetchall(),
+            "checkpoints": dict(
+                conn.execute(
+                    "SELECT projector, seq FROM projector_checkpoints WHERE partition = %s",
+                    (store_id,),
+                ).fetchall()
+            ),
+        }
+
+
+def _expected(store_id: str, seqs: list[int], quantities: list[int]) -> dict[str, Any]:
+    """Every read model of `_receive`'s events, each event applied exactly once."""
+    on_hand = {"SKU0": 0, "SKU1": 0}
+    ledger = []
+    for n, (seq, quantity) in enumerate(zip(seqs, quantities, strict=True)):
+        on_hand[f"SKU{n % 2}"] += quantity
+        ledger.append((seq, Decimal(on_hand[f"SKU{n % 2}"])))
+    skus = ["SKU0", "SKU1"]
+    return {
+        "ledger": ledger,
+        "levels": [
+            (sku, Decimal(on_hand[sku]), max(s for n, s in enumerate(seqs) if n % 2 == i))
+            for i, sku in enumerate(skus)
+        ],
+        "movements": [
+            (sku, len(quantities[i::2]), Decimal(sum(quantities[i::2])))
+            for i, sku in enumerate(skus)
+        ],
+        "heads": [(f"stock-{store_id}-{sku}", len(quantities[i::2])) for i, sku in enumerate(skus)],
+        "checkpoints": dict.fromkeys((p.name for p in PROJECTORS), seqs[-1]),
+    }
+
+
+async def test_one_pass_gives_projectors_at_different_checkpoints_each_their_own_events(
+    settings: Settings, store_id: str, replica_pool: ConnectionPool
+) -> None:
+    quantities = [1, 2, 4, 8, 16, 32, 64]  # every subset has its own sum
+    seqs = await _receive(settings, store_id, quantities[:2])
+    project(replica_pool, heads, store_id)  # stream_heads alone: at the 2nd event
+    seqs += await _receive(settings, store_id, quantities[2:5], 2)
+    project(replica_pool, StockLevels(), store_id)  # stock alone: at the 5th
+    seqs += await _receive(settings, store_id, quantities[5:], 5)  # catalog, movements: nowhere
+
+    applied = project_partition(replica_pool, PROJECTORS, store_id, batch_size=3)
+
+    assert applied == {"stream_heads": 5, "stock": 2, "catalog": 7, "daily_movements": 7}
+    assert _read_models(settings.replica_url, store_id) == _expected(store_id, seqs, quantities)
+    assert project_partition(replica_pool, PROJECTORS, store_id) == dict.fromkeys(
+        (p.name for p in PROJECTORS), 0
+    )
+    assert _read_models(settings.replica_url, store_id) == _expected(store_id, seqs, quantities)
+
+
+async def test_a_projector_a_rebuild_holds_waits_while_the_others_go_on(
+    settings: Settings, store_id: str, replica_pool: ConnectionPool
+) -> None:
+    quantities = [3, 5, 7]
+    seqs = await _receive(settings, store_id, quantities)
+    with psycopg.connect(settings.replica_url) as rebuild:
+        # What a rebuild of `stock` holds from its start to its commit.
+        rebuild.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (LOCK_PREFIX + "stock",))
+        done: list[dict[str, int]] = []
+        worker = threading.Thread(
+            target=lambda: done.append(project_partition(replica_pool, PROJECTORS, store_id))
+        )
+        worker.start()
+        deadline = time.monotonic() + 30
+        while checkpoint_of(settings.replica_url, store_id, "daily_movements") != seqs[-1]:
+            assert time.monotonic() < deadline, "the other projectors did not go on"
+            time.sleep(0.02)
+        assert checkpoint_of(settings.replica_url, store_id, "stock") == 0
+        assert not done
+        rebuild.rollback()
+    worker.join(30)
+
+    assert done == [{"stream_heads": 3, "stock": 3, "catalog": 3, "daily_movements": 3}]
+    assert _read_models(settings.replica_url, store_id) == _expected(store_id, seqs, quantities)

@@ -4,10 +4,17 @@ A projector reads events after its checkpoint in `seq` order and applies them to
 read model; the read-model writes and the new checkpoint commit in one replica
 transaction. So a crash anywhere before that commit leaves both as they were, and
 duplicate, lost or reordered wake-ups change nothing: a wake-up only says "look".
+
+The worker's path, `project_partition`, does that for every projector of a partition at
+once: one transaction per batch that locks all their checkpoints, reads the events after
+the lowest one once, hands each projector the events after its own checkpoint (they
+differ after one projector's rebuild or reset) and advances them all together. `project`
+catches up one projector alone (the sweep's fallback, a rebuild in progress, tests).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,6 +105,14 @@ FROM events WHERE partition = %s AND seq > %s ORDER BY seq LIMIT %s
 """
 
 
+def _read_events(cur: Cursor, partition: str, after: int, limit: int) -> list[ReplicaEvent]:
+    cur.execute(SELECT_EVENTS, (partition, after, limit))
+    return [
+        ReplicaEvent(*r[:7], r[7].encode(), r[8].encode(), *r[9:])  # type: ignore[call-arg]
+        for r in cur.fetchall()
+    ]
+
+
 def _lock_checkpoint(cur: Cursor, projector: str, partition: str) -> int:
     # The checkpoint row is the partition's lock: a second worker woken for the same
     # store waits here, then reads from wherever the first one committed. Waiting (not
@@ -129,24 +144,7 @@ def project_batch(
     """One transaction: lock, read after the checkpoint, apply, advance. Returns the count."""
     with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
         checkpoint = _lock_checkpoint(cur, projector.name, partition)
-        cur.execute(SELECT_EVENTS, (partition, checkpoint, batch_size))
-        events = [
-            ReplicaEvent(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                r[7].encode(),
-                r[8].encode(),
-                r[9],
-                r[10],
-                r[11],
-            )
-            for r in cur.fetchall()
-        ]
+        events = _read_events(cur, partition, checkpoint, batch_size)
         if not events:
             return 0
         projector.apply(cur, events)
@@ -176,6 +174,122 @@ def project(
                 progress(count)
             if count < batch_size:
                 return total
+
+
+# The live path: every projector of a partition in one transaction and one events read.
+# Which projectors no rebuild holds (a try: a held one is left to `project`, which waits),
+# with their checkpoint rows created if missing; rows in the order of the names given.
+HOLD = """
+WITH held AS MATERIALIZED (
+    SELECT name, n FROM unnest(%(names)s::text[]) WITH ORDINALITY AS given(name, n)
+    WHERE pg_try_advisory_xact_lock_shared(hashtext(%(prefix)s || name))
+), created AS (
+    INSERT INTO projector_checkpoints (projector, partition)
+    SELECT name, %(partition)s FROM held ON CONFLICT DO NOTHING
+)
+SELECT name FROM held ORDER BY n
+"""
+# Rows are locked in projector order (LockRows sits above the sort): two batches of one
+# partition, or a batch and a `project`, never hold each other's rows crosswise.
+LOCK_CHECKPOINTS = """
+SELECT projector, seq FROM projector_checkpoints
+WHERE partition = %s AND projector = ANY(%s) ORDER BY projector FOR UPDATE
+"""
+ADVANCE = """
+UPDATE projector_checkpoints AS c
+SET seq = u.seq, position = greatest(c.position, u.position), updated_at = now()
+FROM unnest(%s::text[], %s::bigint[], %s::bigint[]) AS u(projector, seq, position)
+WHERE c.projector = u.projector AND c.partition = %s
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one `project_partition_batch` did."""
+
+    read: int  # events read (from the lowest checkpoint of the projectors it held)
+    applied: dict[str, int]  # projector name: events it applied
+    skipped: tuple[str, ...]  # projectors it could not hold (a rebuild has them)
+
+
+def project_partition_batch(
+    conn: psycopg.Connection[Any],
+    projectors: Sequence[Projector],
+    partition: str,
+    batch_size: int,
+) -> Batch:
+    """One transaction for every projector: hold and lock their checkpoints, read the
+    events after the lowest one once, give each projector those after its own, advance
+    every checkpoint in one statement, commit once."""
+    by_name = {p.name: p for p in projectors}
+    with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(HOLD, {"names": list(by_name), "prefix": LOCK_PREFIX, "partition": partition})
+        held = [row[0] for row in cur.fetchall()]
+        checkpoints: dict[str, int] = {}
+        if held:
+            cur.execute(LOCK_CHECKPOINTS, (partition, held))
+            checkpoints = dict(cur.fetchall())
+        # Not held, or a checkpoint row gone under our lock (a reset): `project` does them.
+        skipped = tuple(name for name in by_name if name not in checkpoints)
+        if not checkpoints:
+            return Batch(0, {}, skipped)
+        events = _read_events(cur, partition, min(checkpoints.values()), batch_size)
+        seqs = [event.seq for event in events]
+        applied: dict[str, int] = {}
+        advanced: list[tuple[str, int, int]] = []
+        for name, projector in by_name.items():
+            if name not in checkpoints:
+                continue
+            own = events[bisect_right(seqs, checkpoints[name]) :]
+            if not own:
+                continue
+            projector.apply(cur, own)
+            applied[name] = len(own)
+            advanced.append((name, own[-1].seq, max(e.position for e in own)))
+        if advanced:
+            names, last, positions = (list(column) for column in zip(*advanced, strict=True))
+            cur.execute(ADVANCE, (names, last, positions, partition))
+    return Batch(len(events), applied, skipped)
+
+
+def project_partition(
+    pool: ConnectionPool,
+    projectors: Sequence[Projector],
+    partition: str,
+    *,
+    batch_size: int = BATCH_SIZE,
+) -> dict[str, int]:
+    """`catch_up` on a connection of `pool`."""
+    with pool.connection() as conn:
+        return catch_up(conn, projectors, partition, batch_size=batch_size)
+
+
+def catch_up(
+    conn: psycopg.Connection[Any],
+    projectors: Sequence[Projector],
+    partition: str,
+    *,
+    batch_size: int = BATCH_SIZE,
+) -> dict[str, int]:
+    """Catch every projector up on `partition`, all of them in each batch's transaction;
+    a projector a rebuild holds is caught up afterwards alone, waiting for the rebuild.
+    Returns the events each projector applied."""
+    applied: dict[str, int] = dict.fromkeys((p.name for p in projectors), 0)
+    skipped: set[str] = set()
+    while True:
+        batch = project_partition_batch(conn, projectors, partition, batch_size)
+        for name, count in batch.applied.items():
+            applied[name] += count
+        skipped.update(batch.skipped)
+        if batch.read < batch_size:
+            break
+    for projector in projectors:
+        if projector.name in skipped:
+            while (count := project_batch(conn, projector, partition, batch_size)) > 0:
+                applied[projector.name] += count
+                if count < batch_size:
+                    break
+    return applied
 
 
 # A loose index scan: one index probe per partition, not a scan of every event.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import dramatiq
 import redis
@@ -10,7 +11,7 @@ import structlog
 from psycopg_pool import ConnectionPool
 
 from inventory.feed.publisher import publish_partition
-from inventory.projectors.engine import lags, project
+from inventory.projectors.engine import catch_up, lags, project_partition
 from inventory.projectors.registry import PROJECTORS
 from inventory.runtime.settings import Settings
 from inventory.worker import reservations
@@ -79,16 +80,54 @@ def publish(partition: str) -> int:
         return publish_partition(conn, feed_redis(), _settings.redis_namespace, partition)
 
 
+# One thread per partition at a time in this process: a wake-up for a partition another
+# thread is serving returns at once (rather than wait for the checkpoint rows that thread
+# holds, then find little to do), and that thread goes round once more before it lets
+# go, so one round serves every wake-up that came meanwhile.
+MAX_TURN = 60.0  # seconds a thread keeps one partition before it hands it on
+_again: set[str] = set()
+_busy: set[str] = set()
+_busy_lock = threading.Lock()
+
+
 @dramatiq.actor(queue_name="projections", max_retries=20, min_backoff=200, max_backoff=10_000)
 def wake_projectors(partition: str) -> None:
-    """Catch every projector up on one partition (a store id, or '' for global events)."""
+    """Catch every projector up on one partition (a store id, or '' for global events),
+    then publish the partition's feed."""
+    with _busy_lock:
+        if partition in _busy:
+            _again.add(partition)
+            return  # the thread serving it goes round again
+        _busy.add(partition)
     structlog.contextvars.bind_contextvars(partition=partition)
-    for projector in PROJECTORS:
-        applied = project(replica_pool(), projector, partition)
-        if applied:
-            log.debug("projected", projector=projector.name, events=applied)
-    # Only now, with every read model committed, may the feed show these events.
-    publish(partition)
+    turn_ends = time.monotonic() + MAX_TURN
+    try:
+        while True:
+            serve(partition)
+            with _busy_lock:
+                if partition not in _again:
+                    _busy.discard(partition)
+                    return
+                _again.discard(partition)
+                if time.monotonic() > turn_ends:  # well inside Dramatiq's time limit
+                    _busy.discard(partition)
+                    break
+        wake_projectors.send(partition)  # whoever takes it goes round again
+    except BaseException:
+        with _busy_lock:  # Dramatiq retries the message, and the sweep runs anyway
+            _busy.discard(partition)
+        raise
+
+
+def serve(partition: str) -> None:
+    """One round for the partition on one connection: project, then publish."""
+    assert _settings is not None
+    with replica_pool().connection() as conn:
+        applied = catch_up(conn, PROJECTORS, partition)
+        if any(applied.values()):
+            log.debug("projected", **applied)
+        # Only now, with every read model committed, may the feed show these events.
+        publish_partition(conn, feed_redis(), _settings.redis_namespace, partition)
 
 
 def sweep() -> int:
@@ -98,10 +137,8 @@ def sweep() -> int:
     with replica_pool().connection() as conn:
         every = lags(conn, PROJECTORS)
     total = 0
-    for lag in every:
-        if lag.behind:
-            projector = next(p for p in PROJECTORS if p.name == lag.projector)
-            total += project(replica_pool(), projector, lag.partition)
+    for partition in sorted({lag.partition for lag in every if lag.behind}):
+        total += sum(project_partition(replica_pool(), PROJECTORS, partition).values())
     for partition in sorted({lag.partition for lag in every}):
         publish(partition)
     return total
