@@ -88,12 +88,15 @@ class DevRun:
 
 
 def processes_in_home(home: Path) -> set[int]:
-    """Servers and workers whose working directory or command line lies in `home`."""
+    """Servers and workers whose working directory, command line or INVENTORY_HOME lies
+    in `home` (`inventory dev` and its API, worker and demo name it only in their
+    environment)."""
     found = set()
-    for proc in psutil.process_iter(["pid", "cwd", "cmdline"]):
+    for proc in psutil.process_iter(["pid", "cwd", "cmdline", "environ"]):
         cwd = proc.info["cwd"] or ""
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if cwd.startswith(str(home)) or str(home) in cmdline:
+        env_home = (proc.info["environ"] or {}).get("INVENTORY_HOME", "")
+        if cwd.startswith(str(home)) or str(home) in cmdline or env_home.startswith(str(home)):
             found.add(proc.info["pid"])
     return found
 
