@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import structlog
 
@@ -42,27 +42,43 @@ STORES = (
     ("market", "Market Square", "Europe/Paris"),
 )
 
-# (sku, name, category, decimals, unit, reorder min, reorder max)
-PRODUCTS: tuple[tuple[str, str, str, int, str, int, int], ...] = (
-    ("COFFEE-250", "Ground coffee 250 g", "grocery", 0, "each", 8, 40),
-    ("TEA-80", "Black tea, 80 bags", "grocery", 0, "each", 6, 30),
-    ("OATS-1K", "Rolled oats 1 kg", "grocery", 0, "each", 6, 30),
-    ("PASTA-500", "Spaghetti 500 g", "grocery", 0, "each", 10, 50),
-    ("RICE-LOOSE", "Basmati rice, loose", "grocery", 3, "kg", 5, 25),
-    ("OLIVE-OIL", "Olive oil 750 ml", "grocery", 0, "each", 5, 24),
-    ("MILK-1L", "Whole milk 1 l", "dairy", 0, "each", 12, 60),
-    ("BUTTER-250", "Butter 250 g", "dairy", 0, "each", 8, 36),
-    ("CHEESE-LOOSE", "Cheddar, by weight", "dairy", 3, "kg", 3, 15),
-    ("APPLES-LOOSE", "Apples, by weight", "produce", 3, "kg", 8, 40),
-    ("BANANAS", "Bananas, bunch", "produce", 0, "each", 10, 45),
-    ("BREAD-SOUR", "Sourdough loaf", "bakery", 0, "each", 6, 24),
-    ("CROISSANT", "Butter croissant", "bakery", 0, "each", 10, 40),
-    ("SOAP-BAR", "Olive soap bar", "household", 0, "each", 5, 25),
-    ("DISH-LIQ", "Dish liquid 500 ml", "household", 0, "each", 5, 25),
-    ("BATT-AA4", "AA batteries, 4 pack", "hardware", 0, "each", 4, 20),
-    ("BULB-LED", "LED bulb E27 8 W", "hardware", 0, "each", 4, 20),
-    ("TAPE-DUCT", "Duct tape 25 m", "hardware", 0, "each", 3, 15),
+
+class Product(NamedTuple):
+    """A sample product and its reorder point (the same in every store)."""
+
+    sku: str
+    name: str
+    category: str
+    decimals: int
+    unit: str
+    reorder_min: int
+    reorder_max: int
+
+
+PRODUCTS = tuple(
+    Product(*row)
+    for row in (
+        ("COFFEE-250", "Ground coffee 250 g", "grocery", 0, "each", 8, 40),
+        ("TEA-80", "Black tea, 80 bags", "grocery", 0, "each", 6, 30),
+        ("OATS-1K", "Rolled oats 1 kg", "grocery", 0, "each", 6, 30),
+        ("PASTA-500", "Spaghetti 500 g", "grocery", 0, "each", 10, 50),
+        ("RICE-LOOSE", "Basmati rice, loose", "grocery", 3, "kg", 5, 25),
+        ("OLIVE-OIL", "Olive oil 750 ml", "grocery", 0, "each", 5, 24),
+        ("MILK-1L", "Whole milk 1 l", "dairy", 0, "each", 12, 60),
+        ("BUTTER-250", "Butter 250 g", "dairy", 0, "each", 8, 36),
+        ("CHEESE-LOOSE", "Cheddar, by weight", "dairy", 3, "kg", 3, 15),
+        ("APPLES-LOOSE", "Apples, by weight", "produce", 3, "kg", 8, 40),
+        ("BANANAS", "Bananas, bunch", "produce", 0, "each", 10, 45),
+        ("BREAD-SOUR", "Sourdough loaf", "bakery", 0, "each", 6, 24),
+        ("CROISSANT", "Butter croissant", "bakery", 0, "each", 10, 40),
+        ("SOAP-BAR", "Olive soap bar", "household", 0, "each", 5, 25),
+        ("DISH-LIQ", "Dish liquid 500 ml", "household", 0, "each", 5, 25),
+        ("BATT-AA4", "AA batteries, 4 pack", "hardware", 0, "each", 4, 20),
+        ("BULB-LED", "LED bulb E27 8 W", "hardware", 0, "each", 4, 20),
+        ("TAPE-DUCT", "Duct tape 25 m", "hardware", 0, "each", 3, 15),
+    )
 )
+BY_SKU = {product.sku: product for product in PRODUCTS}
 
 
 class DemoError(Exception):
@@ -134,25 +150,28 @@ def load(api: Api, out: TextIO = sys.stderr) -> None:
         store = {"id": store_id, "name": name, "timezone": timezone, "negative_stock": "deny"}
         _expect(api.call("POST", "/v1/stores", store), 201, "store_exists")
         progress(1)
-    for sku, name, category, decimals, unit, _low, _high in PRODUCTS:
-        product = {"sku": sku, "name": name, "category": category, "decimals": decimals}
-        product |= {"unit": unit, "barcode": _barcode(sku)}
+    for item in PRODUCTS:
+        product = {**item._asdict(), "barcode": _barcode(item.sku)}
+        del product["reorder_min"], product["reorder_max"]
         _expect(api.call("POST", "/v1/products", product), 201, "product_exists")
         progress(1)
     opening = random.Random(7)  # noqa: S311 - sample data; the same bodies every run replay
     for store_id, _name, _tz in STORES:
         lines = [
-            {"sku": sku, "quantity": _quantity(opening, decimals, high // 2, high)}
-            for sku, _n, _c, decimals, _u, _low, high in PRODUCTS
+            {
+                "sku": p.sku,
+                "quantity": _quantity(opening, p.decimals, p.reorder_max // 2, p.reorder_max),
+            }
+            for p in PRODUCTS
         ]
         receipt = {"lines": lines, "reference": "opening stock"}
         path = f"/v1/stores/{store_id}/receipts"
         _expect(api.call("POST", path, receipt, key=f"demo-opening-{store_id}"), 201)
         progress(1)
-        for sku, _n, _c, _d, _u, low, high in PRODUCTS:
-            point = {"min": low, "max": high}
-            path = f"/v1/stores/{store_id}/stock/{sku}/reorder-point"
-            _expect(api.call("PUT", path, point, key=f"demo-reorder-{store_id}-{sku}"), 201, 200)
+        for p in PRODUCTS:
+            point = {"min": p.reorder_min, "max": p.reorder_max}
+            path = f"/v1/stores/{store_id}/stock/{p.sku}/reorder-point"
+            _expect(api.call("PUT", path, point, key=f"demo-reorder-{store_id}-{p.sku}"), 201, 200)
             progress(1)
     print(file=out)
 
@@ -204,8 +223,8 @@ class Simulation:
             return None
         for level in answer.get("levels", []):
             item = (level["store"], level["sku"])
-            reorder = _reorder_min(level["sku"])
-            if reorder is not None and Decimal(str(level["available"])) < reorder:
+            product = BY_SKU.get(level["sku"])
+            if product and Decimal(str(level["available"])) < product.reorder_min:
                 self.below.add(item)
         return answer
 
@@ -213,7 +232,9 @@ class Simulation:
         """A sale of one to three products at a random store."""
         store = self.chance.choice(STORES)[0]
         picked = self.chance.sample(PRODUCTS, self.chance.randint(1, 3))
-        lines = [{"sku": p[0], "quantity": _quantity(self.chance, p[3], 1, 3)} for p in picked]
+        lines = [
+            {"sku": p.sku, "quantity": _quantity(self.chance, p.decimals, 1, 3)} for p in picked
+        ]
         body: dict[str, Any] = {"sale_id": uuid.uuid4().hex[:16], "lines": lines}
         if offline:
             late = timedelta(minutes=self.chance.randint(2, 30))
@@ -232,7 +253,7 @@ class Simulation:
     def damage(self) -> None:
         """One unit found damaged or expired."""
         store = self.chance.choice(STORES)[0]
-        sku, *_rest = self.chance.choice(PRODUCTS)
+        sku = self.chance.choice(PRODUCTS).sku
         reason = self.chance.choice(("damaged", "expired"))
         body = {"lines": [{"sku": sku, "delta": -1, "reason": reason}]}
         self.command("adjustment", f"/v1/stores/{store}/adjustments", body)
@@ -240,28 +261,23 @@ class Simulation:
     def count(self) -> None:
         """A shelf count that finds what the system expects, or one unit off."""
         store = self.chance.choice(STORES)[0]
-        product = self.chance.choice([p for p in PRODUCTS if p[3] == 0])
-        status, level = self.api.call("GET", f"/v1/stores/{store}/stock/{product[0]}")
+        product = self.chance.choice([p for p in PRODUCTS if p.decimals == 0])
+        status, level = self.api.call("GET", f"/v1/stores/{store}/stock/{product.sku}")
         if status != 200:
             return
         off = self.chance.choice((0, 0, 0, -1))
         counted = max(int(Decimal(str(level["on_hand"]))) + off, 0)
-        body = {"lines": [{"sku": product[0], "counted": counted}]}
+        body = {"lines": [{"sku": product.sku, "counted": counted}]}
         self.command("count", f"/v1/stores/{store}/counts", body)
 
     def deliver(self, store: str, sku: str) -> None:
         """A delivery that fills the item up to about its reorder maximum."""
-        product = next(p for p in PRODUCTS if p[0] == sku)
-        quantity = _quantity(self.chance, product[3], product[6] // 2, product[6])
+        product = BY_SKU[sku]
+        quantity = _quantity(
+            self.chance, product.decimals, product.reorder_max // 2, product.reorder_max
+        )
         body = {"lines": [{"sku": sku, "quantity": quantity}], "reference": "delivery"}
         self.command("delivery", f"/v1/stores/{store}/receipts", body)
-
-
-def _reorder_min(sku: str) -> Decimal | None:
-    for product in PRODUCTS:
-        if product[0] == sku:
-            return Decimal(product[5])
-    return None
 
 
 class Stop(BaseException):
