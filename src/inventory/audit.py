@@ -157,6 +157,8 @@ def check_states(
                 decodes.problem(f"{stream} v{version} ({type_}): not a stock-domain event")
         if current is not None and state is not None:
             _compare(states, current, state, heads)
+        if progress is not None and decodes.checked % 1000:
+            progress(decodes.checked % 1000)  # the bar ends at 100%
         conn.rollback()
     return decodes, states
 
