@@ -21,6 +21,8 @@ ACTOR = Actor(id="test:history", kind="system", name="history generator", role="
 
 
 class _Plain:
+    carries_positions = False
+
     def accepted(self, decision: Decision) -> tuple[int, bytes]:
         return 201, b""
 

@@ -44,6 +44,9 @@ class CommandResult(msgspec.Struct, frozen=True):
     levels: list[LevelView]
 
 
+_encode = msgspec.json.Encoder().encode
+
+
 def result_of(
     command_id: str, recorded: Sequence[Recorded], changes: Sequence[Change], after: Context
 ) -> CommandResult:
@@ -58,6 +61,20 @@ def result_of(
     levels.sort(key=lambda level: (level.store, level.sku))
     position = max((r.position for r in recorded), default=None)
     return CommandResult(command_id, position, events, levels)
+
+
+def with_positions(body: bytes, positions: Sequence[int]) -> bytes:
+    """A command result stored before its events had positions (positions 0), with
+    `positions`, one per event in its order: the bytes it was first sent as."""
+    result = msgspec.json.decode(body, type=CommandResult)
+    if len(positions) != len(result.events):
+        raise ValueError(f"{len(result.events)} events, {len(positions)} positions")
+    events = [
+        msgspec.structs.replace(event, position=position)
+        for event, position in zip(result.events, positions, strict=True)
+    ]
+    position = max(positions, default=None)
+    return _encode(msgspec.structs.replace(result, position=position, events=events))
 
 
 def _level(store: str, sku: str, after: Context) -> LevelView:

@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import psycopg
@@ -20,7 +20,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
-from inventory.command_result import CommandResult, result_of
+from inventory.command_result import CommandResult, result_of, with_positions
 from inventory.domain.commands import Command
 from inventory.domain.context import Change, Context, Head, StreamNotInContext
 from inventory.domain.decider import decide, document_stream, streams_of
@@ -43,12 +43,20 @@ READ_DOCUMENT = "SELECT version, state::text FROM streams WHERE stream = %s"
 # Concurrent requests with one key queue here; the second then finds the first's response.
 # hashtextextended collisions only make two unrelated keys wait for each other.
 LOCK_KEY = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
-FIND_RESPONSE = (
-    "SELECT fingerprint, status, response FROM idempotency WHERE principal = %s AND key = %s"
-)
+# A response stored before its events had positions (migrations/0011) gets them from the
+# events it names, by stream and version, in its order.
+FIND_RESPONSE = """
+SELECT fingerprint, status, response, CASE WHEN fill_positions THEN ARRAY(
+    SELECT ev.position
+    FROM jsonb_array_elements(convert_from(response, 'UTF8')::jsonb -> 'events')
+         WITH ORDINALITY AS named(event, place)
+    JOIN events AS ev
+      ON ev.stream = named.event ->> 'stream' AND ev.version = (named.event ->> 'version')::bigint
+    ORDER BY named.place) END
+FROM idempotency WHERE principal = %s AND key = %s"""
 STORE_RESPONSE = (
-    "INSERT INTO idempotency (principal, key, fingerprint, status, response)"
-    " VALUES (%s, %s, %s, %s, %s)"
+    "INSERT INTO idempotency (principal, key, fingerprint, status, response, fill_positions)"
+    " VALUES (%s, %s, %s, %s, %s, %s)"
 )
 
 
@@ -111,6 +119,11 @@ class Outcome:
 
 class Responder(Protocol):
     """Renders the response the service stores for replays (the API's business)."""
+
+    carries_positions: bool
+    """Whether an accepted body is a CommandResult (the events' positions in it): it is
+    stored with the command's events, before the primary has given them positions, as
+    positions 0, and a replay reads them from the events."""
 
     def accepted(self, decision: Decision) -> tuple[int, bytes]:
         """Status and body for an accepted command."""
@@ -206,9 +219,10 @@ class CommandService:
         responder: Responder,
         idempotency: Idempotency | None,
     ) -> Outcome:
-        """Three round trips for most commands: the key's lock and lookup with the stream
-        locks; the append; the response and the commit. A command on a document (transfer
-        receipt or cancel, reservation release or fulfilment) reads it before locking."""
+        """Two round trips for most commands: the key's lock and lookup with the stream
+        locks; the append with the response and the commit. A command on a document
+        (transfer receipt or cancel, reservation release or fulfilment) reads it before
+        locking."""
         script.later("BEGIN")
         key = _key_statements(actor.id, idempotency) if idempotency is not None else []
         # The streams of a command that names them all are locked with the key's lookup.
@@ -226,25 +240,25 @@ class CommandService:
                 await script.flush()
                 return replay
         try:
-            decision = await self._decide_and_append(
-                script, command, actor, idempotency, sets[len(key) + 1 :] if early else None
+            decision, (status, body) = await self._decide_and_append(
+                script,
+                command,
+                actor,
+                responder,
+                idempotency=idempotency,
+                locked=sets[len(key) + 1 :] if early else None,
             )
         except CommandRejected as error:
             if idempotency is None:
                 raise
-            # A refusal is stored without what was locked or written.
+            # A refusal is stored without what was locked or written (a version conflict
+            # from the append left the transaction failed: this also clears that).
             script.later("ROLLBACK TO SAVEPOINT decide")
-            status, body = responder.rejected(error)
-            _store(script, actor.id, idempotency, status, body)
+            status, refusal = responder.rejected(error)
+            script.later(*_store(actor.id, idempotency, status, refusal, fill_positions=False))
             script.later("COMMIT")
             await script.flush()
-            return Outcome(status, body)
-        script.later("RELEASE SAVEPOINT decide")
-        status, body = responder.accepted(decision)
-        if idempotency is not None:
-            _store(script, actor.id, idempotency, status, body)
-        script.later("COMMIT")
-        await script.flush()
+            return Outcome(status, refusal)
         return Outcome(status, body, decision=decision)
 
     async def _decide_and_append(
@@ -252,11 +266,14 @@ class CommandService:
         script: Script,
         command: Command,
         actor: Actor,
+        responder: Responder,
+        *,
         idempotency: Idempotency | None,
         locked: Sequence[Rows] | None,
-    ) -> Decision:
-        """Decide on the locked streams' states and append; `locked` holds the rows of
-        the locks already taken, if they were."""
+    ) -> tuple[Decision, tuple[int, bytes]]:
+        """Decide on the locked streams' states, then append, store the response and
+        commit in one round trip; `locked` holds the rows of the locks already taken, if
+        they were. The decision and the response to send."""
         if locked is not None:
             streams = streams_of(command, None)
             heads, shared = self.store.heads_of(locked)
@@ -269,24 +286,55 @@ class CommandService:
         after = context.advanced(changes)
         command_id = str(uuid.uuid4())
         writes = _writes(changes, context, after)
+        metadata = _metadata(actor, command_id, idempotency)
         try:
-            recorded = await self.store.append(
-                script.conn, writes, _metadata(actor, command_id, idempotency), locked=heads
-            )
+            appending = self.store.appending(writes, metadata, locked=heads)
         except WrongExpectedVersion as error:
-            raise VersionConflict(
-                f"stream {error.stream} is at version {error.current}, not {error.expected}",
-                [
-                    {
-                        "stream": error.stream,
-                        "expected_version": error.expected,
-                        "current_version": error.current,
-                    }
-                ],
-            ) from None
+            raise _conflict(error) from None
+        # Every version is known under the locks; only the positions are not, until the
+        # events are inserted. The stored response has positions 0 (a replay reads them).
+        expected = appending.expected()
         partitions = frozenset(change.store for change in changes)
-        result = result_of(command_id, recorded, changes, after)
-        return Decision(result, after, partitions, tuple(change.event for change in changes))
+        events = tuple(change.event for change in changes)
+        stored = responder.accepted(
+            Decision(result_of(command_id, expected, changes, after), after, partitions, events)
+        )
+        then: list[Statement] = [("RELEASE SAVEPOINT decide", ())]
+        if idempotency is not None:
+            then.append(
+                _store(actor.id, idempotency, *stored, fill_positions=responder.carries_positions)
+            )
+        then.append(("COMMIT", ()))
+        try:
+            rows, *_ = await script.rows(appending.statement, *then)
+        except psycopg.Error as error:
+            failure = appending.failure(error)
+            if isinstance(failure, WrongExpectedVersion):
+                raise _conflict(failure) from None
+            if failure is error:
+                raise
+            raise failure from error
+        landed = {recorded.id: recorded.position for recorded in appending.recorded(rows)}
+        if landed.keys() != {recorded.id for recorded in expected}:
+            raise AssertionError("append_events returned other events than it was given")
+        recorded = [replace(event, position=landed[event.id]) for event in expected]
+        decision = Decision(
+            result_of(command_id, recorded, changes, after), after, partitions, events
+        )
+        return decision, responder.accepted(decision) if responder.carries_positions else stored
+
+
+def _conflict(error: WrongExpectedVersion) -> VersionConflict:
+    return VersionConflict(
+        f"stream {error.stream} is at version {error.current}, not {error.expected}",
+        [
+            {
+                "stream": error.stream,
+                "expected_version": error.expected,
+                "current_version": error.current,
+            }
+        ],
+    )
 
 
 async def _end(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -315,19 +363,26 @@ def _key_statements(principal: str, idempotency: Idempotency) -> list[Statement]
 def _replay(found: Rows, idempotency: Idempotency) -> Outcome | None:
     if not found:
         return None
-    fingerprint, status, body = found[0]
+    fingerprint, status, body, positions = found[0]
     if bytes(fingerprint) != idempotency.fingerprint:
         raise IdempotencyKeyReused(
             f"the Idempotency-Key {idempotency.key!r} was first used with another request"
         )
-    return Outcome(status, bytes(body), replayed=True)
+    body = bytes(body) if positions is None else with_positions(bytes(body), positions)
+    return Outcome(status, body, replayed=True)
 
 
 def _store(
-    script: Script, principal: str, idempotency: Idempotency, status: int, body: bytes
-) -> None:
-    script.later(
-        STORE_RESPONSE, (principal, idempotency.key, idempotency.fingerprint, status, body)
+    principal: str,
+    idempotency: Idempotency,
+    status: int,
+    body: bytes,
+    *,
+    fill_positions: bool,
+) -> Statement:
+    return (
+        STORE_RESPONSE,
+        (principal, idempotency.key, idempotency.fingerprint, status, body, fill_positions),
     )
 
 

@@ -47,6 +47,8 @@ ACTOR = Actor(id="user:test", kind="user", name="test", role="admin", ip="127.0.
 class JsonResponder:
     """The API's shape in miniature: 201 with the result, the code for a refusal."""
 
+    carries_positions = True
+
     def accepted(self, decision: Decision) -> tuple[int, bytes]:
         return 201, msgspec.json.encode(decision.result)
 
@@ -179,6 +181,57 @@ async def test_a_replay_answers_the_first_response_and_another_body_is_refused(
             other, ACTOR, JsonResponder(), Idempotency.of("k-1", msgspec.json.encode(other))
         )
 
+    assert (again.status, again.body, again.replayed) == (first.status, first.body, True)
+
+
+async def test_a_replay_names_the_positions_the_events_landed_at(
+    service: CommandService, resources: Resources, store_id: str
+) -> None:
+    # The response is stored in the append's round trip, before the primary has given the
+    # events positions: stored with 0s, a replay reads them back from the events.
+    await stocked_store(service, store_id, {"P-1": 5, "P-2": 5, "P-3": 5})
+    command = sale(store_id, "s-positions", ("P-3", 1), ("P-1", 2), ("P-2", 1))
+    key = Idempotency.of("k-positions", msgspec.json.encode(command))
+    first = await service.handle(command, ACTOR, JsonResponder(), key)
+
+    again = await service.handle(command, ACTOR, JsonResponder(), key)
+
+    async with resources.primary.connection() as conn:
+        landed = await (
+            await conn.execute(
+                "SELECT stream, version, position FROM events"
+                " WHERE metadata->>'idempotency_key' = 'k-positions' ORDER BY position"
+            )
+        ).fetchall()
+        stored = await (
+            await conn.execute(
+                "SELECT response, fill_positions FROM idempotency WHERE key = 'k-positions'"
+            )
+        ).fetchone()
+    result = msgspec.json.decode(first.body)
+    assert sorted((e["stream"], e["version"], e["position"]) for e in result["events"]) == sorted(
+        tuple(row) for row in landed
+    )
+    assert len(landed) == 4  # three stock events and the sale's
+    positions = [e["position"] for e in result["events"]]
+    assert positions == sorted(positions)  # in position order, as before
+    assert result["position"] == max(row[2] for row in landed)
+    assert (again.status, again.body, again.replayed) == (first.status, first.body, True)
+    assert stored is not None and stored[1] is True
+    assert {e["position"] for e in msgspec.json.decode(bytes(stored[0]))["events"]} == {0}
+
+
+async def test_a_stored_refusal_replays_as_it_was_sent(
+    service: CommandService, store_id: str
+) -> None:
+    await stocked_store(service, store_id, {"P-4": 1})
+    command = sale(store_id, "s-short", ("P-4", 2))
+    key = Idempotency.of("k-short", msgspec.json.encode(command))
+    first = await service.handle(command, ACTOR, JsonResponder(), key)
+
+    again = await service.handle(command, ACTOR, JsonResponder(), key)
+
+    assert first.status == 409 and b"insufficient_stock" in first.body
     assert (again.status, again.body, again.replayed) == (first.status, first.body, True)
 
 

@@ -136,6 +136,65 @@ def _heads(rows: Iterable[Any]) -> dict[str, StreamHead]:
     }
 
 
+def _landing(
+    writes: Sequence[StreamWrite], locked: Mapping[str, StreamHead] | None
+) -> list[tuple[uuid.UUID, str, int]] | None:
+    """Each new event's id, stream and version, in the order append_events inserts them
+    (writes, then events), when every base version is known: locked, or expected."""
+    landing: list[tuple[uuid.UUID, str, int]] = []
+    for write in writes:
+        head = locked.get(write.stream) if locked is not None else None
+        base = head.version if head is not None else write.expected_version
+        if base == ANY:
+            return None
+        landing.extend(
+            (new.id, write.stream, base + place) for place, new in enumerate(write.events, 1)
+        )
+    return landing
+
+
+@dataclass(frozen=True)
+class Appending:
+    """An append as one statement, for a caller that sends it with others in a round trip
+    (the command service: append, response and COMMIT together)."""
+
+    statement: Statement
+    kinds: Mapping[uuid.UUID, str]
+    """Each new event's type tag, by id."""
+    landing: list[tuple[uuid.UUID, str, int]] | None
+    """Each new event's id, stream and version, in insertion order, when known before
+    the round trip (every base version locked or expected): only positions are not."""
+
+    def recorded(self, rows: Iterable[Any]) -> list[Recorded]:
+        """Where each event landed, from the statement's rows, in position order."""
+        return [
+            Recorded(
+                id=id_, position=position, stream=stream, version=version, type=self.kinds[id_]
+            )
+            for id_, position, stream, version in rows
+        ]
+
+    def expected(self) -> list[Recorded]:
+        """Where each event will land, positions 0, in insertion order (which the
+        statement's position order follows); requires `landing`."""
+        if self.landing is None:
+            raise ValueError("the base versions are not all known before the append")
+        return [
+            Recorded(id=id_, position=0, stream=stream, version=version, type=self.kinds[id_])
+            for id_, stream, version in self.landing
+        ]
+
+    def failure(self, error: psycopg.Error) -> Exception:
+        """What a failed send of the statement means: WrongExpectedVersion, DuplicateEvent,
+        or the error itself."""
+        if isinstance(error, psycopg.errors.UniqueViolation):
+            return DuplicateEvent(str(error).splitlines()[0])
+        if error.sqlstate == WRONG_EXPECTED_VERSION and error.diag.message_detail:
+            stream, expected, current = error.diag.message_detail.split("\t")
+            return WrongExpectedVersion(stream, int(expected), int(current))
+        return error
+
+
 class EventStore:
     """Append and read on the primary; one instance per process, sharing a codec."""
 
@@ -181,12 +240,31 @@ class EventStore:
         """Append every write atomically; raise WrongExpectedVersion and append nothing
         when any stream is not at its expected version.
 
-        One statement, atomic on its own; inside a transaction it joins it (the command
-        service also records the idempotency key and the response there). `locked` passes
-        the heads of an earlier `lock` in the same transaction: versions are checked
-        against them before the round trip, and locked streams the command did not write
-        lose their placeholder rows.
+        One statement, atomic on its own; inside a transaction it joins it. `locked`
+        passes the heads of an earlier `lock` in the same transaction: versions are
+        checked against them before the round trip, and locked streams the command did
+        not write lose their placeholder rows.
         """
+        appending = self.appending(writes, metadata, locked=locked)
+        try:
+            async with conn.cursor(row_factory=tuple_row) as cur:
+                await cur.execute(*appending.statement)
+                rows = await cur.fetchall()
+        except psycopg.Error as error:
+            failure = appending.failure(error)
+            if failure is error:
+                raise
+            raise failure from error
+        return appending.recorded(rows)
+
+    def appending(
+        self,
+        writes: Sequence[StreamWrite],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        locked: Mapping[str, StreamHead] | None = None,
+    ) -> Appending:
+        """`append` as a statement to send with others (see Appending); `locked` as there."""
         if locked is not None:
             _check_expected(writes, locked)
             written = {write.stream for write in writes}
@@ -195,21 +273,7 @@ class EventStore:
                 *(StreamWrite(name, ()) for name in sorted(locked) if name not in written),
             ]
         arguments, kinds = self._arguments(writes, metadata or {})
-        try:
-            async with conn.cursor(row_factory=tuple_row) as cur:
-                await cur.execute(APPEND, arguments)
-                rows = await cur.fetchall()
-        except psycopg.errors.UniqueViolation as error:
-            raise DuplicateEvent(str(error).splitlines()[0]) from error
-        except psycopg.Error as error:
-            if error.sqlstate == WRONG_EXPECTED_VERSION and error.diag.message_detail:
-                stream, expected, current = error.diag.message_detail.split("\t")
-                raise WrongExpectedVersion(stream, int(expected), int(current)) from None
-            raise
-        return [
-            Recorded(id=id_, position=position, stream=stream, version=version, type=kinds[id_])
-            for id_, position, stream, version in rows
-        ]
+        return Appending((APPEND, arguments), kinds, _landing(writes, locked))
 
     def _arguments(
         self, writes: Sequence[StreamWrite], metadata: Mapping[str, Any]
