@@ -82,11 +82,20 @@ def _deltas(event: StockEvent, before: StockState, after: StockState) -> tuple[A
     return (alone.on_hand, None, alone.reserved, alone.in_transit_in, alone.in_transit_out)
 
 
-def write_ledger(cur: Cursor, rows: Sequence[tuple[Any, ...]], table: str = "stock_ledger") -> None:
-    """COPY the rows in: one round trip for the whole batch."""
+def write_ledger(
+    cur: Cursor,
+    rows: Sequence[tuple[Any, ...]],
+    table: str = "stock_ledger",
+    *,
+    binary: bool = True,
+) -> None:
+    """COPY the rows in: one round trip for the whole batch. The text format costs this
+    process about a fifth less per row (a rebuild's millions); the same values either way."""
     if not rows:
         return
-    with cur.copy(f"COPY {table} ({COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(TYPES)
+    options = " (FORMAT BINARY)" if binary else ""
+    with cur.copy(f"COPY {table} ({COLUMNS}) FROM STDIN{options}") as copy:
+        if binary:
+            copy.set_types(TYPES)
         for row in rows:
             copy.write_row(row)
