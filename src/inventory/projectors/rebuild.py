@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -51,6 +52,7 @@ WORKERS = 2  # folds at once: this process and helpers (the fold is CPU-bound Py
 PARALLEL_FROM = 50_000  # events below which one fold is quicker than starting a helper
 
 Heads = dict[str, tuple[int, int]]  # partition: last seq, highest position
+FOLDED, HEADS = b"rebuild-folded ", b"rebuild-heads "  # a helper's stdout lines
 
 PARTITIONS = "SELECT partition, count(*) FROM events GROUP BY partition ORDER BY partition"
 # data and metadata arrive as their JSON text's UTF-8 bytes (no str round trip).
@@ -212,14 +214,17 @@ def fold(
 class _Helper:
     """A helper process (`python -m inventory.projectors.rebuild_helper`) folding a group
     of partitions into the committed shadows: its arguments on stdin as JSON; on stdout a
-    line per chunk folded (the count), then the heads as JSON once it has committed."""
+    FOLDED line per chunk folded (the count), then a HEADS line (JSON) once it has
+    committed."""
 
     def __init__(self, url: str, names: list[str], partitions: list[str], chunk: int) -> None:
+        # stderr to a file: a pipe read only at the end could fill and stall the helper.
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 # closed by _close
         self.process = subprocess.Popen(
             [sys.executable, "-m", "inventory.projectors.rebuild_helper"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self.errors,
         )
         assert self.process.stdin is not None
         arguments = {"url": url, "names": names, "partitions": partitions, "chunk": chunk}
@@ -233,11 +238,12 @@ class _Helper:
 
     def _read(self) -> None:
         assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if line.startswith(b"{"):
-                self.heads = {part: (seq, pos) for part, (seq, pos) in json.loads(line).items()}
-            else:
-                self.folded += int(line)
+        for line in self.process.stdout:  # other lines (a library's output) are not ours
+            if line.startswith(HEADS):
+                found = json.loads(line.removeprefix(HEADS))
+                self.heads = {part: (seq, pos) for part, (seq, pos) in found.items()}
+            elif line.startswith(FOLDED):
+                self.folded += int(line.removeprefix(FOLDED))
 
     def progressed(self) -> int:
         """Events folded since the last call."""
@@ -255,9 +261,10 @@ class _Helper:
     def _close(self) -> str:
         """Close the pipes; what the helper wrote on stderr."""
         errors = ""
-        if self.process.stderr is not None and not self.process.stderr.closed:
-            errors = self.process.stderr.read().decode(errors="replace")
-            self.process.stderr.close()
+        if not self.errors.closed:
+            self.errors.seek(0)
+            errors = self.errors.read().decode(errors="replace")
+            self.errors.close()
         self.reader.join(10)
         if self.process.stdout is not None:
             self.process.stdout.close()
@@ -285,7 +292,7 @@ def help_fold(url: str, names: list[str], partitions: list[str], chunk: int) -> 
     heads (see `_Helper`)."""
 
     def tick(count: int) -> None:
-        sys.stdout.write(f"{count}\n")
+        sys.stdout.write(f"{FOLDED.decode()}{count}\n")
         sys.stdout.flush()
 
     builders = [by_name(name).builder() for name in names]
@@ -298,7 +305,7 @@ def help_fold(url: str, names: list[str], partitions: list[str], chunk: int) -> 
         heads = fold(reader, cur, builders, partitions, chunk=chunk, progress=tick)
         for builder in builders:
             builder.finish(cur)
-    sys.stdout.write(json.dumps(heads) + "\n")
+    sys.stdout.write(f"{HEADS.decode()}{json.dumps(heads)}\n")
     sys.stdout.flush()
 
 
