@@ -169,8 +169,9 @@ def test_a_rebuild_gives_the_same_rows(
     assert len(before[1]) > COMMANDS
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_queries_read_the_old_rows_until_a_rebuild_commits(
-    history: History, pool: ConnectionPool, settings: Settings
+    history: History, pool: ConnectionPool, settings: Settings, workers: int
 ) -> None:
     _project(pool, history.stores)
     before = _rows(pool, LEVELS, history.stores)
@@ -188,7 +189,7 @@ def test_queries_read_the_old_rows_until_a_rebuild_commits(
     watcher.start()
     out = io.StringIO()
     try:
-        admin.rebuild(settings.replica_url, "stock", out=out, batch_size=50)
+        admin.rebuild(settings.replica_url, "stock", out=out, batch_size=50, workers=workers)
     finally:
         stop.set()
         watcher.join()
