@@ -20,8 +20,10 @@ from inventory.projectors import admin
 from inventory.projectors.bitemporal import level_at
 from inventory.projectors.catalog import Catalog
 from inventory.projectors.engine import LOCK_PREFIX, lags, project, reset
+from inventory.projectors.rebuild import RebuildFailed, rebuild
 from inventory.projectors.registry import PROJECTORS
 from inventory.projectors.stock_levels import StockLevels
+from inventory.projectors.stream_heads import StreamHeads
 from inventory.runtime.settings import Settings
 from tests import read_oracle as oracle
 from tests.read_history import History, generate
@@ -167,8 +169,9 @@ def test_a_rebuild_gives_the_same_rows(
     assert len(before[1]) > COMMANDS
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_queries_read_the_old_rows_until_a_rebuild_commits(
-    history: History, pool: ConnectionPool, settings: Settings
+    history: History, pool: ConnectionPool, settings: Settings, workers: int
 ) -> None:
     _project(pool, history.stores)
     before = _rows(pool, LEVELS, history.stores)
@@ -186,7 +189,7 @@ def test_queries_read_the_old_rows_until_a_rebuild_commits(
     watcher.start()
     out = io.StringIO()
     try:
-        admin.rebuild(settings.replica_url, "stock", out=out, batch_size=50)
+        admin.rebuild(settings.replica_url, "stock", out=out, batch_size=50, workers=workers)
     finally:
         stop.set()
         watcher.join()
@@ -230,15 +233,18 @@ def _catch_up_all(settings: Settings) -> None:
                 project(pool, projector, partition)
 
 
+@pytest.mark.parametrize("workers", [1, 3])
 def test_one_pass_over_every_projector_gives_the_same_rows_tables_and_checkpoints(
-    history: History, pool: ConnectionPool, settings: Settings
+    history: History, pool: ConnectionPool, settings: Settings, workers: int
 ) -> None:
     _catch_up_all(settings)
     before = [_rows(pool, q, history.stores) for q in (LEVELS, LEDGER, ALERTS)]
     shapes = _everything(settings)
     out = io.StringIO()
 
-    assert admin.rebuild(settings.replica_url, [p.name for p in PROJECTORS], out=out) == 0
+    # 3: this process and two helper processes, each folding a share of the partitions.
+    names = [p.name for p in PROJECTORS]
+    assert admin.rebuild(settings.replica_url, names, out=out, workers=workers) == 0
 
     assert [_rows(pool, q, history.stores) for q in (LEVELS, LEDGER, ALERTS)] == before
     assert _everything(settings) == shapes
@@ -247,6 +253,27 @@ def test_one_pass_over_every_projector_gives_the_same_rows_tables_and_checkpoint
         # The alerts' id sequence moved to the new table and goes on from where it was.
         row = conn.execute("SELECT pg_get_serial_sequence('alerts', 'id')").fetchone()
         assert row == ("public.alerts_id_seq",)
+        leftovers = conn.execute("SELECT relname FROM pg_class WHERE relname LIKE '%%__rebuild%%'")
+        assert leftovers.fetchall() == []
+
+
+class _Unknown(StreamHeads):
+    """stream_heads under a name no helper process knows: the helpers fail."""
+
+    name = "no_such_projector"
+
+
+def test_a_failed_parallel_rebuild_leaves_the_old_tables_and_no_shadows(
+    history: History, settings: Settings
+) -> None:
+    _catch_up_all(settings)
+    shapes = _everything(settings)
+
+    with pytest.raises(RebuildFailed, match="no_such_projector"):
+        rebuild(settings.replica_url, [_Unknown()], lambda _: None, workers=3)
+
+    assert _everything(settings) == shapes
+    with psycopg.connect(settings.replica_url) as conn:
         leftovers = conn.execute("SELECT relname FROM pg_class WHERE relname LIKE '%%__rebuild%%'")
         assert leftovers.fetchall() == []
 

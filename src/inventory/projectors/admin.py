@@ -57,21 +57,25 @@ def rebuild(
     out: TextIO = sys.stderr,
     *,
     batch_size: int = CHUNK,
+    workers: int | None = None,
 ) -> int:
     """Rebuild one projector's read model (or several, `name` a list) from every event,
     online: in one replica transaction, into shadow tables that replace the old ones at
     its commit (`rebuild.py`). Until then queries keep reading the old rows; the live
     worker waits on the projector's lock meanwhile, then resumes from the checkpoints the
-    rebuild left."""
+    rebuild left. `workers`: folds at once (`rebuild.rebuild`)."""
     names = [name] if isinstance(name, str) else list(name)
     projectors = [by_name(n) for n in names]
     label = ", ".join(names)
-    with psycopg.connect(replica_url) as conn:
-        total_row = conn.execute("SELECT count(*) FROM events").fetchone()
-        conn.commit()
-        progress = Progress(total_row[0] if total_row else 0, out)
-        started = time.monotonic()
-        applied = rebuild_models(conn, projectors, progress, chunk=batch_size)
+    progress = Progress(0, out)
+    started = time.monotonic()
+
+    def on_total(total: int) -> None:
+        progress.total = max(total, 1)
+
+    applied = rebuild_models(
+        replica_url, projectors, progress, chunk=batch_size, workers=workers, on_total=on_total
+    )
     elapsed = time.monotonic() - started
     print(
         f"\nrebuilt {label}: {applied} events in {elapsed:.1f} s "

@@ -36,6 +36,7 @@ ON CONFLICT (store, day, sku, type) DO UPDATE SET
 """
 
 Key = tuple[str, date, str, str]
+NONE_YET = (0, Decimal(0))  # a day's total before its first event
 
 
 def moved(event: StockEvent) -> Decimal | None:
@@ -69,7 +70,7 @@ def add(
         return
     day = replica_event.occurred_at.astimezone(UTC).date()
     key = (replica_event.store, day, replica_event.sku, replica_event.type)
-    count, total = folded.get(key, (0, Decimal(0)))
+    count, total = folded.get(key, NONE_YET)
     folded[key] = (count + 1, total + quantity)
 
 

@@ -9,6 +9,7 @@ from inventory.eventstore.codec import Codec
 from inventory.projectors.engine import ReplicaEvent
 
 CODEC = Codec(ALL_EVENTS)
+TAGS = CODEC.tags
 
 
 class _Actor(msgspec.Struct):
@@ -26,7 +27,7 @@ _metadata = msgspec.json.Decoder(_Metadata)
 
 def domain_event(event: ReplicaEvent) -> Event | None:
     """The domain event, or None for a type the domain does not define (e.g. audit)."""
-    if event.type not in CODEC.tags:
+    if event.type not in TAGS:
         return None
     decoded: Event = CODEC.decode(event.type, event.data)  # type: ignore[assignment]
     return decoded

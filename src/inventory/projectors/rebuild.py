@@ -1,15 +1,21 @@
 """Online rebuilds: every event read once, folded in memory, COPYed into shadow tables.
 
-One replica transaction does it all:
+One replica transaction, the rebuild's, holds it all together:
 
 1. it takes each projector's advisory lock exclusively (`engine.LOCK_PREFIX`): a worker
    batch of those projectors, which takes it shared first, waits from then on, and one
    in flight is waited for;
 2. it creates empty shadow tables without indexes (`read_model_shadow`, a function of
    projections/0022_rebuild_shadows.sql: the tables belong to the migrations' role);
-3. it reads the events copy once, in seq order, through a server-side cursor (one
-   snapshot), decodes each event once, feeds it to every projector's `Builder`, and
-   COPYs the rows in;
+3. it reads the events copy once, partition by partition (each partition's events in seq
+   order, from one `COPY ... TO STDOUT` each: one snapshot per partition), decodes each
+   event once, feeds it to every projector's `Builder`, and COPYs the rows in. With more
+   than one fold (`workers`), the partitions are shared out by event count between this
+   process and helper processes; every read model is a function of each partition's
+   events alone (an item, a stream, a store's day are in one partition), so each fold
+   is exact on its share. Helpers write into the shadows from their own transactions,
+   so the shadows are then created (empty, invisible to queries) in a transaction of
+   their own first;
 4. it indexes and analyses the shadows (`read_model_index`), locks the old tables (a
    quarter of a second at a time, so readers never queue long behind a long query),
    drops them and renames the shadows in their place (`read_model_swap`);
@@ -17,29 +23,43 @@ One replica transaction does it all:
    each partition, and commits.
 
 Until the commit, queries read the old tables; at the commit the new ones take over at
-once, and the waiting worker batches resume from the new checkpoints.
+once, and the waiting worker batches resume from the new checkpoints. If anything
+fails, the transaction rolls back and the committed shadows, if any, are dropped under
+the same advisory locks (`read_model_discard`).
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import tuple_row
 
 from inventory.projectors.decoding import domain_event
-from inventory.projectors.engine import LOCK_PREFIX, Projector, ReplicaEvent
+from inventory.projectors.engine import LOCK_PREFIX, Builder, Cursor, Projector, ReplicaEvent
+from inventory.projectors.registry import by_name
 
 CHUNK = 5000
 SWAP_WAIT_MS = 250
+WORKERS = 2  # folds at once: this process and helpers (the fold is CPU-bound Python)
+PARALLEL_FROM = 50_000  # events below which one fold is quicker than starting a helper
 
-ALL_EVENTS = """
-SELECT seq, position, stream, version, type, store, sku, data::text, metadata::text,
-       occurred_at, recorded_at, partition
-FROM events ORDER BY seq
+Heads = dict[str, tuple[int, int]]  # partition: last seq, highest position
+FOLDED, HEADS = b"rebuild-folded ", b"rebuild-heads "  # a helper's stdout lines
+
+PARTITIONS = "SELECT partition, count(*) FROM events GROUP BY partition ORDER BY partition"
+# data and metadata arrive as their JSON text's UTF-8 bytes (no str round trip).
+PARTITION_EVENTS = """
+SELECT seq, position, stream, version, type, store, sku, convert_to(data::text, 'UTF8'),
+       convert_to(metadata::text, 'UTF8'), occurred_at, recorded_at, partition
+FROM events WHERE partition = %s ORDER BY seq
 """
 CHECKPOINT = """
 INSERT INTO projector_checkpoints (projector, partition, seq, position)
@@ -47,52 +67,258 @@ SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[])
 """
 
 
+class RebuildFailed(RuntimeError):
+    """A helper process's fold failed (its traceback is the message)."""
+
+
 def rebuild(
-    conn: psycopg.Connection[Any],
+    url: str,
     projectors: Sequence[Projector],
     progress: Callable[[int], None],
     *,
     chunk: int = CHUNK,
+    workers: int | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> int:
-    """Rebuild `projectors` in one transaction on `conn`; returns the events read."""
+    """Rebuild `projectors` in one transaction on the replica at `url`; returns the events
+    read. `workers`: folds at once (None: WORKERS from PARALLEL_FROM events, else one)."""
     names = sorted(p.name for p in projectors)
     tables = [table for p in projectors for table in p.tables]
-    builders = [p.builder() for p in projectors]
-    prefixes = tuple(prefix for b in builders for prefix in b.prefixes)
-    heads: dict[str, tuple[int, int]] = {}  # partition: last seq, highest position
+    helpers: list[_Helper] = []
+    committed = False  # shadows made in a transaction of their own (for helpers)
     read = 0
-    with conn.transaction(), conn.cursor() as cur:
-        for name in names:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (LOCK_PREFIX + name,))
+
+    def count(n: int) -> None:
+        nonlocal read
+        read += n
+        progress(n)
+
+    with psycopg.connect(url) as conn:
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                _lock(cur, names)
+                groups = _groups(cur, workers, on_total)
+                committed = len(groups) > 1
+                _shadows(url, cur, tables, committed=committed)
+                helpers.extend(_Helper(url, names, group, chunk) for group in groups[1:])
+                builders = [p.builder() for p in projectors]
+                with psycopg.connect(url) as reader:
+                    heads = fold(reader, cur, builders, groups[0], chunk=chunk,
+                                 progress=lambda n: count(n + _collect(helpers)))  # fmt: skip
+                for builder in builders:
+                    builder.finish(cur)
+                for helper in helpers:
+                    heads.update(helper.wait(count))
+                _swap(conn, names, tables, heads)
+        except BaseException:
+            for helper in helpers:
+                helper.stop()
+            if committed:
+                _discard(url, names, tables)
+            raise
+    return read
+
+
+def _lock(cur: Cursor, names: Sequence[str]) -> None:
+    for name in names:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (LOCK_PREFIX + name,))
+
+
+def _groups(
+    cur: Cursor, workers: int | None, on_total: Callable[[int], None] | None
+) -> list[list[str]]:
+    """The partitions shared out among the folds (one group at least, maybe empty)."""
+    cur.execute(PARTITIONS)
+    counts: dict[str, int] = dict(cur.fetchall())
+    total = sum(counts.values())
+    if on_total is not None:
+        on_total(total)
+    if workers is None:
+        workers = WORKERS if total >= PARALLEL_FROM else 1
+    return share_out(counts, workers) or [[]]
+
+
+def _shadows(url: str, cur: Cursor, tables: list[str], *, committed: bool) -> None:
+    """Empty shadows: in the rebuild's transaction, or committed for helpers to fill."""
+    if committed:
+        with psycopg.connect(url, autocommit=True) as side:
+            side.execute("SELECT read_model_shadow(%s)", (tables,))
+    else:
         cur.execute("SELECT read_model_shadow(%s)", (tables,))
+
+
+def _swap(
+    conn: psycopg.Connection[Any], names: Sequence[str], tables: list[str], heads: Heads
+) -> None:
+    """Index the shadows, swap them in, replace the checkpoints (in the transaction)."""
+    with conn.cursor() as cur:
         # Index builds sort every row once: in memory rather than in batches on disk.
         cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
-        with conn.cursor("rebuild_events", row_factory=tuple_row) as events:
-            events.itersize = chunk
-            events.execute(ALL_EVENTS)
-            while rows := events.fetchmany(chunk):
-                for r in rows:
-                    event = ReplicaEvent(*r[:7], r[7].encode(), r[8].encode(), *r[9:])  # type: ignore[call-arg]
-                    decoded = domain_event(event) if event.type.startswith(prefixes) else None
-                    for builder in builders:
-                        builder.feed(event, decoded)
-                    head = heads.get(event.partition)
-                    position = event.position if head is None else max(head[1], event.position)
-                    heads[event.partition] = (event.seq, position)
-                for builder in builders:
-                    builder.flush(cur)
-                read += len(rows)
-                progress(len(rows))
-        for builder in builders:
-            builder.finish(cur)
         cur.execute("SELECT read_model_index(%s)", (tables,))
         _lock_old_tables(conn, tables)
         cur.execute("SELECT read_model_swap(%s)", (tables,))
         cur.execute("DELETE FROM projector_checkpoints WHERE projector = ANY(%s)", (names,))
-        pairs = [(name, part, seq, pos) for name in names for part, (seq, pos) in heads.items()]
+        pairs = [(n, part, seq, pos) for n in names for part, (seq, pos) in heads.items()]
         cur.execute(CHECKPOINT, [list(column) for column in zip(*pairs, strict=True)] or
                     [[], [], [], []])  # fmt: skip
-    return read
+
+
+def share_out(counts: dict[str, int], workers: int) -> list[list[str]]:
+    """The partitions in up to `workers` groups of about equal event counts (the largest
+    partition first, each to the lightest group); each group's partitions in name order."""
+    groups: list[tuple[int, list[str]]] = [
+        (0, []) for _ in range(max(min(workers, len(counts)), 1))
+    ]
+    for partition in sorted(counts, key=lambda p: (-counts[p], p)):
+        lightest = min(range(len(groups)), key=lambda i: groups[i][0])
+        load, members = groups[lightest]
+        groups[lightest] = (load + counts[partition], [*members, partition])
+    return [sorted(members) for _, members in groups if members]
+
+
+def fold(
+    reader: psycopg.Connection[Any],
+    cur: Cursor,
+    builders: Sequence[Builder],
+    partitions: Sequence[str],
+    *,
+    chunk: int,
+    progress: Callable[[int], None],
+) -> Heads:
+    """Feed every event of `partitions` to `builders` (reading on `reader`, writing with
+    `cur`, chunk by chunk); returns each partition's last seq and highest position."""
+    prefixes = tuple(prefix for b in builders for prefix in b.prefixes)
+    heads: Heads = {}
+    for partition in partitions:
+        last = highest = -1
+        # A server-side cursor, fetched a chunk at a time (binary: no text parsing).
+        with reader.transaction(), reader.cursor("rebuild_events", binary=True) as source:
+            source.itersize = chunk
+            source.execute(PARTITION_EVENTS, (partition,))
+            while rows := source.fetchmany(chunk):
+                for row in rows:
+                    event = ReplicaEvent(*row)
+                    decoded = domain_event(event) if event.type.startswith(prefixes) else None
+                    for builder in builders:
+                        builder.feed(event, decoded)
+                    highest = max(highest, event.position)
+                last = rows[-1][0]
+                for builder in builders:
+                    builder.flush(cur)
+                progress(len(rows))
+        if last >= 0:
+            heads[partition] = (last, highest)
+    return heads
+
+
+class _Helper:
+    """A helper process (`python -m inventory.projectors.rebuild_helper`) folding a group
+    of partitions into the committed shadows: its arguments on stdin as JSON; on stdout a
+    FOLDED line per chunk folded (the count), then a HEADS line (JSON) once it has
+    committed."""
+
+    def __init__(self, url: str, names: list[str], partitions: list[str], chunk: int) -> None:
+        # stderr to a file: a pipe read only at the end could fill and stall the helper.
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 # closed by _close
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "inventory.projectors.rebuild_helper"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errors,
+        )
+        assert self.process.stdin is not None
+        arguments = {"url": url, "names": names, "partitions": partitions, "chunk": chunk}
+        self.process.stdin.write(json.dumps(arguments).encode())
+        self.process.stdin.close()
+        self.folded = 0  # counted by the reader thread, taken by `progressed`
+        self.taken = 0
+        self.heads: Heads | None = None
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:  # other lines (a library's output) are not ours
+            if line.startswith(HEADS):
+                found = json.loads(line.removeprefix(HEADS))
+                self.heads = {part: (seq, pos) for part, (seq, pos) in found.items()}
+            elif line.startswith(FOLDED):
+                self.folded += int(line.removeprefix(FOLDED))
+
+    def progressed(self) -> int:
+        """Events folded since the last call."""
+        folded = self.folded
+        delta, self.taken = folded - self.taken, folded
+        return delta
+
+    def stop(self) -> None:
+        """End the helper if it still runs (its transaction rolls back with its session)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        self.process.wait(10)
+        self._close()
+
+    def _close(self) -> str:
+        """Close the pipes; what the helper wrote on stderr."""
+        errors = ""
+        if not self.errors.closed:
+            self.errors.seek(0)
+            errors = self.errors.read().decode(errors="replace")
+            self.errors.close()
+        self.reader.join(10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return errors
+
+    def wait(self, progress: Callable[[int], None]) -> Heads:
+        """The helper's heads once it has committed; RebuildFailed if it failed."""
+        while self.process.poll() is None:
+            progress(self.progressed())
+            time.sleep(0.05)
+        self.reader.join()
+        progress(self.progressed())
+        errors = self._close()
+        if self.process.returncode != 0 or self.heads is None:
+            raise RebuildFailed(f"rebuild helper exited with {self.process.returncode}: {errors}")
+        return self.heads
+
+
+def _collect(helpers: Sequence[_Helper]) -> int:
+    return sum(helper.progressed() for helper in helpers)
+
+
+def help_fold(url: str, names: list[str], partitions: list[str], chunk: int) -> None:
+    """A helper's work: fold `partitions` in a transaction of its own, commit, print the
+    heads (see `_Helper`)."""
+
+    def tick(count: int) -> None:
+        sys.stdout.write(f"{FOLDED.decode()}{count}\n")
+        sys.stdout.flush()
+
+    builders = [by_name(name).builder() for name in names]
+    with (
+        psycopg.connect(url) as reader,
+        psycopg.connect(url) as conn,
+        conn.transaction(),
+        conn.cursor() as cur,
+    ):
+        heads = fold(reader, cur, builders, partitions, chunk=chunk, progress=tick)
+        for builder in builders:
+            builder.finish(cur)
+    sys.stdout.write(f"{HEADS.decode()}{json.dumps(heads)}\n")
+    sys.stdout.flush()
+
+
+def _discard(url: str, names: Sequence[str], tables: Sequence[str]) -> None:
+    """Drop committed shadows of a failed rebuild, under its projectors' locks (so never
+    the shadows of another rebuild that started since)."""
+    try:
+        with psycopg.connect(url) as conn, conn.transaction(), conn.cursor() as cur:
+            for name in names:
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (LOCK_PREFIX + name,))
+            cur.execute("SELECT read_model_discard(%s)", (list(tables),))
+    except psycopg.Error:
+        pass  # the next rebuild drops them first anyway
 
 
 def _lock_old_tables(conn: psycopg.Connection[Any], tables: Sequence[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from inventory.domain.events import StockAdjusted, StockCounted, StockEvent, StockReceived
@@ -24,10 +25,19 @@ TYPES = (
 )
 
 
+# An empty state whose movements all fall in its settled stretch: `evolve` adds their
+# deltas to the quantities as on StockState(), without itemising them (which only
+# concerns `after_count`, never read here), at about half the cost per ledger row.
+# (A naive time, which the settled stretch's end cannot be compared with, starts from
+# StockState() itself.)
+STATED_FROM = StockState(settled_through=datetime.max.replace(tzinfo=UTC))
+EMPTY = StockState()
+
+
 def stated(event: StockEvent) -> StockState:
     """What the event alone does, folded onto an empty state (no count anchor): its
     stated deltas, by the domain's own `evolve`."""
-    return evolve(StockState(), event)
+    return evolve(STATED_FROM if event.occurred_at.tzinfo is not None else EMPTY, event)
 
 
 def reference_of(event: StockEvent) -> str | None:
@@ -82,11 +92,20 @@ def _deltas(event: StockEvent, before: StockState, after: StockState) -> tuple[A
     return (alone.on_hand, None, alone.reserved, alone.in_transit_in, alone.in_transit_out)
 
 
-def write_ledger(cur: Cursor, rows: Sequence[tuple[Any, ...]], table: str = "stock_ledger") -> None:
-    """COPY the rows in: one round trip for the whole batch."""
+def write_ledger(
+    cur: Cursor,
+    rows: Sequence[tuple[Any, ...]],
+    table: str = "stock_ledger",
+    *,
+    binary: bool = True,
+) -> None:
+    """COPY the rows in: one round trip for the whole batch. The text format costs this
+    process about a fifth less per row (a rebuild's millions); the same values either way."""
     if not rows:
         return
-    with cur.copy(f"COPY {table} ({COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(TYPES)
+    options = " (FORMAT BINARY)" if binary else ""
+    with cur.copy(f"COPY {table} ({COLUMNS}) FROM STDIN{options}") as copy:
+        if binary:
+            copy.set_types(TYPES)
         for row in rows:
             copy.write_row(row)

@@ -190,7 +190,7 @@ class StockBuilder:
 
     def flush(self, cur: Cursor) -> None:
         """The ledger rows so far (final: one per event)."""
-        write_ledger(cur, self.ledger, shadow("stock_ledger"))
+        write_ledger(cur, self.ledger, shadow("stock_ledger"), binary=False)
         self.ledger.clear()
 
     def finish(self, cur: Cursor) -> None:

@@ -1,0 +1,18 @@
+"""A rebuild's helper process (`rebuild._Helper`): its arguments as JSON on stdin."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from inventory.projectors.rebuild import help_fold
+
+
+def main() -> None:
+    """Fold the partitions named on stdin; exit non-zero (traceback on stderr) on failure."""
+    arguments = json.loads(sys.stdin.read())
+    help_fold(arguments["url"], arguments["names"], arguments["partitions"], arguments["chunk"])
+
+
+if __name__ == "__main__":
+    main()
