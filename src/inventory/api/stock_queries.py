@@ -68,9 +68,25 @@ WHERE store = %(store)s AND sku = %(sku)s AND seq > %(after)s
   AND occurred_at >= %(from)s AND occurred_at < %(to)s
 ORDER BY seq LIMIT %(limit)s
 """
+# Products whose `search` contains the lowered `q` or whose barcode is `q`: the exact
+# SKU first, then by similarity, then by SKU. The final ORDER BY ranks a superset of
+# the answer: the exact SKU, the exact barcodes, and the nearest `limit` LIKE matches
+# by trigram distance (`<->` is 1 - similarity, so nearest is most similar) with every
+# row tied with the last, so ties on similarity still break by SKU. The distance names
+# `search || ''` to use the GiST index of projections/0023 (a nearest-neighbour scan:
+# a word every product contains no longer scores every row), while selective words keep
+# the GIN index for the LIKE and sort their few matches.
 SEARCH = """
-SELECT sku, name, barcode, unit, decimals FROM products
-WHERE search LIKE %(pattern)s OR barcode = %(q)s
+SELECT sku, name, barcode, unit, decimals FROM (
+    SELECT sku, name, barcode, unit, decimals, search FROM products
+    WHERE sku = %(q)s AND (search LIKE %(pattern)s OR barcode = %(q)s)
+    UNION
+    (SELECT sku, name, barcode, unit, decimals, search FROM products
+     WHERE search LIKE %(pattern)s
+     ORDER BY (search || '') <-> %(lower)s FETCH FIRST %(limit)s ROWS WITH TIES)
+    UNION
+    SELECT sku, name, barcode, unit, decimals, search FROM products WHERE barcode = %(q)s
+) AS found
 ORDER BY sku = %(q)s DESC, similarity(search, %(lower)s) DESC, sku LIMIT %(limit)s
 """
 SEARCH_LEVELS = f"""
@@ -88,10 +104,12 @@ ORDER BY id LIMIT %(limit)s
 AlertKind = Literal["low_stock", "negative_stock", "count_discrepancy"]
 
 
-async def fetch(conn: Conn, query: str, params: Any) -> list[tuple[Any, ...]]:
-    """Every row of `query`."""
+async def fetch(
+    conn: Conn, query: str, params: Any, *, prepare: bool | None = None
+) -> list[tuple[Any, ...]]:
+    """Every row of `query` (`prepare` as psycopg's: None prepares it once used often)."""
     cur = conn.cursor(row_factory=tuple_row)
-    await cur.execute(query, params)
+    await cur.execute(query, params, prepare=prepare)
     return await cur.fetchall()
 
 
@@ -219,8 +237,10 @@ class StockQueryController(Controller):
         lower = q.lower()
         pattern = "%" + like_prefix(lower)
         async with reads.reading(state.resources.replica, min_position, store) as (conn, headers):
+            # Never prepared: planned for each word (a generic plan would scan the same
+            # index for a word every product contains and for a selective one).
             found = await fetch(conn, SEARCH, {"pattern": pattern, "q": q, "lower": lower,
-                                               "limit": limit})  # fmt: skip
+                                               "limit": limit}, prepare=False)  # fmt: skip
             skus = [row[0] for row in found]
             levels = await fetch(conn, SEARCH_LEVELS, {"skus": skus, "stores": stores})
         by_sku: dict[str, list[StockLevel]] = {sku: [] for sku in skus}
