@@ -77,7 +77,9 @@ ORDER BY seq LIMIT %(limit)s
 # a word every product contains no longer scores every row), while selective words keep
 # the GIN index for the LIKE and sort their few matches.
 SEARCH = """
-SELECT sku, name, barcode, unit, decimals FROM (
+SELECT sku, name, barcode, unit, decimals, row_number() OVER (
+    ORDER BY sku = %(q)s DESC, similarity(search, %(lower)s) DESC, sku) AS rank
+FROM (
     SELECT sku, name, barcode, unit, decimals, search FROM products
     WHERE sku = %(q)s AND (search LIKE %(pattern)s OR barcode = %(q)s)
     UNION
@@ -87,12 +89,17 @@ SELECT sku, name, barcode, unit, decimals FROM (
     UNION
     SELECT sku, name, barcode, unit, decimals, search FROM products WHERE barcode = %(q)s
 ) AS found
-ORDER BY sku = %(q)s DESC, similarity(search, %(lower)s) DESC, sku LIMIT %(limit)s
+ORDER BY rank LIMIT %(limit)s
 """
-SEARCH_LEVELS = f"""
-SELECT {LEVEL_COLUMNS} FROM stock_levels AS l LEFT JOIN products AS p USING (sku)
-WHERE l.sku = ANY(%(skus)s) AND (%(stores)s::text[] IS NULL OR l.store = ANY(%(stores)s))
-ORDER BY l.sku, l.store
+# The hits and their levels in the stores in scope in one statement (one round trip, one
+# snapshot): a hit's rows are together, in rank then store order; a hit without any
+# level has one row whose level columns are null.
+SEARCH_WITH_LEVELS = f"""
+WITH p AS MATERIALIZED ({SEARCH})
+SELECT p.sku, p.name, p.barcode, p.unit, p.decimals, {LEVEL_COLUMNS}
+FROM p LEFT JOIN stock_levels AS l
+  ON l.sku = p.sku AND (%(stores)s::text[] IS NULL OR l.store = ANY(%(stores)s))
+ORDER BY p.rank, l.store
 """
 ALERTS = """
 SELECT id, store, sku, kind, opened_seq, opened_at, details FROM alerts
@@ -236,21 +243,18 @@ class StockQueryController(Controller):
         stores = request.user.scoped([store] if store else None)
         lower = q.lower()
         pattern = "%" + like_prefix(lower)
+        params = {"pattern": pattern, "q": q, "lower": lower, "limit": limit, "stores": stores}
         async with reads.reading(state.resources.replica, min_position, store) as (conn, headers):
             # Never prepared: planned for each word (a generic plan would scan the same
             # index for a word every product contains and for a selective one).
-            found = await fetch(conn, SEARCH, {"pattern": pattern, "q": q, "lower": lower,
-                                               "limit": limit}, prepare=False)  # fmt: skip
-            skus = [row[0] for row in found]
-            levels = await fetch(conn, SEARCH_LEVELS, {"skus": skus, "stores": stores})
-        by_sku: dict[str, list[StockLevel]] = {sku: [] for sku in skus}
-        for row in levels:
-            by_sku[row[1]].append(level(row))
-        hits = [
-            SearchHit(sku=row[0], name=row[1], barcode=row[2], unit=row[3], decimals=row[4],
-                      levels=by_sku[row[0]])
-            for row in found
-        ]  # fmt: skip
+            rows = await fetch(conn, SEARCH_WITH_LEVELS, params, prepare=False)
+        hits: list[SearchHit] = []
+        for row in rows:
+            if not hits or hits[-1].sku != row[0]:
+                hits.append(SearchHit(sku=row[0], name=row[1], barcode=row[2], unit=row[3],
+                                      decimals=row[4], levels=[]))  # fmt: skip
+            if row[5] is not None:  # the level's store: null for a hit without levels
+                hits[-1].levels.append(level(row[5:]))
         return Response(Page(hits, None), headers=headers)
 
     @get("/alerts", summary="Open alerts", **protect(RouteClass.QUERY, store="store"))
