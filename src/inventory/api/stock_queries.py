@@ -93,12 +93,17 @@ ORDER BY rank LIMIT %(limit)s
 """
 # The hits and their levels in the stores in scope in one statement (one round trip, one
 # snapshot): a hit's rows are together, in rank then store order; a hit without any
-# level has one row whose level columns are null.
+# level has one row whose level columns are null. The lateral subquery's ORDER BY keeps
+# it a per-hit range of stock_levels_sku_store (without it the planner may hash-join a
+# sequential scan of every level to the 20 hits).
 SEARCH_WITH_LEVELS = f"""
 WITH p AS MATERIALIZED ({SEARCH})
 SELECT p.sku, p.name, p.barcode, p.unit, p.decimals, {LEVEL_COLUMNS}
-FROM p LEFT JOIN stock_levels AS l
-  ON l.sku = p.sku AND (%(stores)s::text[] IS NULL OR l.store = ANY(%(stores)s))
+FROM p LEFT JOIN LATERAL (
+    SELECT * FROM stock_levels
+    WHERE sku = p.sku AND (%(stores)s::text[] IS NULL OR store = ANY(%(stores)s))
+    ORDER BY store
+) AS l ON true
 ORDER BY p.rank, l.store
 """
 ALERTS = """
