@@ -11,8 +11,9 @@ through `EventStore.append`, waits for the replica, then:
     beside the same server's `INSERT ... SELECT` of the events copy into a scratch table
     (goal: rebuild within 5x of that copy);
 (c) runs `inventory serve` and measures p50/p99 of the store stock list and the search
-    with `--readers` concurrent keep-alive clients, beside `/health/live` (the HTTP
-    stack's floor) at the same concurrency.
+    (the four words of SEARCH_WORDS in turn, then the broad and the selective ones
+    apart) with `--readers` concurrent keep-alive clients, beside `/health/live` (the
+    HTTP stack's floor) at the same concurrency.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ from inventory.security import bootstrap
 from inventory.security.principal import Role
 
 GOAL = 5.0
+# Every product's name holds "widget" and "blue" (a broad search: every product matches);
+# "SKU001" matches 100 SKUs (SKU00100-SKU00199), "4000000" the barcodes of the first 1,000
+# products (every product up to --skus 1000).
+SEARCH_WORDS = ("widget", "SKU001", "4000000", "blue")
+BROAD_WORDS = ("widget", "blue")
 STREAMS_PER_COMMIT = 100
 EVENTS_PER_STREAM = 10
 
@@ -231,10 +237,13 @@ def main() -> int:
         process, base = serve(env, root / "api.log")
         try:
             stock = [f"/v1/stores/b{i % args.stores}/stock?limit=100" for i in range(args.stores)]
-            search = [f"/v1/search?q={q}&limit=20" for q in ("widget", "SKU001", "4000000", "blue")]
+            search = {q: f"/v1/search?q={q}&limit=20" for q in SEARCH_WORDS}
+            broad = [search[q] for q in BROAD_WORDS]
+            selective = [search[q] for q in SEARCH_WORDS if q not in BROAD_WORDS]
             print(f"\n(c) latency at {args.readers} concurrent readers, {args.seconds:.0f} s each")
             for label, paths in (("health/live", ["/health/live"]), ("stock list", stock),
-                                 ("search", search)):  # fmt: skip
+                                 ("search", list(search.values())),
+                                 ("  broad", broad), ("  selective", selective)):  # fmt: skip
                 samples = asyncio.run(latencies(base, paths, key, args.readers, args.seconds))
                 print(f"    {label:<12} {summary(samples)}")
         finally:

@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from psycopg_pool import ConnectionPool
+from psycopg.pq import TransactionStatus
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from inventory.api import reads
 from inventory.api.errors import ApiError
@@ -53,3 +54,26 @@ async def test_a_position_the_read_side_never_reaches_is_a_503_read_model_laggin
 
     assert (lagging.value.status, lagging.value.code) == (503, "read_model_lagging")
     assert lagging.value.headers["Retry-After"] == "1"
+
+
+async def fail_in_a_transaction(pool: AsyncConnectionPool, store: str) -> None:
+    async with reads.reading(pool, None, store) as (conn, _):
+        await conn.execute("BEGIN")
+        raise ZeroDivisionError
+
+
+async def test_a_query_reads_outside_a_transaction_and_returns_its_connection_as_it_was(
+    settings: Settings, store_id: str
+) -> None:
+    async with AsyncConnectionPool(settings.replica_url, min_size=1, max_size=1) as pool:
+        async with reads.reading(pool, None, store_id) as (conn, _):
+            await conn.execute("SELECT 1")
+            assert conn.info.transaction_status == TransactionStatus.IDLE  # no BEGIN sent
+        with pytest.raises(ZeroDivisionError):
+            await fail_in_a_transaction(pool, store_id)
+
+        async with pool.connection() as conn:
+            assert conn.info.transaction_status == TransactionStatus.IDLE
+            assert not conn.autocommit
+            await conn.execute("SELECT 1")
+            assert conn.info.transaction_status == TransactionStatus.INTRANS

@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 from litestar.params import Parameter
+from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -101,14 +102,28 @@ async def reading(
     """Wait for `min_position`, then one connection for the position and the query.
 
     One checkout per query rather than one for the position and one for the rows: each
-    checkout costs the pool's check and a COMMIT. The position is read first, so the rows
-    are at least as fresh as the header says.
+    checkout costs the pool's check. The position is read first, so the rows are at
+    least as fresh as the header says. The connection is in autocommit while it reads:
+    under READ COMMITTED every statement takes its own snapshot inside a transaction
+    too, so BEGIN and COMMIT would only cost two round trips.
     """
     await wait_for(pool, min_position)
     async with pool.connection() as conn:
-        cursor = await conn.execute(POSITION, {"projectors": projector_names(), "partition": store})
-        row = await cursor.fetchone()
-        yield conn, {READ_POSITION_HEADER: str(int(row[0]) if row else 0)}
+        await conn.set_autocommit(True)
+        try:
+            cursor = await conn.execute(
+                POSITION, {"projectors": projector_names(), "partition": store}
+            )
+            row = await cursor.fetchone()
+            yield conn, {READ_POSITION_HEADER: str(int(row[0]) if row else 0)}
+        finally:
+            # Other users of the pool expect transactions. A connection left ACTIVE (a
+            # cancelled query) or UNKNOWN (a broken socket) is one the pool discards.
+            if conn.info.transaction_status in (TransactionStatus.INTRANS,
+                                                TransactionStatus.INERROR):  # fmt: skip
+                await conn.rollback()  # an explicit transaction a handler left open
+            if conn.info.transaction_status == TransactionStatus.IDLE:
+                await conn.set_autocommit(False)
 
 
 async def rows(

@@ -68,15 +68,43 @@ WHERE store = %(store)s AND sku = %(sku)s AND seq > %(after)s
   AND occurred_at >= %(from)s AND occurred_at < %(to)s
 ORDER BY seq LIMIT %(limit)s
 """
+# Products whose `search` contains the lowered `q` or whose barcode is `q`: the exact
+# SKU first, then by similarity, then by SKU. The final ORDER BY ranks a superset of
+# the answer: the exact SKU, the exact barcodes, and the nearest `limit` LIKE matches
+# by trigram distance (`<->` is 1 - similarity, so nearest is most similar) with every
+# row tied with the last, so ties on similarity still break by SKU. The distance names
+# `search || ''` to use the GiST index of projections/0023 (a nearest-neighbour scan:
+# a word every product contains no longer scores every row), while selective words keep
+# the GIN index for the LIKE and sort their few matches.
 SEARCH = """
-SELECT sku, name, barcode, unit, decimals FROM products
-WHERE search LIKE %(pattern)s OR barcode = %(q)s
-ORDER BY sku = %(q)s DESC, similarity(search, %(lower)s) DESC, sku LIMIT %(limit)s
+SELECT sku, name, barcode, unit, decimals, row_number() OVER (
+    ORDER BY sku = %(q)s DESC, similarity(search, %(lower)s) DESC, sku) AS rank
+FROM (
+    SELECT sku, name, barcode, unit, decimals, search FROM products
+    WHERE sku = %(q)s AND (search LIKE %(pattern)s OR barcode = %(q)s)
+    UNION
+    (SELECT sku, name, barcode, unit, decimals, search FROM products
+     WHERE search LIKE %(pattern)s
+     ORDER BY (search || '') <-> %(lower)s FETCH FIRST %(limit)s ROWS WITH TIES)
+    UNION
+    SELECT sku, name, barcode, unit, decimals, search FROM products WHERE barcode = %(q)s
+) AS found
+ORDER BY rank LIMIT %(limit)s
 """
-SEARCH_LEVELS = f"""
-SELECT {LEVEL_COLUMNS} FROM stock_levels AS l LEFT JOIN products AS p USING (sku)
-WHERE l.sku = ANY(%(skus)s) AND (%(stores)s::text[] IS NULL OR l.store = ANY(%(stores)s))
-ORDER BY l.sku, l.store
+# The hits and their levels in the stores in scope in one statement (one round trip, one
+# snapshot): a hit's rows are together, in rank then store order; a hit without any
+# level has one row whose level columns are null. The lateral subquery's ORDER BY keeps
+# it a per-hit range of stock_levels_sku_store (without it the planner may hash-join a
+# sequential scan of every level to the 20 hits).
+SEARCH_WITH_LEVELS = f"""
+WITH p AS MATERIALIZED ({SEARCH})
+SELECT p.sku, p.name, p.barcode, p.unit, p.decimals, {LEVEL_COLUMNS}
+FROM p LEFT JOIN LATERAL (
+    SELECT * FROM stock_levels
+    WHERE sku = p.sku AND (%(stores)s::text[] IS NULL OR store = ANY(%(stores)s))
+    ORDER BY store
+) AS l ON true
+ORDER BY p.rank, l.store
 """
 ALERTS = """
 SELECT id, store, sku, kind, opened_seq, opened_at, details FROM alerts
@@ -88,10 +116,12 @@ ORDER BY id LIMIT %(limit)s
 AlertKind = Literal["low_stock", "negative_stock", "count_discrepancy"]
 
 
-async def fetch(conn: Conn, query: str, params: Any) -> list[tuple[Any, ...]]:
-    """Every row of `query`."""
+async def fetch(
+    conn: Conn, query: str, params: Any, *, prepare: bool | None = None
+) -> list[tuple[Any, ...]]:
+    """Every row of `query` (`prepare` as psycopg's: None prepares it once used often)."""
     cur = conn.cursor(row_factory=tuple_row)
-    await cur.execute(query, params)
+    await cur.execute(query, params, prepare=prepare)
     return await cur.fetchall()
 
 
@@ -218,19 +248,18 @@ class StockQueryController(Controller):
         stores = request.user.scoped([store] if store else None)
         lower = q.lower()
         pattern = "%" + like_prefix(lower)
+        params = {"pattern": pattern, "q": q, "lower": lower, "limit": limit, "stores": stores}
         async with reads.reading(state.resources.replica, min_position, store) as (conn, headers):
-            found = await fetch(conn, SEARCH, {"pattern": pattern, "q": q, "lower": lower,
-                                               "limit": limit})  # fmt: skip
-            skus = [row[0] for row in found]
-            levels = await fetch(conn, SEARCH_LEVELS, {"skus": skus, "stores": stores})
-        by_sku: dict[str, list[StockLevel]] = {sku: [] for sku in skus}
-        for row in levels:
-            by_sku[row[1]].append(level(row))
-        hits = [
-            SearchHit(sku=row[0], name=row[1], barcode=row[2], unit=row[3], decimals=row[4],
-                      levels=by_sku[row[0]])
-            for row in found
-        ]  # fmt: skip
+            # Never prepared: planned for each word (a generic plan would scan the same
+            # index for a word every product contains and for a selective one).
+            rows = await fetch(conn, SEARCH_WITH_LEVELS, params, prepare=False)
+        hits: list[SearchHit] = []
+        for row in rows:
+            if not hits or hits[-1].sku != row[0]:
+                hits.append(SearchHit(sku=row[0], name=row[1], barcode=row[2], unit=row[3],
+                                      decimals=row[4], levels=[]))  # fmt: skip
+            if row[5] is not None:  # the level's store: null for a hit without levels
+                hits[-1].levels.append(level(row[5:]))
         return Response(Page(hits, None), headers=headers)
 
     @get("/alerts", summary="Open alerts", **protect(RouteClass.QUERY, store="store"))
