@@ -42,7 +42,7 @@ def catalog(scratch_database: str) -> Iterator[psycopg.Connection]:
     some with a barcode or name that is another product's SKU."""
     folder = sql_directory("projections")
     with psycopg.connect(scratch_database, autocommit=True) as conn:
-        for name in ("0006_stock_levels.sql", "0008_catalog.sql", "0023_catalog_search_knn.sql"):
+        for name in ("0006_stock_levels.sql", "0008_catalog.sql", "0025_catalog_search_knn.sql"):
             conn.execute((folder / name).read_text().encode())
         rows = [(f"W-{i:04d}", f"{'Blue ' if i % 2 else ''}Widget {i % 7}", f"40000{i:05d}")
                 for i in range(2000)]  # fmt: skip
