@@ -98,6 +98,12 @@ class Projector:
         """A fresh in-memory fold of this read model, for `rebuild`."""
         raise NotImplementedError(f"{self.name} has no rebuild builder")
 
+    def merge_folds(self, cur: Cursor) -> None:
+        """After several folds wrote their shares of the partitions into the shadows, make
+        their rows the ones a single fold writes. Nothing to do for a read model whose
+        every row belongs to one partition (an item, a store's day); `stream_heads` has
+        streams whose events lie in two (a transfer's stores, a store and no store)."""
+
 
 SELECT_EVENTS = """
 SELECT seq, position, stream, version, type, store, sku, data::text, metadata::text,

@@ -11,11 +11,12 @@ One replica transaction, the rebuild's, holds it all together:
    order, from one `COPY ... TO STDOUT` each: one snapshot per partition), decodes each
    event once, feeds it to every projector's `Builder`, and COPYs the rows in. With more
    than one fold (`workers`), the partitions are shared out by event count between this
-   process and helper processes; every read model is a function of each partition's
-   events alone (an item, a stream, a store's day are in one partition), so each fold
-   is exact on its share. Helpers write into the shadows from their own transactions,
-   so the shadows are then created (empty, invisible to queries) in a transaction of
-   their own first;
+   process and helper processes; the rows of an item, a store's day or a product
+   each come from one partition's events, so each fold is exact on its share; a read
+   model with rows from several partitions (a stream's head: a transfer has events in
+   two stores) merges the folds' rows after them (`Projector.merge_folds`). Helpers
+   write into the shadows from their own transactions, so the shadows are then created
+   (empty, invisible to queries) in a transaction of their own first;
 4. it indexes and analyses the shadows (`read_model_index`), locks the old tables (a
    quarter of a second at a time, so readers never queue long behind a long query),
    drops them and renames the shadows in their place (`read_model_swap`);
@@ -109,6 +110,9 @@ def rebuild(
                     builder.finish(cur)
                 for helper in helpers:
                     heads.update(helper.wait(count))
+                if helpers:
+                    for projector in projectors:
+                        projector.merge_folds(cur)
                 _swap(conn, names, tables, heads)
         except BaseException:
             for helper in helpers:

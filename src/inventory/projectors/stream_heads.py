@@ -16,6 +16,18 @@ ON CONFLICT (stream) DO UPDATE SET
 """
 
 
+# Partitions are folded in Python's order of str, which is "C" collation's order.
+MERGE = """
+WITH split AS (
+    DELETE FROM {table}
+    WHERE stream IN (SELECT stream FROM {table} GROUP BY stream HAVING count(*) > 1)
+    RETURNING stream, partition, version, last_seq
+)
+INSERT INTO {table} (stream, partition, version, last_seq)
+SELECT stream, min(partition COLLATE "C"), max(version), max(last_seq) FROM split GROUP BY stream
+"""
+
+
 class StreamHeads(Projector):
     """One row per stream; a batch becomes one upsert of its streams' highest versions."""
 
@@ -43,6 +55,12 @@ class StreamHeads(Projector):
     def builder(self) -> Builder:
         """Every stream's head in memory, COPYed at the end."""
         return HeadsBuilder()
+
+    def merge_folds(self, cur: Cursor) -> None:
+        """A stream folded by two folds has a row from each: one row, as a single fold
+        makes it (highest version and seq; the partition it met first, partitions being
+        folded in name order)."""
+        cur.execute(MERGE.format(table=shadow("stream_heads")))
 
 
 class HeadsBuilder:
