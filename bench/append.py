@@ -101,6 +101,12 @@ def pgbench(admin_url: str, clients: int, seconds: int, workdir: Path) -> float:
         )
     script = workdir / f"append-{clients}.sql"
     script.write_text(PGBENCH_SCRIPT.format(prefix=prefix))
+    return run_pgbench(admin_url, script, clients, seconds)[0]
+
+
+def run_pgbench(admin_url: str, script: Path, clients: int, seconds: int) -> tuple[float, int]:
+    """pgbench of `script` (prepared, `clients` clients, two threads at most): tps without
+    initial connection time, and the transactions processed."""
     info = conninfo_to_dict(admin_url)
     command = [
         str(POSTGRES_BIN_PATH / "pgbench"),
@@ -111,9 +117,10 @@ def pgbench(admin_url: str, clients: int, seconds: int, workdir: Path) -> float:
     ]
     env = {**os.environ, "PGPASSWORD": str(info["password"])}
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", result.stdout)
-    assert match, result.stdout + result.stderr
-    return float(match.group(1))
+    tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", result.stdout)
+    done = re.search(r"number of transactions actually processed: (\d+)", result.stdout)
+    assert tps and done, result.stdout + result.stderr
+    return float(tps.group(1)), int(done.group(1))
 
 
 def main() -> None:

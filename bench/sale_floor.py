@@ -30,21 +30,17 @@ endpoint's throughput on a CPU-bound machine.
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import psutil
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
+from append import run_pgbench  # bench/ is on sys.path as a script's folder
 from inventory.runtime.embedded import EmbeddedTopology
-from inventory.runtime.postgres import POSTGRES_BIN_PATH
 
 SKUS = 1000
 BODY = '{"sale_id":"s-:id","lines":[{"sku":"SKU:sku","quantity":1}]}'
@@ -107,24 +103,6 @@ def _tree_cpu(pid: int) -> float:
     return float(total)
 
 
-def _pgbench(admin_url: str, script: Path, clients: int, seconds: int) -> tuple[float, int]:
-    """(tps without connection time, transactions processed)."""
-    info = conninfo_to_dict(admin_url)
-    command = [
-        str(POSTGRES_BIN_PATH / "pgbench"),
-        *("-h", str(info["host"]), "-p", str(info["port"]), "-U", str(info["user"])),
-        *("-n", "-f", str(script), "-M", "prepared"),
-        *("-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds)),
-        str(info["dbname"]),
-    ]
-    env = {**os.environ, "PGPASSWORD": str(info["password"])}
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", result.stdout)
-    done = re.search(r"number of transactions actually processed: (\d+)", result.stdout)
-    assert tps and done, result.stdout + result.stderr
-    return float(tps.group(1)), int(done.group(1))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5, help="duration of each run")
@@ -162,7 +140,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, path in paths.items():
                 before = [_tree_cpu(pid) for pid in servers]
-                tps, done = _pgbench(admin_url, path, args.clients, args.seconds)
+                tps, done = run_pgbench(admin_url, path, args.clients, args.seconds)
                 time.sleep(1.0)  # the replica catches up; the postmaster reaps backends
                 used = [_tree_cpu(pid) - cpu for pid, cpu in zip(servers, before, strict=True)]
                 primary, replica = (cpu / max(1, done) * 1000 for cpu in used)
