@@ -73,7 +73,7 @@ ORDER BY seq LIMIT %(limit)s
 # the answer: the exact SKU, the exact barcodes, and the nearest `limit` LIKE matches
 # by trigram distance (`<->` is 1 - similarity, so nearest is most similar) with every
 # row tied with the last, so ties on similarity still break by SKU. The distance names
-# `search || ''` to use the GiST index of projections/0023 (a nearest-neighbour scan:
+# `search || ''` to use the GiST index of projections/0025 (a nearest-neighbour scan:
 # a word every product contains no longer scores every row), while selective words keep
 # the GIN index for the LIKE and sort their few matches.
 SEARCH = """
