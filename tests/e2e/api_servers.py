@@ -40,11 +40,12 @@ class ApiServer:
         self.base_url = f"http://127.0.0.1:{self.port}"
         with log.open("ab") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "inventory", "serve", "--port", str(self.port)],
-                env={**os.environ, **env},
-                stdout=output,
-                stderr=subprocess.STDOUT,
+                self.command(), env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT
             )
+
+    def command(self) -> list[str]:
+        """The server's command line."""
+        return [sys.executable, "-m", "inventory", "serve", "--port", str(self.port)]
 
     def wait_live(self, timeout: float = 30) -> None:
         """Poll /health/live until it answers."""

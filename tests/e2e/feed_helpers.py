@@ -64,19 +64,11 @@ class PlainUvicorn(ApiServer):
     """The API under plain `uvicorn` (its default WebSocket protocol, compression on): no
     frame writer is lent, so the feed takes the ASGI path."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env = env
-        self.port = free_port()
-        self.log = log
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        with log.open("ab") as output:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "inventory.api.app:create_app", "--factory",
-                 "--port", str(self.port), "--no-proxy-headers", "--log-level", "warning"],
-                env={**os.environ, **env},
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
+    def command(self) -> list[str]:
+        """plain uvicorn on the same app factory."""
+        app = "inventory.api.app:create_app"
+        return [sys.executable, "-m", "uvicorn", app, "--factory", "--port", str(self.port),
+                "--no-proxy-headers", "--log-level", "warning"]  # fmt: skip
 
 
 def direct_deliveries(api: ApiServer) -> float:
