@@ -331,6 +331,28 @@ def test_an_unknown_table_cannot_be_swapped(settings: Settings) -> None:
         conn.execute("SELECT read_model_shadow(%s)", (["projector_checkpoints"],))
 
 
+@pytest.mark.parametrize(
+    ("table", "kind", "name"),
+    [
+        ("projector_checkpoints", "analyze", None),  # not a read model
+        ("stock_ledger", "index", "no_such_index"),
+        ("stock_ledger", "index", "stock_ledger_pkey"),  # a constraint's, not an index
+        ("stock_ledger", "constraint", "stock_ledger_item_seq"),  # an index, not a constraint
+        ("stock_ledger", "drop", None),
+    ],
+)
+def test_an_index_step_builds_only_what_the_read_model_itself_has(
+    settings: Settings, table: str, kind: str, name: str | None
+) -> None:
+    with (
+        psycopg.connect(settings.replica_url) as conn,
+        conn.transaction(force_rollback=True),
+    ):
+        conn.execute("SELECT read_model_shadow(%s)", (["stock_ledger"],))
+        with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.RaiseException)):
+            conn.execute("SELECT read_model_index_step(%s, %s, %s)", (table, kind, name))
+
+
 def test_readers_do_not_queue_behind_a_swap_waiting_for_a_long_query(
     history: History, pool: ConnectionPool, settings: Settings
 ) -> None:

@@ -37,7 +37,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -51,6 +54,7 @@ CHUNK = 5000
 SWAP_WAIT_MS = 250
 WORKERS = 2  # folds at once: this process and helpers (the fold is CPU-bound Python)
 PARALLEL_FROM = 50_000  # events below which one fold is quicker than starting a helper
+INDEX_MEMORY = "256MB"  # maintenance_work_mem of the index builds: each sorts in memory
 
 Heads = dict[str, tuple[int, int]]  # partition: last seq, highest position
 FOLDED, HEADS = b"rebuild-folded ", b"rebuild-heads "  # a helper's stdout lines
@@ -62,6 +66,7 @@ SELECT seq, position, stream, version, type, store, sku, convert_to(data::text, 
        convert_to(metadata::text, 'UTF8'), occurred_at, recorded_at, partition
 FROM events WHERE partition = %s ORDER BY seq
 """
+STEPS = "SELECT tbl, kind, name, pages FROM read_model_index_steps(%s)"
 CHECKPOINT = """
 INSERT INTO projector_checkpoints (projector, partition, seq, position)
 SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[])
@@ -80,9 +85,11 @@ def rebuild(
     chunk: int = CHUNK,
     workers: int | None = None,
     on_total: Callable[[int], None] | None = None,
+    on_phase: Callable[[str], None] = lambda _: None,
 ) -> int:
     """Rebuild `projectors` in one transaction on the replica at `url`; returns the events
-    read. `workers`: folds at once (None: WORKERS from PARALLEL_FROM events, else one)."""
+    read. `workers`: folds at once (None: WORKERS from PARALLEL_FROM events, else one).
+    `on_phase` is called with each phase's name as it ends (for benchmarks)."""
     names = sorted(p.name for p in projectors)
     tables = [table for p in projectors for table in p.tables]
     helpers: list[_Helper] = []
@@ -103,17 +110,36 @@ def rebuild(
                 _shadows(url, cur, tables, committed=committed)
                 helpers.extend(_Helper(url, names, group, chunk) for group in groups[1:])
                 builders = [p.builder() for p in projectors]
-                with psycopg.connect(url) as reader:
-                    heads = fold(reader, cur, builders, groups[0], chunk=chunk,
+                on_phase("shadows")
+                with (
+                    psycopg.connect(url) as reader,
+                    _writer(url, conn, committed=committed) as out,
+                    out.transaction(),
+                    out.cursor() as into,
+                ):
+                    heads = fold(reader, into, builders, groups[0], chunk=chunk,
                                  progress=lambda n: count(n + _collect(helpers)))  # fmt: skip
-                for builder in builders:
-                    builder.finish(cur)
-                for helper in helpers:
-                    heads.update(helper.wait(count))
-                if helpers:
-                    for projector in projectors:
-                        projector.merge_folds(cur)
+                    on_phase("fold")
+                    for builder in builders:
+                        builder.finish(into)
+                    on_phase("finish")
+                    for helper in helpers:
+                        heads.update(helper.wait(count))
+                    on_phase("helpers")
+                    if helpers:
+                        for projector in projectors:
+                            projector.merge_folds(into)
+                on_phase("merge")
+                if committed:
+                    index_steps(url, tables, sessions=len(groups))
+                else:
+                    # Index builds sort every row once: in memory rather than on disk.
+                    cur.execute("SELECT set_config('maintenance_work_mem', %s, true)",
+                                (INDEX_MEMORY,))  # fmt: skip
+                    cur.execute("SELECT read_model_index(%s)", (tables,))
+                on_phase("index")
                 _swap(conn, names, tables, heads)
+                on_phase("swap")
         except BaseException:
             for helper in helpers:
                 helper.stop()
@@ -121,6 +147,65 @@ def rebuild(
                 _discard(url, names, tables)
             raise
     return read
+
+
+@contextmanager
+def _writer(
+    url: str, conn: psycopg.Connection[Any], *, committed: bool
+) -> Iterator[psycopg.Connection[Any]]:
+    """Where this process's fold writes: with committed shadows, a connection of its own
+    (its transaction commits once the folds are merged, so other sessions can index the
+    rows); otherwise the rebuild's own connection (a savepoint in its transaction)."""
+    if not committed:
+        yield conn
+        return
+    with psycopg.connect(url) as own:
+        yield own
+
+
+def index_steps(url: str, tables: Sequence[str], *, sessions: int) -> None:
+    """Build the committed shadows' constraints and indexes, then analyse them, from
+    `sessions` connections at once: each takes the next step (read_model_index_step, the
+    largest tables' first, constraints before indexes) in a transaction of its own, one
+    sort each on one core, so the sessions keep every core busy with no parallel-sort
+    overhead. A step waits at most for another on the same table (an ADD PRIMARY KEY
+    locks its table). The ANALYZEs follow every index (as in read_model_index, they then
+    see the expression indexes)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        steps = conn.execute(STEPS, (list(tables),)).fetchall()
+    order = {"constraint": 0, "index": 1}
+    builds = [s for s in steps if s[1] != "analyze"]
+    builds.sort(key=lambda step: (-step[3], order[step[1]]))
+    analyses = sorted((s for s in steps if s[1] == "analyze"), key=lambda step: -step[3])
+    workers = max(sessions, 1)
+    for phase in (builds, analyses):
+        pending = deque((table, kind, name) for table, kind, name, _ in phase)
+        failed = threading.Event()
+        with ThreadPoolExecutor(workers) as pool:
+            runs = [pool.submit(_run_steps, url, pending, failed) for _ in range(workers)]
+            for run in runs:
+                run.result()
+
+
+Step = tuple[str, str, str | None]  # table, kind, constraint or index name
+
+
+def _run_steps(url: str, pending: deque[Step], failed: threading.Event) -> None:
+    """Take steps from `pending` (shared: deque pops are atomic) until none is left or a
+    session failed."""
+    with psycopg.connect(url, autocommit=True) as session:
+        session.execute("SET max_parallel_maintenance_workers = 0")
+        session.execute("SELECT set_config('maintenance_work_mem', %s, false)", (INDEX_MEMORY,))
+        while not failed.is_set():
+            try:
+                step = pending.popleft()
+            except IndexError:
+                return
+            try:
+                session.execute("SELECT read_model_index_step(%s, %s, %s)", step)
+            except BaseException:
+                failed.set()
+                raise
 
 
 def _lock(cur: Cursor, names: Sequence[str]) -> None:
@@ -154,11 +239,8 @@ def _shadows(url: str, cur: Cursor, tables: list[str], *, committed: bool) -> No
 def _swap(
     conn: psycopg.Connection[Any], names: Sequence[str], tables: list[str], heads: Heads
 ) -> None:
-    """Index the shadows, swap them in, replace the checkpoints (in the transaction)."""
+    """Swap the indexed shadows in, replace the checkpoints (in the transaction)."""
     with conn.cursor() as cur:
-        # Index builds sort every row once: in memory rather than in batches on disk.
-        cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
-        cur.execute("SELECT read_model_index(%s)", (tables,))
         _lock_old_tables(conn, tables)
         cur.execute("SELECT read_model_swap(%s)", (tables,))
         cur.execute("DELETE FROM projector_checkpoints WHERE projector = ANY(%s)", (names,))
