@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from inventory.domain.events import StockAdjusted, StockCounted, StockEvent, StockReceived
 from inventory.domain.evolution import evolve
 from inventory.domain.state import ZERO, StockState, level_of
@@ -92,6 +94,20 @@ def _deltas(event: StockEvent, before: StockState, after: StockState) -> tuple[A
     return (alone.on_hand, None, alone.reserved, alone.in_transit_in, alone.in_transit_out)
 
 
+_rfc3339 = msgspec.json.Encoder()
+
+
+def copy_time(value: datetime) -> datetime | str:
+    """A timestamp for a text COPY: msgspec's RFC 3339 (about a fifth of the cost of
+    psycopg's text dumper; the same instant, and a naive time is read in the session's
+    time zone either way). An offset with seconds (msgspec would drop them) stays a
+    datetime, for psycopg to write."""
+    offset = value.utcoffset()
+    if offset is not None and offset.seconds % 60:
+        return value
+    return _rfc3339.encode(value)[1:-1].decode()
+
+
 def write_ledger(
     cur: Cursor,
     rows: Sequence[tuple[Any, ...]],
@@ -99,13 +115,17 @@ def write_ledger(
     *,
     binary: bool = True,
 ) -> None:
-    """COPY the rows in: one round trip for the whole batch. The text format costs this
-    process about a fifth less per row (a rebuild's millions); the same values either way."""
+    """COPY the rows in: one round trip for the whole batch. The text format, with the
+    timestamps written by `copy_time`, costs this process about half as much per row (a
+    rebuild's millions); the same values either way."""
     if not rows:
         return
     options = " (FORMAT BINARY)" if binary else ""
     with cur.copy(f"COPY {table} ({COLUMNS}) FROM STDIN{options}") as copy:
         if binary:
             copy.set_types(TYPES)
-        for row in rows:
-            copy.write_row(row)
+            for row in rows:
+                copy.write_row(row)
+            return
+        for row in rows:  # occurred_at and recorded_at are the 7th and 8th columns
+            copy.write_row((*row[:6], copy_time(row[6]), copy_time(row[7]), *row[8:]))
