@@ -21,7 +21,7 @@ from inventory.domain.stock_evolution import event_is_absorbed
 from inventory.projectors.alerts import AlertBook
 from inventory.projectors.decoding import actor_of, domain_event
 from inventory.projectors.engine import Builder, Cursor, Projector, ReplicaEvent, shadow
-from inventory.projectors.stock_ledger import ledger_row, write_ledger
+from inventory.projectors.stock_ledger import copy_time, ledger_row, write_ledger
 
 Item = tuple[str, str]
 LEVEL_COLUMNS = (
@@ -198,8 +198,7 @@ class StockBuilder:
         self.flush(cur)
         with cur.copy(f"COPY {shadow('stock_levels')} ({LEVEL_COLUMNS}) FROM STDIN") as copy:
             for item, folded in self.folded.items():
-                row = level_row(item, folded)
-                copy.write_row(
-                    (*msgspec.structs.astuple(row)[:-1], _encode.encode(folded.state).decode())
-                )
+                row = msgspec.structs.astuple(level_row(item, folded))
+                # updated_at as copy_time writes it; the state's JSON as text.
+                copy.write_row((*row[:-2], copy_time(row[-2]), bytes(row[-1]).decode()))
         self.alerts.write(cur, shadow("alerts"))
