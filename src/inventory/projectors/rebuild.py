@@ -8,18 +8,20 @@ One replica transaction, the rebuild's, holds it all together:
 2. it creates empty shadow tables without indexes (`read_model_shadow`, a function of
    projections/0022_rebuild_shadows.sql: the tables belong to the migrations' role);
 3. it reads the events copy once, partition by partition (each partition's events in seq
-   order, from one `COPY ... TO STDOUT` each: one snapshot per partition), decodes each
+   order, through a binary server-side cursor: one snapshot per partition), decodes each
    event once, feeds it to every projector's `Builder`, and COPYs the rows in. With more
    than one fold (`workers`), the partitions are shared out by event count between this
    process and helper processes; the rows of an item, a store's day or a product
    each come from one partition's events, so each fold is exact on its share; a read
    model with rows from several partitions (a stream's head: a transfer has events in
-   two stores) merges the folds' rows after them (`Projector.merge_folds`). Helpers
-   write into the shadows from their own transactions, so the shadows are then created
+   two stores) merges the folds' rows after them (`Projector.merge_folds`). The folds
+   then write into the shadows from their own transactions, so the shadows are created
    (empty, invisible to queries) in a transaction of their own first;
-4. it indexes and analyses the shadows (`read_model_index`), locks the old tables (a
-   quarter of a second at a time, so readers never queue long behind a long query),
-   drops them and renames the shadows in their place (`read_model_swap`);
+4. it indexes and analyses the shadows: in its transaction with one fold
+   (`read_model_index`), or, the folds' rows committed, from one session per fold at
+   once (`index_steps`); then it locks the old tables (a quarter of a second at a time,
+   so readers never queue long behind a long query), drops them and renames the shadows
+   in their place (`read_model_swap`);
 5. it replaces the projectors' checkpoints with the last seq and position it read in
    each partition, and commits.
 
