@@ -298,6 +298,38 @@ def test_a_failed_parallel_rebuild_leaves_the_old_tables_and_no_shadows(
         assert leftovers.fetchall() == []
 
 
+def test_a_parallel_rebuild_whose_index_build_fails_leaves_the_old_tables_and_no_shadows(
+    history: History, settings: Settings
+) -> None:
+    _catch_up_all(settings)
+    shapes = _everything(settings)
+
+    def duplicate_a_head(phase: str) -> None:
+        # Once the folds' rows are committed: a second row for a stream, which the
+        # shadow's primary key (built next, in another session) refuses.
+        if phase == "merge":
+            with psycopg.connect(settings.replica_url, autocommit=True) as conn:
+                conn.execute(
+                    "INSERT INTO stream_heads__rebuild (stream, partition, version, last_seq)"
+                    " SELECT stream, partition, version, last_seq FROM stream_heads__rebuild"
+                    " LIMIT 1"
+                )
+
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        rebuild(
+            settings.replica_url,
+            [StreamHeads()],
+            lambda _: None,
+            workers=2,
+            on_phase=duplicate_a_head,
+        )
+
+    assert _everything(settings) == shapes
+    with psycopg.connect(settings.replica_url) as conn:
+        leftovers = conn.execute("SELECT relname FROM pg_class WHERE relname LIKE '%%__rebuild%%'")
+        assert leftovers.fetchall() == []
+
+
 def test_a_worker_batch_waits_for_a_rebuild_then_resumes_from_its_checkpoints(
     history: History, pool: ConnectionPool, settings: Settings
 ) -> None:
