@@ -4,22 +4,25 @@
                                          [--home DIR] [--runs 1]
 
 Loads the events as bench/read_side.py does (or reuses `--home`, a topology loaded by an
-earlier run: it is kept then), then, each figure with the replica's CPU time beside it
-(its postmaster and every backend and worker it forked):
+earlier run: it is kept then), then per run, each figure with the replica's CPU time
+beside it (its postmaster and everything it forked: backends, parallel workers,
+autovacuum; before each figure it vacuums and waits for autovacuum to be idle):
 
 - the copy floor: `INSERT ... SELECT` of the events copy into a scratch table (as
   read_side.py's baseline);
-- `inventory projections rebuild --all` (admin.rebuild, every projector in one pass);
+- the rebuild of every read model in one pass (what `inventory projections rebuild
+  --all` runs), phase by phase;
 - the server floor: the rebuild's rows with no Python fold in the way. The read models
-  the rebuild just wrote are saved with `COPY ... TO STDOUT (FORMAT BINARY)` beforehand
-  (not timed); then the server reads every partition's events through the rebuild's own
-  query (as a binary COPY out, the bytes discarded: no row decoding in this process) and,
-  in one transaction rolled back at the end,
-  creates the shadows (`read_model_shadow`), takes the saved rows in by binary COPY, table
-  by table, and builds the shadows' constraints and indexes one by one and analyses them
-  (what `read_model_index` does, with the rebuild's `maintenance_work_mem`). Its sum is
-  what a rebuild into this schema costs however fast the fold is: if it exceeds the
-  goal's 5x of the copy floor, the goal is beyond this schema on this machine.
+  the rebuild wrote are saved with `COPY ... TO STDOUT (FORMAT BINARY)` beforehand (not
+  timed); then the server reads every partition's events through the rebuild's own
+  query (as a binary COPY out, serial as the rebuild's cursor is, the bytes discarded:
+  no row decoding in this process) and, in one transaction rolled back at the end,
+  creates the shadows (`read_model_shadow`), takes the saved rows in by binary COPY,
+  table by table, and builds the shadows' constraints and indexes one by one and
+  analyses them (what `read_model_index` does, with the rebuild's
+  `maintenance_work_mem`). Its sum is what a rebuild into this schema costs the server
+  however fast the fold is: if it exceeds the goal's 5x of the copy floor, the goal is
+  beyond this schema on this machine.
 """
 
 from __future__ import annotations
