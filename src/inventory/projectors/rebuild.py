@@ -114,7 +114,7 @@ def rebuild(
                 builders = [p.builder() for p in projectors]
                 on_phase("shadows")
                 with (
-                    psycopg.connect(url) as reader,
+                    _reader(url) as reader,
                     _writer(url, conn, committed=committed) as out,
                     out.transaction(),
                     out.cursor() as into,
@@ -149,6 +149,17 @@ def rebuild(
                 _discard(url, names, tables)
             raise
     return read
+
+
+@contextmanager
+def _reader(url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection to read the events on, in UTC: psycopg then makes their timestamps
+    with `datetime.timezone.utc` instead of converting each to the server's zone (about
+    0.6 us less per event). The same instants: every read model takes them as such."""
+    with psycopg.connect(url) as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        conn.commit()
+        yield conn
 
 
 @contextmanager
@@ -385,7 +396,7 @@ def help_fold(url: str, names: list[str], partitions: list[str], chunk: int) -> 
 
     builders = [by_name(name).builder() for name in names]
     with (
-        psycopg.connect(url) as reader,
+        _reader(url) as reader,
         psycopg.connect(url) as conn,
         conn.transaction(),
         conn.cursor() as cur,
