@@ -98,6 +98,33 @@ def test_movement_totals_per_store_sku_and_type_in_json_and_csv(
     ]
 
 
+def test_movement_days_are_the_store_s_local_days(admin: Client, store_id: str) -> None:
+    """A receipt at 22:00 on 3 March in Los Angeles (06:00 on the 4th in UTC) is in the
+    store's report for the 3rd, and not in the one for the 4th."""
+    sku = f"L.{store_id}"
+    command(admin, "/v1/stores", {"id": store_id, "name": "LA", "timezone": "America/Los_Angeles"})
+    command(admin, "/v1/products", {"sku": sku, "name": sku})
+    receipt = {"lines": [{"sku": sku, "quantity": 4}], "occurred_at": "2026-03-03T22:00:00-08:00"}
+    position = command(admin, f"/v1/stores/{store_id}/receipts", receipt)
+
+    third = admin.get("/v1/reports/movements", store=store_id, min_position=position,
+                      **{"from": "2026-03-03", "to": "2026-03-03"})  # fmt: skip
+    fourth = admin.get("/v1/reports/movements", store=store_id, **{"from": "2026-03-04"})
+
+    assert third.status_code == 200, third.text
+    assert third.json()["items"] == [
+        {"store": store_id, "sku": sku, "type": "stock.received", "count": 1, "quantity": 4}
+    ]
+    assert fourth.json()["items"] == []
+
+
+def test_a_store_s_time_zone_must_name_a_place(admin: Client, store_id: str) -> None:
+    response = admin.post("/v1/stores", {"id": store_id, "name": "X", "timezone": "Mars/Olympus"})
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "validation_failed"
+    assert admin.get(f"/v1/stores/{store_id}").status_code == 404
+
+
 def test_a_manager_reports_only_on_the_stores_in_scope(
     api: ApiServer, admin: Client, settings: Settings, store_id: str
 ) -> None:

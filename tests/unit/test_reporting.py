@@ -7,8 +7,15 @@ from decimal import Decimal
 
 import pytest
 
-from inventory.domain.stock_events import StockAdjusted, StockCounted, StockReorderPointSet
-from inventory.projectors.daily_movements import moved
+from inventory.domain.events import StoreOpened, StoreUpdated
+from inventory.domain.stock_events import (
+    StockAdjusted,
+    StockCounted,
+    StockReceived,
+    StockReorderPointSet,
+)
+from inventory.projectors.daily_movements import Totals, moved
+from inventory.projectors.engine import ReplicaEvent
 from inventory.projectors.export import parse_time
 from inventory.projectors.history import EventFilter, page_query
 from inventory.projectors.reports import MovementQuery, quantity
@@ -34,6 +41,36 @@ def test_an_adjustment_moves_its_delta_a_count_its_count_and_a_reorder_point_not
     assert moved(lost) == Decimal(-2)
     assert moved(counted) == Decimal(7)
     assert moved(reorder) is None
+
+
+def replica_event(seq: int, event_type: str, at: datetime, sku: str | None = None) -> ReplicaEvent:
+    return ReplicaEvent(seq, seq, "stream", seq, event_type, "s", sku, b"{}", b"{}", at, at, "s")
+
+
+def test_a_change_of_zone_dates_the_movements_recorded_after_it_and_none_before() -> None:
+    """Both receipts happen at 20:00 UTC on 1 March: 1 March in UTC, 2 March in Tokyo."""
+    at = AT + timedelta(hours=20)
+    received = StockReceived(store_id="s", sku="k", occurred_at=at, quantity=Decimal(1))
+    totals = Totals({})
+    totals.feed(replica_event(1, "store.opened", AT), StoreOpened(store_id="s", name="S"))
+    totals.feed(replica_event(2, "stock.received", at, "k"), received)
+    totals.feed(replica_event(3, "store.updated", AT), StoreUpdated(store_id="s", name="T"))
+    totals.feed(replica_event(4, "stock.received", at, "k"), received)  # no zone given: kept
+    zone = StoreUpdated(store_id="s", timezone="Asia/Tokyo")
+    totals.feed(replica_event(5, "store.updated", AT), zone)
+    totals.feed(replica_event(6, "stock.received", at, "k"), received)
+    assert totals.folded == {
+        ("s", date(2026, 3, 1), "k", "stock.received"): (2, Decimal(2)),
+        ("s", date(2026, 3, 2), "k", "stock.received"): (1, Decimal(1)),
+    }
+    assert totals.zones == {"s": "Asia/Tokyo"}
+
+
+def test_a_zone_this_machine_does_not_know_dates_by_utc() -> None:
+    totals = Totals({"s": "Mars/Olympus"})
+    received = StockReceived(store_id="s", sku="k", occurred_at=AT, quantity=Decimal(1))
+    totals.feed(replica_event(1, "stock.received", AT - timedelta(minutes=1), "k"), received)
+    assert list(totals.folded) == [("s", date(2026, 2, 28), "k", "stock.received")]
 
 
 def test_export_times_take_rfc_3339_or_a_date_at_midnight_utc() -> None:

@@ -121,13 +121,17 @@ class ReportController(Controller):
         state: State,
         store: StoreFilter = None,
         sku: str | None = None,
-        start: Annotated[date | None, Parameter(query="from", description="First UTC day.")] = None,
-        end: Annotated[date | None, Parameter(query="to", description="Last UTC day.")] = None,
+        start: Annotated[
+            date | None, Parameter(query="from", description="First day (the store's local day).")
+        ] = None,
+        end: Annotated[
+            date | None, Parameter(query="to", description="Last day (the store's local day).")
+        ] = None,
         output: Annotated[Format, Parameter(query="format")] = "json",
         min_position: MinPosition = None,
     ) -> Stream:
         """Per store, SKU and event type: how many events and their total quantity, over
-        the UTC days `from`..`to` (both included). Streamed, so any range fits."""
+        each store's local days `from`..`to` (both included). Streamed, so any range fits."""
         if start and end and start > end:
             raise ApiError(422, "validation_failed", "`from` is after `to`.")
         pool = state.resources.replica

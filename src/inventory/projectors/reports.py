@@ -41,7 +41,8 @@ def quantity(value: Decimal | None) -> int | str | None:
 
 @dataclass(frozen=True, slots=True)
 class MovementQuery:
-    """Movement totals: `stores` None means every store; days are UTC, both inclusive."""
+    """Movement totals: `stores` None means every store; days are each store's local days,
+    both inclusive."""
 
     stores: list[str] | None = None
     sku: str | None = None
