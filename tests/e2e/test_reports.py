@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
 from tests.e2e.api_servers import ApiServer, api_key, api_servers
-from tests.e2e.reading import Client, start_worker
+from tests.e2e.reading import Client, start_worker, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -226,3 +226,28 @@ def test_a_stock_report_lists_the_stores_levels_once_they_are_projected(
     report = wait_done(admin, queued.json()["id"])
     assert report["status"] == "done", report
     assert [row["store"] for row in report["rows"]] == [store_id]
+
+
+def test_the_sweep_deletes_reports_finished_longer_ago_than_the_retention(
+    admin: Client, settings: Settings
+) -> None:
+    """The worker keeps finished reports 30 days (the default), unfinished ones always."""
+    ids = {name: str(uuid.uuid4()) for name in ("expired", "failed", "kept", "queued")}
+    with psycopg.connect(settings.replica_url) as conn:
+        for name, status, age in [("expired", "done", 31), ("failed", "failed", 40),
+                                  ("kept", "done", 29), ("queued", "queued", 31)]:  # fmt: skip
+            finished = None if status == "queued" else datetime.now(UTC) - timedelta(days=age)
+            conn.execute(
+                "INSERT INTO report_runs (id, kind, params, status, requested_by, rows,"
+                " requested_at, sent_at, finished_at) VALUES (%s, 'stock', '{}', %s, 'old',"
+                " '[]', now() - make_interval(days => %s), now(), %s)",
+                (ids[name], status, age, finished),
+            )
+
+    def status(name: str) -> int:
+        return admin.get(f"/v1/reports/{ids[name]}").status_code
+
+    wait_until(lambda: status("expired") == 404 and status("failed") == 404)
+    assert status("kept") == 200
+    assert status("queued") == 200
+    assert admin.get(f"/v1/reports/{ids['expired']}").json()["code"] == "report_not_found"
