@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
@@ -251,3 +252,38 @@ def test_the_sweep_deletes_reports_finished_longer_ago_than_the_retention(
     assert status("kept") == 200
     assert status("queued") == 200
     assert admin.get(f"/v1/reports/{ids['expired']}").json()["code"] == "report_not_found"
+
+
+def test_a_download_left_half_read_gives_its_connection_back(
+    admin: Client, settings: Settings, store_id: str
+) -> None:
+    """More abandoned downloads than the API's replica pool holds connections: none keeps
+    a connection or a query running on the replica, so reports keep answering."""
+    with psycopg.connect(settings.replica_url) as conn:
+        conn.execute(
+            "INSERT INTO daily_movements (store, day, sku, type, count, quantity)"
+            " SELECT %s, date '2026-01-01' + i %% 365, 'S' || i / 365, 'stock.sold', 1, 1"
+            " FROM generate_series(1, 300000) AS i",
+            (store_id,),
+        )
+    url = f"{admin.base_url}/v1/reports/movements?store={store_id}"
+    for _ in range(25):  # the pool holds 20
+        with httpx.stream("GET", url, headers=admin.headers, timeout=30) as response:
+            assert response.status_code == 200
+            assert next(response.iter_raw())  # the first chunk, then leave
+
+    wait_until(lambda: not any(busy for busy in api_backends(settings).values()))
+    assert len(api_backends(settings)) <= 20
+    answer = admin.get("/v1/reports/movements", store=store_id, sku="S1")
+    assert answer.status_code == 200, answer.text
+    assert [(i["type"], i["count"]) for i in answer.json()["items"]] == [("stock.sold", 365)]
+
+
+def api_backends(settings: Settings) -> dict[int, bool]:
+    """The API's replica connections: backend pid, and whether it is running a query."""
+    with psycopg.connect(settings.replica_url) as conn:
+        rows = conn.execute(
+            "SELECT pid, state = 'active' FROM pg_stat_activity"
+            " WHERE application_name = 'inventory-replica'"
+        ).fetchall()
+    return dict(rows)

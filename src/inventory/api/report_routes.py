@@ -72,7 +72,7 @@ def stream_movements(
     pool: Any, query: reports.MovementQuery, output: Format, headers: dict[str, str]
 ) -> Stream:
     """The movement totals as a streamed JSON document or CSV file."""
-    batches = streaming.rows_of(pool, query.sql(), reports.MOVEMENT_TYPES, reports.movement_row)
+    batches = streaming.rows_of(pool, query.sql(), reports.movement_row)
     if output == "csv":
         return streaming.csv_response(reports.MOVEMENT_COLUMNS, batches, "movements.csv", headers)
     return Stream(streaming.json_document(batches), media_type="application/json", headers=headers)

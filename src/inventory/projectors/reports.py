@@ -14,7 +14,6 @@ from typing import Any
 from psycopg import sql
 
 MOVEMENT_COLUMNS = ("store", "sku", "type", "count", "quantity")
-MOVEMENT_TYPES = ("text", "text", "text", "int8", "numeric")
 LEVEL_COLUMNS = (
     "store",
     "sku",
