@@ -14,7 +14,7 @@ from inventory.domain.stock_events import (
     StockReceived,
     StockReorderPointSet,
 )
-from inventory.projectors.daily_movements import Totals, moved
+from inventory.projectors.daily_movements import Totals, moved, zones_needed
 from inventory.projectors.engine import ReplicaEvent
 from inventory.projectors.export import parse_time
 from inventory.projectors.history import EventFilter, page_query
@@ -92,3 +92,13 @@ def test_queries_name_only_the_filters_given() -> None:
     assert "day <= '2026-01-31'::date" in one_store.as_string(None)
     assert "p.part" in page_query(EventFilter(["s1"]), 0, 10).as_string(None)
     assert "sku = 'k'" in page_query(EventFilter(["s1"], "k"), 0, 10).as_string(None)
+
+
+def test_a_batch_reads_the_zone_of_every_store_it_does_not_open() -> None:
+    batch = [
+        replica_event(1, "store.updated", AT),  # may name no zone: the stored one still holds
+        replica_event(2, "stock.received", AT, "k"),
+    ]
+    assert zones_needed(batch) == ["s"]
+    assert zones_needed([replica_event(1, "store.opened", AT), *batch]) == []
+    assert zones_needed([replica_event(1, "stock.reorder_point_set", AT, "k")]) == []

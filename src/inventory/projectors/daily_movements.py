@@ -30,7 +30,8 @@ from inventory.projectors.engine import Builder, Cursor, Projector, ReplicaEvent
 
 CODEC = Codec((*STOCK_EVENTS, StoreOpened, StoreUpdated))
 MOVEMENT_TYPES = frozenset(tag_of(t) for t in STOCK_EVENTS) - {tag_of(StockReorderPointSet)}
-ZONE_TYPES = frozenset({tag_of(StoreOpened), tag_of(StoreUpdated)})
+OPENED = tag_of(StoreOpened)
+ZONE_TYPES = frozenset({OPENED, tag_of(StoreUpdated)})
 
 # Additive: exact because the engine commits this and the checkpoint in one transaction.
 UPSERT = """
@@ -89,15 +90,16 @@ class Totals:
 
 
 def zones_needed(events: Sequence[ReplicaEvent]) -> list[str]:
-    """The stores whose zone a batch needs before one of its own events sets it."""
+    """The stores whose zone a batch needs: those it does not open itself (a
+    `store.opened` always names a zone; a `store.updated` may not)."""
     needed: dict[str, None] = {}
-    set_here: set[str] = set()
+    opened_here: set[str] = set()
     for event in events:
         if event.store is None:
             continue
-        if event.type in ZONE_TYPES:
-            set_here.add(event.store)
-        elif event.type in MOVEMENT_TYPES and event.store not in set_here:
+        if event.type == OPENED:
+            opened_here.add(event.store)
+        elif event.type in MOVEMENT_TYPES and event.store not in opened_here:
             needed[event.store] = None
     return list(needed)
 
