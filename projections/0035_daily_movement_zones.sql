@@ -15,6 +15,10 @@ REVOKE ALL ON daily_movement_zones FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON daily_movement_zones TO inventory_app;
 
 -- Totals folded by UTC day are re-folded by local day: the worker projects the read model
--- again from the first event (a missing checkpoint reads as 0), store by store.
+-- again from the first event (a missing checkpoint reads as 0), store by store. The
+-- projector's lock, as a rebuild takes it (projectors/engine.py LOCK_PREFIX): a worker
+-- batch in flight finishes first, and the next ones leave this read model alone until
+-- this commits.
+SELECT pg_advisory_xact_lock(hashtext('inventory.projector:daily_movements'));
 TRUNCATE daily_movements;
 DELETE FROM projector_checkpoints WHERE projector = 'daily_movements';
