@@ -10,10 +10,11 @@ through `EventStore.append`, waits for the replica, then:
 (a) rebuilds every projector (`inventory projections rebuild NAME`, the online path),
     beside the same server's `INSERT ... SELECT` of the events copy into a scratch table
     (goal: rebuild within 5x of that copy);
-(c) runs `inventory serve` and measures p50/p99 of the store stock list and the search
+(c) runs `inventory serve` and measures p50/p99 of the store stock list, the search
     (the four words of SEARCH_WORDS in turn, then the broad and the selective ones
-    apart) with `--readers` concurrent keep-alive clients, beside `/health/live` (the
-    HTTP stack's floor) at the same concurrency.
+    apart) and the movement report (a store's first week, JSON; one SKU across every
+    store and day) with `--readers` concurrent keep-alive clients, beside
+    `/health/live` (the HTTP stack's floor) at the same concurrency.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ GOAL = 5.0
 # products (every product up to --skus 1000).
 SEARCH_WORDS = ("widget", "SKU001", "4000000", "blue")
 BROAD_WORDS = ("widget", "blue")
+HISTORY_DAYS = 30  # the events start this many days ago, a second apart
 STREAMS_PER_COMMIT = 100
 EVENTS_PER_STREAM = 10
 
@@ -76,7 +78,7 @@ async def load(url: str, stores: int, skus: int, total: int) -> None:
     rng = random.Random(1)
     names = [f"b{i}" for i in range(stores)]
     codes = [f"SKU{i:05d}" for i in range(skus)]
-    start = datetime.now(UTC) - timedelta(days=30)
+    start = datetime.now(UTC) - timedelta(days=HISTORY_DAYS)
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         catalog = [StreamWrite(f"store-{s}", [NewEvent(ev.StoreOpened(store_id=s, name=s), s)])
                    for s in names]  # fmt: skip
@@ -240,12 +242,18 @@ def main() -> int:
             search = {q: f"/v1/search?q={q}&limit=20" for q in SEARCH_WORDS}
             broad = [search[q] for q in BROAD_WORDS]
             selective = [search[q] for q in SEARCH_WORDS if q not in BROAD_WORDS]
+            first = (datetime.now(UTC) - timedelta(days=HISTORY_DAYS)).date()
+            week = f"from={first}&to={first + timedelta(days=6)}"
+            store_week = [f"/v1/reports/movements?store=b{i}&{week}" for i in range(args.stores)]
+            sku = [f"/v1/reports/movements?sku=SKU{i:05d}" for i in range(0, args.skus, 7)]
             print(f"\n(c) latency at {args.readers} concurrent readers, {args.seconds:.0f} s each")
             for label, paths in (("health/live", ["/health/live"]), ("stock list", stock),
                                  ("search", list(search.values())),
-                                 ("  broad", broad), ("  selective", selective)):  # fmt: skip
+                                 ("  broad", broad), ("  selective", selective),
+                                 ("movements, store week", store_week),
+                                 ("movements, sku", sku)):  # fmt: skip
                 samples = asyncio.run(latencies(base, paths, key, args.readers, args.seconds))
-                print(f"    {label:<12} {summary(samples)}")
+                print(f"    {label:<21} {summary(samples)}")
         finally:
             process.terminate()
             process.wait(30)

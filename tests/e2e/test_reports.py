@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
@@ -18,7 +19,7 @@ from psycopg.types.json import Jsonb
 from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
 from tests.e2e.api_servers import ApiServer, api_key, api_servers
-from tests.e2e.reading import Client, start_worker
+from tests.e2e.reading import Client, start_worker, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -96,6 +97,33 @@ def test_movement_totals_per_store_sku_and_type_in_json_and_csv(
         ("stock.received", "2", "12.5"),
         ("stock.sold", "3", "3"),
     ]
+
+
+def test_movement_days_are_the_store_s_local_days(admin: Client, store_id: str) -> None:
+    """A receipt at 22:00 on 3 March in Los Angeles (06:00 on the 4th in UTC) is in the
+    store's report for the 3rd, and not in the one for the 4th."""
+    sku = f"L.{store_id}"
+    command(admin, "/v1/stores", {"id": store_id, "name": "LA", "timezone": "America/Los_Angeles"})
+    command(admin, "/v1/products", {"sku": sku, "name": sku})
+    receipt = {"lines": [{"sku": sku, "quantity": 4}], "occurred_at": "2026-03-03T22:00:00-08:00"}
+    position = command(admin, f"/v1/stores/{store_id}/receipts", receipt)
+
+    third = admin.get("/v1/reports/movements", store=store_id, min_position=position,
+                      **{"from": "2026-03-03", "to": "2026-03-03"})  # fmt: skip
+    fourth = admin.get("/v1/reports/movements", store=store_id, **{"from": "2026-03-04"})
+
+    assert third.status_code == 200, third.text
+    assert third.json()["items"] == [
+        {"store": store_id, "sku": sku, "type": "stock.received", "count": 1, "quantity": 4}
+    ]
+    assert fourth.json()["items"] == []
+
+
+def test_a_store_s_time_zone_must_name_a_place(admin: Client, store_id: str) -> None:
+    response = admin.post("/v1/stores", {"id": store_id, "name": "X", "timezone": "Mars/Olympus"})
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "validation_failed"
+    assert admin.get(f"/v1/stores/{store_id}").status_code == 404
 
 
 def test_a_manager_reports_only_on_the_stores_in_scope(
@@ -199,3 +227,63 @@ def test_a_stock_report_lists_the_stores_levels_once_they_are_projected(
     report = wait_done(admin, queued.json()["id"])
     assert report["status"] == "done", report
     assert [row["store"] for row in report["rows"]] == [store_id]
+
+
+def test_the_sweep_deletes_reports_finished_longer_ago_than_the_retention(
+    admin: Client, settings: Settings
+) -> None:
+    """The worker keeps finished reports 30 days (the default), unfinished ones always."""
+    ids = {name: str(uuid.uuid4()) for name in ("expired", "failed", "kept", "queued")}
+    with psycopg.connect(settings.replica_url) as conn:
+        for name, status, age in [("expired", "done", 31), ("failed", "failed", 40),
+                                  ("kept", "done", 29), ("queued", "queued", 31)]:  # fmt: skip
+            finished = None if status == "queued" else datetime.now(UTC) - timedelta(days=age)
+            conn.execute(
+                "INSERT INTO report_runs (id, kind, params, status, requested_by, rows,"
+                " requested_at, sent_at, finished_at) VALUES (%s, 'stock', '{}', %s, 'old',"
+                " '[]', now() - make_interval(days => %s), now(), %s)",
+                (ids[name], status, age, finished),
+            )
+
+    def status(name: str) -> int:
+        return admin.get(f"/v1/reports/{ids[name]}").status_code
+
+    wait_until(lambda: status("expired") == 404 and status("failed") == 404)
+    assert status("kept") == 200
+    assert status("queued") == 200
+    assert admin.get(f"/v1/reports/{ids['expired']}").json()["code"] == "report_not_found"
+
+
+def test_a_download_left_half_read_gives_its_connection_back(
+    admin: Client, settings: Settings, store_id: str
+) -> None:
+    """More abandoned downloads than the API's replica pool holds connections: none keeps
+    a connection or a query running on the replica, so reports keep answering."""
+    with psycopg.connect(settings.replica_url) as conn:
+        conn.execute(
+            "INSERT INTO daily_movements (store, day, sku, type, count, quantity)"
+            " SELECT %s, date '2026-01-01' + i %% 365, 'S' || i / 365, 'stock.sold', 1, 1"
+            " FROM generate_series(1, 300000) AS i",
+            (store_id,),
+        )
+    url = f"{admin.base_url}/v1/reports/movements?store={store_id}"
+    for _ in range(25):  # the pool holds 20
+        with httpx.stream("GET", url, headers=admin.headers, timeout=30) as response:
+            assert response.status_code == 200
+            assert next(response.iter_raw())  # the first chunk, then leave
+
+    wait_until(lambda: not any(busy for busy in api_backends(settings).values()))
+    assert len(api_backends(settings)) <= 20
+    answer = admin.get("/v1/reports/movements", store=store_id, sku="S1")
+    assert answer.status_code == 200, answer.text
+    assert [(i["type"], i["count"]) for i in answer.json()["items"]] == [("stock.sold", 365)]
+
+
+def api_backends(settings: Settings) -> dict[int, bool]:
+    """The API's replica connections: backend pid, and whether it is running a query."""
+    with psycopg.connect(settings.replica_url) as conn:
+        rows = conn.execute(
+            "SELECT pid, state = 'active' FROM pg_stat_activity"
+            " WHERE application_name = 'inventory-replica'"
+        ).fetchall()
+    return dict(rows)

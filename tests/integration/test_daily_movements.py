@@ -1,4 +1,5 @@
-"""The daily movement totals equal a plain Python fold of the same events, however batched."""
+"""The daily movement totals equal a plain Python fold of the same events, however batched,
+by the store's local day."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -44,16 +46,18 @@ def replica_pool(settings: Settings) -> Iterator[ConnectionPool]:
         yield pool
 
 
-def history(store: str, skus: list[str], seed: int, count: int) -> list[Command]:
+def history(
+    store: str, skus: list[str], seed: int, count: int, timezone: str = "UTC"
+) -> list[Command]:
     """`count` random receipts, sales, adjustments, counts and reorder points over a week,
-    in a store that allows negative stock (so every command is accepted)."""
+    at any minute, in a store that allows negative stock (so every command is accepted)."""
     rng, now = random.Random(seed), datetime.now(UTC)
     commands: list[Command] = [
-        OpenStore(store_id=store, name=store, negative_stock="allow", now=now),
+        OpenStore(store_id=store, name=store, timezone=timezone, negative_stock="allow", now=now),
         *(RegisterProduct(sku=sku, name=sku, decimals=2, now=now) for sku in skus),
     ]
     for number in range(count):
-        sku, at = rng.choice(skus), now - timedelta(hours=rng.randrange(7 * 24))
+        sku, at = rng.choice(skus), now - timedelta(minutes=rng.randrange(7 * 24 * 60))
         quantity = Decimal(rng.randrange(1, 500)) / 100
         kind = rng.randrange(5)
         if kind == 0:
@@ -76,9 +80,16 @@ def history(store: str, skus: list[str], seed: int, count: int) -> list[Command]
 
 
 def oracle(replica_url: str, store: str) -> dict[tuple[date, str, str], tuple[int, Decimal]]:
-    """The totals, folded in Python from the events copy's JSON."""
+    """The totals, folded in Python from the events copy's JSON, by days in the zone the
+    store opened with."""
     folded: dict[tuple[date, str, str], list[Any]] = defaultdict(lambda: [0, Decimal(0)])
     with psycopg.connect(replica_url) as conn:
+        opened = conn.execute(
+            "SELECT data->>'timezone' FROM events WHERE stream = %s AND version = 1",
+            (f"store-{store}",),
+        ).fetchone()
+        assert opened is not None
+        zone = ZoneInfo(opened[0])
         rows = conn.execute(
             "SELECT type, sku, occurred_at, data FROM events WHERE store = %s AND type LIKE"
             " 'stock.%%' AND type <> 'stock.reorder_point_set'",
@@ -86,7 +97,7 @@ def oracle(replica_url: str, store: str) -> dict[tuple[date, str, str], tuple[in
         ).fetchall()
     for event_type, sku, occurred_at, data in rows:
         raw = data.get("quantity", data.get("delta", data.get("counted")))
-        key = (occurred_at.astimezone(UTC).date(), sku, event_type)
+        key = (occurred_at.astimezone(zone).date(), sku, event_type)
         folded[key][0] += 1
         folded[key][1] += Decimal(str(raw))
     return {key: (count, total) for key, (count, total) in folded.items()}
@@ -101,12 +112,15 @@ def table(replica_url: str, store: str) -> dict[tuple[date, str, str], tuple[int
     return {(day, sku, kind): (count, quantity) for day, sku, kind, count, quantity in rows}
 
 
+# St John's is 3 h 30 behind UTC (2 h 30 in summer): its days cut UTC hours in half.
+@pytest.mark.parametrize("timezone", ["UTC", "America/St_Johns", "Pacific/Kiritimati"])
 @pytest.mark.parametrize("batch_size", [1, 7, 1000])
 def test_daily_totals_equal_a_python_fold_of_the_events_whatever_the_batch(
-    settings: Settings, store_id: str, replica_pool: ConnectionPool, batch_size: int
+    settings: Settings, store_id: str, replica_pool: ConnectionPool, batch_size: int, timezone: str
 ) -> None:
     skus = [f"{name}.{store_id}" for name in ("A", "B", "C")]
-    run_commands(settings, *history(store_id, skus, seed=batch_size, count=120))
+    commands = history(store_id, skus, seed=batch_size, count=120, timezone=timezone)
+    run_commands(settings, *commands)
     positions = primary_positions(settings.primary_url, [store_id])
     wait_until(lambda: replicated(settings.replica_url, positions))
 
@@ -123,7 +137,7 @@ def test_a_rebuild_gives_the_same_rows(
     settings: Settings, store_id: str, replica_pool: ConnectionPool
 ) -> None:
     skus = [f"{name}.{store_id}" for name in ("A", "B")]
-    run_commands(settings, *history(store_id, skus, seed=42, count=40))
+    run_commands(settings, *history(store_id, skus, seed=42, count=40, timezone="Asia/Kolkata"))
     positions = primary_positions(settings.primary_url, [store_id])
     wait_until(lambda: replicated(settings.replica_url, positions))
     for partition in everything_partitions(settings.replica_url):
@@ -146,3 +160,34 @@ def every_row(replica_url: str) -> list[tuple[Any, ...]]:
         return conn.execute(
             "SELECT store, day, sku, type, count, quantity FROM daily_movements ORDER BY 1, 2, 3, 4"
         ).fetchall()
+
+
+def test_a_movement_counts_on_the_store_s_local_day(
+    settings: Settings, store_id: str, replica_pool: ConnectionPool
+) -> None:
+    """23:30 on 3 March in Los Angeles is 07:30 on 4 March in UTC: the store's day is the
+    3rd; a store in Tokyo has the same instant on its 4th, at 16:30."""
+    now = datetime.now(UTC)
+    at = datetime(2026, 3, 3, 23, 30, tzinfo=ZoneInfo("America/Los_Angeles"))
+    tokyo, sku = f"{store_id}t", f"A.{store_id}"
+    receipt = (ReceiptLine(sku=sku, quantity=Decimal(2)),)
+    run_commands(
+        settings,
+        OpenStore(store_id=store_id, name="LA", timezone="America/Los_Angeles", now=now),
+        OpenStore(store_id=tokyo, name="Tokyo", timezone="Asia/Tokyo", now=now),
+        RegisterProduct(sku=sku, name=sku, now=now),
+        ReceiveStock(store_id=store_id, lines=receipt, occurred_at=at, now=now),
+        ReceiveStock(store_id=tokyo, lines=receipt, occurred_at=at, now=now),
+    )
+    positions = primary_positions(settings.primary_url, [store_id, tokyo])
+    wait_until(lambda: replicated(settings.replica_url, positions))
+    for store in (store_id, tokyo):
+        project(replica_pool, movements, store)
+
+    received = (1, Decimal(2))
+    assert table(settings.replica_url, store_id) == {
+        (date(2026, 3, 3), sku, "stock.received"): received
+    }
+    assert table(settings.replica_url, tokyo) == {
+        (date(2026, 3, 4), sku, "stock.received"): received
+    }

@@ -7,8 +7,15 @@ from decimal import Decimal
 
 import pytest
 
-from inventory.domain.stock_events import StockAdjusted, StockCounted, StockReorderPointSet
-from inventory.projectors.daily_movements import moved
+from inventory.domain.events import StoreOpened, StoreUpdated
+from inventory.domain.stock_events import (
+    StockAdjusted,
+    StockCounted,
+    StockReceived,
+    StockReorderPointSet,
+)
+from inventory.projectors.daily_movements import Totals, moved, zones_needed
+from inventory.projectors.engine import ReplicaEvent
 from inventory.projectors.export import parse_time
 from inventory.projectors.history import EventFilter, page_query
 from inventory.projectors.reports import MovementQuery, quantity
@@ -36,6 +43,36 @@ def test_an_adjustment_moves_its_delta_a_count_its_count_and_a_reorder_point_not
     assert moved(reorder) is None
 
 
+def replica_event(seq: int, event_type: str, at: datetime, sku: str | None = None) -> ReplicaEvent:
+    return ReplicaEvent(seq, seq, "stream", seq, event_type, "s", sku, b"{}", b"{}", at, at, "s")
+
+
+def test_a_change_of_zone_dates_the_movements_recorded_after_it_and_none_before() -> None:
+    """Both receipts happen at 20:00 UTC on 1 March: 1 March in UTC, 2 March in Tokyo."""
+    at = AT + timedelta(hours=20)
+    received = StockReceived(store_id="s", sku="k", occurred_at=at, quantity=Decimal(1))
+    totals = Totals({})
+    totals.feed(replica_event(1, "store.opened", AT), StoreOpened(store_id="s", name="S"))
+    totals.feed(replica_event(2, "stock.received", at, "k"), received)
+    totals.feed(replica_event(3, "store.updated", AT), StoreUpdated(store_id="s", name="T"))
+    totals.feed(replica_event(4, "stock.received", at, "k"), received)  # no zone given: kept
+    zone = StoreUpdated(store_id="s", timezone="Asia/Tokyo")
+    totals.feed(replica_event(5, "store.updated", AT), zone)
+    totals.feed(replica_event(6, "stock.received", at, "k"), received)
+    assert totals.folded == {
+        ("s", date(2026, 3, 1), "k", "stock.received"): (2, Decimal(2)),
+        ("s", date(2026, 3, 2), "k", "stock.received"): (1, Decimal(1)),
+    }
+    assert totals.zones == {"s": "Asia/Tokyo"}
+
+
+def test_a_zone_this_machine_does_not_know_dates_by_utc() -> None:
+    totals = Totals({"s": "Mars/Olympus"})
+    received = StockReceived(store_id="s", sku="k", occurred_at=AT, quantity=Decimal(1))
+    totals.feed(replica_event(1, "stock.received", AT - timedelta(minutes=1), "k"), received)
+    assert list(totals.folded) == [("s", date(2026, 2, 28), "k", "stock.received")]
+
+
 def test_export_times_take_rfc_3339_or_a_date_at_midnight_utc() -> None:
     assert parse_time("2026-03-01") == AT
     assert parse_time("2026-03-01T02:00:00+02:00") == AT
@@ -55,3 +92,13 @@ def test_queries_name_only_the_filters_given() -> None:
     assert "day <= '2026-01-31'::date" in one_store.as_string(None)
     assert "p.part" in page_query(EventFilter(["s1"]), 0, 10).as_string(None)
     assert "sku = 'k'" in page_query(EventFilter(["s1"], "k"), 0, 10).as_string(None)
+
+
+def test_a_batch_reads_the_zone_of_every_store_it_does_not_open() -> None:
+    batch = [
+        replica_event(1, "store.updated", AT),  # may name no zone: the stored one still holds
+        replica_event(2, "stock.received", AT, "k"),
+    ]
+    assert zones_needed(batch) == ["s"]
+    assert zones_needed([replica_event(1, "store.opened", AT), *batch]) == []
+    assert zones_needed([replica_event(1, "stock.reorder_point_set", AT, "k")]) == []

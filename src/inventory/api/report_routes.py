@@ -72,7 +72,7 @@ def stream_movements(
     pool: Any, query: reports.MovementQuery, output: Format, headers: dict[str, str]
 ) -> Stream:
     """The movement totals as a streamed JSON document or CSV file."""
-    batches = streaming.rows_of(pool, query.sql(), reports.MOVEMENT_TYPES, reports.movement_row)
+    batches = streaming.rows_of(pool, query.sql(), reports.movement_row)
     if output == "csv":
         return streaming.csv_response(reports.MOVEMENT_COLUMNS, batches, "movements.csv", headers)
     return Stream(streaming.json_document(batches), media_type="application/json", headers=headers)
@@ -121,13 +121,17 @@ class ReportController(Controller):
         state: State,
         store: StoreFilter = None,
         sku: str | None = None,
-        start: Annotated[date | None, Parameter(query="from", description="First UTC day.")] = None,
-        end: Annotated[date | None, Parameter(query="to", description="Last UTC day.")] = None,
+        start: Annotated[
+            date | None, Parameter(query="from", description="First day (the store's local day).")
+        ] = None,
+        end: Annotated[
+            date | None, Parameter(query="to", description="Last day (the store's local day).")
+        ] = None,
         output: Annotated[Format, Parameter(query="format")] = "json",
         min_position: MinPosition = None,
     ) -> Stream:
         """Per store, SKU and event type: how many events and their total quantity, over
-        the UTC days `from`..`to` (both included). Streamed, so any range fits."""
+        each store's local days `from`..`to` (both included). Streamed, so any range fits."""
         if start and end and start > end:
             raise ApiError(422, "validation_failed", "`from` is after `to`.")
         pool = state.resources.replica

@@ -27,6 +27,7 @@ from inventory.domain.rules import (
     time_problems,
 )
 from inventory.domain.streams import product_stream, store_stream
+from inventory.domain.zones import is_known
 
 
 def register_product(command: RegisterProduct, context: Context) -> list[Change]:
@@ -81,6 +82,12 @@ def open_new_store(command: OpenStore, context: Context) -> list[Change]:
         raise ValidationRejected(
             "invalid store id",
             [{"field": "id", "message": "must be non-empty, without '-' or white space"}],
+        )
+    if not is_known(command.timezone):
+        # The store's business days (daily movement totals) are days in this zone.
+        raise ValidationRejected(
+            "invalid time zone",
+            [{"field": "timezone", "message": "must be an IANA time zone, e.g. Europe/Paris"}],
         )
     if context.store(store_id).exists:
         raise StoreExists(

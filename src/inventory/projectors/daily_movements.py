@@ -1,16 +1,22 @@
-"""`daily_movements`: per store, SKU, UTC day and stock event type, a count and a quantity.
+"""`daily_movements`: per store, SKU, local day and stock event type, a count and a quantity.
 
-Days are UTC calendar days of `occurred_at`, not the store's local days: one report across
-stores then adds up the same 24 hours everywhere, and a store's time zone may change
-without rewriting history. The table says so in projections/0011_daily_movements.sql.
+A day is the store's business day: the calendar day of `occurred_at` in the store's time
+zone (`timezone` of `store.opened`, or of a later `store.updated`), as POS systems date a
+transaction. The zone in force is the one the store had when the event was recorded, so a
+later change of zone dates only the movements recorded after it and never moves a day's
+totals (a rebuild, reading in the same order, dates every event the same way). The
+projector keeps each store's zone in `daily_movement_zones`: a store's events and its
+stock events share one partition, so the zone is always folded before the movements it
+dates.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date
+from datetime import date
 from decimal import Decimal
 
+from inventory.domain.events import StoreOpened, StoreUpdated
 from inventory.domain.stock_events import (
     STOCK_EVENTS,
     StockAdjusted,
@@ -18,11 +24,14 @@ from inventory.domain.stock_events import (
     StockEvent,
     StockReorderPointSet,
 )
+from inventory.domain.zones import zone
 from inventory.eventstore.codec import Codec, tag_of
 from inventory.projectors.engine import Builder, Cursor, Projector, ReplicaEvent, shadow
 
-CODEC = Codec(STOCK_EVENTS)
+CODEC = Codec((*STOCK_EVENTS, StoreOpened, StoreUpdated))
 MOVEMENT_TYPES = frozenset(tag_of(t) for t in STOCK_EVENTS) - {tag_of(StockReorderPointSet)}
+OPENED = tag_of(StoreOpened)
+ZONE_TYPES = frozenset({OPENED, tag_of(StoreUpdated)})
 
 # Additive: exact because the engine commits this and the checkpoint in one transaction.
 UPSERT = """
@@ -33,6 +42,12 @@ ON CONFLICT (store, day, sku, type) DO UPDATE SET
     count = m.count + excluded.count,
     quantity = m.quantity + excluded.quantity,
     updated_at = now()
+"""
+ZONES = "SELECT store, timezone FROM daily_movement_zones WHERE store = ANY(%s)"
+SET_ZONES = """
+INSERT INTO daily_movement_zones AS z (store, timezone)
+SELECT * FROM unnest(%s::text[], %s::text[])
+ON CONFLICT (store) DO UPDATE SET timezone = excluded.timezone
 """
 
 Key = tuple[str, date, str, str]
@@ -50,53 +65,79 @@ def moved(event: StockEvent) -> Decimal | None:
     return event.quantity
 
 
-def totals(events: Sequence[ReplicaEvent]) -> dict[Key, tuple[int, Decimal]]:
-    """A batch folded into (count, quantity) per store, UTC day, SKU and type."""
-    folded: dict[Key, tuple[int, Decimal]] = {}
-    for replica_event in events:
-        if replica_event.type not in MOVEMENT_TYPES:
+class Totals:
+    """Movements folded into (count, quantity) per store, local day, SKU and type, with
+    the stores' zones as the events set them."""
+
+    def __init__(self, zones: dict[str, str]) -> None:
+        self.zones = zones  # store: its time zone's name
+        self.folded: dict[Key, tuple[int, Decimal]] = {}
+
+    def feed(self, replica_event: ReplicaEvent, event: object) -> None:
+        """Fold one decoded event: a store's zone, or a movement into its day's total."""
+        if isinstance(event, StoreOpened | StoreUpdated):
+            if event.timezone is not None:
+                self.zones[event.store_id] = event.timezone
+            return
+        quantity = moved(event) if isinstance(event, STOCK_EVENTS) else None  # type: ignore[arg-type]
+        store, sku = replica_event.store, replica_event.sku
+        if quantity is None or store is None or sku is None:
+            return
+        day = replica_event.occurred_at.astimezone(zone(self.zones.get(store))).date()
+        key = (store, day, sku, replica_event.type)
+        count, total = self.folded.get(key, NONE_YET)
+        self.folded[key] = (count + 1, total + quantity)
+
+
+def zones_needed(events: Sequence[ReplicaEvent]) -> list[str]:
+    """The stores whose zone a batch needs: those it does not open itself (a
+    `store.opened` always names a zone; a `store.updated` may not)."""
+    needed: dict[str, None] = {}
+    opened_here: set[str] = set()
+    for event in events:
+        if event.store is None:
             continue
-        event = CODEC.decode(replica_event.type, replica_event.data)
-        add(folded, replica_event, event)  # type: ignore[arg-type] # only stock events here
-    return folded
-
-
-def add(
-    folded: dict[Key, tuple[int, Decimal]], replica_event: ReplicaEvent, event: StockEvent
-) -> None:
-    """Count a movement event into its day's total (events that move nothing are skipped)."""
-    quantity = moved(event)
-    if quantity is None or replica_event.store is None or replica_event.sku is None:
-        return
-    day = replica_event.occurred_at.astimezone(UTC).date()
-    key = (replica_event.store, day, replica_event.sku, replica_event.type)
-    count, total = folded.get(key, NONE_YET)
-    folded[key] = (count + 1, total + quantity)
+        if event.type == OPENED:
+            opened_here.add(event.store)
+        elif event.type in MOVEMENT_TYPES and event.store not in opened_here:
+            needed[event.store] = None
+    return list(needed)
 
 
 class DailyMovements(Projector):
     """A batch becomes one additive upsert of its totals."""
 
     name = "daily_movements"
-    tables = ("daily_movements",)
+    tables = ("daily_movements", "daily_movement_zones")
 
     def apply(self, cur: Cursor, events: Sequence[ReplicaEvent]) -> None:
-        """Fold the batch in Python, then add it to the table in one statement."""
-        folded = totals(events)
-        if not folded:
+        """Fold the batch in Python with the stores' zones, then add it in one statement."""
+        relevant = [e for e in events if e.type in MOVEMENT_TYPES or e.type in ZONE_TYPES]
+        if not relevant:
             return
-        keys = list(folded)
-        cur.execute(
-            UPSERT,
-            (
-                [k[0] for k in keys],
-                [k[1] for k in keys],
-                [k[2] for k in keys],
-                [k[3] for k in keys],
-                [folded[k][0] for k in keys],
-                [folded[k][1] for k in keys],
-            ),
-        )
+        zones: dict[str, str] = {}
+        if needed := zones_needed(relevant):
+            cur.execute(ZONES, (needed,))
+            zones.update(cur.fetchall())
+        before = dict(zones)
+        totals = Totals(zones)
+        for event in relevant:
+            totals.feed(event, CODEC.decode(event.type, event.data))
+        if changed := {s: name for s, name in zones.items() if before.get(s) != name}:
+            cur.execute(SET_ZONES, (list(changed), list(changed.values())))
+        if folded := totals.folded:
+            keys = list(folded)
+            cur.execute(
+                UPSERT,
+                (
+                    [k[0] for k in keys],
+                    [k[1] for k in keys],
+                    [k[2] for k in keys],
+                    [k[3] for k in keys],
+                    [folded[k][0] for k in keys],
+                    [folded[k][1] for k in keys],
+                ),
+            )
 
     def builder(self) -> Builder:
         """The whole history's totals in memory, COPYed at the end."""
@@ -106,22 +147,27 @@ class DailyMovements(Projector):
 class MovementsBuilder:
     """Totals over every event: the same sums the additive upserts reach batch by batch."""
 
-    prefixes: tuple[str, ...] = ("stock.",)
+    prefixes: tuple[str, ...] = ("stock.", "store.")
 
     def __init__(self) -> None:
-        self.folded: dict[Key, tuple[int, Decimal]] = {}
+        self.totals = Totals({})
 
     def feed(self, event: ReplicaEvent, decoded: object) -> None:
-        """Add a movement event to its day's total."""
-        if event.type in MOVEMENT_TYPES and isinstance(decoded, STOCK_EVENTS):
-            add(self.folded, event, decoded)  # type: ignore[arg-type] # a stock event
+        """Add a movement event to its day's total, or note a store's zone."""
+        if event.type in MOVEMENT_TYPES or event.type in ZONE_TYPES:
+            self.totals.feed(event, decoded)
 
     def flush(self, cur: Cursor) -> None:
         """Nothing is final before the last event."""
 
     def finish(self, cur: Cursor) -> None:
-        """One COPY of every total."""
+        """One COPY of every total, one of the stores' zones."""
         columns = "store, day, sku, type, count, quantity"
         with cur.copy(f"COPY {shadow('daily_movements')} ({columns}) FROM STDIN") as copy:
-            for key, (count, quantity) in self.folded.items():
+            for key, (count, quantity) in self.totals.folded.items():
                 copy.write_row((*key, count, quantity))
+        with cur.copy(
+            f"COPY {shadow('daily_movement_zones')} (store, timezone) FROM STDIN"
+        ) as copy:
+            for store, name in self.totals.zones.items():
+                copy.write_row((store, name))

@@ -14,7 +14,6 @@ from typing import Any
 from psycopg import sql
 
 MOVEMENT_COLUMNS = ("store", "sku", "type", "count", "quantity")
-MOVEMENT_TYPES = ("text", "text", "text", "int8", "numeric")
 LEVEL_COLUMNS = (
     "store",
     "sku",
@@ -41,7 +40,8 @@ def quantity(value: Decimal | None) -> int | str | None:
 
 @dataclass(frozen=True, slots=True)
 class MovementQuery:
-    """Movement totals: `stores` None means every store; days are UTC, both inclusive."""
+    """Movement totals: `stores` None means every store; days are each store's local days,
+    both inclusive."""
 
     stores: list[str] | None = None
     sku: str | None = None

@@ -83,6 +83,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_projection_lag_seconds: float = 60.0
     redis_namespace: str = "inventory"
     sweep_interval_seconds: float = 5.0
+    report_retention_days: int = 30
     jwt_ttl_seconds: int = 900
     feed_heartbeat_seconds: float = 10.0
     feed_queue_size: int = 1000
@@ -130,6 +131,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_projection_lag_seconds=float(_int(env, "INVENTORY_MAX_PROJECTION_LAG_SECONDS", 60)),
             redis_namespace=env.get("INVENTORY_REDIS_NAMESPACE") or "inventory",
             sweep_interval_seconds=float(_int(env, "INVENTORY_SWEEP_INTERVAL_SECONDS", 5)),
+            report_retention_days=max(1, _int(env, "INVENTORY_REPORT_RETENTION_DAYS", 30)),
             jwt_ttl_seconds=max(1, _int(env, "INVENTORY_JWT_TTL_SECONDS", 900)),
             feed_heartbeat_seconds=float(
                 min(15, max(1, _int(env, "INVENTORY_FEED_HEARTBEAT_SECONDS", 10)))

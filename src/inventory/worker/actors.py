@@ -152,6 +152,7 @@ def _sweep_forever(settings: Settings, stop: threading.Event) -> None:
             applied = sweep()
             overdue = reservations.sweep_overdue(settings.primary_url)
             requeued = reports.requeue_stale()
+            expired = reports.expire_finished(settings.report_retention_days)
         except Exception:  # the sweep must outlive a replica or primary restart
             log.exception("sweep failed; retrying next interval")
             continue
@@ -161,6 +162,8 @@ def _sweep_forever(settings: Settings, stop: threading.Event) -> None:
             log.info("sweep found reservations past their expiry", reservations=overdue)
         if requeued:
             log.info("sweep re-sent reports whose message was lost", reports=requeued)
+        if expired:
+            log.info("sweep deleted reports past their retention", reports=expired)
 
 
 def start_background(settings: Settings, stop: threading.Event) -> None:

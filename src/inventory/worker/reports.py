@@ -2,7 +2,8 @@
 
 The message carries only the report's id; the row in `report_runs` says what to build.
 A redelivered message rebuilds a `running` report from scratch and leaves a `done` or
-`failed` one alone, so duplicates change nothing.
+`failed` one alone, so duplicates change nothing. A finished report is kept
+`report_retention_days` (INVENTORY_REPORT_RETENTION_DAYS), then the sweep deletes it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,17 @@ WHERE id IN (
        OR status = 'running' AND sent_at < now() - interval '15 minutes'
     ORDER BY sent_at LIMIT 100 FOR UPDATE SKIP LOCKED
 ) RETURNING id::text
+"""
+
+# At most 1,000 a sweep, oldest first: a backlog of expired reports (a lowered retention)
+# is worked off over a few sweeps rather than in one long transaction.
+EXPIRE = """
+DELETE FROM report_runs
+WHERE id IN (
+    SELECT id FROM report_runs
+    WHERE status IN ('done', 'failed') AND finished_at < now() - make_interval(days => %s)
+    ORDER BY finished_at LIMIT 1000 FOR UPDATE SKIP LOCKED
+)
 """
 
 
@@ -81,6 +93,12 @@ def requeue_stale() -> int:
     for report_id in stale:
         build_report.send(report_id)
     return len(stale)
+
+
+def expire_finished(retention_days: int) -> int:
+    """Delete the reports finished more than `retention_days` ago; returns how many."""
+    with actors.replica_pool().connection() as conn, conn.transaction():
+        return conn.execute(EXPIRE, (retention_days,)).rowcount
 
 
 @dramatiq.actor(queue_name="reports", max_retries=5, min_backoff=1_000, max_backoff=30_000)

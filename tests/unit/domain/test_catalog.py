@@ -89,6 +89,24 @@ def test_opening_a_store_defaults_to_denying_negative_stock() -> None:
     assert (state.exists, state.negative_stock, state.timezone) == (True, "deny", "UTC")
 
 
+@pytest.mark.parametrize("timezone", ["Europe/Paris", "America/Argentina/Buenos_Aires", "UTC"])
+def test_a_store_opens_in_an_iana_time_zone(timezone: str) -> None:
+    scenario = Scenario()
+    scenario.when(OpenStore(store_id="s1", name="One", timezone=timezone, now=NOW))
+    state = scenario.state("store-s1")
+    assert isinstance(state, StoreState)
+    assert state.timezone == timezone
+
+
+@pytest.mark.parametrize("timezone", ["Mars/Olympus", "europe/paris", "localtime", "+02:00", ""])
+def test_a_store_is_refused_a_time_zone_that_names_no_place(timezone: str) -> None:
+    with pytest.raises(ValidationRejected) as rejected:
+        Scenario().decide(OpenStore(store_id="s1", name="One", timezone=timezone, now=NOW))
+    assert rejected.value.errors == [
+        {"field": "timezone", "message": "must be an IANA time zone, e.g. Europe/Paris"}
+    ]
+
+
 def test_a_store_is_opened_once() -> None:
     scenario = Scenario(StoreOpened(store_id="s1", name="One"))
     with pytest.raises(StoreExists) as rejected:
