@@ -49,8 +49,15 @@ class NewStore(Body):
     id: Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.]*$")]
     name: Text
     location: Text | None = None
-    # An IANA zone ("Europe/Paris"), checked by the decision: it dates the store's days.
-    timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "UTC"
+    timezone: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=64,
+            description="An IANA time zone (Europe/Paris); the store's movement reports "
+            "count its local days.",
+        ),
+    ] = "UTC"
     negative_stock: Literal["deny", "allow"] = "deny"
 
 
