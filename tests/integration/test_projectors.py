@@ -259,6 +259,24 @@ async def test_one_pass_over_several_partitions_gives_each_its_own_events(
     assert again == dict.fromkeys((p.name for p in PROJECTORS), 0)
 
 
+async def test_a_stock_projector_reads_an_item_another_process_moved_on_from_its_row(
+    settings: Settings, store_id: str, replica_pool: ConnectionPool
+) -> None:
+    quantities = [1, 2, 4, 8, 16, 32]
+    here, elsewhere = StockLevels(), StockLevels()  # two worker processes' projectors
+    seqs = await _receive(settings, store_id, quantities[:2])
+    assert project(replica_pool, here, store_id) == 2  # keeps both items' states
+    seqs += await _receive(settings, store_id, quantities[2:4], 2)
+    assert project(replica_pool, elsewhere, store_id) == 2
+    seqs += await _receive(settings, store_id, quantities[4:], 4)
+
+    assert project(replica_pool, here, store_id) == 2  # its kept states are two events old
+
+    expected = _expected(store_id, seqs, quantities)
+    read = _read_models(settings.replica_url, store_id)
+    assert (read["ledger"], read["levels"]) == (expected["ledger"], expected["levels"])
+
+
 async def test_a_projector_a_rebuild_holds_waits_while_the_others_go_on(
     settings: Settings, store_id: str, replica_pool: ConnectionPool
 ) -> None:
