@@ -4,42 +4,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
-import psycopg
 import redis
 from psycopg_pool import ConnectionPool
 
-from inventory.domain.events import ALL_EVENTS, StockReceived
-from inventory.eventstore.codec import Codec
-from inventory.eventstore.store import ANY, EventStore, NewEvent, StreamWrite
 from inventory.feed import messages
 from inventory.feed.publisher import publish_partitions
 from inventory.projectors.engine import catch_up_partitions
 from inventory.projectors.registry import PROJECTORS
 from inventory.runtime.settings import Settings
-from tests.projection_helpers import wait_replicated
-
-stock_store = EventStore(Codec(ALL_EVENTS))
-
-
-async def _receive(settings: Settings, store_id: str, count: int) -> list[int]:
-    """`count` one-event receipts in `store_id`; their replica seqs."""
-    positions = []
-    async with await psycopg.AsyncConnection.connect(settings.primary_url) as conn:
-        for n in range(count):
-            received = StockReceived(store_id=store_id, sku="SKU", quantity=Decimal(n + 1),
-                                     occurred_at=datetime.now(UTC))  # fmt: skip
-            write = StreamWrite(f"stock-{store_id}-SKU", [NewEvent(received, store_id, "SKU")], ANY)
-            positions += [r.position for r in await stock_store.append(conn, [write])]
-    wait_replicated(settings.replica_url, positions)
-    with psycopg.connect(settings.replica_url) as conn:
-        rows = conn.execute(
-            "SELECT seq FROM events WHERE position = ANY(%s) ORDER BY seq", (positions,)
-        )
-        return [row[0] for row in rows.fetchall()]
+from tests.projection_helpers import receive_stock
 
 
 def _received(subscriber: Any, expected: int) -> list[tuple[str, messages.Bundle]]:
@@ -58,7 +33,11 @@ async def test_one_publish_sends_each_partition_its_events_in_order_once(
     settings: Settings,
 ) -> None:
     first, second = (f"s{uuid.uuid4().hex[:10]}" for _ in range(2))
-    seqs = {first: await _receive(settings, first, 3), second: await _receive(settings, second, 2)}
+    urls = settings.primary_url, settings.replica_url
+    seqs = {
+        first: await receive_stock(*urls, first, 3),
+        second: await receive_stock(*urls, second, 2),
+    }
     namespace = f"test-{uuid.uuid4().hex[:8]}"
     client = redis.Redis.from_url(settings.redis_url)
     subscriber = client.pubsub()
