@@ -11,7 +11,7 @@ import pytest
 
 from inventory.projectors.registry import PROJECTORS
 from inventory.runtime.settings import Settings
-from inventory.worker import actors
+from inventory.worker.broker import build_broker
 from tests.projection_helpers import checkpoint_of, receive_stock
 
 # Far above any position the primary hands out in a test session.
@@ -44,15 +44,24 @@ def poisoned(settings: Settings) -> Iterator[str]:
 async def test_a_store_whose_round_fails_holds_up_no_other_store_of_the_round(
     settings: Settings, poisoned: str
 ) -> None:
-    healthy = f"s{uuid.uuid4().hex[:10]}"
-    seqs = await receive_stock(settings.primary_url, settings.replica_url, healthy, 3)
+    healthy, other = (f"s{uuid.uuid4().hex[:10]}" for _ in range(2))
+    urls = settings.primary_url, settings.replica_url
+    seqs = {healthy: await receive_stock(*urls, healthy, 3)}
+    build_broker(settings)  # before the actors bind to a broker, as in the worker
+    from inventory.worker import actors
+
     actors.configure(settings)
     try:
         with pytest.raises(msgspec.ValidationError):
             actors.serve([poisoned, healthy])
+        seqs[healthy] += await receive_stock(*urls, healthy, 2)
+        seqs[other] = await receive_stock(*urls, other, 2)
+        with pytest.raises(msgspec.ValidationError):  # it still fails, the others still go on
+            actors.serve([healthy, other, poisoned])
     finally:
         actors.close()
 
-    for projector in PROJECTORS:
-        assert checkpoint_of(settings.replica_url, healthy, projector.name) == seqs[-1]
+    for store, store_seqs in seqs.items():
+        for projector in PROJECTORS:
+            assert checkpoint_of(settings.replica_url, store, projector.name) == store_seqs[-1]
     assert checkpoint_of(settings.replica_url, poisoned, "stock") == 0

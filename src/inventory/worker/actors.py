@@ -125,27 +125,41 @@ def wake_projectors(partition: str) -> None:
         wake_projectors.send(part)  # whoever takes it serves them
 
 
+# Partitions whose last round failed (an event a projector cannot apply, say): served
+# alone until one succeeds, so they do not fail every round they would share.
+_failing: set[str] = set()
+
+
 def serve(partitions: list[str]) -> None:
     """One round for the partitions on one connection: project, then publish. If the
     round fails, each partition goes round alone, so one store's failure stops only it."""
     assert _settings is not None
+    alone = [partition for partition in partitions if partition in _failing]
+    together = [partition for partition in partitions if partition not in _failing]
     with replica_pool().connection() as conn:
-        try:
-            _round(conn, partitions)
-        except Exception:
-            if len(partitions) == 1 or conn.broken:
-                raise
-            log.exception("a round of several partitions failed; serving each alone")
-            failed: Exception | None = None
-            for partition in partitions:
-                try:
-                    _round(conn, [partition])
-                except Exception as error:  # raised below, once every partition is served
-                    failed = failed or error
-                    if conn.broken:
-                        raise
-            if failed is not None:
-                raise failed from None
+        if len(together) > 1:
+            try:
+                _round(conn, together)
+            except Exception:
+                if conn.broken:
+                    raise
+                log.exception("a round of several partitions failed; serving each alone")
+                alone = partitions
+        else:
+            alone = partitions
+        failed: Exception | None = None
+        for partition in alone:
+            try:
+                _round(conn, [partition])
+            except Exception as error:  # raised below, once every partition is served
+                if conn.broken:
+                    raise
+                _failing.add(partition)
+                failed = failed or error
+            else:
+                _failing.discard(partition)
+        if failed is not None:
+            raise failed
 
 
 def _round(conn: psycopg.Connection[Any], partitions: list[str]) -> None:
