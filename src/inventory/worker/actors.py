@@ -117,8 +117,10 @@ def wake_projectors(partition: str) -> None:
                 _woken.clear()
             serve(taken)
     except BaseException:
-        with _woken_lock:  # Dramatiq retries the message; the next wake-up serves the rest
-            _woken.update(taken)
+        # Dramatiq retries the message; the next round serves the rest again, but not a
+        # partition that failed alone (its next wake-up or the sweep tries it again).
+        with _woken_lock:
+            _woken.update(partition for partition in taken if partition not in _failing)
             _serving = False
         raise
     for part in left:
