@@ -1,7 +1,7 @@
 """Projection lag at a steady load, and rebuild throughput, each beside its floor.
 
     uv run python bench/projection.py [--rate 1000] [--seconds 20] [--stores 20]
-                                      [--events 1000000] [--rounds 1]
+                                      [--events 1000000] [--rounds 1] [--no-worker]
 
 Starts a durable embedded topology in a temporary home and a real worker process
 (`python -m inventory worker`, as production runs it), then:
@@ -11,7 +11,8 @@ Starts a durable embedded topology in a temporary home and a real worker process
    command sends after its commit. An observer process polls the replica: each event's
    arrival in the events copy (replication, the baseline) and the first `stream_heads`
    checkpoint of its store that covers it (end to end). Both are timed from the moment
-   the append's commit was acknowledged.
+   the append's request was sent. `--no-worker` runs the same load with no worker (the
+   floor: what the generator, the servers and Redis take by themselves).
 2. rebuild: stops the worker, loads `--events` events straight into the primary's events
    table (`generate_series`, as the superuser; streams of 100 events over the stores),
    waits for the replica, then times `inventory projections rebuild stream_heads` beside
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import multiprocessing
 import multiprocessing.synchronize
@@ -71,6 +73,50 @@ class Counted(msgspec.Struct, frozen=True, tag="test.counted"):
 
 
 # ---------------------------------------------------------------------------- lag
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children, living and exited: a
+    PostgreSQL postmaster's `children_*` hold the backends that have exited."""
+    try:
+        root = psutil.Process(pid)
+        times = root.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in root.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child_times = child.cpu_times()
+                total += child_times.user + child_times.system
+    except psutil.NoSuchProcess:
+        return 0.0
+    return total
+
+
+def own_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of one process alone."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+class Components:
+    """CPU seconds of each part of the run between `start` and `stop`."""
+
+    def __init__(self, trees: dict[str, int], alone: dict[str, int]) -> None:
+        self.trees, self.alone = trees, alone
+        self.before: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+
+    def read(self) -> dict[str, float]:
+        """Every component's CPU seconds so far."""
+        found = {name: tree_cpu(pid) for name, pid in self.trees.items()}
+        return found | {name: own_cpu(pid) for name, pid in self.alone.items()}
+
+    def start(self) -> None:
+        """Take the starting figures."""
+        self.before = self.read()
+
+    def stop(self) -> None:
+        """Take the figures used since `start`."""
+        self.used = {name: cpu - self.before[name] for name, cpu in self.read().items()}
 
 
 def observe(
@@ -202,8 +248,11 @@ def percentiles(values: list[float]) -> str:
     return "".join(f"{value * 1000:>10.1f}" for value in [*pick, ordered[-1]])
 
 
-def lag_run(env: dict[str, str], root: Path, args: argparse.Namespace, worker: int) -> None:
-    """Part 1: the steady load, observed; prints the table (`worker`: its process id)."""
+def lag_run(
+    env: dict[str, str], root: Path, args: argparse.Namespace, components: Components
+) -> None:
+    """Part 1: the steady load, observed; prints the table. Without a worker among
+    `components`, it waits for replication only and prints the floor."""
     stores = [f"store-{n:02d}" for n in range(args.stores)]
     context = multiprocessing.get_context("spawn")
     ready, stop, out = context.Event(), context.Event(), str(root / "observed.json")
@@ -211,16 +260,23 @@ def lag_run(env: dict[str, str], root: Path, args: argparse.Namespace, worker: i
         target=observe, args=(env["INVENTORY_REPLICA_URL"], ready, stop, out)
     )
     observer.start()
+    assert observer.pid is not None
+    components.alone["observer"] = observer.pid
+    with_worker = "worker" in components.trees
     try:
         if not ready.wait(60):
             raise RuntimeError("the observer process did not start")
-        process = psutil.Process(worker)
-        cpu_before, wall_before = process.cpu_times(), time.monotonic()
+        components.start()
+        wall_before = time.monotonic()
         load = asyncio.run(
             offer_load(env["INVENTORY_PRIMARY_URL"], args.rate, args.seconds, stores)
         )
-        wait_projected(env["INVENTORY_REPLICA_URL"], max(load.commits), timeout=120)
-        cpu_after, wall = process.cpu_times(), time.monotonic() - wall_before
+        if with_worker:
+            wait_projected(env["INVENTORY_REPLICA_URL"], max(load.commits), timeout=120)
+        else:
+            wait_replicated(env["INVENTORY_PRIMARY_ADMIN_URL"], env["INVENTORY_REPLICA_URL"])
+        components.stop()
+        wall = time.monotonic() - wall_before
     finally:
         stop.set()
         observer.join(60)
@@ -231,7 +287,8 @@ def lag_run(env: dict[str, str], root: Path, args: argparse.Namespace, worker: i
     sustained = achieved >= 0.98 * args.rate and late[int(len(late) * 0.99)] < 0.1
     print(
         f"\nprojection lag: {args.rate} events/s offered for {args.seconds} s over "
-        f"{args.stores} stores, one event per append, a wake-up per commit, 1 worker process"
+        f"{args.stores} stores, one event per append, a wake-up per commit, "
+        + ("1 worker process" if with_worker else "NO worker (the floor)")
     )
     print(
         f"  committed {len(commits)} events at {achieved:,.0f}/s ({achieved / args.rate:.1%} of"
@@ -243,23 +300,34 @@ def lag_run(env: dict[str, str], root: Path, args: argparse.Namespace, worker: i
         f" {statistics.median(load.round_trips) * 1000:.1f} ms; lags below count from the"
         " request"
     )
-    cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
-    print(
-        f"  worker process CPU: {cpu:.1f} s over {wall:.1f} s ({cpu / wall:.0%} of a core),"
-        f" {cpu / len(commits) * 1000:.2f} ms per event"
-    )
+    print_cpu(components.used, wall, len(commits))
     print(f"  {'from commit on the primary to':<44}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
     for number, projector in enumerate(OBSERVED):
         seen = projected_at(observed["copy"], observed["checkpoints"], projector)
         replication = [seen[p][0] - c for p, c in commits.items() if p in seen]
-        end_to_end = [t - c for p, c in commits.items() if p in seen and (t := seen[p][1])]
-        share = [t - r for p in commits if p in seen and (r := seen[p][0]) and (t := seen[p][1])]
         if number == 0:
             print(f"  {'row in the replica events copy (baseline)':<44}{percentiles(replication)}")
+        if not with_worker:
+            break
+        end_to_end = [t - c for p, c in commits.items() if p in seen and (t := seen[p][1])]
+        share = [t - r for p in commits if p in seen and (r := seen[p][0]) and (t := seen[p][1])]
         label = "stock_levels (stock checkpoint)" if projector == "stock" else projector
         print(f"  {label + ' covering it':<44}{percentiles(end_to_end)}")
         print(f"  {'  of which projection (copy -> checkpoint)':<44}{percentiles(share)}")
         print(f"  {'  events never seen projected':<44}{len(commits) - len(end_to_end):>10}")
+
+
+def print_cpu(used: dict[str, float], wall: float, events: int) -> None:
+    """Each component's CPU over the run, in cores and per event committed."""
+    print(
+        f"  CPU from the start of the load until every event is "
+        f"{'projected' if 'worker' in used else 'replicated'} ({wall:.1f} s):"
+    )
+    for name, cpu in [*used.items(), ("all of these", sum(used.values()))]:
+        print(
+            f"    {name:<12}{cpu:>7.1f} s {cpu / wall:>5.0%} of a core"
+            f" {cpu / events * 1000:>6.2f} ms per event"
+        )
 
 
 def wait_projected(replica_url: str, position: int, timeout: float) -> None:
@@ -395,6 +463,13 @@ def rebuild_run(env: dict[str, str], args: argparse.Namespace) -> None:
     )
 
 
+def pid_of(server: Any) -> int:
+    """The process id of an embedded server (postmaster or redis-server)."""
+    assert server is not None and server.process is not None
+    pid: int = server.process.pid
+    return pid
+
+
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """`python -m inventory worker` with the topology's environment, ready once it has
     projected a first wake-up."""
@@ -432,6 +507,9 @@ def main() -> None:
     parser.add_argument("--stores", type=int, default=20, help="stores the load spans (20)")
     parser.add_argument("--events", type=int, default=1_000_000, help="rebuild size (1000000)")
     parser.add_argument("--rounds", type=int, default=1, help="floor + rebuild rounds (1)")
+    parser.add_argument(
+        "--no-worker", action="store_true", help="the lag run's load without a worker (floor)"
+    )
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="inventory-bench-"))
@@ -441,9 +519,15 @@ def main() -> None:
     try:
         env = topology.start()
         build_broker(Settings.from_env({**os.environ, **env}))
-        worker = start_worker(env, root / "worker.log")
-        lag_run(env, root, args, worker.pid)
-        stop_worker(worker)
+        servers = {"primary": topology.primary, "replica": topology.replica}
+        servers["redis"] = topology.redis  # type: ignore[assignment]
+        trees = {name: pid_of(server) for name, server in servers.items()}
+        if not args.no_worker:
+            worker = start_worker(env, root / "worker.log")
+            trees["worker"] = worker.pid
+        lag_run(env, root, args, Components(trees, {"generator": os.getpid()}))
+        if worker is not None:
+            stop_worker(worker)
         if args.events:
             rebuild_run(env, args)
     finally:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 
+from inventory.domain.events import ALL_EVENTS, StockReceived
 from inventory.eventstore.codec import Codec
-from inventory.eventstore.store import EventStore, NewEvent, StreamWrite
+from inventory.eventstore.store import ANY, EventStore, NewEvent, StreamWrite
 from tests.events import TEST_EVENTS, Counted
 
 store = EventStore(Codec(TEST_EVENTS))
+stock_store = EventStore(Codec(ALL_EVENTS))
 
 
 async def append_counted(
@@ -63,3 +67,20 @@ def checkpoint_of(replica_url: str, partition: str, projector: str = "stream_hea
 def new_stream(partition: str) -> str:
     """A fresh stream name in a partition."""
     return f"test-{partition}-{uuid.uuid4().hex[:8]}"
+
+
+async def receive_stock(primary_url: str, replica_url: str, store_id: str, count: int) -> list[int]:
+    """`count` one-event receipts of one SKU in `store_id`, replicated; their seqs."""
+    positions = []
+    async with await psycopg.AsyncConnection.connect(primary_url) as conn:
+        for n in range(count):
+            received = StockReceived(store_id=store_id, sku="SKU", quantity=Decimal(n + 1),
+                                     occurred_at=datetime.now(UTC))  # fmt: skip
+            write = StreamWrite(f"stock-{store_id}-SKU", [NewEvent(received, store_id, "SKU")], ANY)
+            positions += [r.position for r in await stock_store.append(conn, [write])]
+    wait_replicated(replica_url, positions)
+    with psycopg.connect(replica_url) as conn:
+        rows = conn.execute(
+            "SELECT seq FROM events WHERE position = ANY(%s) ORDER BY seq", (positions,)
+        )
+        return [row[0] for row in rows.fetchall()]

@@ -91,3 +91,33 @@ async def test_a_burst_of_wake_ups_for_one_store_leaves_none_of_its_events_behin
         wake([store_id])
         time.sleep(0.2)
     assert [v for _, v, _ in heads_of(settings.replica_url, store_id)] == [1] * 40
+
+
+async def test_a_burst_of_wake_ups_over_several_stores_leaves_none_of_their_events_behind(
+    worker: None, settings: Settings, store_id: str
+) -> None:
+    stores = [f"{store_id}-{n}" for n in range(5)]
+    positions = []
+    async with await psycopg.AsyncConnection.connect(settings.primary_url) as conn:
+        for n in range(50):  # the stores in turn, each commit woken at once
+            store = stores[n % len(stores)]
+            async with conn.transaction():
+                positions += await append_counted(conn, new_stream(store), store)
+            wake([store])
+    wait_replicated(settings.replica_url, positions)
+    with psycopg.connect(settings.replica_url) as conn:
+        rows = conn.execute(
+            "SELECT partition, max(seq) FROM events WHERE partition = ANY(%s) GROUP BY partition",
+            (stores,),
+        )
+        last = dict(rows.fetchall())
+
+    # Rounds serve every store woken while the one before ran; as above, a few more
+    # wake-ups may be needed for events the replica had not yet when their round read.
+    deadline = time.monotonic() + 60
+    while any(checkpoint_of(settings.replica_url, s) != last[s] for s in stores):
+        assert time.monotonic() < deadline, "the burst's events were not all projected"
+        wake(stores)
+        time.sleep(0.2)
+    for store in stores:
+        assert [v for _, v, _ in heads_of(settings.replica_url, store)] == [1] * 10

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -16,7 +17,13 @@ from inventory.domain.events import ALL_EVENTS, StockReceived
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.store import ANY, EventStore, NewEvent, StreamWrite
 from inventory.projectors.backlog import backlogs
-from inventory.projectors.engine import LOCK_PREFIX, lags, project, project_partition
+from inventory.projectors.engine import (
+    LOCK_PREFIX,
+    catch_up_partitions,
+    lags,
+    project,
+    project_partition,
+)
 from inventory.projectors.registry import PROJECTORS
 from inventory.projectors.stock_levels import StockLevels
 from inventory.projectors.stream_heads import StreamHeads
@@ -227,6 +234,47 @@ async def test_one_pass_gives_projectors_at_different_checkpoints_each_their_own
         (p.name for p in PROJECTORS), 0
     )
     assert _read_models(settings.replica_url, store_id) == _expected(store_id, seqs, quantities)
+
+
+async def test_one_pass_over_several_partitions_gives_each_its_own_events(
+    settings: Settings, replica_pool: ConnectionPool
+) -> None:
+    first, second = (f"s{uuid.uuid4().hex[:10]}" for _ in range(2))
+    quantities = [1, 2, 4, 8, 16, 32, 64]
+    seqs = {first: await _receive(settings, first, quantities[:3])}
+    project(replica_pool, StockLevels(), first)  # stock alone: at the 3rd event of `first`
+    seqs[first] += await _receive(settings, first, quantities[3:], 3)
+    seqs[second] = await _receive(settings, second, quantities[:5])
+
+    with replica_pool.connection() as conn:  # batches of 2 per partition: 4 rounds for first
+        applied = catch_up_partitions(conn, PROJECTORS, [second, first, first], batch_size=2)
+
+    assert applied == {"stream_heads": 12, "stock": 9, "catalog": 12, "daily_movements": 12}
+    assert _read_models(settings.replica_url, first) == _expected(first, seqs[first], quantities)
+    assert _read_models(settings.replica_url, second) == _expected(
+        second, seqs[second], quantities[:5]
+    )
+    with replica_pool.connection() as conn:
+        again = catch_up_partitions(conn, PROJECTORS, [first, second])
+    assert again == dict.fromkeys((p.name for p in PROJECTORS), 0)
+
+
+async def test_a_stock_projector_reads_an_item_another_process_moved_on_from_its_row(
+    settings: Settings, store_id: str, replica_pool: ConnectionPool
+) -> None:
+    quantities = [1, 2, 4, 8, 16, 32]
+    here, elsewhere = StockLevels(), StockLevels()  # two worker processes' projectors
+    seqs = await _receive(settings, store_id, quantities[:2])
+    assert project(replica_pool, here, store_id) == 2  # keeps both items' states
+    seqs += await _receive(settings, store_id, quantities[2:4], 2)
+    assert project(replica_pool, elsewhere, store_id) == 2
+    seqs += await _receive(settings, store_id, quantities[4:], 4)
+
+    assert project(replica_pool, here, store_id) == 2  # its kept states are two events old
+
+    expected = _expected(store_id, seqs, quantities)
+    read = _read_models(settings.replica_url, store_id)
+    assert (read["ledger"], read["levels"]) == (expected["ledger"], expected["levels"])
 
 
 async def test_a_projector_a_rebuild_holds_waits_while_the_others_go_on(

@@ -26,33 +26,43 @@ MAX_PUBLISH = 1000
 
 Cursor = psycopg.Cursor[Any]
 
+# Each partition's events in (published, bound], its latest MAX_PUBLISH, all in seq order.
 PENDING = f"""
-SELECT * FROM (
+SELECT latest.* FROM unnest(%s::text[], %s::bigint[], %s::bigint[]) AS r(part, published, bound)
+CROSS JOIN LATERAL (
     SELECT {messages.EVENT_COLUMNS} FROM events AS e
-    WHERE e.partition = %s AND e.seq > %s AND e.seq <= %s
+    WHERE e.partition = r.part AND e.seq > r.published AND e.seq <= r.bound
     ORDER BY e.seq DESC LIMIT %s
 ) AS latest ORDER BY 1
 """
+# The partitions' cursors, locked in partition order, with what every projector has
+# applied in each (NULL while some projector has no checkpoint there).
+LOCK_CURSORS = f"""
+SELECT f.partition, f.seq, b.bound FROM feed_published AS f
+LEFT JOIN ({messages.PROJECTED_BOUNDS}) AS b USING (partition)
+WHERE f.partition = ANY(%(stores)s) ORDER BY f.partition FOR UPDATE OF f
+"""
+CREATE_CURSORS = """
+INSERT INTO feed_published (partition) SELECT unnest(%s::text[]) ORDER BY 1
+ON CONFLICT DO NOTHING
+"""
+ADVANCE_CURSORS = """
+UPDATE feed_published AS f SET seq = u.seq, updated_at = now()
+FROM unnest(%s::text[], %s::bigint[]) AS u(partition, seq) WHERE f.partition = u.partition
+"""
 
 
-def _lock_cursor(cur: Cursor, partition: str) -> int:
-    cur.execute(
-        "INSERT INTO feed_published (partition) VALUES (%s) ON CONFLICT DO NOTHING", (partition,)
-    )
-    cur.execute("SELECT seq FROM feed_published WHERE partition = %s FOR UPDATE", (partition,))
-    row = cur.fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def projected_bound(cur: Cursor, partition: str) -> int:
-    """The highest seq every projector has applied in `partition` (0 if some has not started)."""
-    cur.execute(
-        messages.PROJECTED_BOUNDS,
-        {"projectors": messages.projector_names(), "every": False, "stores": [partition]},
-    )
-    row = cur.fetchone()
-    return int(row[1]) if row else 0
+def _lock_cursors(cur: Cursor, partitions: list[str]) -> list[tuple[str, int, int | None]]:
+    """Each partition's (partition, published, bound), its cursor row locked (created
+    first if missing)."""
+    arguments = {"projectors": messages.projector_names(), "every": False, "stores": partitions}
+    cur.execute(LOCK_CURSORS, arguments)
+    rows: list[tuple[str, int, int | None]] = cur.fetchall()
+    if len(rows) < len(partitions):
+        cur.execute(CREATE_CURSORS, (partitions,))
+        cur.execute(LOCK_CURSORS, arguments)
+        rows = cur.fetchall()
+    return rows
 
 
 def read_extras(
@@ -68,26 +78,36 @@ def read_extras(
 def publish_partition(
     conn: psycopg.Connection[Any], client: redis.Redis, namespace: str, partition: str
 ) -> int:
-    """Publish what the projectors committed since the last run; returns the count."""
-    if not partition:  # events of no store (products) belong to no store's feed
+    """Publish what the projectors committed in one partition since the last run."""
+    return publish_partitions(conn, client, namespace, [partition])
+
+
+def publish_partitions(
+    conn: psycopg.Connection[Any], client: redis.Redis, namespace: str, partitions: list[str]
+) -> int:
+    """Publish what the projectors committed since the last run, in one transaction for
+    all the partitions (each to its own channel); returns the count."""
+    # Events of no store (products) belong to no store's feed.
+    stores = sorted({partition for partition in partitions if partition})
+    if not stores:
         return 0
     with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
-        published = _lock_cursor(cur, partition)
-        bound = projected_bound(cur, partition)
-        if bound <= published:
+        ranges = [
+            (part, published, bound)
+            for part, published, bound in _lock_cursors(cur, stores)
+            if bound is not None and bound > published
+        ]
+        if not ranges:
             return 0
-        cur.execute(PENDING, (partition, published, bound, MAX_PUBLISH))
+        parts, published, bounds = (list(column) for column in zip(*ranges, strict=True))
+        cur.execute(PENDING, (parts, published, bounds, MAX_PUBLISH))
         rows = [EventRow(*row) for row in cur.fetchall()]
         levels, alerts = read_extras(cur, [row.seq for row in rows])
         pipeline = client.pipeline(transaction=False)
-        name = messages.channel(namespace, partition)
-        for bundle in messages.bundles(rows, levels, alerts):
-            pipeline.publish(name, messages.encode(bundle))
-        # Raises on a Redis failure: the transaction rolls back and the range stays
+        for row, bundle in zip(rows, messages.bundles(rows, levels, alerts), strict=True):
+            pipeline.publish(messages.channel(namespace, row.partition), messages.encode(bundle))
+        # Raises on a Redis failure: the transaction rolls back and the ranges stay
         # pending for the next wake-up or sweep.
         pipeline.execute()
-        cur.execute(
-            "UPDATE feed_published SET seq = %s, updated_at = now() WHERE partition = %s",
-            (bound, partition),
-        )
+        cur.execute(ADVANCE_CURSORS, (parts, bounds))
     return len(rows)

@@ -5,16 +5,16 @@ read model; the read-model writes and the new checkpoint commit in one replica
 transaction. So a crash anywhere before that commit leaves both as they were, and
 duplicate, lost or reordered wake-ups change nothing: a wake-up only says "look".
 
-The worker's path, `project_partition`, does that for every projector of a partition at
-once: one transaction per batch that locks all their checkpoints, reads the events after
-the lowest one once, hands each projector the events after its own checkpoint (they
-differ after one projector's rebuild or reset) and advances them all together. `project`
+The worker's path, `catch_up_partitions`, does that for every projector of one or more
+partitions at once: one transaction per batch that locks all their checkpoints, reads each
+partition's events after the lowest one once, hands each projector the events after its
+own checkpoints (they differ after one projector's rebuild or reset) and advances them all
+together. `project`
 catches up one projector alone (the sweep's fallback, a rebuild in progress, tests).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -183,80 +183,130 @@ def project(
                 return total
 
 
-# The live path: every projector of a partition in one transaction and one events read.
-# Which projectors no rebuild holds (a try: a held one is left to `project`, which waits),
-# with their checkpoint rows created if missing; rows in the order of the names given.
+# The live path: every projector of one or more partitions in one transaction and one
+# events read. Which projectors no rebuild holds (a try: a held one is left to `project`,
+# which waits), with their checkpoint rows created if missing; rows in the order of the
+# names given.
 HOLD = """
 WITH held AS MATERIALIZED (
     SELECT name, n FROM unnest(%(names)s::text[]) WITH ORDINALITY AS given(name, n)
     WHERE pg_try_advisory_xact_lock_shared(hashtext(%(prefix)s || name))
 ), created AS (
     INSERT INTO projector_checkpoints (projector, partition)
-    SELECT name, %(partition)s FROM held ON CONFLICT DO NOTHING
+    SELECT name, part FROM held CROSS JOIN unnest(%(partitions)s::text[]) AS part
+    ORDER BY part, name
+    ON CONFLICT DO NOTHING
 )
 SELECT name FROM held ORDER BY n
 """
-# Rows are locked in projector order (LockRows sits above the sort): two batches of one
-# partition, or a batch and a `project`, never hold each other's rows crosswise.
+# Rows are locked in (partition, projector) order (LockRows sits above the sort): two
+# batches, or a batch and a `project`, never hold each other's rows crosswise.
 LOCK_CHECKPOINTS = """
-SELECT projector, seq FROM projector_checkpoints
-WHERE partition = %s AND projector = ANY(%s) ORDER BY projector FOR UPDATE
+SELECT projector, partition, seq FROM projector_checkpoints
+WHERE partition = ANY(%s) AND projector = ANY(%s) ORDER BY partition, projector FOR UPDATE
+"""
+# Up to `limit` events of each partition after its own bound, all in seq order.
+SELECT_PARTITIONS_EVENTS = """
+SELECT e.* FROM unnest(%s::text[], %s::bigint[]) AS bound(part, after) CROSS JOIN LATERAL (
+    SELECT seq, position, stream, version, type, store, sku, data::text, metadata::text,
+           occurred_at, recorded_at, partition
+    FROM events WHERE partition = bound.part AND seq > bound.after ORDER BY seq LIMIT %s
+) AS e ORDER BY e.seq
 """
 ADVANCE = """
 UPDATE projector_checkpoints AS c
 SET seq = u.seq, position = greatest(c.position, u.position), updated_at = now()
-FROM unnest(%s::text[], %s::bigint[], %s::bigint[]) AS u(projector, seq, position)
-WHERE c.projector = u.projector AND c.partition = %s
+FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[])
+    AS u(projector, partition, seq, position)
+WHERE c.projector = u.projector AND c.partition = u.partition
 """
 
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """What one `project_partition_batch` did."""
+    """What one `project_partitions_batch` did."""
 
-    read: int  # events read (from the lowest checkpoint of the projectors it held)
+    full: tuple[str, ...]  # partitions that had a whole batch of events: more may follow
     applied: dict[str, int]  # projector name: events it applied
-    skipped: tuple[str, ...]  # projectors it could not hold (a rebuild has them)
+    skipped: tuple[tuple[str, str], ...]  # (projector, partition) it could not hold
 
 
-def project_partition_batch(
+def _read_partitions(cur: Cursor, after: dict[str, int], limit: int) -> list[ReplicaEvent]:
+    cur.execute(SELECT_PARTITIONS_EVENTS, (list(after), list(after.values()), limit))
+    return [
+        ReplicaEvent(*r[:7], r[7].encode(), r[8].encode(), *r[9:])  # type: ignore[call-arg]
+        for r in cur.fetchall()
+    ]
+
+
+def _own(
+    events: list[ReplicaEvent], checkpoints: dict[str, int], after: dict[str, int]
+) -> list[ReplicaEvent]:
+    """The events after a projector's own checkpoints (`after`: where the read began)."""
+    if all(checkpoints.get(part) == start for part, start in after.items()):
+        return events
+    return [e for e in events if e.partition in checkpoints and e.seq > checkpoints[e.partition]]
+
+
+def _advances(name: str, own: list[ReplicaEvent]) -> list[tuple[str, str, int, int]]:
+    """(projector, partition, last seq, highest position) for each partition in `own`."""
+    last: dict[str, tuple[int, int]] = {}
+    for event in own:  # in seq order: the last one seen per partition is its last
+        seen = last.get(event.partition)
+        position = event.position if seen is None else max(seen[1], event.position)
+        last[event.partition] = (event.seq, position)
+    return [(name, part, seq, position) for part, (seq, position) in last.items()]
+
+
+def project_partitions_batch(
     conn: psycopg.Connection[Any],
     projectors: Sequence[Projector],
-    partition: str,
+    partitions: Sequence[str],
     batch_size: int,
 ) -> Batch:
-    """One transaction for every projector: hold and lock their checkpoints, read the
-    events after the lowest one once, give each projector those after its own, advance
-    every checkpoint in one statement, commit once."""
+    """One transaction for every projector and partition: hold and lock their
+    checkpoints, read each partition's events after its lowest one once, give each
+    projector those after its own, advance every checkpoint in one statement, commit once."""
     by_name = {p.name: p for p in projectors}
+    parts = sorted(set(partitions))
     with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
-        cur.execute(HOLD, {"names": list(by_name), "prefix": LOCK_PREFIX, "partition": partition})
+        cur.execute(
+            HOLD,
+            {"names": list(by_name), "prefix": LOCK_PREFIX, "partitions": parts},
+        )
         held = [row[0] for row in cur.fetchall()]
-        checkpoints: dict[str, int] = {}
+        checkpoints: dict[str, dict[str, int]] = {name: {} for name in by_name}
         if held:
-            cur.execute(LOCK_CHECKPOINTS, (partition, held))
-            checkpoints = dict(cur.fetchall())
+            cur.execute(LOCK_CHECKPOINTS, (parts, held))
+            for name, part, seq in cur.fetchall():
+                checkpoints[name][part] = seq
         # Not held, or a checkpoint row gone under our lock (a reset): `project` does them.
-        skipped = tuple(name for name in by_name if name not in checkpoints)
-        if not checkpoints:
-            return Batch(0, {}, skipped)
-        events = _read_events(cur, partition, min(checkpoints.values()), batch_size)
-        seqs = [event.seq for event in events]
+        skipped = tuple(
+            (name, part) for name in by_name for part in parts if part not in checkpoints[name]
+        )
+        after: dict[str, int] = {}
+        for own_checkpoints in checkpoints.values():
+            for part, seq in own_checkpoints.items():
+                after[part] = min(seq, after.get(part, seq))
+        if not after:
+            return Batch((), {}, skipped)
+        events = _read_partitions(cur, after, batch_size)
         applied: dict[str, int] = {}
-        advanced: list[tuple[str, int, int]] = []
+        advanced: list[tuple[str, str, int, int]] = []
         for name, projector in by_name.items():
-            if name not in checkpoints:
-                continue
-            own = events[bisect_right(seqs, checkpoints[name]) :]
+            own = _own(events, checkpoints[name], after) if checkpoints[name] else []
             if not own:
                 continue
             projector.apply(cur, own)
             applied[name] = len(own)
-            advanced.append((name, own[-1].seq, max(e.position for e in own)))
+            advanced += _advances(name, own)
         if advanced:
-            names, last, positions = (list(column) for column in zip(*advanced, strict=True))
-            cur.execute(ADVANCE, (names, last, positions, partition))
-    return Batch(len(events), applied, skipped)
+            cur.execute(ADVANCE, [list(column) for column in zip(*advanced, strict=True)])
+    counts: dict[str, int] = {}
+    for event in events:
+        counts[event.partition] = counts.get(event.partition, 0) + 1
+    full = tuple(part for part, count in counts.items() if count >= batch_size)
+    return Batch(full, applied, skipped)
 
 
 def project_partition(
@@ -278,21 +328,32 @@ def catch_up(
     *,
     batch_size: int = BATCH_SIZE,
 ) -> dict[str, int]:
-    """Catch every projector up on `partition`, all of them in each batch's transaction;
+    """`catch_up_partitions` of one partition."""
+    return catch_up_partitions(conn, projectors, [partition], batch_size=batch_size)
+
+
+def catch_up_partitions(
+    conn: psycopg.Connection[Any],
+    projectors: Sequence[Projector],
+    partitions: Sequence[str],
+    *,
+    batch_size: int = BATCH_SIZE,
+) -> dict[str, int]:
+    """Catch every projector up on `partitions`, all of them in each batch's transaction;
     a projector a rebuild holds is caught up afterwards alone, waiting for the rebuild.
     Returns the events each projector applied."""
     applied: dict[str, int] = dict.fromkeys((p.name for p in projectors), 0)
-    skipped: set[str] = set()
-    while True:
-        batch = project_partition_batch(conn, projectors, partition, batch_size)
+    skipped: set[tuple[str, str]] = set()
+    pending: Sequence[str] = partitions
+    while pending:
+        batch = project_partitions_batch(conn, projectors, pending, batch_size)
         for name, count in batch.applied.items():
             applied[name] += count
         skipped.update(batch.skipped)
-        if batch.read < batch_size:
-            break
+        pending = batch.full
     for projector in projectors:
-        if projector.name in skipped:
-            while (count := project_batch(conn, projector, partition, batch_size)) > 0:
+        for part in sorted(part for name, part in skipped if name == projector.name):
+            while (count := project_batch(conn, projector, part, batch_size)) > 0:
                 applied[projector.name] += count
                 if count < batch_size:
                     break
@@ -346,8 +407,11 @@ def reset(conn: psycopg.Connection[Any], projector: Projector) -> None:
     """Empty the projector's tables and checkpoints, so it rebuilds from the first event."""
     with conn.transaction(), conn.cursor() as cur:
         # Lock every checkpoint row first: a worker mid-batch finishes before we clear.
+        # In partition order, as a worker's batch locks them: neither waits on the other
+        # holding a row it needs.
         cur.execute(
-            "SELECT 1 FROM projector_checkpoints WHERE projector = %s FOR UPDATE",
+            "SELECT 1 FROM projector_checkpoints WHERE projector = %s"
+            " ORDER BY partition FOR UPDATE",
             (projector.name,),
         )
         for table in projector.tables:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import dramatiq
+import psycopg
 import redis
 import structlog
 from psycopg_pool import ConnectionPool
 
-from inventory.feed.publisher import publish_partition
-from inventory.projectors.engine import catch_up, lags, project_partition
+from inventory.feed.publisher import publish_partition, publish_partitions
+from inventory.projectors.engine import catch_up_partitions, lags, project_partition
 from inventory.projectors.registry import PROJECTORS
 from inventory.runtime.settings import Settings
 from inventory.worker import reservations
@@ -80,54 +82,96 @@ def publish(partition: str) -> int:
         return publish_partition(conn, feed_redis(), _settings.redis_namespace, partition)
 
 
-# One thread per partition at a time in this process: a wake-up for a partition another
-# thread is serving returns at once (rather than wait for the checkpoint rows that thread
-# holds, then find little to do), and that thread goes round once more before it lets
-# go, so one round serves every wake-up that came meanwhile.
-MAX_TURN = 60.0  # seconds a thread keeps one partition before it hands it on
-_again: set[str] = set()
-_busy: set[str] = set()
-_busy_lock = threading.Lock()
+# One thread serves this process's wake-ups at a time, every partition woken so far in
+# one round: a wake-up that comes while a round runs adds its partition and returns at
+# once, and the serving thread goes round again for all the partitions woken meanwhile.
+# A round's statements cost the same for one partition as for twenty, so under load the
+# replica and this process pay them once per round rather than once per store.
+MAX_TURN = 60.0  # seconds a thread keeps serving before it hands on
+_woken: set[str] = set()  # partitions woken and not yet taken by a round
+_serving = False
+_woken_lock = threading.Lock()
 
 
 @dramatiq.actor(queue_name="projections", max_retries=20, min_backoff=200, max_backoff=10_000)
 def wake_projectors(partition: str) -> None:
-    """Catch every projector up on one partition (a store id, or '' for global events),
-    then publish the partition's feed."""
-    with _busy_lock:
-        if partition in _busy:
-            _again.add(partition)
-            return  # the thread serving it goes round again
-        _busy.add(partition)
-    structlog.contextvars.bind_contextvars(partition=partition)
+    """Catch every projector up on one partition (a store id, or '' for global events)
+    and on every other partition woken meanwhile, then publish their feeds."""
+    global _serving  # noqa: PLW0603 - one serving thread per process
+    with _woken_lock:
+        _woken.add(partition)
+        if _serving:
+            return  # the serving thread takes it in its next round
+        _serving = True
     turn_ends = time.monotonic() + MAX_TURN
+    taken: list[str] = []
     try:
         while True:
-            serve(partition)
-            with _busy_lock:
-                if partition not in _again:
-                    _busy.discard(partition)
-                    return
-                _again.discard(partition)
-                if time.monotonic() > turn_ends:  # well inside Dramatiq's time limit
-                    _busy.discard(partition)
+            with _woken_lock:
+                if not _woken or time.monotonic() > turn_ends:  # well inside the time limit
+                    left, taken = sorted(_woken), []
+                    _woken.clear()
+                    _serving = False
                     break
-        wake_projectors.send(partition)  # whoever takes it goes round again
+                taken = sorted(_woken)
+                _woken.clear()
+            serve(taken)
     except BaseException:
-        with _busy_lock:  # Dramatiq retries the message, and the sweep runs anyway
-            _busy.discard(partition)
+        # Dramatiq retries the message; the next round serves the rest again, but not a
+        # partition that failed alone (its next wake-up or the sweep tries it again).
+        with _woken_lock:
+            _woken.update(partition for partition in taken if partition not in _failing)
+            _serving = False
         raise
+    for part in left:
+        wake_projectors.send(part)  # whoever takes it serves them
 
 
-def serve(partition: str) -> None:
-    """One round for the partition on one connection: project, then publish."""
+# Partitions whose last round failed (an event a projector cannot apply, say): served
+# alone until one succeeds, so they do not fail every round they would share.
+_failing: set[str] = set()
+
+
+def serve(partitions: list[str]) -> None:
+    """One round for the partitions on one connection: project, then publish. If the
+    round fails, each partition goes round alone, so one store's failure stops only it."""
     assert _settings is not None
+    alone = [partition for partition in partitions if partition in _failing]
+    together = [partition for partition in partitions if partition not in _failing]
     with replica_pool().connection() as conn:
-        applied = catch_up(conn, PROJECTORS, partition)
-        if any(applied.values()):
-            log.debug("projected", **applied)
-        # Only now, with every read model committed, may the feed show these events.
-        publish_partition(conn, feed_redis(), _settings.redis_namespace, partition)
+        if len(together) > 1:
+            try:
+                _round(conn, together)
+            except Exception:
+                if conn.broken:
+                    raise
+                log.exception("a round of several partitions failed; serving each alone")
+                alone = partitions
+        else:
+            alone = partitions
+        failed: Exception | None = None
+        for partition in alone:
+            try:
+                _round(conn, [partition])
+            except Exception as error:  # raised below, once every partition is served
+                if conn.broken:
+                    raise
+                _failing.add(partition)
+                failed = failed or error
+            else:
+                _failing.discard(partition)
+        if failed is not None:
+            raise failed
+
+
+def _round(conn: psycopg.Connection[Any], partitions: list[str]) -> None:
+    assert _settings is not None
+    structlog.contextvars.bind_contextvars(partitions=partitions)
+    applied = catch_up_partitions(conn, PROJECTORS, partitions)
+    if any(applied.values()):
+        log.debug("projected", **applied)
+    # Only now, with every read model committed, may the feed show these events.
+    publish_partitions(conn, feed_redis(), _settings.redis_namespace, partitions)
 
 
 def sweep() -> int:

@@ -1,0 +1,67 @@
+"""The worker's rounds: several partitions at once, and one store's failure stops only it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import msgspec
+import psycopg
+import pytest
+
+from inventory.projectors.registry import PROJECTORS
+from inventory.runtime.settings import Settings
+from inventory.worker.broker import build_broker
+from tests.projection_helpers import checkpoint_of, receive_stock
+
+# Far above any position the primary hands out in a test session.
+POISON_POSITION = 9_000_000_000_000_000_000
+
+
+@pytest.fixture
+def poisoned(settings: Settings) -> Iterator[str]:
+    """A store whose only event (written into the events copy as replication would) cannot
+    be decoded, removed again afterwards."""
+    store = f"s{uuid.uuid4().hex[:10]}"
+    position = POISON_POSITION + uuid.uuid4().int % 1_000_000
+    with psycopg.connect(settings.replica_admin_url, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute(
+            "INSERT INTO events (position, id, stream, version, type, store, sku, data,"
+            " metadata, occurred_at, recorded_at)"
+            " VALUES (%s, gen_random_uuid(), %s, 1, 'stock.received', %s, 'SKU', '{}', '{}',"
+            " now(), now())",
+            (position, f"stock-{store}-SKU", store),
+        )
+    yield store
+    with psycopg.connect(settings.replica_admin_url, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("DELETE FROM events WHERE position = %s", (position,))
+        conn.execute("DELETE FROM projector_checkpoints WHERE partition = %s", (store,))
+        conn.execute("DELETE FROM stream_heads WHERE partition = %s", (store,))
+
+
+async def test_a_store_whose_round_fails_holds_up_no_other_store_of_the_round(
+    settings: Settings, poisoned: str
+) -> None:
+    healthy, other = (f"s{uuid.uuid4().hex[:10]}" for _ in range(2))
+    urls = settings.primary_url, settings.replica_url
+    seqs = {healthy: await receive_stock(*urls, healthy, 3)}
+    build_broker(settings)  # before the actors bind to a broker, as in the worker
+    from inventory.worker import actors
+
+    actors.configure(settings)
+    try:
+        with pytest.raises(msgspec.ValidationError):
+            actors.serve([poisoned, healthy])
+        seqs[healthy] += await receive_stock(*urls, healthy, 2)
+        seqs[other] = await receive_stock(*urls, other, 2)
+        with pytest.raises(msgspec.ValidationError):  # it still fails, the others still go on
+            actors.serve([healthy, other, poisoned])
+    finally:
+        actors.close()
+
+    for store, store_seqs in seqs.items():
+        for projector in PROJECTORS:
+            assert checkpoint_of(settings.replica_url, store, projector.name) == store_seqs[-1]
+    assert checkpoint_of(settings.replica_url, poisoned, "stock") == 0
