@@ -254,11 +254,10 @@ def test_the_sweep_deletes_reports_finished_longer_ago_than_the_retention(
     assert admin.get(f"/v1/reports/{ids['expired']}").json()["code"] == "report_not_found"
 
 
-def test_a_download_left_half_read_gives_its_connection_back(
-    admin: Client, settings: Settings, store_id: str
-) -> None:
-    """More abandoned downloads than the API's replica pool holds connections: none keeps
-    a connection or a query running on the replica, so reports keep answering."""
+@pytest.fixture
+def large_report(settings: Settings, store_id: str) -> Iterator[str]:
+    """A store with 300,000 movement totals, written straight into the read model and
+    deleted after (no event made them: the rebuild tests would find them extra)."""
     with psycopg.connect(settings.replica_url) as conn:
         conn.execute(
             "INSERT INTO daily_movements (store, day, sku, type, count, quantity)"
@@ -266,6 +265,19 @@ def test_a_download_left_half_read_gives_its_connection_back(
             " FROM generate_series(1, 300000) AS i",
             (store_id,),
         )
+    try:
+        yield store_id
+    finally:
+        with psycopg.connect(settings.replica_url) as conn:
+            conn.execute("DELETE FROM daily_movements WHERE store = %s", (store_id,))
+
+
+def test_a_download_left_half_read_gives_its_connection_back(
+    admin: Client, settings: Settings, large_report: str
+) -> None:
+    """More abandoned downloads than the API's replica pool holds connections: none keeps
+    a connection or a query running on the replica, so reports keep answering."""
+    store_id = large_report
     url = f"{admin.base_url}/v1/reports/movements?store={store_id}"
     for _ in range(25):  # the pool holds 20
         with httpx.stream("GET", url, headers=admin.headers, timeout=30) as response:
