@@ -26,6 +26,6 @@ def is_known(name: str) -> bool:
 def zone(name: str | None) -> tzinfo:
     """The zone called `name`; UTC for None or a name this machine does not know (a store
     opened before names were checked, or a zone newer than this machine's tz database)."""
-    if name is None or not is_known(name):
-        return UTC
+    if name is None or name == "UTC" or not is_known(name):
+        return UTC  # datetime's own UTC: a quarter of ZoneInfo("UTC")'s conversion cost
     return ZoneInfo(name)
