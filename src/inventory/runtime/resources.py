@@ -34,7 +34,7 @@ class RecentUse:
     connection back from a request less than `fresh_seconds` ago is lent unchecked: a
     restart takes longer than that, so such a connection has seen no restart since it
     last worked (and a socket cut in that second fails its one request with a 503, as a
-    server dying mid-request does). Skipping the round trip served 12% more stock pages
+    server dying mid-request does). Skipping the round trip served 14-16% more stock pages
     at 64 readers (bench/README.md, read_side.py).
     """
 
