@@ -23,7 +23,9 @@ from tests.e2e.reading import Client, start_worker, wait_until
 
 pytestmark = pytest.mark.e2e
 
-TODAY = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+# A minute ago, not today's noon: before noon UTC that lay in the future and every
+# command dated by it was refused (occurred_at at most 5 minutes ahead).
+TODAY = datetime.now(UTC) - timedelta(minutes=1)
 YESTERDAY = TODAY - timedelta(days=1)
 
 
