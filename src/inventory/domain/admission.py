@@ -1,18 +1,21 @@
-"""The checks every stock command passes first, in order: values, store, products, period."""
+"""The checks every stock command passes first, in order: values, store, window, products,
+period."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
+from inventory.domain.authority import Authority
 from inventory.domain.context import Change, Context
 from inventory.domain.events import Event, StockEvent
 from inventory.domain.rules import (
     Problems,
     Sign,
     check_period,
+    check_window,
     line_problems,
     open_store,
     quantity_problem,
@@ -47,24 +50,33 @@ def amount_problems(amounts: Iterable[Amount], products: Mapping[str, ProductSta
     return problems
 
 
+class Dated(Protocol):
+    """A dated command: its business time, its decision time and its sender."""
+
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def now(self) -> datetime: ...
+    @property
+    def authority(self) -> Authority: ...
+
+
 def admitted(
-    context: Context,
-    store_id: str,
-    occurred_at: datetime,
-    now: datetime,
-    amounts: Sequence[Amount],
+    context: Context, store_id: str, command: Dated, amounts: Sequence[Amount]
 ) -> tuple[StoreState, dict[str, ProductState]]:
     """The store and products of a one-store command whose lines are `amounts`.
 
-    Raises ValidationRejected, StoreNotFound, ProductNotFound or PeriodClosed, in that order
-    (decimals are checked once the products are known).
+    Raises ValidationRejected, StoreNotFound, OccurredAtOutOfRange (the store's window for
+    this sender), ProductNotFound or PeriodClosed, in that order (decimals are checked once
+    the products are known).
     """
     skus = [amount.sku for amount in amounts]
-    reject_if(time_problems(occurred_at, now) + line_problems(skus))
+    reject_if(time_problems(command.occurred_at) + line_problems(skus))
     store = open_store(context, store_id)
+    check_window(store, command.occurred_at, command.now, command.authority)
     products = registered_products(context, skus)
     reject_if(amount_problems(amounts, products))
-    check_period(store, occurred_at)
+    check_period(store, command.occurred_at)
     return store, products
 
 

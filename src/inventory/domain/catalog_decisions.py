@@ -21,12 +21,14 @@ from inventory.domain.events import (
 )
 from inventory.domain.rules import (
     MAX_DECIMALS,
+    check_window,
     open_store,
     registered_products,
     reject_if,
     time_problems,
 )
 from inventory.domain.streams import product_stream, store_stream
+from inventory.domain.window import EARLIEST, MAX_BACKDATE_DAYS, Window
 from inventory.domain.zones import is_known
 
 
@@ -89,6 +91,11 @@ def open_new_store(command: OpenStore, context: Context) -> list[Change]:
             "invalid time zone",
             [{"field": "timezone", "message": "must be an IANA time zone, e.g. Europe/Paris"}],
         )
+    if not 0 <= command.backdate_days <= MAX_BACKDATE_DAYS:
+        message = f"must lie between 0 and {MAX_BACKDATE_DAYS}"
+        raise ValidationRejected(
+            "invalid backdate_days", [{"field": "backdate_days", "message": message}]
+        )
     if context.store(store_id).exists:
         raise StoreExists(
             f"store {command.store_id!r} already exists", [{"store": command.store_id}]
@@ -99,18 +106,23 @@ def open_new_store(command: OpenStore, context: Context) -> list[Change]:
         location=command.location,
         timezone=command.timezone,
         negative_stock=command.negative_stock,
+        backdate_days=command.backdate_days,
     )
     stream = store_stream(command.store_id)
     return [document_change(stream, event, command.store_id, command.now, new=True)]
 
 
 def close_period(command: ClosePeriod, context: Context) -> list[Change]:
-    """Close the books up to `until`: not in the future, never reopening a closed stretch."""
-    reject_if(time_problems(command.occurred_at, command.now))
+    """Close the books up to `until`: not in the future nor before the business-time window
+    begins (2000-01-01), never reopening a closed stretch."""
+    reject_if(time_problems(command.occurred_at))
     store = open_store(context, command.store_id)
-    problems = time_problems(command.until, command.now, "until")
+    check_window(store, command.occurred_at, command.now, command.authority)
+    problems = time_problems(command.until, "until")
     if not problems and command.until > command.now:
         problems = [{"field": "until", "message": "must not be in the future"}]
+    if not problems and command.until < EARLIEST:
+        problems = [Window(EARLIEST, command.now).problem("until")]
     closed = store.closed_until
     if not problems and closed is not None and command.until < closed:
         message = f"must not be before the current close, {closed.isoformat()}"

@@ -1,7 +1,8 @@
 """Commands: already parsed values (Decimal quantities, aware datetimes, resolved times).
 
 Every command carries `now`, the server time it is decided at, so the decider stays pure;
-stock commands also carry `occurred_at`, already defaulted to `now` when the client sent none.
+stock commands also carry `occurred_at`, already defaulted to `now` when the client sent none,
+and the `authority` of their sender (a clerk's key unless named: the narrowest rights).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from decimal import Decimal
 
 import msgspec
 
+from inventory.domain.authority import Authority
 from inventory.domain.events import AdjustmentReason, Line, NegativeStockPolicy
+from inventory.domain.window import DEFAULT_BACKDATE_DAYS
 
 __all__ = [
     "AdjustStock",
@@ -103,6 +106,7 @@ class OpenStore(msgspec.Struct, frozen=True, kw_only=True):
     location: str | None = None
     timezone: str = "UTC"
     negative_stock: NegativeStockPolicy = "deny"
+    backdate_days: int = DEFAULT_BACKDATE_DAYS
     now: datetime
 
 
@@ -114,6 +118,7 @@ class ReceiveStock(msgspec.Struct, frozen=True, kw_only=True):
     reference: str | None = None
     note: str | None = None
     occurred_at: datetime
+    authority: Authority = Authority()
     now: datetime
 
 
@@ -125,6 +130,7 @@ class RecordSale(msgspec.Struct, frozen=True, kw_only=True):
     lines: tuple[Line, ...]
     offline: bool = False
     occurred_at: datetime
+    authority: Authority = Authority()
     now: datetime
 
 
@@ -136,6 +142,7 @@ class RecordReturn(msgspec.Struct, frozen=True, kw_only=True):
     lines: tuple[Line, ...]
     restock: bool = True
     occurred_at: datetime
+    authority: Authority = Authority()
     now: datetime
 
 
@@ -146,6 +153,7 @@ class AdjustStock(msgspec.Struct, frozen=True, kw_only=True):
     lines: tuple[AdjustmentLine, ...]
     note: str | None = None
     occurred_at: datetime
+    authority: Authority = Authority()
     now: datetime
 
 
@@ -156,6 +164,7 @@ class CountStock(msgspec.Struct, frozen=True, kw_only=True):
     lines: tuple[CountLine, ...]
     note: str | None = None
     occurred_at: datetime
+    authority: Authority = Authority()
     now: datetime
 
 
@@ -167,6 +176,7 @@ class ReserveStock(msgspec.Struct, frozen=True, kw_only=True):
     lines: tuple[Line, ...]
     expires_at: datetime | None = None
     occurred_at: datetime
+    authority: Authority = Authority()
     now: datetime
 
 
@@ -176,6 +186,7 @@ class ReleaseReservation(msgspec.Struct, frozen=True, kw_only=True):
     store_id: str
     reservation_id: str
     occurred_at: datetime
+    authority: Authority = Authority()
     now: datetime
 
 
@@ -185,6 +196,7 @@ class ExpireReservation(msgspec.Struct, frozen=True, kw_only=True):
     store_id: str
     reservation_id: str
     occurred_at: datetime
+    authority: Authority = Authority()
     now: datetime
 
 
@@ -195,6 +207,7 @@ class FulfilReservation(msgspec.Struct, frozen=True, kw_only=True):
     reservation_id: str
     sale_id: str
     occurred_at: datetime
+    authority: Authority = Authority()
     now: datetime
 
 
@@ -206,6 +219,7 @@ class SetReorderPoint(msgspec.Struct, frozen=True, kw_only=True):
     minimum: Decimal
     maximum: Decimal | None = None
     occurred_at: datetime
+    authority: Authority = Authority()
     now: datetime
 
 
@@ -215,6 +229,7 @@ class ClosePeriod(msgspec.Struct, frozen=True, kw_only=True):
     store_id: str
     until: datetime
     occurred_at: datetime
+    authority: Authority = Authority()
     now: datetime
 
 
@@ -226,6 +241,7 @@ class DispatchTransfer(msgspec.Struct, frozen=True, kw_only=True):
     to_store: str
     lines: tuple[Line, ...]
     occurred_at: datetime
+    authority: Authority = Authority()
     now: datetime
 
 
@@ -235,6 +251,7 @@ class ReceiveTransfer(msgspec.Struct, frozen=True, kw_only=True):
     transfer_id: str
     lines: tuple[Line, ...]
     occurred_at: datetime
+    authority: Authority = Authority()
     now: datetime
 
 
@@ -243,6 +260,7 @@ class CancelTransfer(msgspec.Struct, frozen=True, kw_only=True):
 
     transfer_id: str
     occurred_at: datetime
+    authority: Authority = Authority()
     now: datetime
 
 

@@ -22,6 +22,12 @@ class ValidationRejected(CommandRejected):
     code = "validation_failed"
 
 
+class OccurredAtOutOfRange(ValidationRejected):
+    """`occurred_at` lies outside the business-time window; `errors` holds the window."""
+
+    code = "occurred_at_out_of_range"
+
+
 class NotFound(CommandRejected):
     """Base of the refusals naming something that does not exist."""
 

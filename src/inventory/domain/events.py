@@ -30,6 +30,7 @@ from inventory.domain.stock_events import (
     StockTransferReceived,
     StockTransferWithdrawn,
 )
+from inventory.domain.window import DEFAULT_BACKDATE_DAYS
 
 __all__ = [
     "ALL_EVENTS",
@@ -96,6 +97,7 @@ class StoreOpened(msgspec.Struct, frozen=True, kw_only=True, tag="store.opened")
     location: str | None = None
     timezone: str = "UTC"
     negative_stock: NegativeStockPolicy = "deny"
+    backdate_days: int = DEFAULT_BACKDATE_DAYS  # added later: older events decode with it
 
 
 class StoreUpdated(msgspec.Struct, frozen=True, kw_only=True, tag="store.updated"):
@@ -106,6 +108,7 @@ class StoreUpdated(msgspec.Struct, frozen=True, kw_only=True, tag="store.updated
     location: str | None = None
     timezone: str | None = None
     negative_stock: NegativeStockPolicy | None = None
+    backdate_days: int | None = None
 
 
 class StorePeriodClosed(msgspec.Struct, frozen=True, kw_only=True, tag="store.period_closed"):

@@ -90,6 +90,7 @@ def evolve_store(state: StoreState, event: StoreEvent) -> StoreState:
                 timezone=event.timezone,
                 negative_stock=event.negative_stock,
                 closed_until=state.closed_until,
+                backdate_days=event.backdate_days,
             )
         case StoreUpdated():
             return replace(
@@ -98,6 +99,7 @@ def evolve_store(state: StoreState, event: StoreEvent) -> StoreState:
                 location=kept(event.location, state.location),
                 timezone=kept(event.timezone, state.timezone),
                 negative_stock=kept(event.negative_stock, state.negative_stock),
+                backdate_days=kept(event.backdate_days, state.backdate_days),
             )
         case StorePeriodClosed():
             closed = state.closed_until

@@ -35,6 +35,7 @@ from inventory.domain.rules import (
     Problems,
     check_available,
     check_period,
+    check_window,
     open_store,
     reject_if,
     time_problems,
@@ -42,15 +43,14 @@ from inventory.domain.rules import (
 from inventory.domain.state import ReservationState
 from inventory.domain.stock_decisions import line_amounts
 from inventory.domain.streams import reservation_stream, sale_stream
+from inventory.domain.window import representable_problem
 
 
 def reserve_stock(command: ReserveStock, context: Context) -> list[Change]:
     """Hold lines for a customer; refused under `deny` when `available` is short."""
     expires_at = command.expires_at
     reject_if(expiry_problems(expires_at, command.now))
-    store, _ = admitted(
-        context, command.store_id, command.occurred_at, command.now, line_amounts(command.lines)
-    )
+    store, _ = admitted(context, command.store_id, command, line_amounts(command.lines))
     stream = reservation_stream(command.store_id, command.reservation_id)
     if context.reservation(command.store_id, command.reservation_id).exists:
         raise DuplicateReservation(
@@ -86,11 +86,13 @@ def reserve_stock(command: ReserveStock, context: Context) -> list[Change]:
 
 
 def expiry_problems(expires_at: datetime | None, now: datetime) -> Problems:
-    """`expires_at`, when given, must carry an offset and lie in the future."""
+    """`expires_at`, when given, must carry an offset, lie in the future and be representable
+    in every zone (the worker and the read side compare it)."""
     if expires_at is None:
         return []
-    if expires_at.tzinfo is None or expires_at.utcoffset() is None:
-        return [{"field": "expires_at", "message": "must carry a UTC offset"}]
+    problem = representable_problem(expires_at, "expires_at")
+    if problem is not None:
+        return [problem]
     if expires_at <= now:
         return [{"field": "expires_at", "message": "must be in the future"}]
     return []
@@ -101,8 +103,9 @@ EndCommand = ReleaseReservation | ExpireReservation | FulfilReservation
 
 def active_reservation(command: EndCommand, context: Context) -> ReservationState:
     """The reservation a command ends, once its time, store, status and period are checked."""
-    reject_if(time_problems(command.occurred_at, command.now))
+    reject_if(time_problems(command.occurred_at))
     store = open_store(context, command.store_id)
+    check_window(store, command.occurred_at, command.now, command.authority)
     reservation = context.reservation(command.store_id, command.reservation_id)
     if not reservation.exists:
         raise ReservationNotFound(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from inventory.domain.authority import Authority
 from inventory.domain.context import Change, Context
 from inventory.domain.errors import (
     InsufficientStock,
+    OccurredAtOutOfRange,
     PeriodClosed,
     ProductNotFound,
     StoreNotFound,
@@ -18,10 +20,10 @@ from inventory.domain.errors import (
 from inventory.domain.events import StockFact
 from inventory.domain.evolution import evolve
 from inventory.domain.state import ProductState, StoreState, level_of
+from inventory.domain.window import business_window
 
 MAX_QUANTITY = Decimal(10) ** 12
 MAX_LINES = 1000
-FUTURE_TOLERANCE = timedelta(minutes=5)
 MAX_DECIMALS = 3
 
 Sign = Literal["positive", "non_negative", "non_zero"]
@@ -55,13 +57,37 @@ def quantity_problem(value: Decimal, sign: Sign, decimals: int = MAX_DECIMALS) -
     return None
 
 
-def time_problems(occurred_at: datetime, now: datetime, field: str = "occurred_at") -> Problems:
-    """`occurred_at` must carry an offset and lie at most five minutes after `now`."""
-    if occurred_at.tzinfo is None or occurred_at.utcoffset() is None:
+def time_problems(at: datetime, field: str = "occurred_at") -> Problems:
+    """A time must carry an offset (its window is the store's: `check_window`)."""
+    if at.tzinfo is None or at.utcoffset() is None:
         return [{"field": field, "message": "must carry a UTC offset"}]
-    if occurred_at > now + FUTURE_TOLERANCE:
-        return [{"field": field, "message": "must not be more than 5 minutes in the future"}]
     return []
+
+
+def check_window(
+    store: StoreState, occurred_at: datetime, now: datetime, authority: Authority
+) -> None:
+    """OccurredAtOutOfRange when `occurred_at` lies outside the store's business-time window
+    for this sender (`errors` holds the window, and the period close when there is one)."""
+    limit = store.backdate_days if authority.backdate_limited else None
+    window = business_window(now, limit)
+    if window.admits(occurred_at):
+        return
+    problem = window.problem()
+    if store.closed_until is not None:
+        problem["closed_until"] = store.closed_until.isoformat()
+    raise OccurredAtOutOfRange(
+        f"occurred_at lies outside the business-time window of store {store.store_id!r}",
+        [problem],
+    )
+
+
+def check_dated(
+    store: StoreState, occurred_at: datetime, now: datetime, authority: Authority
+) -> None:
+    """`check_window`, then `check_period`: a date the store accepts from this sender."""
+    check_window(store, occurred_at, now, authority)
+    check_period(store, occurred_at)
 
 
 def line_problems(skus: Sequence[str]) -> Problems:

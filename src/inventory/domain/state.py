@@ -10,6 +10,7 @@ import msgspec
 
 from inventory.domain.events import NegativeStockPolicy
 from inventory.domain.streams import kind_of
+from inventory.domain.window import DEFAULT_BACKDATE_DAYS
 
 ZERO = Decimal(0)
 
@@ -27,6 +28,7 @@ class StoreState(msgspec.Struct, frozen=True, kw_only=True):
     timezone: str = "UTC"
     negative_stock: NegativeStockPolicy = "deny"
     closed_until: datetime | None = None
+    backdate_days: int = DEFAULT_BACKDATE_DAYS  # how far back clerks and API keys may date
 
 
 class ProductState(msgspec.Struct, frozen=True, kw_only=True):

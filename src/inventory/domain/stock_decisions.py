@@ -44,7 +44,7 @@ def receive_stock(command: ReceiveStock, context: Context) -> list[Change]:
         Amount(index, line.sku, "quantity", line.quantity, "positive")
         for index, line in enumerate(command.lines)
     ]
-    _, products = admitted(context, command.store_id, command.occurred_at, command.now, amounts)
+    _, products = admitted(context, command.store_id, command, amounts)
     problems = discontinued_problems(products, [line.sku for line in command.lines])
     for index, line in enumerate(command.lines):
         cost = line.unit_cost
@@ -82,9 +82,7 @@ def line_amounts(lines: tuple[Line, ...]) -> list[Amount]:
 
 def record_sale(command: RecordSale, context: Context) -> list[Change]:
     """A sale: once per `sale_id`, short lines refused under `deny` unless offline."""
-    store, _ = admitted(
-        context, command.store_id, command.occurred_at, command.now, line_amounts(command.lines)
-    )
+    store, _ = admitted(context, command.store_id, command, line_amounts(command.lines))
     if context.sale(command.store_id, command.sale_id).exists:
         raise DuplicateSale(
             f"sale {command.sale_id!r} is already recorded in store {command.store_id!r}",
@@ -121,9 +119,7 @@ def record_sale(command: RecordSale, context: Context) -> list[Change]:
 
 def record_return(command: RecordReturn, context: Context) -> list[Change]:
     """A return: at most what the sale sold, less what already came back."""
-    admitted(
-        context, command.store_id, command.occurred_at, command.now, line_amounts(command.lines)
-    )
+    admitted(context, command.store_id, command, line_amounts(command.lines))
     sale = context.sale(command.store_id, command.sale_id)
     if not sale.exists:
         raise SaleNotFound(
@@ -174,7 +170,7 @@ def adjust_stock(command: AdjustStock, context: Context) -> list[Change]:
         Amount(index, line.sku, "delta", line.delta, "non_zero")
         for index, line in enumerate(command.lines)
     ]
-    store, _ = admitted(context, command.store_id, command.occurred_at, command.now, amounts)
+    store, _ = admitted(context, command.store_id, command, amounts)
     changes = [
         stock_change(
             StockAdjusted(
@@ -199,7 +195,7 @@ def count_stock(command: CountStock, context: Context) -> list[Change]:
         Amount(index, line.sku, "counted", line.counted, "non_negative")
         for index, line in enumerate(command.lines)
     ]
-    admitted(context, command.store_id, command.occurred_at, command.now, amounts)
+    admitted(context, command.store_id, command, amounts)
     check_versions(command, context)
     reject_if(
         [
@@ -251,7 +247,7 @@ TOO_OLD = (
 def set_reorder_point(command: SetReorderPoint, context: Context) -> list[Change]:
     """The low-stock threshold of one item; `maximum`, when given, not below `minimum`."""
     amounts = [Amount(0, command.sku, "min", command.minimum, "non_negative")]
-    _, products = admitted(context, command.store_id, command.occurred_at, command.now, amounts)
+    _, products = admitted(context, command.store_id, command, amounts)
     problems = discontinued_problems(products, [command.sku])
     maximum = command.maximum
     if maximum is not None:

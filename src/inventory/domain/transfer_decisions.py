@@ -28,7 +28,7 @@ from inventory.domain.events import (
 )
 from inventory.domain.rules import (
     check_available,
-    check_period,
+    check_dated,
     open_store,
     reject_if,
     time_problems,
@@ -46,8 +46,9 @@ def dispatch_transfer(command: DispatchTransfer, context: Context) -> list[Chang
             [{"field": "to_store", "message": "must differ from from_store"}],
         )
     amounts = line_amounts(command.lines)
-    source, _ = admitted(context, command.from_store, command.occurred_at, command.now, amounts)
-    check_period(open_store(context, command.to_store), command.occurred_at)
+    source, _ = admitted(context, command.from_store, command, amounts)
+    destination = open_store(context, command.to_store)
+    check_dated(destination, command.occurred_at, command.now, command.authority)
     if context.transfer(command.transfer_id).exists:
         raise DuplicateTransfer(
             f"transfer {command.transfer_id!r} already exists",
@@ -131,11 +132,10 @@ def receive_transfer(command: ReceiveTransfer, context: Context) -> list[Change]
             if line.sku not in transfer.dispatched
         ]
     )
-    admitted(
-        context, transfer.to_store, command.occurred_at, command.now, line_amounts(command.lines)
-    )
+    admitted(context, transfer.to_store, command, line_amounts(command.lines))
     # The arrival is also an event at the source (out of transit there): its books count too.
-    check_period(open_store(context, transfer.from_store), command.occurred_at)
+    source = open_store(context, transfer.from_store)
+    check_dated(source, command.occurred_at, command.now, command.authority)
     reject_if(
         [
             {
@@ -167,9 +167,10 @@ def receive_transfer(command: ReceiveTransfer, context: Context) -> list[Change]
 def cancel_transfer(command: CancelTransfer, context: Context) -> list[Change]:
     """Stop the transfer: what has not arrived goes back to the source."""
     transfer = open_transfer(context, command.transfer_id)
-    reject_if(time_problems(command.occurred_at, command.now))
+    reject_if(time_problems(command.occurred_at))
     for store_id in (transfer.from_store, transfer.to_store):
-        check_period(open_store(context, store_id), command.occurred_at)
+        store = open_store(context, store_id)
+        check_dated(store, command.occurred_at, command.now, command.authority)
     remainder = tuple(
         Line(sku, outstanding(transfer, sku))
         for sku in transfer.dispatched
