@@ -194,13 +194,15 @@ class CatalogController(Controller):
         data: JSONBody[schemas.NewStore],
         key: str | None = OptionalIdempotencyKey,
     ) -> Response[schemas.Store]:
-        """A store with its time zone and negative-stock policy (`deny` by default)."""
+        """A store with its time zone, negative-stock policy (`deny` by default) and how many
+        days back clerks and API keys may date its commands (`backdate_days`, 30)."""
         command = domain.OpenStore(
             store_id=data.id,
             name=data.name,
             location=data.location,
             timezone=data.timezone,
             negative_stock=data.negative_stock,
+            backdate_days=data.backdate_days,
             now=now(),
         )
         return await run_command(

@@ -9,12 +9,20 @@ from typing import Annotated, Generic, Literal, TypeVar
 import msgspec
 
 from inventory.domain.state import ProductState, StoreState
+from inventory.domain.window import (
+    DEFAULT_BACKDATE_DAYS,
+    EXPIRY_TEXT,
+    MAX_BACKDATE_DAYS,
+    UNTIL_TEXT,
+    WINDOW_TEXT,
+)
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 LongText = Annotated[str, msgspec.Meta(max_length=2000)]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\s]+$")]
 Sku = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\s/]+$")]
 Quantity = Annotated[Decimal, msgspec.Meta(description='A JSON number or a string ("2.5").')]
+OccurredAt = Annotated[datetime, msgspec.Meta(description=WINDOW_TEXT)]
 Reason = Literal["damaged", "expired", "theft", "lost", "found", "correction", "other"]
 
 
@@ -59,6 +67,15 @@ class NewStore(Body):
         ),
     ] = "UTC"
     negative_stock: Literal["deny", "allow"] = "deny"
+    backdate_days: Annotated[
+        int,
+        msgspec.Meta(
+            ge=0,
+            le=MAX_BACKDATE_DAYS,
+            description="How many days before now clerks and API keys may date this "
+            "store's commands (managers and admins: back to 2000-01-01).",
+        ),
+    ] = DEFAULT_BACKDATE_DAYS
 
 
 class Line(Body):
@@ -98,7 +115,7 @@ class Receipt(Body):
 
     lines: Annotated[list[ReceiptLine], msgspec.Meta(min_length=1, max_length=1000)]
     reference: Text | None = None
-    occurred_at: datetime | None = None
+    occurred_at: OccurredAt | None = None
     note: LongText | None = None
 
 
@@ -107,7 +124,7 @@ class Sale(Body):
 
     sale_id: Identifier
     lines: Lines
-    occurred_at: datetime | None = None
+    occurred_at: OccurredAt | None = None
     offline: bool = False
 
 
@@ -117,7 +134,7 @@ class Return(Body):
     sale_id: Identifier
     lines: Lines
     restock: bool = True
-    occurred_at: datetime | None = None
+    occurred_at: OccurredAt | None = None
 
 
 class Adjustment(Body):
@@ -125,14 +142,14 @@ class Adjustment(Body):
 
     lines: Annotated[list[AdjustmentLine], msgspec.Meta(min_length=1, max_length=1000)]
     note: LongText | None = None
-    occurred_at: datetime | None = None
+    occurred_at: OccurredAt | None = None
 
 
 class Count(Body):
     """POST /v1/stores/{store}/counts."""
 
     lines: Annotated[list[CountLine], msgspec.Meta(min_length=1, max_length=1000)]
-    occurred_at: datetime | None = None
+    occurred_at: OccurredAt | None = None
     note: LongText | None = None
 
 
@@ -141,7 +158,7 @@ class Reservation(Body):
 
     reservation_id: Identifier
     lines: Lines
-    expires_at: datetime | None = None
+    expires_at: Annotated[datetime, msgspec.Meta(description=EXPIRY_TEXT)] | None = None
 
 
 class Empty(Body):
@@ -164,7 +181,7 @@ class ReorderPoint(Body):
 class PeriodClose(Body):
     """POST /v1/stores/{store}/period-close."""
 
-    until: datetime
+    until: Annotated[datetime, msgspec.Meta(description=UNTIL_TEXT)]
 
 
 class Transfer(Body):
@@ -174,14 +191,14 @@ class Transfer(Body):
     from_store: Identifier
     to_store: Identifier
     lines: Lines
-    occurred_at: datetime | None = None
+    occurred_at: OccurredAt | None = None
 
 
 class TransferReceipt(Body):
     """POST /v1/transfers/{id}/receive (part or all of what is outstanding)."""
 
     lines: Lines
-    occurred_at: datetime | None = None
+    occurred_at: OccurredAt | None = None
 
 
 class Product(msgspec.Struct, frozen=True, kw_only=True):
@@ -222,6 +239,7 @@ class Store(msgspec.Struct, frozen=True, kw_only=True):
     timezone: str
     negative_stock: str
     closed_until: datetime | None
+    backdate_days: int
     version: int
 
     @classmethod
@@ -234,6 +252,7 @@ class Store(msgspec.Struct, frozen=True, kw_only=True):
             timezone=state.timezone,
             negative_stock=state.negative_stock,
             closed_until=state.closed_until,
+            backdate_days=state.backdate_days,
             version=version,
         )
 

@@ -30,6 +30,7 @@ from inventory.api.query_views import (
 )
 from inventory.api.schemas import Page
 from inventory.command_result import show_quantity
+from inventory.domain.window import representable_problem
 from inventory.projectors.bitemporal import PastLevel, level_at
 from inventory.security.policy import RouteClass, protect
 from inventory.security.principal import Principal
@@ -162,6 +163,20 @@ def past_level(
     )  # fmt: skip
 
 
+def check_times(**times: datetime | None) -> None:
+    """422 `validation_failed` for a query time Python or Postgres cannot place in every
+    zone (a year-1 or year-9999 value): the window of domain/window.py's REPRESENTABLE."""
+    problems = [
+        problem
+        for name, value in times.items()
+        if value is not None and (problem := representable_problem(value, name)) is not None
+    ]
+    if problems:
+        raise ApiError(
+            422, "validation_failed", "A time lies outside the calendar.", errors=problems
+        )
+
+
 class StockQueryController(Controller):
     """Stock levels, the ledger, search and alerts, read from the replica."""
 
@@ -192,6 +207,7 @@ class StockQueryController(Controller):
     ) -> Response[StockLevel]:  # fmt: skip
         """The current level; with `as_of` (business time) and/or `known_at` (recorded
         time), the level from the ledger as it stood, or was believed to stand, then."""
+        check_times(as_of=as_of, known_at=known_at)
         async with reads.reading(state.resources.replica, min_position, store) as (conn, headers):
             rows = await fetch(conn, STOCK_ONE, (store, sku))
             if not rows:  # a level row proves both the store and the product exist
@@ -212,6 +228,7 @@ class StockQueryController(Controller):
         min_position: MinPosition = None,
     ) -> Response[Page[LedgerEntry]]:  # fmt: skip
         """Every stock event in recorded (`seq`) order, `from` <= occurred_at < `to`."""
+        check_times(**{"from": from_, "to": to})
         params = {"store": store, "sku": sku, "after": decode_int_cursor(cursor),
                   "from": from_ or datetime.min.replace(tzinfo=UTC), "to": to or FAR_FUTURE,
                   "limit": limit}  # fmt: skip

@@ -16,6 +16,7 @@ from inventory.api.commands import IdempotencyKey, idempotency_key, now, run_com
 from inventory.api.errors import Problem
 from inventory.command_result import CommandResult
 from inventory.domain import commands as domain
+from inventory.domain.authority import Authority
 from inventory.domain.commands import Command
 from inventory.domain.events import Line
 from inventory.security.policy import RouteClass, protect, require_store
@@ -54,6 +55,12 @@ def actor_of(request: ApiRequest) -> Actor:
         correlation_id=request.headers.get("x-correlation-id") or request_id,
         causation_id=request.headers.get("x-causation-id"),
     )
+
+
+def authority_of(request: ApiRequest) -> Authority:
+    """The caller as the domain's rules see it: its role, and whether it is a device's key."""
+    principal = request.user
+    return Authority(role=principal.role.value, api_key=principal.kind == "api_key")
 
 
 def lines(body: list[schemas.Line]) -> tuple[Line, ...]:
@@ -99,6 +106,7 @@ class StockCommandController(Controller):
             note=data.note,
             occurred_at=when(data.occurred_at, at),
             now=at,
+            authority=authority_of(request),
         )
         return await _run(request, command, data, key)
 
@@ -119,6 +127,7 @@ class StockCommandController(Controller):
             offline=data.offline,
             occurred_at=when(data.occurred_at, at),
             now=at,
+            authority=authority_of(request),
         )
         return await _run(request, command, data, key)
 
@@ -139,6 +148,7 @@ class StockCommandController(Controller):
             restock=data.restock,
             occurred_at=when(data.occurred_at, at),
             now=at,
+            authority=authority_of(request),
         )
         return await _run(request, command, data, key)
 
@@ -162,6 +172,7 @@ class StockCommandController(Controller):
             note=data.note,
             occurred_at=when(data.occurred_at, at),
             now=at,
+            authority=authority_of(request),
         )
         return await _run(request, command, data, key)
 
@@ -187,6 +198,7 @@ class StockCommandController(Controller):
             note=data.note,
             occurred_at=when(data.occurred_at, at),
             now=at,
+            authority=authority_of(request),
         )
         return await _run(request, command, data, key)
 
@@ -207,6 +219,7 @@ class StockCommandController(Controller):
             expires_at=data.expires_at,
             occurred_at=at,
             now=at,
+            authority=authority_of(request),
         )
         return await _run(request, command, data, key)
 
@@ -226,7 +239,11 @@ class StockCommandController(Controller):
         """Give the held stock back to `available`."""
         at = now()
         command = domain.ReleaseReservation(
-            store_id=store, reservation_id=reservation_id, occurred_at=at, now=at
+            store_id=store,
+            reservation_id=reservation_id,
+            occurred_at=at,
+            now=at,
+            authority=authority_of(request),
         )
         return await _run(request, command, data, key)
 
@@ -251,6 +268,7 @@ class StockCommandController(Controller):
             sale_id=data.sale_id,
             occurred_at=at,
             now=at,
+            authority=authority_of(request),
         )
         return await _run(request, command, data, key)
 
@@ -271,7 +289,13 @@ class StockCommandController(Controller):
         """The level below which `available` raises a low-stock alert."""
         at = now()
         command = domain.SetReorderPoint(
-            store_id=store, sku=sku, minimum=data.min, maximum=data.max, occurred_at=at, now=at
+            store_id=store,
+            sku=sku,
+            minimum=data.min,
+            maximum=data.max,
+            occurred_at=at,
+            now=at,
+            authority=authority_of(request),
         )
         return await _run(request, command, data, key)
 
@@ -285,7 +309,13 @@ class StockCommandController(Controller):
     ) -> Response[CommandResult]:
         """Refuse events dated at or before `until` from now on (409 `period_closed`)."""
         at = now()
-        command = domain.ClosePeriod(store_id=store, until=data.until, occurred_at=at, now=at)
+        command = domain.ClosePeriod(
+            store_id=store,
+            until=data.until,
+            occurred_at=at,
+            now=at,
+            authority=authority_of(request),
+        )
         return await _run(request, command, data, key)
 
     @post("/transfers", summary="Dispatch a transfer", **TRANSFER)
@@ -305,6 +335,7 @@ class StockCommandController(Controller):
             lines=lines(data.lines),
             occurred_at=when(data.occurred_at, at),
             now=at,
+            authority=authority_of(request),
         )
         return await _run(request, command, data, key)
 
@@ -324,6 +355,7 @@ class StockCommandController(Controller):
             lines=lines(data.lines),
             occurred_at=when(data.occurred_at, at),
             now=at,
+            authority=authority_of(request),
         )
         return await _run(request, command, data, key)
 
@@ -338,7 +370,9 @@ class StockCommandController(Controller):
         """What has not arrived goes back to the source."""
         await require_transfer_scope(request, transfer_id)
         at = now()
-        command = domain.CancelTransfer(transfer_id=transfer_id, occurred_at=at, now=at)
+        command = domain.CancelTransfer(
+            transfer_id=transfer_id, occurred_at=at, now=at, authority=authority_of(request)
+        )
         return await _run(request, command, data, key)
 
 

@@ -90,6 +90,8 @@ def expiry_problems(expires_at: datetime | None, now: datetime) -> Problems:
     in every zone (the worker and the read side compare it)."""
     if expires_at is None:
         return []
+    if expires_at.tzinfo is None or expires_at.utcoffset() is None:
+        return [{"field": "expires_at", "message": "must carry a UTC offset"}]
     problem = representable_problem(expires_at, "expires_at")
     if problem is not None:
         return [problem]

@@ -24,6 +24,16 @@ REPRESENTABLE_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
 REPRESENTABLE_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 
 
+WINDOW_TEXT = (
+    "The business time (RFC 3339 with an offset; default now): on or after "
+    "2000-01-01T00:00Z, at most 5 minutes after now, after the store's period close, and for "
+    "clerks and API keys no more than the store's `backdate_days` before now (422 "
+    "`occurred_at_out_of_range` otherwise, with the window in `errors`)."
+)
+EXPIRY_TEXT = "In the future, before 9999-12-30T00:00Z."
+UNTIL_TEXT = "Not in the future, on or after 2000-01-01T00:00Z, not before the current close."
+
+
 class Window(NamedTuple):
     """The business times a command may carry: `earliest` and `latest` both included."""
 
@@ -59,10 +69,10 @@ REPRESENTABLE = Window(REPRESENTABLE_EARLIEST, REPRESENTABLE_LATEST)
 
 
 def representable_problem(at: datetime, field: str) -> dict[str, Any] | None:
-    """The `errors` entry when `at` lies outside REPRESENTABLE (or carries no offset)."""
-    if at.tzinfo is None or at.utcoffset() is None:
-        return {"field": field, "message": "must carry a UTC offset"}
-    return None if REPRESENTABLE.admits(at) else REPRESENTABLE.problem(field)
+    """The `errors` entry when `at` lies outside REPRESENTABLE (a time without an offset
+    is taken as UTC: the bounds keep a day's margin for any reading of it)."""
+    aware = at if at.utcoffset() is not None else at.replace(tzinfo=UTC)
+    return None if REPRESENTABLE.admits(aware) else REPRESENTABLE.problem(field)
 
 
 def local_date(at: datetime, zone: tzinfo) -> date:

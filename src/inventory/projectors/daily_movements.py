@@ -24,6 +24,7 @@ from inventory.domain.stock_events import (
     StockEvent,
     StockReorderPointSet,
 )
+from inventory.domain.window import local_date
 from inventory.domain.zones import zone
 from inventory.eventstore.codec import Codec, tag_of
 from inventory.projectors.engine import Builder, Cursor, Projector, ReplicaEvent, shadow
@@ -83,7 +84,7 @@ class Totals:
         store, sku = replica_event.store, replica_event.sku
         if quantity is None or store is None or sku is None:
             return
-        day = replica_event.occurred_at.astimezone(zone(self.zones.get(store))).date()
+        day = local_date(replica_event.occurred_at, zone(self.zones.get(store)))
         key = (store, day, sku, replica_event.type)
         count, total = self.folded.get(key, NONE_YET)
         self.folded[key] = (count + 1, total + quantity)
