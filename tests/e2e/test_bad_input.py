@@ -151,7 +151,7 @@ def cases() -> Iterator[Case]:
         if route.amount is not None:
             yield from _lines(name, route)
         if route.dated:
-            yield Case(name, "occurred_at in the future", 422, "validation_failed",
+            yield Case(name, "occurred_at in the future", 422, "occurred_at_out_of_range",
                        change={"occurred_at": FUTURE})  # fmt: skip
             yield Case(name, "occurred_at before the period close", 409, "period_closed",
                        change={"occurred_at": BEFORE_CLOSE})  # fmt: skip

@@ -105,7 +105,9 @@ def test_movement_days_are_the_store_s_local_days(admin: Client, store_id: str) 
     """A receipt at 22:00 on 3 March in Los Angeles (06:00 on the 4th in UTC) is in the
     store's report for the 3rd, and not in the one for the 4th."""
     sku = f"L.{store_id}"
-    command(admin, "/v1/stores", {"id": store_id, "name": "LA", "timezone": "America/Los_Angeles"})
+    # Dated months back: the store lets API keys backdate that far (backdate_days).
+    la = {"id": store_id, "name": "LA", "timezone": "America/Los_Angeles", "backdate_days": 3650}
+    command(admin, "/v1/stores", la)
     command(admin, "/v1/products", {"sku": sku, "name": sku})
     receipt = {"lines": [{"sku": sku, "quantity": 4}], "occurred_at": "2026-03-03T22:00:00-08:00"}
     position = command(admin, f"/v1/stores/{store_id}/receipts", receipt)

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
+from inventory.domain.authority import SYSTEM
 from inventory.domain.commands import (
     AdjustmentLine,
     AdjustStock,
@@ -176,8 +177,9 @@ def test_a_movement_counts_on_the_store_s_local_day(
         OpenStore(store_id=store_id, name="LA", timezone="America/Los_Angeles", now=now),
         OpenStore(store_id=tokyo, name="Tokyo", timezone="Asia/Tokyo", now=now),
         RegisterProduct(sku=sku, name=sku, now=now),
-        ReceiveStock(store_id=store_id, lines=receipt, occurred_at=at, now=now),
-        ReceiveStock(store_id=tokyo, lines=receipt, occurred_at=at, now=now),
+        # Months back: beyond a clerk's 30 days, so sent with the service's own authority.
+        ReceiveStock(store_id=store_id, lines=receipt, occurred_at=at, authority=SYSTEM, now=now),
+        ReceiveStock(store_id=tokyo, lines=receipt, occurred_at=at, authority=SYSTEM, now=now),
     )
     positions = primary_positions(settings.primary_url, [store_id, tokyo])
     wait_until(lambda: replicated(settings.replica_url, positions))
