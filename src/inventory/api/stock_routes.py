@@ -34,7 +34,11 @@ RESPONSES = {
         description="insufficient_stock, version_conflict, period_closed, duplicate_sale, "
         "return_exceeds_sale, reservation_not_active, transfer_not_open",
     ),
-    422: ResponseSpec(Problem, description="validation_failed, idempotency_key_reused"),
+    422: ResponseSpec(
+        Problem,
+        description="validation_failed, occurred_at_out_of_range (the business-time window, "
+        "in `errors`), idempotency_key_reused",
+    ),
 }
 CLERK = {**protect(RouteClass.STOCK_COMMAND, store="store", responses=RESPONSES)}
 MANAGER = {**protect(RouteClass.MANAGER_COMMAND, store="store", responses=RESPONSES)}
