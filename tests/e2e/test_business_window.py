@@ -211,3 +211,13 @@ def test_times_outside_the_calendar_are_problems_never_500s(
     assert (closed.status_code, closed.json()["code"]) == (422, "validation_failed")
     report = manager.get("/v1/reports/movements", store=STORE, **{"from": value[:10]})
     assert report.status_code == 200, report.text
+
+
+def test_the_openapi_document_states_the_window_and_backdate_days(manager: Client) -> None:
+    document = manager.get("/schema/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    store = next(s for name, s in schemas.items() if name.endswith("NewStore"))
+    assert store["properties"]["backdate_days"]["maximum"] == 36500
+    assert store["properties"]["backdate_days"]["default"] == 30
+    assert "occurred_at_out_of_range" in str(document["paths"]["/v1/stores/{store}/sales"])
+    assert "2000-01-01" in str(next(s for n, s in schemas.items() if n.endswith("Sale")))
