@@ -16,6 +16,7 @@ from inventory.api.commands import IdempotencyKey, idempotency_key, now, run_com
 from inventory.api.errors import Problem
 from inventory.command_result import CommandResult
 from inventory.domain import commands as domain
+from inventory.domain.authority import Authority
 from inventory.domain.commands import Command
 from inventory.domain.events import Line
 from inventory.security.policy import RouteClass, protect, require_store
@@ -139,6 +140,9 @@ class StockCommandController(Controller):
             restock=data.restock,
             occurred_at=when(data.occurred_at, at),
             now=at,
+            authority=Authority(
+                role=request.user.role.value, api_key=request.user.kind == "api_key"
+            ),
         )
         return await _run(request, command, data, key)
 

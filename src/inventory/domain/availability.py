@@ -151,4 +151,3 @@ def shortfall(
     ]
     # The lowest `available` after the change; the first (now) among equals.
     return min(short, key=lambda item: item.available - item.requested, default=None)
-

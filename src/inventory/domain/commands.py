@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import msgspec
 
+from inventory.domain.authority import Authority
 from inventory.domain.events import AdjustmentReason, Line, NegativeStockPolicy
 
 __all__ = [
@@ -137,6 +138,7 @@ class RecordReturn(msgspec.Struct, frozen=True, kw_only=True):
     restock: bool = True
     occurred_at: datetime
     now: datetime
+    authority: Authority = Authority()
 
 
 class AdjustStock(msgspec.Struct, frozen=True, kw_only=True):

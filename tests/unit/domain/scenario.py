@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from inventory.domain.availability import history_of
 from inventory.domain.commands import (
     AdjustmentLine,
     AdjustStock,
@@ -16,7 +17,6 @@ from inventory.domain.commands import (
     ReceiveStock,
     RecordSale,
 )
-from inventory.domain.availability import history_of
 from inventory.domain.decider import (
     Change,
     Context,
