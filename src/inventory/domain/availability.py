@@ -65,13 +65,16 @@ class Shortfall(msgspec.Struct, frozen=True):
 def history_need(stream: str, state: StockState, version: int, at: datetime) -> HistoryNeed | None:
     """What history a change dated `at` needs beyond the state (None: the state suffices).
 
-    The state suffices when nothing is dated after `at`; `latest_at` is unknown (None) in
-    states stored before it existed, so those load the history.
+    The state suffices when nothing is dated after `at` and no count absorbs it;
+    `latest_at` is unknown (None) in states stored before it existed: those load it.
     """
-    if version == 0 or (state.latest_at is not None and at >= state.latest_at):
+    if version == 0:
         return None
-    absorbed = state.counted_at is not None and at <= state.counted_at
-    return HistoryNeed(stream, at, from_count=absorbed)
+    if state.counted_at is not None and at <= state.counted_at:
+        return HistoryNeed(stream, at, from_count=True)
+    if state.latest_at is not None and at >= state.latest_at:
+        return None
+    return HistoryNeed(stream, at, from_count=False)
 
 
 def history_of(need: HistoryNeed, events: Sequence[StockEvent]) -> StockHistory:
