@@ -98,11 +98,16 @@ def effect(event: StockEvent) -> tuple[Decimal, Decimal]:
     return level.on_hand, level.reserved
 
 
+Point = tuple[datetime | None, Decimal, Decimal]
+"""A time (None: now), `on_hand` as of it, and `reserved` as of it before the floor at 0."""
+
+
 def series(
     state: StockState, history: StockHistory | None, extra: Sequence[StockEvent] = ()
-) -> list[tuple[datetime, Decimal]]:
-    """`available` as of the history's time and each later time an event is dated at,
-    with `extra` (dated at the history's time) folded in after what is already there."""
+) -> list[Point]:
+    """The history's time and each later time an event is dated at, with `on_hand` and
+    `reserved` as of it; `extra` (dated at the history's time) folded in after what is
+    already there, and at that time itself as if no count absorbed it."""
     if history is None:
         return []
     at, events = history.need.at, history.events
@@ -113,8 +118,9 @@ def series(
         on_hand = StockState(on_hand=state.on_hand - sum((effect(e)[0] for e in events), ZERO))
     # The holds dated after the point reached so far: `reserved` now less those.
     held_later = sum((effect(e)[1] for e in events if e.occurred_at > at), ZERO)
-    held_extra = sum((effect(e)[1] for e in extra), ZERO)
-    points: list[tuple[datetime, Decimal]] = []
+    own_on_hand = sum((effect(e)[0] for e in extra), ZERO)
+    own_held = sum((effect(e)[1] for e in extra), ZERO)
+    points: list[Point] = []
     position = 0
     for time in sorted({at, *(e.occurred_at for e in events if e.occurred_at > at)}):
         while position < len(events) and events[position].occurred_at <= time:
@@ -123,11 +129,13 @@ def series(
             if event.occurred_at > at:
                 held_later -= effect(event)[1]
             position += 1
+        quantity = on_hand.on_hand
         if time == at:
+            # At its own time a change is checked even when a count dated then absorbs it.
+            quantity += own_on_hand
             for event in extra:
                 on_hand = evolve_stock(on_hand, event)
-        reserved = max(ZERO, state.reserved - held_later) + held_extra
-        points.append((time, on_hand.on_hand - reserved))
+        points.append((time, quantity, state.reserved - held_later + own_held))
     return points
 
 
@@ -135,22 +143,20 @@ def shortfall(
     state: StockState, history: StockHistory | None, changes: Sequence[StockEvent]
 ) -> Shortfall | None:
     """The worst point where `changes` (dated at the history's time, or now without one)
-    take `available` below zero and lower it, or None when they never do."""
+    lower `available` below zero, or `on_hand` (a fulfilment, which `available` does not
+    show), or None when they never do."""
     after_state = state
     for event in changes:
         after_state = evolve_stock(after_state, event)
-    points: list[tuple[datetime | None, Decimal, Decimal]] = [
-        (None, level_of(state).available, level_of(after_state).available)
-    ]
-    before, after = series(state, history), series(state, history, changes)
-    own = sum((effect(e)[0] - effect(e)[1] for e in changes), ZERO)
-    for index, ((time, was), (_, became)) in enumerate(zip(before, after, strict=True)):
-        # At its own time a change is checked even when a count dated then absorbs it.
-        points.append((time, was, was + own if index == 0 else became))
-    short = [
-        Shortfall(was, was - became, when)
-        for when, was, became in points
-        if became < 0 and became < was
-    ]
+    now: Point = (None, state.on_hand, state.reserved)
+    pairs: list[tuple[Point, Point]] = [(now, (None, after_state.on_hand, after_state.reserved))]
+    pairs += zip(series(state, history), series(state, history, changes), strict=True)
+    short = []
+    for (when, had, held), (_, has, holds) in pairs:
+        was, became = had - max(ZERO, held), has - max(ZERO, holds)
+        if became < 0 and became < was:
+            short.append(Shortfall(was, was - became, when))
+        elif has < 0 and has < had:
+            short.append(Shortfall(had, had - has, when))
     # The lowest `available` after the change; the first (now) among equals.
     return min(short, key=lambda item: item.available - item.requested, default=None)

@@ -18,6 +18,7 @@ from inventory.domain.commands import (
     AdjustStock,
     Command,
     DispatchTransfer,
+    FulfilReservation,
     RecordSale,
     ReserveStock,
 )
@@ -151,12 +152,18 @@ class Context(msgspec.Struct, frozen=True):
 
     def history_needs(self, command: Command) -> list[HistoryNeed]:
         """The histories the decider needs to check `command`'s dated changes (rule 4)."""
-        if not isinstance(command, RecordSale | ReserveStock | AdjustStock | DispatchTransfer):
+        if isinstance(command, FulfilReservation):
+            held = self.heads.get(reservation_stream(command.store_id, command.reservation_id))
+            state = held.state if held is not None else None
+            skus = list(state.lines) if isinstance(state, ReservationState) else []
+        elif isinstance(command, RecordSale | ReserveStock | AdjustStock | DispatchTransfer):
+            skus = [line.sku for line in command.lines]
+        else:
             return []
         store = command.from_store if isinstance(command, DispatchTransfer) else command.store_id
         needs = []
-        for line in command.lines:
-            stream = stock_stream(store, line.sku)
+        for sku in skus:
+            stream = stock_stream(store, sku)
             head = self.heads.get(stream)
             if head is not None and isinstance(head.state, StockState):
                 need = history_need(stream, head.state, head.version, command.occurred_at)

@@ -7,7 +7,12 @@ from decimal import Decimal
 import pytest
 
 from inventory.domain.authority import Authority
-from inventory.domain.commands import DispatchTransfer, RecordReturn, ReserveStock
+from inventory.domain.commands import (
+    DispatchTransfer,
+    FulfilReservation,
+    RecordReturn,
+    ReserveStock,
+)
 from inventory.domain.errors import (
     InsufficientStock,
     ReturnBeforeSale,
@@ -152,6 +157,28 @@ def reserve(reservation_id: str, quantity: int, minutes: float = 0) -> ReserveSt
         store_id="s1",
         reservation_id=reservation_id,
         lines=lines(("A", quantity)),
+        occurred_at=at(minutes),
+        now=NOW,
+    )
+
+
+def test_a_fulfilment_dated_before_the_units_arrived_is_refused(shop: Scenario) -> None:
+    shop.when(reserve("r-1", 5))
+    with pytest.raises(InsufficientStock) as refused:
+        shop.decide(fulfil("r-1", "s-1", minutes=-150))
+    assert refused.value.errors == [
+        {"sku": "A", "available": 0, "requested": 5, "as_of": at(-150).isoformat()}
+    ]
+    shop.when(fulfil("r-1", "s-1", minutes=-5))
+    assert shop.level("s1", "A").on_hand == 2
+
+
+def fulfil(reservation_id: str, sale_id: str, minutes: float = 0) -> FulfilReservation:
+    """Turn a hold in s1 into a sale."""
+    return FulfilReservation(
+        store_id="s1",
+        reservation_id=reservation_id,
+        sale_id=sale_id,
         occurred_at=at(minutes),
         now=NOW,
     )
