@@ -68,8 +68,8 @@ def history_need(stream: str, state: StockState, version: int, at: datetime) -> 
     The state suffices when nothing is dated after `at` and no count absorbs it;
     `latest_at` is unknown (None) in states stored before it existed: those load it.
     """
-    if version == 0:
-        return None
+    if version == 0 or at.utcoffset() is None:
+        return None  # nothing to look back on, or a time the decider refuses anyway
     if state.counted_at is not None and at <= state.counted_at:
         return HistoryNeed(stream, at, from_count=True)
     if state.latest_at is not None and at >= state.latest_at:

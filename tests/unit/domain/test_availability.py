@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from inventory.domain.authority import Authority
@@ -11,6 +12,7 @@ from inventory.domain.commands import (
     DispatchTransfer,
     FulfilReservation,
     RecordReturn,
+    RecordSale,
     ReserveStock,
 )
 from inventory.domain.errors import (
@@ -18,6 +20,7 @@ from inventory.domain.errors import (
     ReturnBeforeSale,
     ReturnNeedsManager,
     SaleNotFound,
+    ValidationRejected,
 )
 from inventory.domain.events import SaleRecorded, StockSold
 from inventory.domain.state import SaleState
@@ -182,3 +185,14 @@ def fulfil(reservation_id: str, sale_id: str, minutes: float = 0) -> FulfilReser
         occurred_at=at(minutes),
         now=NOW,
     )
+
+
+def test_a_time_without_an_offset_needs_no_history_and_is_refused_as_invalid(
+    shop: Scenario,
+) -> None:
+    naive = sell("s-1", ("A", 1), minutes=-90)
+    naive = RecordSale(
+        **{**msgspec.structs.asdict(naive), "occurred_at": at(-90).replace(tzinfo=None)}
+    )
+    with pytest.raises(ValidationRejected):
+        shop.decide(naive)
