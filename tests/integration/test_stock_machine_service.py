@@ -11,14 +11,16 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import msgspec
+import psycopg
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from inventory.domain.commands import Command, OpenStore, RegisterProduct
 from inventory.domain.errors import CommandRejected
-from inventory.domain.events import Event
+from inventory.domain.events import Event, StockReceived
 from inventory.domain.state import StockState, decode_state
+from inventory.runtime.migrations import sql_directory
 from inventory.runtime.resources import Resources, open_resources
 from inventory.runtime.settings import Settings
 from inventory.service import Actor, CommandService, Decision
@@ -102,3 +104,34 @@ def test_no_clerk_sequence_through_the_service_raises_on_hand_above_what_came_in
             )
         finally:
             runner.run(stack.aclose())
+
+
+def test_migration_0055_gives_stock_states_stored_before_it_their_latest_at(
+    settings: Settings, store_id: str
+) -> None:
+    stream = f"stock-{store_id}-A"
+    events = [
+        StockReceived(store_id=store_id, sku="A", occurred_at=at, quantity=Decimal(1))
+        for at in (datetime(2026, 5, 1, 9, tzinfo=UTC), datetime(2026, 4, 1, 9, tzinfo=UTC))
+    ]
+    old = msgspec.json.encode(StockState(on_hand=Decimal(2))).decode()
+    sql = (sql_directory("migrations") / "0055_stock_latest_at.sql").read_text()
+    with psycopg.connect(settings.primary_admin_url, autocommit=True) as conn:
+        for version, item in enumerate(events, start=1):
+            conn.execute(
+                "INSERT INTO events (id, stream, version, type, store, sku, data, metadata,"
+                " occurred_at) VALUES (gen_random_uuid(), %s, %s, 'stock.received', %s, 'A',"
+                " %s, '{}', %s)",
+                (stream, version, store_id, msgspec.json.encode(item).decode(), item.occurred_at),
+            )
+        conn.execute(
+            "INSERT INTO streams (stream, version, state) VALUES (%s, 2, %s)", (stream, old)
+        )
+        conn.execute(sql)
+        row = conn.execute(
+            "SELECT state::text FROM streams WHERE stream = %s", (stream,)
+        ).fetchone()
+    assert row is not None
+    state = decode_state(stream, row[0])
+    assert isinstance(state, StockState)
+    assert (state.on_hand, state.latest_at) == (Decimal(2), datetime(2026, 5, 1, 9, tzinfo=UTC))
