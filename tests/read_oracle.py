@@ -107,28 +107,55 @@ def ledger(history: list[Fact]) -> list[tuple[Any, ...]]:
     return rows
 
 
+class AlertLog:
+    """Alerts opened and closed, at most one open per kind."""
+
+    def __init__(self) -> None:
+        self.found: list[list[Any]] = []
+        self.open: dict[str, list[Any]] = {}
+        self.oversold = False  # the open negative_stock alert names an oversold sale
+
+    def hold(self, kind: str, condition: bool, seq: int) -> None:
+        if condition and kind not in self.open:
+            self.open[kind] = [kind, seq, None]
+            self.found.append(self.open[kind])
+        elif not condition and kind in self.open:
+            self.close(kind, seq)
+
+    def close(self, kind: str, seq: int) -> None:
+        self.open.pop(kind)[2] = seq
+        if kind == "negative_stock":
+            self.oversold = False
+
+    def negative(self, fact: Fact, below_zero: bool, late: bool) -> None:
+        """Rule 4: a sale with a shortfall opens it even when a count absorbed it; that
+        alert closes only at a recount (a count not absorbed)."""
+        if fact.type == "stock.sold" and Decimal(fact.data.get("shortfall", 0)) > 0:
+            if "negative_stock" not in self.open:
+                self.hold("negative_stock", True, fact.seq)
+                self.oversold = True
+            return
+        if self.oversold:
+            if fact.type != "stock.counted" or late:
+                return
+            self.close("negative_stock", fact.seq)
+        self.hold("negative_stock", below_zero, fact.seq)
+
+
 def alerts(history: list[Fact]) -> list[tuple[str, int, int | None]]:
     """(kind, opened_seq, closed_seq) of every alert, from the levels after each fact."""
-    found: list[list[Any]] = []
-    open_: dict[str, list[Any]] = {}
-
-    def hold(kind: str, condition: bool, seq: int) -> None:
-        if condition and kind not in open_:
-            open_[kind] = [kind, seq, None]
-            found.append(open_[kind])
-        elif not condition and kind in open_:
-            open_.pop(kind)[2] = seq
-
+    log = AlertLog()
     for index, fact in enumerate(history):
         before, after = level(history[:index]), level(history[: index + 1])
+        late = absorbed(history[:index], fact)
         minimum = after["reorder_min"]
-        hold("low_stock", minimum is not None and after["available"] < minimum, fact.seq)  # type: ignore[operator]
-        hold("negative_stock", after["on_hand"] < 0, fact.seq)  # type: ignore[operator]
-        if fact.type == "stock.counted" and not absorbed(history[:index], fact):
-            if "count_discrepancy" in open_:
-                open_.pop("count_discrepancy")[2] = fact.seq
-            hold("count_discrepancy", after["on_hand"] != before["on_hand"], fact.seq)
-    return sorted((kind, opened, closed) for kind, opened, closed in found)
+        log.hold("low_stock", minimum is not None and after["available"] < minimum, fact.seq)  # type: ignore[operator]
+        log.negative(fact, after["on_hand"] < 0, late)  # type: ignore[operator]
+        if fact.type == "stock.counted" and not late:
+            if "count_discrepancy" in log.open:
+                log.close("count_discrepancy", fact.seq)
+            log.hold("count_discrepancy", after["on_hand"] != before["on_hand"], fact.seq)
+    return sorted((kind, opened, closed) for kind, opened, closed in log.found)
 
 
 def as_of(history: list[Fact], when: datetime, known: datetime) -> dict[str, Decimal | None]:

@@ -12,7 +12,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import psycopg
 import structlog
@@ -21,11 +21,12 @@ from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from inventory.command_result import CommandResult, result_of, with_positions
+from inventory.domain.availability import HistoryNeed, StockHistory
 from inventory.domain.commands import Command
 from inventory.domain.context import Change, Context, Head, StreamNotInContext
 from inventory.domain.decider import decide, document_stream, streams_of
 from inventory.domain.errors import CommandRejected, VersionConflict
-from inventory.domain.events import ALL_EVENTS, Event
+from inventory.domain.events import ALL_EVENTS, Event, StockEvent
 from inventory.domain.state import TransferState, decode_state
 from inventory.domain.streams import transfer_stream
 from inventory.eventstore.codec import Codec
@@ -54,6 +55,18 @@ SELECT fingerprint, status, response, CASE WHEN fill_positions THEN ARRAY(
       ON ev.stream = named.event ->> 'stream' AND ev.version = (named.event ->> 'version')::bigint
     ORDER BY named.place) END
 FROM idempotency WHERE principal = %s AND key = %s"""
+# A dated stock change's history (domain/availability.py): the events from the latest count
+# at or before its time (all without one), or those dated after it, in business-time order.
+HISTORY_FROM_COUNT = """
+SELECT type, data::text FROM events
+WHERE stream = %s AND occurred_at >= COALESCE((
+    SELECT max(occurred_at) FROM events
+    WHERE stream = %s AND type = 'stock.counted' AND occurred_at <= %s), '-infinity')
+ORDER BY occurred_at, version"""
+HISTORY_AFTER = (
+    "SELECT type, data::text FROM events WHERE stream = %s AND occurred_at > %s"
+    " ORDER BY occurred_at, version"
+)
 STORE_RESPONSE = (
     "INSERT INTO idempotency (principal, key, fingerprint, status, response, fill_positions)"
     " VALUES (%s, %s, %s, %s, %s, %s)"
@@ -282,6 +295,9 @@ class CommandService:
             streams = streams_of(command, document)
             heads, shared = await self.store.lock_and_share(script, streams.write, streams.read)
         context = _context(heads, shared, streams.all)
+        needs = context.history_needs(command)
+        if needs:
+            context = await self._with_histories(script, context, needs)
         changes = decide(command, context)
         after = context.advanced(changes)
         command_id = str(uuid.uuid4())
@@ -322,6 +338,28 @@ class CommandService:
             result_of(command_id, recorded, changes, after), after, partitions, events
         )
         return decision, responder.accepted(decision) if responder.carries_positions else stored
+
+    async def _with_histories(
+        self, script: Script, context: Context, needs: Sequence[HistoryNeed]
+    ) -> Context:
+        """The context with the stock histories a dated change is checked against (rule 4),
+        read under the streams' locks in this transaction: a third round trip, only for
+        commands dated before an event their streams already hold."""
+        found = await script.rows(*(_history_statement(need) for need in needs))
+        histories = {
+            need.stream: StockHistory(
+                need,
+                tuple(cast("StockEvent", self.store.codec.decode(tag, data)) for tag, data in rows),
+            )
+            for need, rows in zip(needs, found, strict=True)
+        }
+        return Context(context.heads, histories)
+
+
+def _history_statement(need: HistoryNeed) -> Statement:
+    if need.from_count:
+        return (HISTORY_FROM_COUNT, (need.stream, need.stream, need.at))
+    return (HISTORY_AFTER, (need.stream, need.at))
 
 
 def _conflict(error: WrongExpectedVersion) -> VersionConflict:

@@ -20,6 +20,7 @@ from litestar.exceptions import (
 )
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
+    HTTP_403_FORBIDDEN,
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -29,7 +30,7 @@ from litestar.status_codes import (
 )
 from litestar.types import Receive, Scope, Send
 
-from inventory.domain.errors import CommandRejected, NotFound, ValidationRejected
+from inventory.domain.errors import CommandRejected, NotAllowed, NotFound, ValidationRejected
 from inventory.security.errors import (
     ApiKeyNotFound,
     Forbidden,
@@ -132,6 +133,8 @@ def rejection(error: CommandRejected) -> tuple[int, Problem]:
     match error:
         case NotFound():
             status = HTTP_404_NOT_FOUND
+        case NotAllowed():
+            status = HTTP_403_FORBIDDEN
         case ValidationRejected():
             status = HTTP_422_UNPROCESSABLE_ENTITY
         case _:

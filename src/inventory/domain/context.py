@@ -8,6 +8,20 @@ from typing import TypeVar
 
 import msgspec
 
+from inventory.domain.availability import (
+    HistoryNeed,
+    HistoryNotInContext,
+    StockHistory,
+    history_need,
+)
+from inventory.domain.commands import (
+    AdjustStock,
+    Command,
+    DispatchTransfer,
+    FulfilReservation,
+    RecordSale,
+    ReserveStock,
+)
 from inventory.domain.events import Event
 from inventory.domain.evolution import evolve
 from inventory.domain.state import (
@@ -71,9 +85,11 @@ class Change(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Context(msgspec.Struct, frozen=True):
-    """The heads of every stream of a command, keyed by stream name."""
+    """The heads of every stream of a command, keyed by stream name, and the histories
+    of the stock streams its dated changes are checked against (rule 4)."""
 
     heads: Mapping[str, Head] = msgspec.field(default_factory=dict)
+    histories: Mapping[str, StockHistory] = msgspec.field(default_factory=dict)
 
     @classmethod
     def empty(cls, streams: Iterable[str]) -> Context:
@@ -121,6 +137,39 @@ class Context(msgspec.Struct, frozen=True):
     def reservation(self, store_id: str, reservation_id: str) -> ReservationState:
         """The state of `reservation-{store_id}-{reservation_id}`."""
         return self.state(reservation_stream(store_id, reservation_id), ReservationState)
+
+    def history(self, stream: str, at: datetime) -> StockHistory | None:
+        """The history a change of `stream` dated `at` needs (None: its state suffices);
+        HistoryNotInContext when it needs one the caller did not load."""
+        state = self.state(stream, StockState)
+        need = history_need(stream, state, self.version(stream), at)
+        if need is None:
+            return None
+        history = self.histories.get(stream)
+        if history is None or history.need != need:
+            raise HistoryNotInContext(stream)
+        return history
+
+    def history_needs(self, command: Command) -> list[HistoryNeed]:
+        """The histories the decider needs to check `command`'s dated changes (rule 4)."""
+        if isinstance(command, FulfilReservation):
+            held = self.heads.get(reservation_stream(command.store_id, command.reservation_id))
+            state = held.state if held is not None else None
+            skus = list(state.lines) if isinstance(state, ReservationState) else []
+        elif isinstance(command, RecordSale | ReserveStock | AdjustStock | DispatchTransfer):
+            skus = [line.sku for line in command.lines]
+        else:
+            return []
+        store = command.from_store if isinstance(command, DispatchTransfer) else command.store_id
+        needs = []
+        for sku in skus:
+            stream = stock_stream(store, sku)
+            head = self.heads.get(stream)
+            if head is not None and isinstance(head.state, StockState):
+                need = history_need(stream, head.state, head.version, command.occurred_at)
+                if need is not None:
+                    needs.append(need)
+        return needs
 
     def advanced(self, changes: Iterable[Change]) -> Context:
         """The context after appending `changes`: each stream's state folded, version moved."""

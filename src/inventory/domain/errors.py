@@ -28,6 +28,24 @@ class OccurredAtOutOfRange(ValidationRejected):
     code = "occurred_at_out_of_range"
 
 
+class ReturnBeforeSale(ValidationRejected):
+    """A return dated before the sale it names (rule 10)."""
+
+    code = "return_before_sale"
+
+
+class NotAllowed(CommandRejected):
+    """The sender's role may not do this to this document (403)."""
+
+    code = "not_allowed"
+
+
+class ReturnNeedsManager(NotAllowed):
+    """A return against a sale that sold more than was available: a manager's (rule 4)."""
+
+    code = "return_needs_manager"
+
+
 class NotFound(CommandRejected):
     """Base of the refusals naming something that does not exist."""
 

@@ -157,6 +157,9 @@ class SaleRecorded(msgspec.Struct, frozen=True, kw_only=True, tag="sale.recorded
     occurred_at: datetime
     offline: bool = False
     reservation_id: str | None = None
+    # A line sold more than was available at its business time (an offline sale, or any
+    # sale under policy `allow`): only a manager may take a return against it (rule 4).
+    oversold: bool = False
 
 
 class SaleReturned(msgspec.Struct, frozen=True, kw_only=True, tag="sale.returned"):

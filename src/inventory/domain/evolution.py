@@ -161,6 +161,7 @@ def evolve_sale(state: SaleState, event: SaleEvent) -> SaleState:
                 occurred_at=event.occurred_at,
                 sold=added(state.sold, event.lines),
                 returned=state.returned,
+                oversold=state.oversold or event.oversold,
             )
         case SaleReturned():
             return replace(state, returned=added(state.returned, event.lines))

@@ -172,6 +172,7 @@ def ended(
 def fulfil_reservation(command: FulfilReservation, context: Context) -> list[Change]:
     """Turn the held lines into the sale `sale_id` (`available` does not move)."""
     reservation = active_reservation(command, context)
+    policy = open_store(context, command.store_id).negative_stock
     lapsed = reservation.expires_at
     if lapsed is not None and command.now >= lapsed:
         # The hold has ended even if the worker has not recorded the expiry yet.
@@ -197,6 +198,10 @@ def fulfil_reservation(command: FulfilReservation, context: Context) -> list[Cha
         )
         for sku, quantity in reservation.lines.items()
     ]
+    if policy == "deny":
+        # The hold covers it from its own time on; dated earlier, or after a count that
+        # found fewer, the units must be on hand then (rule 4).
+        check_available(context, changes)
     fulfilled = ReservationFulfilled(
         store_id=command.store_id,
         reservation_id=command.reservation_id,

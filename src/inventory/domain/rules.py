@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from inventory.domain.authority import Authority
+from inventory.domain.availability import Shortfall, shortfall
 from inventory.domain.context import Change, Context
 from inventory.domain.errors import (
     InsufficientStock,
@@ -17,9 +18,8 @@ from inventory.domain.errors import (
     StoreNotFound,
     ValidationRejected,
 )
-from inventory.domain.events import StockFact
-from inventory.domain.evolution import evolve
-from inventory.domain.state import ProductState, StoreState, level_of
+from inventory.domain.events import StockEvent, StockFact
+from inventory.domain.state import ProductState, StoreState
 from inventory.domain.window import business_window
 
 MAX_QUANTITY = Decimal(10) ** 12
@@ -140,27 +140,47 @@ def check_period(store: StoreState, occurred_at: datetime) -> None:
         )
 
 
-def check_available(context: Context, changes: Iterable[Change]) -> None:
-    """InsufficientStock when a stock event lowers `available` below zero.
-
-    `requested` is how much the line takes from `available`.
-    """
-    shortfalls: Problems = []
+def shortfalls(context: Context, changes: Iterable[Change]) -> dict[str, Shortfall]:
+    """Per stock stream, the worst point at which `changes` take `available` below zero:
+    as of their business time, at every later time up to the count that absorbs them, and
+    now (rule 4; see domain/availability.py)."""
+    grouped: dict[str, list[StockEvent]] = {}
     for change in changes:
-        event = change.event
-        if not isinstance(event, StockFact):
+        if isinstance(change.event, StockEvent):
+            grouped.setdefault(change.stream, []).append(change.event)
+    found: dict[str, Shortfall] = {}
+    for stream, events in grouped.items():
+        at = events[0].occurred_at
+        stock = context.stock(events[0].store_id, events[0].sku)
+        short = shortfall(stock, context.history(stream, at), events)
+        if short is not None:
+            found[stream] = short
+    return found
+
+
+def check_available(context: Context, changes: Sequence[Change]) -> None:
+    """InsufficientStock when stock events lower `available` below zero, now or as of
+    their business time.
+
+    `requested` is how much the line takes from `available`; `as_of` names the business
+    time that was short when it is not now.
+    """
+    found = shortfalls(context, changes)
+    problems: Problems = []
+    for change in changes:
+        short = found.pop(change.stream, None)
+        if short is None or not isinstance(change.event, StockFact):
             continue
-        stock = context.stock(event.store_id, event.sku)
-        before, after = level_of(stock), level_of(evolve(stock, event))
-        if after.available < 0 and after.available < before.available:
-            # Quantized to the product's decimals: the API shows `3` or `"3.00"` from that.
-            exact = Decimal(1).scaleb(-context.product(event.sku).decimals)
-            shortfalls.append(
-                {
-                    "sku": event.sku,
-                    "available": before.available.quantize(exact),
-                    "requested": (before.available - after.available).quantize(exact),
-                }
-            )
-    if shortfalls:
-        raise InsufficientStock("not enough stock available", shortfalls)
+        sku = change.event.sku
+        # Quantized to the product's decimals: the API shows `3` or `"3.00"` from that.
+        exact = Decimal(1).scaleb(-context.product(sku).decimals)
+        problem: dict[str, Any] = {
+            "sku": sku,
+            "available": short.available.quantize(exact),
+            "requested": short.requested.quantize(exact),
+        }
+        if short.at is not None:
+            problem["as_of"] = short.at.isoformat()
+        problems.append(problem)
+    if problems:
+        raise InsufficientStock("not enough stock available", problems)

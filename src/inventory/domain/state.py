@@ -74,6 +74,9 @@ class StockState(msgspec.Struct, frozen=True, kw_only=True):
     # settled stretch (after the latest count) is refused, never resolved approximately.
     after_count: tuple[Movement, ...] = ()
     settled_through: datetime | None = None
+    # The latest `occurred_at` of any of its events: a change dated at or after it needs no
+    # history to be checked (rule 4). None in states stored before it existed: unknown.
+    latest_at: datetime | None = None
 
 
 class SaleState(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,6 +88,7 @@ class SaleState(msgspec.Struct, frozen=True, kw_only=True):
     occurred_at: datetime | None = None
     sold: dict[str, Decimal] = msgspec.field(default_factory=dict)
     returned: dict[str, Decimal] = msgspec.field(default_factory=dict)
+    oversold: bool = False
 
 
 TransferStatus = Literal["none", "open", "received", "cancelled"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from msgspec.structs import replace
+
 from inventory.domain.admission import (
     Amount,
     admitted,
@@ -18,7 +20,14 @@ from inventory.domain.commands import (
     SetReorderPoint,
 )
 from inventory.domain.context import Change, Context
-from inventory.domain.errors import DuplicateSale, ReturnExceedsSale, SaleNotFound, VersionConflict
+from inventory.domain.errors import (
+    DuplicateSale,
+    ReturnBeforeSale,
+    ReturnExceedsSale,
+    ReturnNeedsManager,
+    SaleNotFound,
+    VersionConflict,
+)
 from inventory.domain.events import (
     Line,
     SaleRecorded,
@@ -30,7 +39,7 @@ from inventory.domain.events import (
     StockReturned,
     StockSold,
 )
-from inventory.domain.rules import check_available, quantity_problem, reject_if
+from inventory.domain.rules import check_available, quantity_problem, reject_if, shortfalls
 from inventory.domain.state import ZERO, SaleState
 from inventory.domain.stock_evolution import count_is_resolvable
 from inventory.domain.streams import sale_stream, stock_stream
@@ -88,6 +97,27 @@ def record_sale(command: RecordSale, context: Context) -> list[Change]:
             f"sale {command.sale_id!r} is already recorded in store {command.store_id!r}",
             [{"sale_id": command.sale_id}],
         )
+    changes = sold_changes(command, context, checked=store.negative_stock == "deny")
+    recorded = SaleRecorded(
+        store_id=command.store_id,
+        sale_id=command.sale_id,
+        lines=command.lines,
+        occurred_at=command.occurred_at,
+        offline=command.offline,
+        oversold=any(
+            isinstance(change.event, StockSold) and change.event.shortfall > 0 for change in changes
+        ),
+    )
+    stream = sale_stream(command.store_id, command.sale_id)
+    return [
+        *changes,
+        document_change(stream, recorded, command.store_id, command.occurred_at, new=True),
+    ]
+
+
+def sold_changes(command: RecordSale, context: Context, *, checked: bool) -> list[Change]:
+    """The sale's stock changes: refused when short and `checked` (policy `deny`) unless
+    offline, otherwise recorded with the part `available` did not cover (rule 4)."""
     changes = [
         stock_change(
             StockSold(
@@ -101,19 +131,15 @@ def record_sale(command: RecordSale, context: Context) -> list[Change]:
         )
         for line in command.lines
     ]
-    if store.negative_stock == "deny" and not command.offline:
+    if checked and not command.offline:
         check_available(context, changes)
-    recorded = SaleRecorded(
-        store_id=command.store_id,
-        sale_id=command.sale_id,
-        lines=command.lines,
-        occurred_at=command.occurred_at,
-        offline=command.offline,
-    )
-    stream = sale_stream(command.store_id, command.sale_id)
+        return changes
+    short = shortfalls(context, changes)
     return [
-        *changes,
-        document_change(stream, recorded, command.store_id, command.occurred_at, new=True),
+        replace(change, event=replace(change.event, shortfall=short[change.stream].missing))
+        if change.stream in short and isinstance(change.event, StockSold)
+        else change
+        for change in changes
     ]
 
 
@@ -124,6 +150,17 @@ def record_return(command: RecordReturn, context: Context) -> list[Change]:
     if not sale.exists:
         raise SaleNotFound(
             f"no sale {command.sale_id!r} in store {command.store_id!r}",
+            [{"sale_id": command.sale_id}],
+        )
+    if sale.occurred_at is not None and command.occurred_at < sale.occurred_at:
+        raise ReturnBeforeSale(
+            f"the return is dated before sale {command.sale_id!r}",
+            [{"field": "occurred_at", "sale_occurred_at": sale.occurred_at.isoformat()}],
+        )
+    if sale.oversold and not command.authority.manages:
+        raise ReturnNeedsManager(
+            f"sale {command.sale_id!r} sold more than was available: a manager records "
+            "returns against it",
             [{"sale_id": command.sale_id}],
         )
     check_returnable(sale, command.lines)

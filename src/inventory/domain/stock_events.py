@@ -34,6 +34,9 @@ class StockSold(StockFact, frozen=True, kw_only=True, tag="stock.sold"):
     quantity: Decimal
     sale_id: str
     offline: bool = False
+    # How much of `quantity` `available` did not cover at its business time (rule 4):
+    # recorded so the read side alerts without recomputing; 0 in events from before it.
+    shortfall: Decimal = Decimal(0)
 
 
 class StockReturned(StockFact, frozen=True, kw_only=True, tag="stock.returned"):

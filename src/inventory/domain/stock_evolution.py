@@ -46,6 +46,15 @@ TransferMovement = (
 
 def evolve_stock(state: StockState, event: StockEvent) -> StockState:
     """The stock state after `event`; never raises (events are facts)."""
+    after = evolved(state, event)
+    latest = state.latest_at
+    if latest is not None and latest >= event.occurred_at:
+        return after
+    return replace(after, latest_at=event.occurred_at)
+
+
+def evolved(state: StockState, event: StockEvent) -> StockState:
+    """The quantities after `event` (`evolve_stock` also moves `latest_at`)."""
     match event:
         case StockCounted():
             return counted(state, event.occurred_at, event.counted)

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import msgspec
 
-from inventory.domain.events import StockCounted, StockEvent
+from inventory.domain.events import StockCounted, StockEvent, StockSold
 from inventory.domain.state import StockState, level_of
 from inventory.projectors.engine import Cursor, ReplicaEvent
 
 Key = tuple[str, str, str]  # store, sku, kind
 
 OPEN_ALERTS = """
-SELECT a.store, a.sku, a.kind, a.id FROM alerts AS a
+SELECT a.store, a.sku, a.kind, a.id, a.details ? 'sale_id' FROM alerts AS a
 JOIN unnest(%s::text[], %s::text[]) AS item(store, sku) USING (store, sku)
 WHERE a.closed_seq IS NULL
 """
@@ -42,7 +41,7 @@ class NewAlert:
     kind: str
     opened_seq: int
     opened_at: datetime
-    details: dict[str, Decimal]
+    details: dict[str, Any]
     closed_seq: int | None = None
     closed_at: datetime | None = None
 
@@ -50,8 +49,10 @@ class NewAlert:
 class AlertBook:
     """The open alerts of a batch's items and what the batch changes about them."""
 
-    def __init__(self, existing: dict[Key, int]) -> None:
+    def __init__(self, existing: dict[Key, int], oversales: set[Key] | None = None) -> None:
         self.existing = existing
+        # Open `negative_stock` alerts that name an oversold sale: only a recount closes them.
+        self.oversales = oversales or set()
         self.opened: dict[Key, NewAlert] = {}
         self.new: list[NewAlert] = []
         self.closed: list[tuple[int, int, datetime]] = []
@@ -60,7 +61,11 @@ class AlertBook:
     def load(cls, cur: Cursor, items: list[tuple[str, str]]) -> AlertBook:
         """The open alerts of `items`, in one query."""
         cur.execute(OPEN_ALERTS, ([s for s, _ in items], [k for _, k in items]))
-        return cls({(store, sku, kind): id_ for store, sku, kind, id_ in cur.fetchall()})
+        rows = cur.fetchall()
+        return cls(
+            {(store, sku, kind): id_ for store, sku, kind, id_, _ in rows},
+            {(store, sku, kind) for store, sku, kind, _, names_sale in rows if names_sale},
+        )
 
     def observe(
         self,
@@ -76,7 +81,7 @@ class AlertBook:
         low = after.reorder_min is not None and level.available < after.reorder_min
         low_details = {"available": level.available, "reorder_min": after.reorder_min}
         self._hold(replica, event, "low_stock", low, low_details)
-        self._hold(replica, event, "negative_stock", level.on_hand < 0, {"on_hand": level.on_hand})
+        self._negative(replica, event, after, absorbed=absorbed)
         if isinstance(event, StockCounted) and not absorbed:
             difference = after.on_hand - before.on_hand
             key = (event.store_id, event.sku, "count_discrepancy")
@@ -87,6 +92,27 @@ class AlertBook:
                 "difference": difference,
             }
             self._hold(replica, event, "count_discrepancy", difference != 0, details)
+
+    def _negative(
+        self, replica: ReplicaEvent, event: StockEvent, after: StockState, *, absorbed: bool
+    ) -> None:
+        """`negative_stock` while `on_hand` is below zero, and from a sale that sold more than
+        was available at its business time (rule 4), even one a count absorbed: that alert
+        names the sale and stays open until a recount (a count not absorbed)."""
+        key = (event.store_id, event.sku, "negative_stock")
+        if isinstance(event, StockSold) and event.shortfall > 0:
+            details = {"on_hand": after.on_hand, "sale_id": event.sale_id}
+            if key not in self.existing and key not in self.opened:
+                self.oversales.add(key)
+            self._hold(
+                replica, event, "negative_stock", True, details | {"shortfall": event.shortfall}
+            )
+            return
+        if key in self.oversales:
+            if not isinstance(event, StockCounted) or absorbed:
+                return
+            self._close(key, replica)  # a recount settles it; still below zero opens anew
+        self._hold(replica, event, "negative_stock", after.on_hand < 0, {"on_hand": after.on_hand})
 
     def _hold(
         self,
@@ -108,6 +134,7 @@ class AlertBook:
             self._close(key, replica)
 
     def _close(self, key: Key, replica: ReplicaEvent) -> None:
+        self.oversales.discard(key)
         if key in self.existing:
             self.closed.append((self.existing.pop(key), replica.seq, replica.occurred_at))
         elif key in self.opened:

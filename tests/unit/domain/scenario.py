@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from inventory.domain.availability import history_of
 from inventory.domain.commands import (
     AdjustmentLine,
     AdjustStock,
@@ -115,7 +116,13 @@ class Scenario:
         """The context a service would build: a head for every stream of the command."""
         document = document_stream(command)
         state = None if document is None else self.state(document)
-        return Context({stream: self.head(stream) for stream in streams_of(command, state).all})
+        context = Context({stream: self.head(stream) for stream in streams_of(command, state).all})
+        # The histories the service loads from the primary, out of the events kept here.
+        histories = {
+            need.stream: history_of(need, self.history[need.stream])  # type: ignore[arg-type]
+            for need in context.history_needs(command)
+        }
+        return Context(context.heads, histories)
 
     def head(self, stream: str) -> Head:
         """A stream's version and its events folded."""
