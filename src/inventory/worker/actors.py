@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
@@ -13,7 +14,9 @@ import structlog
 from psycopg_pool import ConnectionPool
 
 from inventory.feed.publisher import publish_partition, publish_partitions
-from inventory.projectors.engine import catch_up_partitions, lags, project_partition
+from inventory.projectors import stalls
+from inventory.projectors.containment import isolate
+from inventory.projectors.engine import catch_up_partitions, lags
 from inventory.projectors.registry import PROJECTORS
 from inventory.runtime.settings import Settings
 from inventory.worker import reservations
@@ -117,75 +120,149 @@ def wake_projectors(partition: str) -> None:
                 _woken.clear()
             serve(taken)
     except BaseException:
-        # Dramatiq retries the message; the next round serves the rest again, but not a
-        # partition that failed alone (its next wake-up or the sweep tries it again).
+        # Dramatiq retries the message (a broken connection, Redis down while publishing);
+        # the next round serves the rest again, but not a stalled partition (the sweep
+        # retries it when its back-off allows).
         with _woken_lock:
-            _woken.update(partition for partition in taken if partition not in _failing)
+            _woken.update(partition for partition in taken if partition not in _stalled)
             _serving = False
         raise
     for part in left:
         wake_projectors.send(part)  # whoever takes it serves them
 
 
-# Partitions whose last round failed (an event a projector cannot apply, say): served
-# alone until one succeeds, so they do not fail every round they would share.
-_failing: set[str] = set()
-
-
 def serve(partitions: list[str]) -> None:
-    """One round for the partitions on one connection: project, then publish. If the
-    round fails, each partition goes round alone, so one store's failure stops only it."""
+    """One round for the partitions on one connection: project, then publish those that
+    projected (a stalled one publishes nothing: the feed shows only projected events)."""
     assert _settings is not None
-    alone = [partition for partition in partitions if partition in _failing]
-    together = [partition for partition in partitions if partition not in _failing]
     with replica_pool().connection() as conn:
-        if len(together) > 1:
-            try:
-                _round(conn, together)
-            except Exception:
-                if conn.broken:
-                    raise
-                log.exception("a round of several partitions failed; serving each alone")
-                alone = partitions
-        else:
-            alone = partitions
-        failed: Exception | None = None
-        for partition in alone:
-            try:
-                _round(conn, [partition])
-            except Exception as error:  # raised below, once every partition is served
-                if conn.broken:
-                    raise
-                _failing.add(partition)
-                failed = failed or error
-            else:
-                _failing.discard(partition)
-        if failed is not None:
-            raise failed
+        projected = project_contained(conn, partitions).projected
+        if projected:
+            # Only now, with every read model committed, may the feed show these events.
+            publish_partitions(conn, feed_redis(), _settings.redis_namespace, projected)
 
 
-def _round(conn: psycopg.Connection[Any], partitions: list[str]) -> None:
-    assert _settings is not None
+# Partitions where a projector is stalled (an event it cannot apply): each goes alone, no
+# sooner than its back-off allows, so it neither fails the rounds it would share nor
+# spins the CPU. In memory: a restart (how a fix ships) retries at once.
+BACKOFF_FIRST = 1.0  # seconds before the first retry; doubled after each failure
+BACKOFF_MAX = 60.0
+
+
+@dataclass
+class _Backoff:
+    failures: int
+    due: float  # time.monotonic() of the next retry
+
+
+_stalled: dict[str, _Backoff] = {}
+_stalled_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Round:
+    """What `project_contained` did."""
+
+    projected: list[str]  # partitions every projector caught up on
+    applied: int  # events applied by the round of healthy partitions and the retries
+
+
+def project_contained(conn: psycopg.Connection[Any], partitions: list[str]) -> Round:
+    """Catch every projector up on the partitions: the healthy ones in one round; if that
+    fails, or for a stalled one whose back-off is over, each alone. A projector that
+    cannot apply an event stops there and the stall is recorded (`projectors.stalls`);
+    every other partition goes on."""
+    now = time.monotonic()
+    with _stalled_lock:
+        stalled = {part for part in partitions if part in _stalled}
+        alone = [part for part in partitions if part in stalled and _stalled[part].due <= now]
+    together = [part for part in partitions if part not in stalled]
+    applied = 0
+    if together:
+        try:
+            applied += _catch_up(conn, together)
+        except Exception:
+            if conn.broken:
+                raise
+            log.warning("a round failed; serving each of its partitions alone")
+            alone, together = together + alone, []
+    projected = list(together)
+    for partition in alone:
+        count = _alone(conn, partition)
+        if count is not None:
+            projected.append(partition)
+            applied += count
+    return Round(projected, applied)
+
+
+def _catch_up(conn: psycopg.Connection[Any], partitions: list[str]) -> int:
     structlog.contextvars.bind_contextvars(partitions=partitions)
     applied = catch_up_partitions(conn, PROJECTORS, partitions)
     if any(applied.values()):
         log.debug("projected", **applied)
-    # Only now, with every read model committed, may the feed show these events.
-    publish_partitions(conn, feed_redis(), _settings.redis_namespace, partitions)
+    return sum(applied.values())
+
+
+def _alone(conn: psycopg.Connection[Any], partition: str) -> int | None:
+    """Catch one partition up; on failure find and record the stalls. The events
+    applied, or None while some projector is stalled there."""
+    names = [projector.name for projector in PROJECTORS]
+    try:
+        applied = _catch_up(conn, [partition])
+    except Exception:
+        if conn.broken:
+            raise
+        found = isolate(conn, PROJECTORS, partition)
+        applied = 0
+    else:
+        found = []
+    failed = {stall.projector for stall in found}
+    stalls.clear(conn, partition, [name for name in names if name not in failed])
+    if found:
+        stalls.record(conn, found)
+        _back_off(partition, found)
+        return None
+    with _stalled_lock:
+        was = _stalled.pop(partition, None)
+    if was is not None:
+        log.info("projection resumed", store=partition, failures=was.failures)
+    return applied
+
+
+def _back_off(partition: str, found: list[stalls.Stall]) -> None:
+    with _stalled_lock:
+        failures = _stalled[partition].failures + 1 if partition in _stalled else 1
+        delay = min(BACKOFF_FIRST * 2 ** (failures - 1), BACKOFF_MAX)
+        _stalled[partition] = _Backoff(failures, time.monotonic() + delay)
+    for stall in found:  # ids and the error only: never the event's data
+        log.error(
+            "projection stalled: a projector cannot apply an event",
+            projector=stall.projector,
+            store=stall.partition,
+            seq=stall.seq,
+            position=stall.position,
+            stream=stall.stream,
+            type=stall.event_type,
+            error_class=stall.error_class,
+            error=stall.error,
+            failures=failures,
+            retry_in_seconds=delay,
+        )
 
 
 def sweep() -> int:
-    """Project every partition some projector trails, then publish what any partition
-    has not published yet (a wake-up lost, or Redis down when it ran); returns the
-    events applied."""
+    """Project every partition some projector trails (a stalled one when its back-off
+    allows), forget stalls a partition has got past, then publish what any partition has
+    not published yet (a wake-up lost, or Redis down when it ran); returns the events
+    applied."""
     with replica_pool().connection() as conn:
         every = lags(conn, PROJECTORS)
-    total = 0
-    for partition in sorted({lag.partition for lag in every if lag.behind}):
-        total += sum(project_partition(replica_pool(), PROJECTORS, partition).values())
+        behind = sorted({lag.partition for lag in every if lag.behind})
+        applied = project_contained(conn, behind).applied if behind else 0
+        stalls.clear_past(conn)
     for partition in sorted({lag.partition for lag in every}):
         publish(partition)
-    return total
+    return applied
 
 
 def _sweep_forever(settings: Settings, stop: threading.Event) -> None:
