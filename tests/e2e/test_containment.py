@@ -9,6 +9,7 @@ superuser. On servers of their own: a stall fails `/health/ready` for everyone.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -48,7 +49,8 @@ READ_MODELS = {
     "stock_ledger": "SELECT * FROM stock_ledger WHERE store = ANY(%s) ORDER BY seq",
     "alerts": "SELECT store, sku, kind, opened_seq, opened_at, closed_seq, closed_at, details"
     " FROM alerts WHERE store = ANY(%s) ORDER BY store, sku, kind, opened_seq",
-    "daily_movements": "SELECT * FROM daily_movements WHERE store = ANY(%s)"
+    "daily_movements": "SELECT store, day, sku, type, count, quantity FROM daily_movements"
+    " WHERE store = ANY(%s)"
     " ORDER BY store, day, sku, type",
     "stream_heads": "SELECT stream, partition, version, last_seq FROM stream_heads"
     " WHERE partition = ANY(%s) ORDER BY stream",
@@ -111,7 +113,7 @@ def _stores(client: Client, *stores: str) -> int:
         assert client.post("/v1/products", {"sku": sku, "name": sku}).status_code in {201, 409}
     position = 0
     for store in stores:
-        client.command("/v1/stores", {"id": store, "name": store})
+        assert client.post("/v1/stores", {"id": store, "name": store}).status_code == 201
         lines = [{"sku": "A", "quantity": 100}, {"sku": "B", "quantity": 100}]
         position = client.command(f"/v1/stores/{store}/receipts", {"lines": lines})
     return position
@@ -310,3 +312,17 @@ def test_an_event_no_projector_can_decode_stalls_its_store_only(
     audited = _audit(env, bad)
     assert audited.returncode == 1
     assert "stalls    FAILED (2)" in audited.stdout
+
+    # Wake-ups keep coming for the stalled store; the worker retries it on its back-off
+    # (doubling delays: attempts grow with the log of the time stalled), not on each one.
+    last = max(_sell(client, bad, "B") for _ in range(15))
+    assert _stock(client, bad, last).status_code == 503
+    with psycopg.connect(settings.replica_url) as conn:
+        rows = conn.execute(
+            "SELECT attempts, extract(epoch FROM clock_timestamp() - first_failed_at)::float8"
+            " FROM projection_stalls WHERE partition = %s",
+            (bad,),
+        ).fetchall()
+    assert len(rows) == 2
+    for attempts, stalled_for in rows:
+        assert attempts <= 3 + math.log2(1 + stalled_for), (attempts, stalled_for)
