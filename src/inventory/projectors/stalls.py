@@ -75,7 +75,7 @@ class Stall:
 
 
 def describe_error(error: BaseException) -> tuple[str, str]:
-    """(class, message) of an error: the message's first line, with a SQLSTATE if any,
+    """(class, message) of an error: its first non-blank line, with a SQLSTATE if any,
     and bounded (a database error's DETAIL and CONTEXT lines may quote row values)."""
     kind = type(error)
     name = (
