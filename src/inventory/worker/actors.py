@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
 
 import dramatiq
-import psycopg
 import redis
 import structlog
 from psycopg_pool import ConnectionPool
 
 from inventory.feed.publisher import publish_partition, publish_partitions
 from inventory.projectors import stalls
-from inventory.projectors.containment import isolate
-from inventory.projectors.engine import catch_up_partitions, lags
+from inventory.projectors.engine import lags
 from inventory.projectors.registry import PROJECTORS
 from inventory.runtime.settings import Settings
 from inventory.worker import reservations
+from inventory.worker.containment import is_stalled, project_contained
 
 log = structlog.get_logger(__name__)
 
@@ -124,7 +121,7 @@ def wake_projectors(partition: str) -> None:
         # the next round serves the rest again, but not a stalled partition (the sweep
         # retries it when its back-off allows).
         with _woken_lock:
-            _woken.update(partition for partition in taken if partition not in _stalled)
+            _woken.update(partition for partition in taken if not is_stalled(partition))
             _serving = False
         raise
     for part in left:
@@ -142,121 +139,14 @@ def serve(partitions: list[str]) -> None:
             publish_partitions(conn, feed_redis(), _settings.redis_namespace, projected)
 
 
-# Partitions where a projector is stalled (an event it cannot apply): each goes alone, no
-# sooner than its back-off allows, so it neither fails the rounds it would share nor
-# spins the CPU. In memory: a restart (how a fix ships) retries at once.
-BACKOFF_FIRST = 1.0  # seconds before the first retry; doubled after each failure
-BACKOFF_MAX = 60.0
-
-
-@dataclass
-class _Backoff:
-    failures: int
-    due: float  # time.monotonic() of the next retry
-
-
-_stalled: dict[str, _Backoff] = {}
-_stalled_lock = threading.Lock()
-
-
-@dataclass(frozen=True)
-class Round:
-    """What `project_contained` did."""
-
-    projected: list[str]  # partitions every projector caught up on
-    applied: int  # events applied by the round of healthy partitions and the retries
-
-
-def project_contained(conn: psycopg.Connection[Any], partitions: list[str]) -> Round:
-    """Catch every projector up on the partitions: the healthy ones in one round; if that
-    fails, or for a stalled one whose back-off is over, each alone. A projector that
-    cannot apply an event stops there and the stall is recorded (`projectors.stalls`);
-    every other partition goes on."""
-    now = time.monotonic()
-    with _stalled_lock:
-        stalled = {part for part in partitions if part in _stalled}
-        alone = [part for part in partitions if part in stalled and _stalled[part].due <= now]
-    together = [part for part in partitions if part not in stalled]
-    applied = 0
-    if together:
-        try:
-            applied += _catch_up(conn, together)
-        except Exception:
-            if conn.broken:
-                raise
-            log.warning("a round failed; serving each of its partitions alone")
-            alone, together = together + alone, []
-    projected = list(together)
-    for partition in alone:
-        count = _alone(conn, partition)
-        if count is not None:
-            projected.append(partition)
-            applied += count
-    return Round(projected, applied)
-
-
-def _catch_up(conn: psycopg.Connection[Any], partitions: list[str]) -> int:
-    structlog.contextvars.bind_contextvars(partitions=partitions)
-    applied = catch_up_partitions(conn, PROJECTORS, partitions)
-    if any(applied.values()):
-        log.debug("projected", **applied)
-    return sum(applied.values())
-
-
-def _alone(conn: psycopg.Connection[Any], partition: str) -> int | None:
-    """Catch one partition up; on failure find and record the stalls. The events
-    applied, or None while some projector is stalled there."""
-    names = [projector.name for projector in PROJECTORS]
-    try:
-        applied = _catch_up(conn, [partition])
-    except Exception:
-        if conn.broken:
-            raise
-        found = isolate(conn, PROJECTORS, partition)
-        applied = 0
-    else:
-        found = []
-    failed = {stall.projector for stall in found}
-    stalls.clear(conn, partition, [name for name in names if name not in failed])
-    if found:
-        stalls.record(conn, found)
-        _back_off(partition, found)
-        return None
-    with _stalled_lock:
-        was = _stalled.pop(partition, None)
-    if was is not None:
-        log.info("projection resumed", store=partition, failures=was.failures)
-    return applied
-
-
-def _back_off(partition: str, found: list[stalls.Stall]) -> None:
-    with _stalled_lock:
-        failures = _stalled[partition].failures + 1 if partition in _stalled else 1
-        delay = min(BACKOFF_FIRST * 2 ** (failures - 1), BACKOFF_MAX)
-        _stalled[partition] = _Backoff(failures, time.monotonic() + delay)
-    for stall in found:  # ids and the error only: never the event's data
-        log.error(
-            "projection stalled: a projector cannot apply an event",
-            projector=stall.projector,
-            store=stall.partition,
-            seq=stall.seq,
-            position=stall.position,
-            stream=stall.stream,
-            type=stall.event_type,
-            error_class=stall.error_class,
-            error=stall.error,
-            failures=failures,
-            retry_in_seconds=delay,
-        )
-
-
 def sweep() -> int:
     """Project every partition some projector trails (a stalled one when its back-off
     allows), forget stalls a partition has got past, then publish what any partition has
     not published yet (a wake-up lost, or Redis down when it ran); returns the events
     applied."""
     with replica_pool().connection() as conn:
-        every = lags(conn, PROJECTORS)
+        with conn.transaction():  # ended here: every batch below commits on its own
+            every = lags(conn, PROJECTORS)
         behind = sorted({lag.partition for lag in every if lag.behind})
         applied = project_contained(conn, behind).applied if behind else 0
         stalls.clear_past(conn)
