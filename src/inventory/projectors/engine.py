@@ -10,7 +10,9 @@ partitions at once: one transaction per batch that locks all their checkpoints, 
 partition's events after the lowest one once, hands each projector the events after its
 own checkpoints (they differ after one projector's rebuild or reset) and advances them all
 together. `project`
-catches up one projector alone (the sweep's fallback, a rebuild in progress, tests).
+catches up one projector alone (a rebuild in progress, tests). A batch that fails rolls
+back whole; finding the projector and the event, and keeping the other stores going, is
+`containment.isolate`'s and the worker's part (worker/containment.py).
 """
 
 from __future__ import annotations
