@@ -112,10 +112,12 @@ def _isolate(conn: psycopg.Connection[Any], partition: str) -> list[stalls.Stall
     without naming an event: the other partitions of the round must still be served."""
     try:
         return isolate(conn, PROJECTORS, partition)
-    except Exception:
+    except Exception as error:
         if conn.broken:
             raise
-        log.exception("could not find the event a projector fails on", store=partition)
+        error_class, message = stalls.describe_error(error)  # no DETAIL: it may quote data
+        log.error("could not find the event a projector fails on", store=partition,  # noqa: TRY400 - no traceback: it may quote data
+                  error_class=error_class, error=message)  # fmt: skip
         _back_off(partition, [])
         return None
 
