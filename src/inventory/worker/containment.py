@@ -115,9 +115,10 @@ def _isolate(conn: psycopg.Connection[Any], partition: str) -> list[stalls.Stall
     except Exception as error:
         if conn.broken:
             raise
-        error_class, message = stalls.describe_error(error)  # no DETAIL: it may quote data
-        log.error("could not find the event a projector fails on", store=partition,  # noqa: TRY400 - no traceback: it may quote data
-                  error_class=error_class, error=message)  # fmt: skip
+        # No traceback, no DETAIL: they may quote the event's data.
+        error_class, message = stalls.describe_error(error)
+        what = "could not find the event a projector fails on"
+        log.error(what, store=partition, error_class=error_class, error=message)  # noqa: TRY400
         _back_off(partition, [])
         return None
 
