@@ -249,6 +249,9 @@ def test_a_projector_bug_stalls_one_store_and_a_fix_and_a_restart_lose_nothing(
     for check in ("versions", "events", "states", "replica", "order"):
         assert re.search(rf"^  {check} +ok ", audited.stdout, re.MULTILINE), audited.stdout
     assert _audit(env, well).returncode == 0
+    status = inventory("projections", "status", env=env)
+    assert status.returncode == 0
+    assert f"STALLED: projector stock stalled in store {sick} at event seq {seq} " in status.stdout
 
     # The fix ships; the restarted worker catches the store up from its checkpoint.
     with psycopg.connect(settings.replica_admin_url, autocommit=True) as admin:
