@@ -107,13 +107,14 @@ def running(env: dict[str, str], settings: Settings, tmp_path: Path) -> Iterator
             started.stop()
 
 
-def _stores(client: Client, *stores: str) -> int:
+def _stores(client: Client, *stores: str, timezone: str = "UTC") -> int:
     """Open the stores, register A and B, receive 100 of each in every store."""
     for sku in ("A", "B"):  # the second test finds them registered
         assert client.post("/v1/products", {"sku": sku, "name": sku}).status_code in {201, 409}
     position = 0
     for store in stores:
-        assert client.post("/v1/stores", {"id": store, "name": store}).status_code == 201
+        body = {"id": store, "name": store, "timezone": timezone}
+        assert client.post("/v1/stores", body).status_code == 201
         lines = [{"sku": "A", "quantity": 100}, {"sku": "B", "quantity": 100}]
         position = client.command(f"/v1/stores/{store}/receipts", {"lines": lines})
     return position
@@ -329,3 +330,44 @@ def test_an_event_no_projector_can_decode_stalls_its_store_only(
     assert len(rows) == 2
     for attempts, stalled_for in rows:
         assert attempts <= 3 + math.log2(1 + stalled_for), (attempts, stalled_for)
+
+
+YEAR_ONE = """
+INSERT INTO events (id, stream, version, type, store, sku, data, metadata, occurred_at)
+SELECT gen_random_uuid(), %(stream)s, 1, type, store, 'Y',
+       data || '{"sku": "Y", "occurred_at": "0001-01-01T00:00:00Z"}', metadata,
+       '0001-01-01T00:00:00Z'
+FROM events WHERE position = %(model)s
+RETURNING position
+"""
+
+
+def test_a_sale_dated_year_one_below_the_api_stalls_its_store_only(
+    env: dict[str, str], settings: Settings, running: Running
+) -> None:
+    bad, good = (f"s{uuid.uuid4().hex[:8]}" for _ in range(2))
+    client = running.client
+    # West of UTC, the first day of year 1 falls in year 0, which Python has not.
+    _on_hand(_stock(client, good, _stores(client, bad, good, timezone="America/New_York")))
+    _on_hand(_stock(client, bad, _sell(client, bad, "A")))
+    _, model = _sold(settings, bad, "A")
+    # The bug this containment was measured on: the door refuses such a date now, so
+    # the event is written below it, a copy of a real sale dated 0001-01-01.
+    with psycopg.connect(settings.primary_admin_url, autocommit=True) as admin:
+        row = admin.execute(YEAR_ONE, {"stream": f"stock-{bad}-Y", "model": model}).fetchone()
+    assert row is not None
+    poison = int(row[0])
+    after = _sell(client, bad, "B")
+
+    wait_until(lambda: bool(_stalls_of(running.api, bad)), timeout=60)
+    stalled = _stalls_of(running.api, bad)
+    assert [(s["projector"], s["position"], s["type"], s["error_class"]) for s in stalled] == [
+        ("daily_movements", poison, "stock.sold", "OverflowError")  # the local day is year 0
+    ]
+    assert _stock(client, bad, after).status_code == 503
+    assert _on_hand(_stock(client, good, _sell(client, good, "A", 3))) == {"A": 97, "B": 100}
+    history = client.get("/v1/events", store=bad, limit=1000)
+    assert {poison, after} <= {event["position"] for event in history.json()["items"]}
+    audited = _audit(env, bad)
+    assert audited.returncode == 1
+    assert f"stalled in store {bad} at event seq {stalled[0]['seq']}" in audited.stdout
