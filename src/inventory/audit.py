@@ -12,6 +12,9 @@ An auditor's questions, each answered from the databases themselves:
   differ)?
 - **order**: on the replica, does `seq` (the cursor of projectors and the feed) follow
   each stream's versions?
+- **stalls**: is every projector able to go on, or is one stopped at an event of a
+  store it cannot apply (projectors/stalls.py)? The history is whole either way, but a
+  stalled store's read models stay behind it until a fix ships.
 
 Everything is read-only and runs as the app role. The primary keeps taking commands
 meanwhile: events appended after the check began are not compared, and a range that
@@ -35,6 +38,7 @@ from inventory.domain.evolution import evolve
 from inventory.domain.state import decode_state, initial_state
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.errors import UnknownEventType
+from inventory.projectors import stalls
 from inventory.projectors.admin import Progress
 from inventory.security.events import IDENTITY_EVENTS
 
@@ -290,6 +294,21 @@ def check_order(replica: psycopg.Connection[Any], store: str | None) -> Check:
     return check
 
 
+def check_stalls(replica: psycopg.Connection[Any], store: str | None) -> Check:
+    """No projector is stalled at an event it cannot apply (in `store`, or anywhere)."""
+    check = Check("stalls", what="projector partitions")
+    row = replica.execute(
+        "SELECT count(*) FROM projector_checkpoints WHERE %(store)s::text IS NULL"
+        " OR partition = %(store)s",
+        {"store": store},
+    ).fetchone()
+    check.checked = int(row[0]) if row else 0
+    for stall in stalls.live(replica, store):
+        since = f"{stall.first_failed_at:%Y-%m-%d %H:%M:%S}Z" if stall.first_failed_at else "?"
+        check.problem(f"{stall.describe()} (since {since}, {stall.attempts} attempts)")
+    return check
+
+
 def verify(
     primary_url: str,
     replica_url: str,
@@ -299,7 +318,8 @@ def verify(
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
-    """Run every check, print the report; 0 when the history is whole, 1 otherwise."""
+    """Run every check, print the report; 0 when the history is whole and no projector
+    is stalled, 1 otherwise."""
     started = time.monotonic()
     with _connect(primary_url) as primary, _connect(replica_url) as replica:
         where, params = _scope(store)
@@ -310,7 +330,7 @@ def verify(
         decodes, states = check_states(primary_url, store, progress)
         print(file=err)
         checks += [decodes, states, check_replica(primary, replica, store, wait)]
-        checks.append(check_order(replica, store))
+        checks += [check_order(replica, store), check_stalls(replica, store)]
     scope = f"store {store}" if store else "every store"
     print(f"inventory audit verify: {scope}, {total:,} events on the primary", file=out)
     for check in checks:

@@ -86,7 +86,9 @@ def test_a_whole_history_is_verified(
     events = len(primary_positions(settings.primary_url, [store_id]))
     assert lines[0] == f"inventory audit verify: store {store_id}, {events} events on the primary"
     checks = {line.split()[0]: line.split()[1] for line in lines[1:-1]}
-    assert checks == dict.fromkeys(["versions", "events", "states", "replica", "order"], "ok")
+    assert checks == dict.fromkeys(
+        ["versions", "events", "states", "replica", "order", "stalls"], "ok"
+    )
     assert "the history is whole" in lines[-1]
 
 

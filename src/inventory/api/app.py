@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Controller, Litestar, get
 from litestar.config.compression import CompressionConfig
+from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusConfig
+from litestar.response import Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from inventory import __version__
+from inventory.api import projection_metrics
 from inventory.api.auth import security_middleware
 from inventory.api.catalog_routes import CatalogController
 from inventory.api.dashboard import dashboard_router
@@ -38,11 +42,18 @@ from inventory.worker.wakeups import after_commit
 MAX_BODY_BYTES = 1024 * 1024
 
 
-class MetricsController(PrometheusController):
-    """Prometheus text exposition of the default registry."""
+class MetricsController(Controller):
+    """Prometheus text exposition of the default registry, the projection stalls read
+    from the replica first."""
 
     path = "/metrics"
     include_in_schema = False
+
+    @get()
+    async def metrics(self, state: State) -> Response[bytes]:
+        """The metrics, with the stalls as the replica has them now."""
+        await projection_metrics.refresh(state.resources)
+        return Response(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

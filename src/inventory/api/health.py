@@ -14,6 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Response
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
+from inventory.projectors import stalls
 from inventory.projectors.backlog import backlogs
 from inventory.projectors.registry import PROJECTORS
 from inventory.runtime.migrations import SUBSCRIPTION
@@ -46,7 +47,11 @@ class Liveness(msgspec.Struct):
 
 
 class CheckFailed(Exception):
-    """A dependency answered, but not as a healthy one would."""
+    """A dependency answered, but not as a healthy one would (`detail`: what it said)."""
+
+    def __init__(self, message: str, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 async def _primary(r: Resources) -> dict[str, Any]:
@@ -103,10 +108,13 @@ async def _projections(r: Resources) -> dict[str, Any]:
     max_events = r.settings.max_projection_lag_events
     max_seconds = r.settings.max_projection_lag_seconds
     async with r.replica.connection(timeout=CHECK_TIMEOUT) as conn:
+        stalled = await stalls.live_async(conn)
         # One more than the allowance: enough to tell "over" from "at", and no more.
         behind = await backlogs(
             conn, [p.name for p in PROJECTORS], limit=max_events + 1, max_age=max_seconds
         )
+    if stalled:
+        raise _stalled(stalled)
     over = [
         b
         for b in behind
@@ -124,6 +132,16 @@ async def _projections(r: Resources) -> dict[str, Any]:
         "most_events_behind": max((b.events or 0 for b in behind), default=0),
         "oldest_unprojected_seconds": round(behind[0].oldest_age_seconds, 3) if behind else 0,
     }
+
+
+def _stalled(found: list[stalls.Stall]) -> CheckFailed:
+    """A projector cannot apply an event: name each (projector, store, event, error)."""
+    shown = "; ".join(stall.describe() for stall in found[:3])
+    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+    return CheckFailed(
+        f"{len(found)} projector partition(s) stalled: {shown}{more}",
+        {"stalls": [stall.as_dict() for stall in found[:20]], "stalled": len(found)},
+    )
 
 
 async def _redis(r: Resources) -> dict[str, Any]:
@@ -148,7 +166,8 @@ async def _run(check: Callable[[Resources], Awaitable[dict[str, Any]]], r: Resou
     except Exception as error:  # noqa: BLE001 - a failed check is an answer, not a crash
         elapsed = round((time.perf_counter() - started) * 1000, 2)
         message = str(error) or type(error).__name__
-        return Check(ok=False, latency_ms=elapsed, error=message.splitlines()[0])
+        said = error.detail if isinstance(error, CheckFailed) else None
+        return Check(ok=False, latency_ms=elapsed, error=message.splitlines()[0], detail=said)
     elapsed = round((time.perf_counter() - started) * 1000, 2)
     return Check(ok=True, latency_ms=elapsed, detail=detail or None)
 

@@ -9,6 +9,7 @@ from typing import TextIO
 
 import psycopg
 
+from inventory.projectors import stalls
 from inventory.projectors.engine import lags
 from inventory.projectors.rebuild import CHUNK
 from inventory.projectors.rebuild import rebuild as rebuild_models
@@ -16,9 +17,11 @@ from inventory.projectors.registry import PROJECTORS, by_name
 
 
 def status(replica_url: str, out: TextIO = sys.stdout) -> int:
-    """Print each projector's checkpoint, the events copy's head and the gap; exit 0."""
+    """Print each projector's checkpoint, the events copy's head and the gap, then any
+    stall (a projector stopped at an event it cannot apply); exit 0."""
     with psycopg.connect(replica_url) as conn:
         rows = lags(conn, PROJECTORS)
+        stalled = stalls.live(conn)
     print(f"{'projector':<20} {'partitions':>10} {'behind':>10} {'worst partition':<20}", file=out)
     for projector in PROJECTORS:
         own = [lag for lag in rows if lag.projector == projector.name]
@@ -26,6 +29,8 @@ def status(replica_url: str, out: TextIO = sys.stdout) -> int:
         behind = sum(lag.behind for lag in own)
         name = (worst.partition or "(global)") if worst and worst.behind else "-"
         print(f"{projector.name:<20} {len(own):>10} {behind:>10} {name:<20}", file=out)
+    for stall in stalled:
+        print(f"STALLED: {stall.describe()} ({stall.attempts} attempts)", file=out)
     return 0
 
 

@@ -10,7 +10,9 @@ partitions at once: one transaction per batch that locks all their checkpoints, 
 partition's events after the lowest one once, hands each projector the events after its
 own checkpoints (they differ after one projector's rebuild or reset) and advances them all
 together. `project`
-catches up one projector alone (the sweep's fallback, a rebuild in progress, tests).
+catches up one projector alone (a rebuild in progress, tests). A batch that fails rolls
+back whole; finding the projector and the event, and keeping the other stores going, is
+`containment.isolate`'s and the worker's part (worker/containment.py).
 """
 
 from __future__ import annotations
@@ -112,7 +114,8 @@ FROM events WHERE partition = %s AND seq > %s ORDER BY seq LIMIT %s
 """
 
 
-def _read_events(cur: Cursor, partition: str, after: int, limit: int) -> list[ReplicaEvent]:
+def read_events(cur: Cursor, partition: str, after: int, limit: int) -> list[ReplicaEvent]:
+    """Up to `limit` events of `partition` after seq `after`, in seq order."""
     cur.execute(SELECT_EVENTS, (partition, after, limit))
     return [
         ReplicaEvent(*r[:7], r[7].encode(), r[8].encode(), *r[9:])  # type: ignore[call-arg]
@@ -120,7 +123,8 @@ def _read_events(cur: Cursor, partition: str, after: int, limit: int) -> list[Re
     ]
 
 
-def _lock_checkpoint(cur: Cursor, projector: str, partition: str) -> int:
+def lock_checkpoint(cur: Cursor, projector: str, partition: str) -> int:
+    """The projector's checkpoint in `partition`, its row locked until the commit."""
     # The checkpoint row is the partition's lock: a second worker woken for the same
     # store waits here, then reads from wherever the first one committed. Waiting (not
     # SKIP LOCKED) matters: a skipped wake-up could be the only one for an event the
@@ -150,17 +154,22 @@ def project_batch(
 ) -> int:
     """One transaction: lock, read after the checkpoint, apply, advance. Returns the count."""
     with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
-        checkpoint = _lock_checkpoint(cur, projector.name, partition)
-        events = _read_events(cur, partition, checkpoint, batch_size)
+        checkpoint = lock_checkpoint(cur, projector.name, partition)
+        events = read_events(cur, partition, checkpoint, batch_size)
         if not events:
             return 0
         projector.apply(cur, events)
-        cur.execute(
-            "UPDATE projector_checkpoints SET seq = %s, position = greatest(position, %s),"
-            " updated_at = now() WHERE projector = %s AND partition = %s",
-            (events[-1].seq, max(e.position for e in events), projector.name, partition),
-        )
+        advance(cur, projector.name, partition, events)
     return len(events)
+
+
+def advance(cur: Cursor, projector: str, partition: str, events: Sequence[ReplicaEvent]) -> None:
+    """Move the (locked) checkpoint past `events`, the last of which has the highest seq."""
+    cur.execute(
+        "UPDATE projector_checkpoints SET seq = %s, position = greatest(position, %s),"
+        " updated_at = now() WHERE projector = %s AND partition = %s",
+        (events[-1].seq, max(e.position for e in events), projector, partition),
+    )
 
 
 def project(

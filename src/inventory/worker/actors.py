@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 import dramatiq
-import psycopg
 import redis
 import structlog
 from psycopg_pool import ConnectionPool
 
 from inventory.feed.publisher import publish_partition, publish_partitions
-from inventory.projectors.engine import catch_up_partitions, lags, project_partition
+from inventory.projectors import stalls
+from inventory.projectors.engine import lags
 from inventory.projectors.registry import PROJECTORS
 from inventory.runtime.settings import Settings
 from inventory.worker import reservations
+from inventory.worker.containment import is_stalled, project_contained
 
 log = structlog.get_logger(__name__)
 
@@ -117,75 +117,42 @@ def wake_projectors(partition: str) -> None:
                 _woken.clear()
             serve(taken)
     except BaseException:
-        # Dramatiq retries the message; the next round serves the rest again, but not a
-        # partition that failed alone (its next wake-up or the sweep tries it again).
+        # Dramatiq retries the message (a broken connection, Redis down while publishing);
+        # the next round serves the rest again, but not a stalled partition (the sweep
+        # retries it when its back-off allows).
         with _woken_lock:
-            _woken.update(partition for partition in taken if partition not in _failing)
+            _woken.update(partition for partition in taken if not is_stalled(partition))
             _serving = False
         raise
     for part in left:
         wake_projectors.send(part)  # whoever takes it serves them
 
 
-# Partitions whose last round failed (an event a projector cannot apply, say): served
-# alone until one succeeds, so they do not fail every round they would share.
-_failing: set[str] = set()
-
-
 def serve(partitions: list[str]) -> None:
-    """One round for the partitions on one connection: project, then publish. If the
-    round fails, each partition goes round alone, so one store's failure stops only it."""
+    """One round for the partitions on one connection: project, then publish those that
+    projected (a stalled one publishes nothing: the feed shows only projected events)."""
     assert _settings is not None
-    alone = [partition for partition in partitions if partition in _failing]
-    together = [partition for partition in partitions if partition not in _failing]
     with replica_pool().connection() as conn:
-        if len(together) > 1:
-            try:
-                _round(conn, together)
-            except Exception:
-                if conn.broken:
-                    raise
-                log.exception("a round of several partitions failed; serving each alone")
-                alone = partitions
-        else:
-            alone = partitions
-        failed: Exception | None = None
-        for partition in alone:
-            try:
-                _round(conn, [partition])
-            except Exception as error:  # raised below, once every partition is served
-                if conn.broken:
-                    raise
-                _failing.add(partition)
-                failed = failed or error
-            else:
-                _failing.discard(partition)
-        if failed is not None:
-            raise failed
-
-
-def _round(conn: psycopg.Connection[Any], partitions: list[str]) -> None:
-    assert _settings is not None
-    structlog.contextvars.bind_contextvars(partitions=partitions)
-    applied = catch_up_partitions(conn, PROJECTORS, partitions)
-    if any(applied.values()):
-        log.debug("projected", **applied)
-    # Only now, with every read model committed, may the feed show these events.
-    publish_partitions(conn, feed_redis(), _settings.redis_namespace, partitions)
+        projected = project_contained(conn, partitions).projected
+        if projected:
+            # Only now, with every read model committed, may the feed show these events.
+            publish_partitions(conn, feed_redis(), _settings.redis_namespace, projected)
 
 
 def sweep() -> int:
-    """Project every partition some projector trails, then publish what any partition
-    has not published yet (a wake-up lost, or Redis down when it ran); returns the
-    events applied."""
+    """Project every partition some projector trails (a stalled one when its back-off
+    allows), forget stalls a partition has got past, then publish what any partition has
+    not published yet (a wake-up lost, or Redis down when it ran); returns the events
+    applied."""
     with replica_pool().connection() as conn:
-        every = lags(conn, PROJECTORS)
-    total = 0
-    for partition in sorted({lag.partition for lag in every if lag.behind}):
-        total += sum(project_partition(replica_pool(), PROJECTORS, partition).values())
+        with conn.transaction():  # ended here: every batch below commits on its own
+            every = lags(conn, PROJECTORS)
+        behind = sorted({lag.partition for lag in every if lag.behind})
+        applied = project_contained(conn, behind).applied if behind else 0
+        stalls.clear_past(conn)
     for partition in sorted({lag.partition for lag in every}):
         publish(partition)
-    return total
+    return applied
 
 
 def _sweep_forever(settings: Settings, stop: threading.Event) -> None:
