@@ -55,6 +55,7 @@ TITLES = {
     405: "Method Not Allowed",
     409: "Conflict",
     413: "Content Too Large",
+    415: "Unsupported Media Type",
     422: "Unprocessable Content",
     429: "Too Many Requests",
     500: "Internal Server Error",
@@ -69,6 +70,7 @@ DEFAULT_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "body_too_large",
+    415: "unsupported_media_type",
     422: "validation_failed",
     429: "rate_limited",
     500: "internal_error",
@@ -231,6 +233,10 @@ def handle_exception(  # noqa: PLR0911, C901 - one arm per kind of error, read a
             )
         case ValidationException():
             return _validation(exc)
+        case NotFoundException() if "\x00" in request.scope["path"]:
+            return problem_response(
+                HTTP_400_BAD_REQUEST, "invalid_parameter", "The path holds U+0000."
+            )
         case NotAuthorizedException() | PermissionDeniedException() | NotFoundException():
             return problem_response(exc.status_code, DEFAULT_CODES[exc.status_code], exc.detail)
         case HTTPException() if exc.status_code == HTTP_400_BAD_REQUEST and _not_json(
