@@ -84,11 +84,11 @@ def check_query(raw: bytes, shape: Shape) -> None:
         )
     wrong = [(name, value) for name, value in pairs if value not in shape.enums.get(name, [value])]
     if wrong:
-        errors = [
+        allowed: list[dict[str, Any]] = [
             {"field": name, "message": f"{value!r} is not allowed.", "allowed": shape.enums[name]}
             for name, value in wrong
         ]
-        raise ApiError(422, "validation_failed", errors[0]["message"], errors=errors)
+        raise ApiError(422, "validation_failed", allowed[0]["message"], errors=allowed)
 
 
 def _unknown(name: str, accepted: frozenset[str]) -> dict[str, Any]:
