@@ -114,7 +114,7 @@ def _plain_decimal(value: Any) -> bool:
 
 def _options(kind: types.Type | None) -> list[types.Type]:
     if isinstance(kind, types.UnionType):
-        return list(kind.types)
+        return [leaf for option in kind.types for leaf in _options(option)]
     if isinstance(kind, types.Metadata):
         return _options(kind.type)
     return [kind] if kind is not None else []
