@@ -8,13 +8,13 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.config.compression import CompressionConfig
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from inventory import __version__
 from inventory.api.auth import security_middleware
 from inventory.api.catalog_routes import CatalogController
+from inventory.api.contract import ContractJsonPlugin
 from inventory.api.dashboard import dashboard_router
 from inventory.api.docs import docs_router
 from inventory.api.door import MAX_BODY_BYTES, door_middleware
@@ -113,7 +113,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version=__version__,
             description="Event-sourced inventory for retailers with many stores.",
             path="/schema",
-            render_plugins=[JsonRenderPlugin()],
+            render_plugins=[ContractJsonPlugin()],
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(

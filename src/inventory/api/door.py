@@ -12,8 +12,17 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from litestar import Litestar
+from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, HTTPRequestEvent, Receive, ReceiveMessage, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPRequestEvent,
+    Message,
+    Receive,
+    ReceiveMessage,
+    Scope,
+    Send,
+)
 
 from inventory.api.errors import ApiError, send_problem
 from inventory.api.json_body import allowed_values, check_values, decoded
@@ -30,6 +39,7 @@ class Shape:
     query: frozenset[str]
     body: Any | None
     enums: dict[str, list[str]]  # query parameters that take one of a few values
+    allow: str  # every method of the handler's path, for `Allow`
 
 
 def shapes_of(app: Litestar) -> dict[int, Shape]:
@@ -47,7 +57,8 @@ def shapes_of(app: Litestar) -> dict[int, Shape]:
                 and (allowed := allowed_values(declared[p.field_name].annotation))
             }
             query = frozenset(p.field_alias for p in params)
-            shapes[id(handler)] = Shape(query, data.annotation if data else None, enums)
+            allow = ", ".join(sorted(route.methods))
+            shapes[id(handler)] = Shape(query, data.annotation if data else None, enums, allow)
     return shapes
 
 
@@ -187,6 +198,21 @@ def door_middleware(app: ASGIApp) -> ASGIApp:
         except ApiError as error:
             await send_problem(scope, receive, send, error)
             return
+        if shape is not None and scope["method"] == "OPTIONS":
+            send = with_allow(send, shape.allow)
         await app(scope, receive, send)
 
     return middleware
+
+
+def with_allow(send: Send, allow: str) -> Send:
+    """Litestar's OPTIONS answer can list the methods of one of several handlers of a path
+    (those registered first); `Allow` names every method of the path."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = MutableScopeHeaders.from_message(message)
+            headers["allow"] = allow
+        await send(message)
+
+    return sending
