@@ -321,3 +321,34 @@ def test_a_prototype_query_name_is_refused_with_the_name_to_use(
             "did_you_mean": instead,
         }
     ]
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/reports/movements?from=someday", "from"),
+        ("/v1/reports/movements?to=2026-13-01", "to"),
+        (f"/v1/stores/{STORE}/stock/{SKU}/ledger?from=someday", "from"),
+        ("/v1/products?limit=many", "limit"),
+        ("/v1/products?limit=0", "limit"),
+    ],
+)
+def test_a_bad_query_value_is_named_as_the_client_spelled_it(
+    client: Client, path: str, field: str
+) -> None:
+    problem = assert_problem(client.http.get(path), 422, "validation_failed")
+    assert [error["field"] for error in problem["errors"]] == [field], problem
+
+
+def test_a_method_a_path_lacks_is_405_with_every_allowed_method(client: Client) -> None:
+    response = client.http.request("PATCH", "/v1/products")
+    assert_problem(response, 405, "method_not_allowed")
+    assert set(response.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+    options = client.http.request("OPTIONS", "/v1/api-keys")
+    assert set(options.headers["allow"].replace(" ", "").split(",")) == {"GET", "OPTIONS", "POST"}
+
+
+def test_the_csv_report_names_one_charset(client: Client) -> None:
+    response = client.http.get("/v1/reports/movements", params={"format": "csv"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
