@@ -9,7 +9,6 @@ from litestar import Controller, Litestar, get
 from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 from litestar.response import Response
@@ -19,8 +18,10 @@ from inventory import __version__
 from inventory.api import projection_metrics
 from inventory.api.auth import security_middleware
 from inventory.api.catalog_routes import CatalogController
+from inventory.api.contract import ContractJsonPlugin
 from inventory.api.dashboard import dashboard_router
 from inventory.api.docs import docs_router
+from inventory.api.door import MAX_BODY_BYTES, door_middleware
 from inventory.api.errors import handle_exception
 from inventory.api.feed import feed
 from inventory.api.health import HealthController
@@ -38,8 +39,6 @@ from inventory.security.context import Security
 from inventory.service import CommandService
 from inventory.worker.broker import build_broker
 from inventory.worker.wakeups import after_commit
-
-MAX_BODY_BYTES = 1024 * 1024
 
 
 class MetricsController(Controller):
@@ -106,7 +105,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             dashboard_router,
         ],
         lifespan=[lifespan],
-        middleware=[request_id_middleware, prometheus.middleware, security_middleware],
+        # The door runs after authentication: an anonymous caller learns nothing of a route.
+        middleware=[
+            request_id_middleware,
+            prometheus.middleware,
+            security_middleware,
+            door_middleware,
+        ],
         exception_handlers={Exception: handle_exception},
         request_max_body_size=MAX_BODY_BYTES,
         # Level 1, not Litestar's 9: JSON shrinks nearly as much, and the CPU spent per
@@ -119,7 +124,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version=__version__,
             description="Event-sourced inventory for retailers with many stores.",
             path="/schema",
-            render_plugins=[JsonRenderPlugin()],
+            render_plugins=[ContractJsonPlugin()],
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(

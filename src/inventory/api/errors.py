@@ -56,6 +56,7 @@ TITLES = {
     405: "Method Not Allowed",
     409: "Conflict",
     413: "Content Too Large",
+    415: "Unsupported Media Type",
     422: "Unprocessable Content",
     429: "Too Many Requests",
     500: "Internal Server Error",
@@ -70,6 +71,7 @@ DEFAULT_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "body_too_large",
+    415: "unsupported_media_type",
     422: "validation_failed",
     429: "rate_limited",
     500: "internal_error",
@@ -167,7 +169,16 @@ def _not_json(detail: str) -> bool:
     return any(marker in lowered for marker in NOT_JSON)
 
 
-def _validation(exc: ValidationException) -> Response[Problem]:
+def _client_field(request: Request[Any, Any, Any], key: Any) -> Any:
+    """A parameter as the client spelled it (`from`, not the handler's `start`)."""
+    handler = request.scope.get("route_handler")
+    declared = getattr(handler, "parsed_fn_signature", None)
+    parameter = declared.parameters.get(key) if declared and isinstance(key, str) else None
+    kwarg = getattr(parameter, "kwarg_definition", None)
+    return getattr(kwarg, "query", None) or getattr(kwarg, "header", None) or key
+
+
+def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
     extra = exc.extra if isinstance(exc.extra, list) else []
     detail = str(exc.detail)
     if _not_json(detail):
@@ -176,7 +187,7 @@ def _validation(exc: ValidationException) -> Response[Problem]:
         # Litestar's way of saying the body is missing: an empty body is not JSON either.
         return problem_response(HTTP_400_BAD_REQUEST, "invalid_json", "The body is empty.")
     errors = [
-        {"field": item.get("key"), "message": item.get("message")}
+        {"field": _client_field(request, item.get("key")), "message": item.get("message")}
         for item in extra
         if isinstance(item, dict)
     ]
@@ -233,7 +244,11 @@ def handle_exception(  # noqa: PLR0911, C901 - one arm per kind of error, read a
                 exc.status, exc.code, exc.detail, errors=exc.errors, headers=exc.headers
             )
         case ValidationException():
-            return _validation(exc)
+            return _validation(request, exc)
+        case NotFoundException() if "\x00" in request.scope["path"]:
+            return problem_response(
+                HTTP_400_BAD_REQUEST, "invalid_parameter", "The path holds U+0000."
+            )
         case NotAuthorizedException() | PermissionDeniedException() | NotFoundException():
             return problem_response(exc.status_code, DEFAULT_CODES[exc.status_code], exc.detail)
         case HTTPException() if exc.status_code == HTTP_400_BAD_REQUEST and _not_json(

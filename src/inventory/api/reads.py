@@ -31,6 +31,7 @@ MAX_WAIT_SECONDS = 5.0
 
 MinPosition = Parameter(
     ge=0,
+    le=2**63 - 1,  # a position is a bigint: a larger one can never be reached
     required=False,
     description="Wait (up to 5 s) until the read side has applied the event at this "
     "position (a command result's `position`); 503 `read_model_lagging` otherwise.",

@@ -21,7 +21,9 @@ Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 LongText = Annotated[str, msgspec.Meta(max_length=2000)]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\s]+$")]
 Sku = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\s/]+$")]
-Quantity = Annotated[Decimal, msgspec.Meta(description='A JSON number or a string ("2.5").')]
+QUANTITY_DESCRIPTION = 'A JSON number or a string ("2.5"), in the plain grammar -?digits[.digits].'
+# The door (api/json_body.py) holds every Decimal field to that grammar before decoding.
+Quantity = Annotated[Decimal, msgspec.Meta(description=QUANTITY_DESCRIPTION)]
 OccurredAt = Annotated[datetime, msgspec.Meta(description=WINDOW_TEXT)]
 Reason = Literal["damaged", "expired", "theft", "lost", "found", "correction", "other"]
 

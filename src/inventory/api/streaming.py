@@ -91,6 +91,6 @@ def csv_response(
     disposition = f'attachment; filename="{filename}"'
     return Stream(
         csv_document(columns, batches),
-        media_type="text/csv; charset=utf-8",
+        media_type="text/csv",  # Litestar adds `; charset=utf-8` to every text/ type
         headers={**(headers or {}), "Content-Disposition": disposition},
     )

@@ -1,0 +1,218 @@
+"""Every byte at the door: one middleware checks each HTTP request before any handler.
+
+What a route accepts is read once from the routes themselves (the query parameters its
+handler and dependencies declare, the type of its JSON body), never from a list kept by
+hand, so a bad request gets its 4xx whatever the route (api.md "Conventions").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from litestar import Litestar
+from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
+from litestar.types import (
+    ASGIApp,
+    HTTPRequestEvent,
+    Message,
+    Receive,
+    ReceiveMessage,
+    Scope,
+    Send,
+)
+
+from inventory.api.errors import ApiError, send_problem
+from inventory.api.json_body import allowed_values, check_values, decoded
+
+MAX_BODY_BYTES = 1024 * 1024
+# The prototype's query names, and the ones this API uses instead.
+PROTOTYPE_NAMES = {"store_id": "store", "start_date": "from", "end_date": "to", "product_id": "sku"}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What one route handler accepts: query parameter names, and its JSON body's type."""
+
+    query: frozenset[str]
+    body: Any | None
+    enums: dict[str, list[str]]  # query parameters that take one of a few values
+    allow: str  # every method of the handler's path, for `Allow`
+
+
+def shapes_of(app: Litestar) -> dict[int, Shape]:
+    """Each HTTP route handler's shape, keyed by the handler's id."""
+    shapes: dict[int, Shape] = {}
+    for route in app.routes:
+        for handler, kwargs in getattr(route, "route_handler_map", {}).values():
+            declared = handler.parsed_fn_signature.parameters
+            data = declared.get("data")
+            params = kwargs.expected_query_params
+            enums = {
+                p.field_alias: allowed
+                for p in params
+                if p.field_name in declared
+                and (allowed := allowed_values(declared[p.field_name].annotation))
+            }
+            query = frozenset(p.field_alias for p in params)
+            allow = ", ".join(sorted(route.methods))
+            shapes[id(handler)] = Shape(query, data.annotation if data else None, enums, allow)
+    return shapes
+
+
+def check_path(scope: Scope) -> None:
+    """400 `invalid_parameter` for U+0000 in the path (PostgreSQL refuses the byte)."""
+    if "\x00" in scope["path"]:
+        raise ApiError(400, "invalid_parameter", "The path holds U+0000.")
+
+
+def query_pairs(raw: bytes) -> list[tuple[str, str]]:
+    """The query string's names and values; 400 `invalid_parameter` if not UTF-8."""
+    try:
+        return parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_parameter", "The query string is not UTF-8.") from None
+
+
+def check_query(raw: bytes, shape: Shape) -> None:
+    """400 `invalid_parameter` for U+0000, `unknown_parameter` for names the route lacks,
+    422 naming the allowed values for a value outside an enum."""
+    accepted = shape.query
+    pairs = query_pairs(raw)
+    nul = [name for name, value in pairs if "\x00" in name or "\x00" in value]
+    if nul:
+        errors = [{"field": name, "message": "U+0000 is not allowed."} for name in nul]
+        raise ApiError(400, "invalid_parameter", "A query parameter holds U+0000.", errors=errors)
+    unknown = list(dict.fromkeys(name for name, _ in pairs if name not in accepted))
+    if unknown:
+        raise ApiError(
+            400,
+            "unknown_parameter",
+            f"Unknown query parameter(s): {', '.join(unknown)}.",
+            errors=[_unknown(name, accepted) for name in unknown],
+        )
+    wrong = [(name, value) for name, value in pairs if value not in shape.enums.get(name, [value])]
+    if wrong:
+        allowed: list[dict[str, Any]] = [
+            {"field": name, "message": f"{value!r} is not allowed.", "allowed": shape.enums[name]}
+            for name, value in wrong
+        ]
+        raise ApiError(422, "validation_failed", allowed[0]["message"], errors=allowed)
+
+
+def _unknown(name: str, accepted: frozenset[str]) -> dict[str, Any]:
+    error: dict[str, Any] = {"field": name, "message": "This route has no such parameter."}
+    instead = PROTOTYPE_NAMES.get(name)
+    if instead in accepted:
+        error["message"] = f"Unknown parameter; did you mean `{instead}`?"
+        error["did_you_mean"] = instead
+    return error
+
+
+def is_json(content_type: str) -> bool:
+    """True for `application/json` and any `+json` media type, parameters aside."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+async def read_body(scope: Scope, receive: Receive) -> bytes:
+    """The whole body; 413 `body_too_large` past MAX_BODY_BYTES, read no further."""
+    too_large = ApiError(413, "body_too_large", "The request body is larger than 1 MiB.")
+    declared = _header(scope, b"content-length")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def check_body(scope: Scope, body: bytes, body_type: Any) -> None:
+    """415 for a body that is not JSON, then the hostile-JSON checks of json_body."""
+    content_type = _header(scope, b"content-type")
+    if (content_type or body) and not is_json(content_type):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"This route takes `application/json`, not {content_type or 'an untyped body'!r}.",
+        )
+    if body.strip():
+        check_values(decoded(body), body_type)
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the body already read to the app, then defers to the client."""
+    pending = True
+
+    async def again() -> ReceiveMessage:
+        nonlocal pending
+        if pending:
+            pending = False
+            message: HTTPRequestEvent = {"type": "http.request", "body": body, "more_body": False}
+            return message
+        return await receive()
+
+    return again
+
+
+def door_middleware(app: ASGIApp) -> ASGIApp:
+    """Refuse hostile paths, queries and bodies with their problem before any handler."""
+    shapes: dict[int, Shape] = {}
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        if not shapes:
+            shapes.update(shapes_of(scope["litestar_app"]))
+        shape = shapes.get(id(scope.get("route_handler")))
+        try:
+            check_path(scope)
+            if shape is not None:
+                check_query(scope["query_string"], shape)
+            if shape is not None and shape.body is not None:
+                body = await read_body(scope, receive)
+                check_body(scope, body, shape.body)
+                receive = replay(body, receive)
+        except ApiError as error:
+            await send_problem(scope, receive, send, error)
+            return
+        if shape is not None and scope["method"] == "OPTIONS":
+            send = with_allow(send, shape.allow)
+        await app(scope, receive, send)
+
+    return middleware
+
+
+def with_allow(send: Send, allow: str) -> Send:
+    """Litestar's OPTIONS answer can list the methods of one of several handlers of a path
+    (those registered first); `Allow` names every method of the path."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = MutableScopeHeaders.from_message(message)
+            headers["allow"] = allow
+        await send(message)
+
+    return sending

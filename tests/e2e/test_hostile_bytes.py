@@ -1,0 +1,354 @@
+"""Hostile bytes at the door: every class of them gets its api.md 4xx on every kind of
+route (commands, queries, identity, reports, the CSV report), and appends nothing."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from inventory.runtime.settings import Settings
+from inventory.security.principal import Role
+from tests.e2e.api_servers import ApiServer, api_key, api_servers, bearer
+
+pytestmark = pytest.mark.e2e
+
+STORE = f"hb{uuid.uuid4().hex[:8]}"
+SKU = f"W.{STORE}"
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route with a valid request; `body` is None for a query."""
+
+    name: str
+    method: str
+    path: str
+    body: dict[str, Any] | None = None
+    keyed: bool = False
+
+
+def line(quantity: Any = 1) -> dict[str, Any]:
+    return {"sku": SKU, "quantity": quantity}
+
+
+BODY_ROUTES = [
+    Route(
+        "sales",
+        "POST",
+        f"/v1/stores/{STORE}/sales",
+        {"sale_id": "s-new", "lines": [line()]},
+        keyed=True,
+    ),
+    Route("receipts", "POST", f"/v1/stores/{STORE}/receipts", {"lines": [line()]}, keyed=True),
+    Route("products", "POST", "/v1/products", {"sku": "HB-NEW", "name": "new"}),
+    Route(
+        "users",
+        "POST",
+        "/v1/users",
+        {
+            "username": "hb-new",
+            "password": "a long password 1",
+            "role": "viewer",
+            "stores": [STORE],
+        },
+    ),
+    Route("token", "POST", "/v1/auth/token", {"username": "nobody", "password": "x"}),
+    Route("report runs", "POST", "/v1/reports", {"kind": "stock", "params": {}}),
+]
+QUERY_ROUTES = [
+    Route("stock", "GET", f"/v1/stores/{STORE}/stock"),
+    Route("products list", "GET", "/v1/products"),
+    Route("users list", "GET", "/v1/users"),
+    Route("events", "GET", "/v1/events"),
+    Route("movements", "GET", "/v1/reports/movements"),
+    Route("movements csv", "GET", "/v1/reports/movements?format=csv"),
+    Route("low stock", "GET", "/v1/reports/low-stock"),
+]
+QUANTITY_ROUTES = BODY_ROUTES[:2]
+
+
+class Client:
+    """An admin's client that sends exactly the bytes it is given."""
+
+    def __init__(self, api: ApiServer, key: str) -> None:
+        self.http = httpx.Client(base_url=api.base_url, headers=bearer(key), timeout=30)
+
+    def send(
+        self,
+        route: Route,
+        content: bytes | None = None,
+        *,
+        content_type: str | None = JSON,
+        path: str | None = None,
+    ) -> httpx.Response:
+        headers: dict[str, str] = {}
+        if route.keyed:
+            headers["Idempotency-Key"] = uuid.uuid4().hex
+        if content_type is not None and route.body is not None:
+            headers["Content-Type"] = content_type
+        if content is None and route.body is not None:
+            content = json.dumps(route.body).encode()
+        return self.http.request(route.method, path or route.path, content=content, headers=headers)
+
+
+@pytest.fixture(scope="module")
+def api(
+    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
+    with api_servers(server_env, Path(tmp_path_factory.mktemp("hostile")), count=1) as apis:
+        yield apis[0]
+
+
+@pytest.fixture(scope="module")
+def client(api: ApiServer, settings: Settings) -> Iterator[Client]:
+    """An admin's client, with a store and a product stocked."""
+    client = Client(api, api_key(settings, Role.ADMIN, ["*"], "hostile bytes"))
+    for path, body in (
+        ("/v1/stores", {"id": STORE, "name": STORE}),
+        ("/v1/products", {"sku": SKU, "name": "whole"}),
+    ):
+        assert client.http.post(path, json=body).status_code == 201
+    receipt = client.http.post(
+        f"/v1/stores/{STORE}/receipts",
+        json={"lines": [line(50)]},
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert receipt.status_code == 201, receipt.text
+    yield client
+    client.http.close()
+
+
+def events_count(settings: Settings) -> int:
+    with psycopg.connect(settings.primary_url) as conn:
+        row = conn.execute("SELECT count(*) FROM events").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert (response.status_code, response.headers.get("content-type")) == (
+        status,
+        "application/problem+json",
+    ), response.text
+    problem: dict[str, Any] = response.json()
+    assert problem["code"] == code, problem
+    return problem
+
+
+def with_value(body: dict[str, Any], value: str) -> bytes:
+    """The body as JSON with its first text value (else its first SKU) replaced by raw
+    JSON `value`."""
+    key = next((k for k, v in body.items() if isinstance(v, str)), None)
+    changed = {**body, key: "@@"} if key else {**body, "lines": [{**line(), "sku": "@@"}]}
+    return json.dumps(changed).encode().replace(b'"@@"', value.encode())
+
+
+BODY_CLASSES: dict[str, tuple[Any, int, str]] = {
+    "invalid UTF-8": (
+        lambda b: json.dumps(b).encode()[:-1] + b', "x": "\xff\xfe"}',
+        400,
+        "invalid_json",
+    ),
+    "nested 50,000 deep": (lambda b: b"[" * 50_000 + b"]" * 50_000, 400, "invalid_json"),
+    "nested 33 deep in a field": (
+        lambda b: with_value(b, "[" * 33 + "]" * 33),
+        400,
+        "invalid_json",
+    ),
+    "a raw NUL byte": (lambda b: json.dumps(b).encode() + b"\x00", 400, "invalid_json"),
+    "an escaped NUL in a value": (
+        lambda b: with_value(b, '"a\\u0000b"'),
+        422,
+        "validation_failed",
+    ),
+}
+
+
+@pytest.mark.parametrize("route", BODY_ROUTES, ids=lambda r: r.name)
+@pytest.mark.parametrize("what", list(BODY_CLASSES))
+def test_a_hostile_body_is_refused_with_its_code_and_appends_nothing(
+    client: Client, settings: Settings, route: Route, what: str
+) -> None:
+    make, status, code = BODY_CLASSES[what]
+    assert route.body is not None
+    before = events_count(settings)
+    assert_problem(client.send(route, make(route.body)), status, code)
+    assert events_count(settings) == before
+
+
+@pytest.mark.parametrize("route", BODY_ROUTES, ids=lambda r: r.name)
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_that_is_not_declared_json_is_415(
+    client: Client, settings: Settings, route: Route, content_type: str | None
+) -> None:
+    before = events_count(settings)
+    response = client.send(route, content_type=content_type)
+    assert_problem(response, 415, "unsupported_media_type")
+    assert events_count(settings) == before
+
+
+@pytest.mark.parametrize("route", BODY_ROUTES, ids=lambda r: r.name)
+def test_a_body_over_one_mib_is_413(client: Client, route: Route) -> None:
+    assert route.body is not None
+    assert_problem(
+        client.send(route, with_value(route.body, '"' + "x" * 1_100_000 + '"')),
+        413,
+        "body_too_large",
+    )
+
+
+def test_a_nul_inside_a_value_is_named_by_the_field_the_client_wrote(client: Client) -> None:
+    lines = [
+        line(),
+        {"sku": "A", "quantity": 1},
+        {"sku": "B", "quantity": 1},
+        {"sku": "C\u0000", "quantity": 1},
+    ]
+    body = json.dumps({"sale_id": "nul", "lines": lines}).encode()
+    problem = assert_problem(client.send(BODY_ROUTES[0], body), 422, "validation_failed")
+    assert [error["field"] for error in problem["errors"]] == ["lines[3].sku"]
+
+
+QUANTITIES = {
+    "an exponent that overflows": "1e999999999",
+    "an exponent": "1e2",
+    "a string with an exponent": '"1e2"',
+    "a string with a space": '" 1"',
+    "a string with an underscore": '"1_0"',
+    "a string of Arabic-Indic digits": '"\u0661"',
+    "a string with a plus": '"+1"',
+    "a string without digits after the point": '"1."',
+    "NaN as a string": '"NaN"',
+    "Infinity as a string": '"Infinity"',
+    "-Infinity as a string": '"-Infinity"',
+}
+
+
+@pytest.mark.parametrize("route", QUANTITY_ROUTES, ids=lambda r: r.name)
+@pytest.mark.parametrize("what", list(QUANTITIES))
+def test_a_quantity_outside_the_plain_decimal_grammar_is_422_at_its_field(
+    client: Client, settings: Settings, route: Route, what: str
+) -> None:
+    lines = [line(), *({"sku": f"N{n}", "quantity": 1} for n in range(2)), line("@@")]
+    lines[3]["sku"] = "LAST"
+    body = json.dumps({**(route.body or {}), "lines": lines}).encode()
+    body = body.replace(b'"@@"', QUANTITIES[what].encode())
+    before = events_count(settings)
+    problem = assert_problem(client.send(route, body), 422, "validation_failed")
+    assert [error["field"] for error in problem["errors"]] == ["lines[3].quantity"], problem
+    assert events_count(settings) == before
+
+
+def test_an_enum_error_lists_the_allowed_values(client: Client) -> None:
+    route = Route(
+        "adjustments",
+        "POST",
+        f"/v1/stores/{STORE}/adjustments",
+        {"lines": [{"sku": SKU, "delta": 1, "reason": "magic"}]},
+        keyed=True,
+    )
+    problem = assert_problem(client.send(route), 422, "validation_failed")
+    error = problem["errors"][0]
+    assert error["field"] == "lines[0].reason"
+    assert set(error["allowed"]) >= {"damaged", "correction", "other"}
+    csv = client.http.get("/v1/reports/movements", params={"format": "xml"})
+    problem = assert_problem(csv, 422, "validation_failed")
+    assert problem["errors"][0]["field"] == "format"
+    assert sorted(problem["errors"][0]["allowed"]) == ["csv", "json"]
+
+
+@pytest.mark.parametrize("route", QUERY_ROUTES + BODY_ROUTES, ids=lambda r: r.name)
+def test_a_nul_in_the_query_is_400_invalid_parameter(
+    client: Client, settings: Settings, route: Route
+) -> None:
+    joiner = "&" if "?" in route.path else "?"
+    before = events_count(settings)
+    response = client.send(route, path=f"{route.path}{joiner}limit=1%00")
+    assert_problem(response, 400, "invalid_parameter")
+    assert events_count(settings) == before
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/v1/stores/{STORE}%00/stock",
+        "/v1/products/A%00B",
+        f"/v1/stores/{STORE}/stock/A%00",
+        "/v1/nowhere%00",
+    ],
+)
+def test_a_nul_in_the_path_is_400_invalid_parameter(client: Client, path: str) -> None:
+    assert_problem(client.http.get(path), 400, "invalid_parameter")
+
+
+@pytest.mark.parametrize("route", QUERY_ROUTES + BODY_ROUTES, ids=lambda r: r.name)
+def test_an_unknown_query_parameter_is_400_and_named(
+    client: Client, settings: Settings, route: Route
+) -> None:
+    joiner = "&" if "?" in route.path else "?"
+    before = events_count(settings)
+    response = client.send(route, path=f"{route.path}{joiner}colour=red&size=9")
+    problem = assert_problem(response, 400, "unknown_parameter")
+    assert [error["field"] for error in problem["errors"]] == ["colour", "size"]
+    assert events_count(settings) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "instead"),
+    [("store_id", "store"), ("start_date", "from"), ("end_date", "to"), ("product_id", "sku")],
+)
+@pytest.mark.parametrize("output", ["json", "csv"])
+def test_a_prototype_query_name_is_refused_with_the_name_to_use(
+    client: Client, name: str, instead: str, output: str
+) -> None:
+    response = client.http.get(
+        "/v1/reports/movements", params={name: "2026-01-01", "format": output}
+    )
+    problem = assert_problem(response, 400, "unknown_parameter")
+    assert problem["errors"] == [
+        {
+            "field": name,
+            "message": f"Unknown parameter; did you mean `{instead}`?",
+            "did_you_mean": instead,
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/reports/movements?from=someday", "from"),
+        ("/v1/reports/movements?to=2026-13-01", "to"),
+        (f"/v1/stores/{STORE}/stock/{SKU}/ledger?from=someday", "from"),
+        ("/v1/products?limit=many", "limit"),
+        ("/v1/products?limit=0", "limit"),
+    ],
+)
+def test_a_bad_query_value_is_named_as_the_client_spelled_it(
+    client: Client, path: str, field: str
+) -> None:
+    problem = assert_problem(client.http.get(path), 422, "validation_failed")
+    assert [error["field"] for error in problem["errors"]] == [field], problem
+
+
+def test_a_method_a_path_lacks_is_405_with_every_allowed_method(client: Client) -> None:
+    response = client.http.request("PATCH", "/v1/products")
+    assert_problem(response, 405, "method_not_allowed")
+    assert set(response.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+    options = client.http.request("OPTIONS", "/v1/api-keys")
+    assert set(options.headers["allow"].replace(" ", "").split(",")) == {"GET", "OPTIONS", "POST"}
+
+
+def test_the_csv_report_names_one_charset(client: Client) -> None:
+    response = client.http.get("/v1/reports/movements", params={"format": "csv"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
