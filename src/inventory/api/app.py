@@ -31,6 +31,7 @@ from inventory.feed.hub import FeedHub
 from inventory.runtime.resources import open_resources
 from inventory.runtime.settings import ConfigurationError, Settings
 from inventory.security.context import Security
+from inventory.security.socket_watch import SocketWatch
 from inventory.service import CommandService
 from inventory.worker.broker import build_broker
 from inventory.worker.wakeups import after_commit
@@ -66,9 +67,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 settings.redis_url, settings.redis_namespace, settings.feed_queue_size
             )
             hub.start()
+            # Open sockets follow their principals' rights (closed within seconds).
+            app.state.socket_watch = watch = SocketWatch(
+                resources.primary, settings.redis_url, settings.redis_namespace
+            )
+            watch.start()
             try:
                 yield
             finally:
+                await watch.stop()
                 await hub.stop()
                 await service.drain()
                 broker.close()
