@@ -137,9 +137,7 @@ def test_after_a_drop_it_says_so_reconnects_with_after_and_shows_what_it_missed(
     page.screenshot(path=ARTIFACTS / "dashboard-reconnected.png", full_page=True)
 
 
-def test_the_feeds_url_carries_no_token_the_subprotocol_does(
-    world: FeedWorld, page: Page
-) -> None:
+def test_the_feeds_url_carries_no_token_the_subprotocol_does(world: FeedWorld, page: Page) -> None:
     urls: list[str] = []
     page.on("websocket", lambda socket: urls.append(socket.url))
 
