@@ -131,7 +131,7 @@ async def test_the_feed_takes_its_token_from_a_subprotocol_and_answers_inventory
 
 async def test_a_key_revoked_in_another_process_closes_its_feed_with_4401(run: Run) -> None:
     key_id, key = run.key("viewer", ["*"])
-    socket = await connect(run.feed(0), key, "subprotocol")
+    socket = await connect(run.feed(0), key, "header")
 
     assert run.call("DELETE", f"/v1/api-keys/{key_id}", api=1).status_code == 204
 
