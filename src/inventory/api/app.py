@@ -113,7 +113,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="inventory",
             version=__version__,
-            description="Event-sourced inventory for retailers with many stores.",
+            description=(
+                "Event-sourced inventory for retailers with many stores. The live feed is"
+                " the WebSocket `GET /v1/feed`: authenticate it with `Authorization: Bearer`,"
+                " or from a browser with the subprotocols `inventory.v1` and"
+                " `bearer.<token>` (answered with `inventory.v1`); `?token=` still works."
+            ),
             path="/schema",
             render_plugins=[JsonRenderPlugin()],
             components=Components(
