@@ -40,13 +40,15 @@ def test_keys_tokens_hashes_bearer_values_and_subprotocols_are_redacted() -> Non
     key = generate_key().key
     jwt = issue_token("s" * 32, "2f1e0c1e-0000-4000-8000-000000000000", 60)
     hashed = hash_password("a long enough password")
-    line = f"key {key} jwt {jwt} hash {hashed} Bearer opaque-xyz bearer.opaque-abc"
+    url = "postgresql://inventory_app:db-secret@127.0.0.1:5432/inventory"
+    line = f"key {key} jwt {jwt} hash {hashed} Bearer opaque-xyz bearer.opaque-abc {url}"
 
     scrubbed = scrub_text(line)
 
-    for secret in (key, jwt, hashed, "opaque-xyz", "opaque-abc"):
+    for secret in (key, jwt, hashed, "opaque-xyz", "opaque-abc", "db-secret"):
         assert secret not in scrubbed
     assert "Bearer [REDACTED]" in scrubbed and "bearer.[REDACTED]" in scrubbed
+    assert "postgresql://inventory_app:[REDACTED]@127.0.0.1:5432/inventory" in scrubbed
 
 
 def test_values_under_secret_keys_are_dropped_in_nested_structures() -> None:
