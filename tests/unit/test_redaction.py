@@ -41,11 +41,12 @@ def test_keys_tokens_hashes_bearer_values_and_subprotocols_are_redacted() -> Non
     jwt = issue_token("s" * 32, "2f1e0c1e-0000-4000-8000-000000000000", 60)
     hashed = hash_password("a long enough password")
     url = "postgresql://inventory_app:db-secret@127.0.0.1:5432/inventory"
-    line = f"key {key} jwt {jwt} hash {hashed} Bearer opaque-xyz bearer.opaque-abc {url}"
+    webhook = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    line = f"key {key} jwt {jwt} hash {hashed} Bearer opaque-xyz bearer.opaque-abc {url} {webhook}"
 
     scrubbed = scrub_text(line)
 
-    for secret in (key, jwt, hashed, "opaque-xyz", "opaque-abc", "db-secret"):
+    for secret in (key, jwt, hashed, "opaque-xyz", "opaque-abc", "db-secret", webhook):
         assert secret not in scrubbed
     assert "Bearer [REDACTED]" in scrubbed and "bearer.[REDACTED]" in scrubbed
     assert "postgresql://inventory_app:[REDACTED]@127.0.0.1:5432/inventory" in scrubbed

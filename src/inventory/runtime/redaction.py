@@ -3,8 +3,9 @@
 Every line passes through `scrub_event` last, whoever logged it (our structlog calls,
 uvicorn's "WebSocket /v1/feed?token=..." lines, library warnings, tracebacks). Values
 under credential-looking keys are replaced whole; inside strings, credential query
-parameters, `Bearer` values, `bearer.` subprotocols, API keys, JWTs, argon2 hashes and
-the passwords of URLs (`postgresql://user:secret@host`) are replaced by `[REDACTED]`.
+parameters, `Bearer` values, `bearer.` subprotocols, API keys, webhook secrets, JWTs,
+argon2 hashes and the passwords of URLs (`postgresql://user:secret@host`) are replaced
+by `[REDACTED]`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ QUERY_SECRET = re.compile(
 SHAPES = (
     re.compile(r"(?i)\b(bearer)(\s+|\.)[A-Za-z0-9._~+/=-]+"),
     re.compile(r"inv_[a-z0-9]{10}_[A-Za-z0-9_-]{20,}"),
+    re.compile(r"whsec_[A-Za-z0-9+/=_-]{16,}"),  # webhook signing secrets (Standard Webhooks)
     re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),
     re.compile(r"\$argon2(?:id|i|d)\$[^\s\"']+"),
     re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@\"']*)(:)[^\s@/\"']+(?=@)"),  # URL password
