@@ -221,11 +221,16 @@ def test_a_stream_outside_the_scope_answers_exactly_like_a_missing_one(
     assert seen_by_admin.status_code == 200
     outsider = Client(api, api_key(settings, Role.AUDITOR, [f"{store_id}z"], "prober"))
 
+    nowhere = f"h{uuid.uuid4().hex[:8]}"  # a store that does not exist, as long
+
     @hypothesis.settings(max_examples=40, deadline=None)
     @given(params=PARAMS)
     def probe(params: dict[str, int | str]) -> None:
         seen = outsider.get(f"/v1/streams/{hidden}/events", **params)
         absent = outsider.get(f"/v1/streams/{missing}/events", **params)
         assert answer(seen, hidden) == answer(absent, missing)
+        other = outsider.get("/v1/events", store=store_id, limit=params.get("limit"))
+        none = outsider.get("/v1/events", store=nowhere, limit=params.get("limit"))
+        assert answer(other, store_id) == answer(none, nowhere)
 
     probe()
