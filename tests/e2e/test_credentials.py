@@ -84,9 +84,11 @@ def run(
 ) -> Iterator[Run]:
     folder = Path(tmp_path_factory.mktemp("credentials"))
     admin = secret(api_key(settings, Role.ADMIN, ["*"], "credentials admin"))
-    with api_servers(server_env, folder, count=2) as apis:
+    # At DEBUG: no secret may appear at any level.
+    with api_servers(server_env, folder, count=2, INVENTORY_LOG_LEVEL="DEBUG") as apis:
         namespace = apis[0].env["INVENTORY_REDIS_NAMESPACE"]
-        worker = start_worker(server_env, namespace, folder / "worker.log")
+        debug = {**server_env, "INVENTORY_LOG_LEVEL": "DEBUG"}
+        worker = start_worker(debug, namespace, folder / "worker.log")
         try:
             yield Run(apis, folder, admin)
         finally:

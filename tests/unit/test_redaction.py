@@ -52,6 +52,20 @@ def test_keys_tokens_hashes_bearer_values_and_subprotocols_are_redacted() -> Non
     assert "postgresql://inventory_app:[REDACTED]@127.0.0.1:5432/inventory" in scrubbed
 
 
+@given(
+    name=st.sampled_from(
+        ["Authorization", "cookie", "Set-Cookie", "proxy-authorization", "sec-websocket-protocol"]
+    ),
+    value=SECRET_TEXT,
+)
+def test_a_credential_headers_value_is_redacted_as_websockets_logs_it(
+    name: str, value: str
+) -> None:
+    scrubbed = scrub_text(f"< {name}: session={value}; theme=dark")
+
+    assert scrubbed == f"< {name}: {REDACTED}"
+
+
 def test_values_under_secret_keys_are_dropped_in_nested_structures() -> None:
     event = {
         "event": "request",

@@ -3,9 +3,9 @@
 Every line passes through `scrub_event` last, whoever logged it (our structlog calls,
 uvicorn's "WebSocket /v1/feed?token=..." lines, library warnings, tracebacks). Values
 under credential-looking keys are replaced whole; inside strings, credential query
-parameters, `Bearer` values, `bearer.` subprotocols, API keys, webhook secrets, JWTs,
-argon2 hashes and the passwords of URLs (`postgresql://user:secret@host`) are replaced
-by `[REDACTED]`.
+parameters and header lines (`< cookie: ...`), `Bearer` values, `bearer.` subprotocols,
+API keys, webhook secrets, JWTs, argon2 hashes and the passwords of URLs
+(`postgresql://user:secret@host`) are replaced by `[REDACTED]`.
 """
 
 from __future__ import annotations
@@ -40,6 +40,11 @@ QUERY_SECRET = re.compile(
     r"(?i)(?<![A-Za-z0-9_])((?:access_token|api_key|token|key|password)=)[^&\s\"'#]*"
 )
 SHAPES = (
+    # Header lines, as websockets logs a handshake at DEBUG ("< cookie: ...").
+    re.compile(
+        r"(?i)\b(authorization|proxy-authorization|cookie|set-cookie|sec-websocket-protocol)"
+        r"(:[ \t]*)[^\r\n\"']+"
+    ),
     re.compile(r"(?i)\b(bearer)(\s+|\.)[A-Za-z0-9._~+/=-]+"),
     re.compile(r"inv_[a-z0-9]{10}_[A-Za-z0-9_-]{20,}"),
     re.compile(r"whsec_[A-Za-z0-9+/=_-]{16,}"),  # webhook signing secrets (Standard Webhooks)
