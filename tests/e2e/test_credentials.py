@@ -229,6 +229,9 @@ async def use_every_credential(run: Run, server_env: dict[str, str]) -> None:
         for how in ("header", "subprotocol", "query"):
             socket = await connect(run.feed(0, "?stores="), credential, how)
             await socket.close()
+    cookie = {"Cookie": f"session={secret(uuid.uuid4().hex)}", **bearer(key)}
+    assert run.call("GET", "/v1/me", headers=cookie).status_code == 200
+    await (await websockets.connect(run.feed(1), additional_headers=cookie)).close()
     wrong = {"username": name, "password": secret(f"wrong-{uuid.uuid4().hex}")}
     assert run.call("POST", "/v1/auth/token", json=wrong, headers={}).status_code == 401
     fake_key = secret(key[:-6] + "AAAAAA")
