@@ -135,3 +135,17 @@ def test_after_a_drop_it_says_so_reconnects_with_after_and_shows_what_it_missed(
     expect(sold).to_have_count(2, timeout=5_000)  # the missed sale, once
     expect(page.locator(f'#stock tr[data-sku="{sku}"] td.on-hand')).to_have_text("17")
     page.screenshot(path=ARTIFACTS / "dashboard-reconnected.png", full_page=True)
+
+
+def test_the_feeds_url_carries_no_token_the_subprotocol_does(world: FeedWorld, page: Page) -> None:
+    urls: list[str] = []
+    page.on("websocket", lambda socket: urls.append(socket.url))
+
+    signed_in_on_a_store(world, page)
+
+    token = page.evaluate("sessionStorage.getItem('inventory.token')")
+    assert token
+    assert urls, "the dashboard opened no WebSocket"
+    assert all("/v1/feed" in url for url in urls)
+    assert not any("token" in url or token in url for url in urls), urls
+    assert page.evaluate("state.socket.protocol") == "inventory.v1"

@@ -32,7 +32,7 @@ from inventory.domain.commands import (
 )
 from inventory.domain.events import Line
 from inventory.runtime.settings import Settings
-from inventory.security.policy import RouteClass
+from inventory.security.policy import POLICY, RouteClass
 from inventory.security.principal import Role
 from tests.e2e.api_servers import ApiServer, api_key, api_servers, bearer, run_commands
 from tests.unit.test_policy import ALLOW, EXPECTED
@@ -64,6 +64,9 @@ class Route:
     body: Callable[[str], dict[str, Any]] | None = None
     params: dict[str, str | Callable[[str], str]] = field(default_factory=dict)
     query: str = ""
+    # Out of scope, the route answers as if the resource did not exist (this code, 404),
+    # so that a caller cannot probe for it; a role the class excludes still gets 403.
+    hidden_as: str | None = None
 
     def url(self, store: str) -> str:
         """The path with every parameter filled in (a parameter may name `{store}` too, or
@@ -198,7 +201,11 @@ ROUTES += [
     Route(REPORTS, "GET", "/v1/reports/{report_id}", params={"report_id": report_of}),
     Route(HISTORY, "GET", "/v1/events", query="store={store}"),
     Route(
-        HISTORY, "GET", "/v1/streams/{stream}/events", params={"stream": f"stock-{{store}}-{SKU}"}
+        HISTORY,
+        "GET",
+        "/v1/streams/{stream}/events",
+        params={"stream": f"stock-{{store}}-{SKU}"},
+        hidden_as="stream_not_found",
     ),
     Route(QUERY, "GET", f"{STORE}/stock"),
     Route(QUERY, "GET", f"{STORE}/stock/{{sku}}", params={"sku": SKU}),
@@ -280,6 +287,9 @@ def test_each_role_gets_the_status_the_policy_gives(
 
     if expected == ALLOW:
         assert response.status_code not in (401, 403), response.text
+    elif route.hidden_as and role in POLICY[route.route_class]:
+        assert response.status_code == 404, response.text
+        assert response.json()["code"] == route.hidden_as
     else:
         assert response.status_code == 403, response.text
         assert response.json()["code"] == "forbidden"

@@ -9,8 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+import hypothesis
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
@@ -181,4 +185,52 @@ def test_a_stream_reads_in_version_order_from_a_version(
     missing = admin.get(f"/v1/streams/stock-{store_id}-{uuid.uuid4().hex}/events")
     assert (missing.status_code, missing.json()["code"]) == (404, "stream_not_found")
     outsider = Client(api, api_key(settings, Role.AUDITOR, [f"{store_id}z"], "outsider"))
-    assert outsider.get(f"/v1/streams/{stream}/events").status_code == 403
+    assert outsider.get(f"/v1/streams/{stream}/events").status_code == 404
+
+
+PARAMS = st.fixed_dictionaries(
+    {},
+    optional={
+        "from_version": st.integers(-1, 8),
+        "cursor": st.sampled_from(["0", "2", "x", "99"]),
+        "limit": st.integers(0, 3) | st.just(1001),
+        "min_position": st.integers(0, 2),
+    },
+)
+# Headers that differ between any two requests (ids, budgets, the clock).
+VARYING = {"x-request-id", "ratelimit", "date"}
+
+
+def answer(response: httpx.Response, stream: str) -> tuple[int, dict[str, str], str]:
+    """Status, stable headers and body, with the stream's name written as <stream>."""
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in VARYING}
+    return response.status_code, headers, response.text.replace(stream, "<stream>")
+
+
+def test_a_stream_outside_the_scope_answers_exactly_like_a_missing_one(
+    api: ApiServer, admin: Client, settings: Settings
+) -> None:
+    store_id = f"h{uuid.uuid4().hex[:8]}"
+    sku = f"H{uuid.uuid4().hex[:6].upper()}"
+    open_stores(admin, [store_id], sku)
+    for quantity in range(1, 4):
+        last = receive(admin, store_id, sku, quantity)
+    hidden = f"stock-{store_id}-{sku}"
+    missing = f"stock-{store_id}-H{uuid.uuid4().hex[:6].upper()}"  # as long as `hidden`
+    seen_by_admin = admin.get(f"/v1/streams/{hidden}/events", min_position=last["position"])
+    assert seen_by_admin.status_code == 200
+    outsider = Client(api, api_key(settings, Role.AUDITOR, [f"{store_id}z"], "prober"))
+
+    nowhere = f"h{uuid.uuid4().hex[:8]}"  # a store that does not exist, as long
+
+    @hypothesis.settings(max_examples=40, deadline=None)
+    @given(params=PARAMS)
+    def probe(params: dict[str, int | str]) -> None:
+        seen = outsider.get(f"/v1/streams/{hidden}/events", **params)
+        absent = outsider.get(f"/v1/streams/{missing}/events", **params)
+        assert answer(seen, hidden) == answer(absent, missing)
+        other = outsider.get("/v1/events", store=store_id, limit=params.get("limit"))
+        none = outsider.get("/v1/events", store=nowhere, limit=params.get("limit"))
+        assert answer(other, store_id) == answer(none, nowhere)
+
+    probe()

@@ -16,9 +16,10 @@ from inventory.security.websocket import admit_websocket, allow_message, connect
 async def feed(socket: WebSocket[Any, Any, Any]) -> None:
     """Admit, greet, then echo each message while the connection is within its budget."""
     stores = [s for s in socket.query_params.get("stores", "").split(",") if s]
-    principal = await admit_websocket(socket, RouteClass.FEED, stores)
-    if principal is None:
+    admitted = await admit_websocket(socket, RouteClass.FEED, stores)
+    if admitted is None:
         return
+    principal, _ = admitted
     connection = connection_id()
     await socket.send_json({"kind": "hello", "name": principal.name, "ip": principal.ip})
     while True:

@@ -36,6 +36,7 @@ from inventory.feed.hub import FeedHub
 from inventory.runtime.resources import open_resources
 from inventory.runtime.settings import ConfigurationError, Settings
 from inventory.security.context import Security
+from inventory.security.socket_watch import SocketWatch
 from inventory.service import CommandService
 from inventory.worker.broker import build_broker
 from inventory.worker.wakeups import after_commit
@@ -76,9 +77,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 settings.redis_url, settings.redis_namespace, settings.feed_queue_size
             )
             hub.start()
+            # Open sockets follow their principals' rights (closed within seconds).
+            app.state.socket_watch = watch = SocketWatch(
+                resources.primary, settings.redis_url, settings.redis_namespace
+            )
+            watch.start()
             try:
                 yield
             finally:
+                await watch.stop()
                 await hub.stop()
                 await service.drain()
                 broker.close()
@@ -122,7 +129,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="inventory",
             version=__version__,
-            description="Event-sourced inventory for retailers with many stores.",
+            description=(
+                "Event-sourced inventory for retailers with many stores. The live feed is"
+                " the WebSocket `GET /v1/feed`: authenticate it with `Authorization: Bearer`,"
+                " or from a browser with the subprotocols `inventory.v1` and"
+                " `bearer.<token>` (answered with `inventory.v1`); `?token=` still works."
+            ),
             path="/schema",
             render_plugins=[ContractJsonPlugin()],
             components=Components(

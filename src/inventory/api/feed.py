@@ -1,7 +1,8 @@
 """`GET /v1/feed`: the live feed over WebSocket (api.md, Live feed).
 
-Admission (header or `?token=`, role, store scope, handshake budget) is
-`security.websocket`'s; delivery order and the seam between backlog and live messages are
+Admission (header, `bearer.` subprotocol or `?token=`; role, store scope, handshake
+budget) is `security.websocket`'s; the close when the principal loses its rights is
+`security.socket_watch`'s; delivery order and the seam between backlog and live messages are
 `feed.session`'s. Here: parse the query, run the sender beside a reader that counts
 inbound messages, and close with the right code when one of them ends.
 
@@ -27,6 +28,7 @@ from inventory.feed.session import FeedSession
 from inventory.runtime.resources import Resources
 from inventory.security.policy import RouteClass
 from inventory.security.principal import Principal
+from inventory.security.socket_watch import SocketWatch, Watched
 from inventory.security.websocket import admit_websocket, allow_message, connection_id
 
 log = structlog.get_logger(__name__)
@@ -61,11 +63,13 @@ def _watched(principal: Principal, stores: list[str]) -> frozenset[str] | None:
 @websocket("/v1/feed")
 async def feed(socket: WebSocket[Any, Any, Any]) -> None:
     """Every event of the watched stores after `after`, then live; heartbeats; 4008 when
-    the client falls too far behind, 4429 over the message budget."""
+    the client falls too far behind, 4429 over the message budget, 4401/4403 when the
+    principal loses its rights."""
     stores = _stores(socket)
-    principal = await admit_websocket(socket, RouteClass.FEED, stores)
-    if principal is None:
+    admitted = await admit_websocket(socket, RouteClass.FEED, stores)
+    if admitted is None:
         return
+    principal, expires_at = admitted
     try:
         after = _after(socket)
     except ValueError:
@@ -73,10 +77,13 @@ async def feed(socket: WebSocket[Any, Any, Any]) -> None:
         return
     hub: FeedHub = socket.app.state.feed_hub
     resources: Resources = socket.app.state.resources
+    watch: SocketWatch = socket.app.state.socket_watch
     subscriber = hub.subscribe(_watched(principal, stores))
+    watched = watch.watch(principal, subscriber.stores, expires_at)
     try:
-        await _serve(socket, resources, subscriber, after)
+        await _serve(socket, resources, subscriber, after, watched)
     finally:
+        watch.forget(watched)
         hub.unsubscribe(subscriber)
 
 
@@ -85,6 +92,7 @@ async def _serve(
     resources: Resources,
     subscriber: Subscriber,
     after: int | None,
+    watched: Watched,
 ) -> None:
     writer = subscriber.writer = frame_writer(socket.scope)
     session = FeedSession(
@@ -93,7 +101,8 @@ async def _serve(
     sender = asyncio.create_task(_send_loop(socket, resources, session, subscriber, after))
     reader = asyncio.create_task(_read_loop(socket))
     overflow = asyncio.create_task(subscriber.overflowed.wait())
-    tasks = {sender, reader, overflow}
+    verdict: asyncio.Future[Any] = asyncio.shield(watched.verdict)
+    tasks: set[asyncio.Future[Any]] = {sender, reader, overflow, verdict}
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -101,7 +110,11 @@ async def _serve(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    if overflow in done:
+    if verdict in done:
+        code, reason = verdict.result()
+        log.info("feed principal lost its rights; closing", code=code)
+        await _close(socket, code, reason)
+    elif overflow in done:
         log.info("feed connection too slow; closing with 4008", queued=subscriber.queue.qsize())
         # Sent once the client reads again (or dropped by the server's keepalive).
         await _close(socket, CLOSE_TOO_SLOW, "too_slow: resume with after=<last seq>")

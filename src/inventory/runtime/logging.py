@@ -7,12 +7,15 @@ import sys
 
 import structlog
 
+from inventory.runtime.redaction import scrub_event
+
 
 def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
     """Route structlog and the standard library through one renderer.
 
     Context bound with `structlog.contextvars` (the request or message id) lands on every
-    line, including lines from libraries that log through the standard library.
+    line, including lines from libraries that log through the standard library. Every
+    line is scrubbed of credentials just before it is rendered (runtime/redaction.py).
     """
     if json is None:
         json = not sys.stderr.isatty()
@@ -22,10 +25,11 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
+        # Tracebacks become text here, so the scrubber sees them too.
+        structlog.processors.format_exc_info,
     ]
     renderer: structlog.types.Processor
     if json:
-        shared.append(structlog.processors.format_exc_info)
         renderer = structlog.processors.JSONRenderer()
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
@@ -39,7 +43,11 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                scrub_event,
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()

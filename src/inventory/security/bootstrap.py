@@ -7,12 +7,10 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import psycopg
-import redis
 
-from inventory.security import identity
+from inventory.security import changes, identity
 from inventory.security.identity import CLI_ACTOR, CreatedKey, UserRecord
 from inventory.security.principal import Role
-from inventory.security.ratelimit import epoch_key
 
 T = TypeVar("T")
 
@@ -74,12 +72,8 @@ def create_key(url: str, name: str, role: Role, stores: list[str]) -> CreatedKey
 
 
 def revoke_key(url: str, key_id: str, redis_url: str, namespace: str) -> bool:
-    """Revoke a key, then advance the identity epoch so API processes drop cached
-    principals at once; False when Redis was unreachable (caches then expire in seconds)."""
+    """Revoke a key, then announce it (security/changes.py) so API processes drop cached
+    principals and close its sockets at once; False when Redis was unreachable (caches
+    then expire and sockets are re-checked within seconds)."""
     _run(url, lambda conn: identity.revoke_key(conn, CLI_ACTOR, key_id))
-    try:
-        with redis.Redis.from_url(redis_url, socket_connect_timeout=2) as client:
-            client.incr(epoch_key(namespace))
-    except redis.RedisError:
-        return False
-    return True
+    return changes.announce_sync(redis_url, namespace)

@@ -126,6 +126,7 @@ class Security:
         return decision
 
     async def identities_changed(self) -> None:
-        """After a revocation or deletion commits: every process drops its cached principals."""
+        """After a revocation or deletion commits: every process drops its cached principals
+        and re-checks its open WebSockets (security/socket_watch.py)."""
         self.cache.entries.clear()
         await self.limiter.bump_epoch()

@@ -272,3 +272,29 @@ async def key_principal(conn: Connection, key: str, ip: str) -> Principal | None
     if row is None or not api_keys.matches(key, bytes(row[2])):
         return None
     return Principal(row[0], "api_key", row[1], Role(row[3]), tuple(row[4]), ip)
+
+
+async def live_principals(
+    conn: Connection, user_ids: list[str], key_ids: list[str]
+) -> dict[tuple[str, str], Principal]:
+    """The live users and unrevoked keys among these ids, by (kind, id): two queries for
+    every open socket of a process (security/socket_watch.py). The liveness conditions
+    are those of `user_principal` and `key_principal`."""
+    found: dict[tuple[str, str], Principal] = {}
+    if user_ids:
+        cursor = await conn.execute(
+            "SELECT id::text, username, role, stores FROM users"
+            " WHERE id = ANY(%s::uuid[]) AND deleted_at IS NULL",
+            (user_ids,),
+        )
+        for uid, name, role, stores in await cursor.fetchall():
+            found["user", uid] = Principal(uid, "user", name, Role(role), tuple(stores), "")
+    if key_ids:
+        cursor = await conn.execute(
+            "SELECT id::text, name, role, stores FROM api_keys"
+            " WHERE id = ANY(%s::uuid[]) AND revoked_at IS NULL",
+            (key_ids,),
+        )
+        for kid, name, role, stores in await cursor.fetchall():
+            found["api_key", kid] = Principal(kid, "api_key", name, Role(role), tuple(stores), "")
+    return found

@@ -61,6 +61,11 @@ def epoch_key(namespace: str) -> str:
     return f"{namespace}:identity:epoch"
 
 
+def identity_channel(namespace: str) -> str:
+    """The Redis channel that tells API processes to re-check their open WebSockets."""
+    return f"{namespace}:identity:changed"
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The outcome of one call against one budget, and the headers that describe it."""
@@ -154,9 +159,13 @@ class RateLimiter:
         return int(value or 0)
 
     async def bump_epoch(self) -> bool:
-        """Advance the identity epoch after a revocation or deletion; False when Redis is down."""
+        """Advance the identity epoch after a revocation or deletion, and announce it to
+        every process's open sockets (security/changes.py); False when Redis is down."""
         try:
-            await self._redis.incr(self.epoch_key)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.incr(self.epoch_key)
+                pipe.publish(identity_channel(self._namespace), b"changed")
+                await pipe.execute()
         except redis.RedisError as error:
             log.warning("identity epoch not advanced: Redis unavailable", error=str(error))
             return False

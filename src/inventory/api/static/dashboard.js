@@ -112,12 +112,15 @@ function resumePoint() {
   return state.seen.size ? Math.min(...state.seen.values()) : null;
 }
 
+// The token travels as a subprotocol (`bearer.<token>`), never in the URL: URLs end up
+// in server and proxy logs. The server answers with `inventory.v1`.
 function connect() {
-  const query = new URLSearchParams({ token: state.token });
+  const query = new URLSearchParams();
   const after = resumePoint();
   if (after !== null) query.set("after", String(after));
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}/v1/feed?${query}`);
+  const url = `${scheme}://${location.host}/v1/feed${after !== null ? `?${query}` : ""}`;
+  const socket = new WebSocket(url, ["inventory.v1", `bearer.${state.token}`]);
   state.socket = socket;
   setStatus("connecting…", "");
   socket.onopen = () => {
