@@ -329,6 +329,9 @@ def test_a_prototype_query_name_is_refused_with_the_name_to_use(
         ("/v1/reports/movements?from=someday", "from"),
         ("/v1/reports/movements?to=2026-13-01", "to"),
         (f"/v1/stores/{STORE}/stock/{SKU}/ledger?from=someday", "from"),
+        # A bare number would be read as a Unix timestamp: not a time the contract offers.
+        (f"/v1/stores/{STORE}/stock/{SKU}/ledger?from=-2451", "from"),
+        (f"/v1/stores/{STORE}/stock/{SKU}?as_of=1700000000", "as_of"),
         ("/v1/products?limit=many", "limit"),
         ("/v1/products?limit=0", "limit"),
     ],

@@ -7,6 +7,7 @@ hand, so a bad request gets its 4xx whatever the route (api.md "Conventions").
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -25,11 +26,17 @@ from litestar.types import (
 )
 
 from inventory.api.errors import ApiError, send_problem
-from inventory.api.json_body import allowed_values, check_values, decoded
+from inventory.api.json_body import allowed_values, check_values, decoded, takes_time
 
 MAX_BODY_BYTES = 1024 * 1024
 # The prototype's query names, and the ones this API uses instead.
 PROTOTYPE_NAMES = {"store_id": "store", "start_date": "from", "end_date": "to", "product_id": "sku"}
+# A time in a query is RFC 3339 text: Litestar would also take a bare number as a Unix
+# timestamp, which the contract does not offer (`from=-2451` is a mistake, not 1969).
+RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"
+    r"(?:[Zz]|[+-][0-9]{2}:?[0-9]{2})?"
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class Shape:
     query: frozenset[str]
     body: Any | None
     enums: dict[str, list[str]]  # query parameters that take one of a few values
+    times: frozenset[str]  # query parameters that take an RFC 3339 time
     allow: str  # every method of the handler's path, for `Allow`
 
 
@@ -56,9 +64,16 @@ def shapes_of(app: Litestar) -> dict[int, Shape]:
                 if p.field_name in declared
                 and (allowed := allowed_values(declared[p.field_name].annotation))
             }
+            times = frozenset(
+                p.field_alias
+                for p in params
+                if p.field_name in declared and takes_time(declared[p.field_name].annotation)
+            )
             query = frozenset(p.field_alias for p in params)
             allow = ", ".join(sorted(route.methods))
-            shapes[id(handler)] = Shape(query, data.annotation if data else None, enums, allow)
+            shapes[id(handler)] = Shape(
+                query, data.annotation if data else None, enums, times, allow
+            )
     return shapes
 
 
@@ -93,6 +108,13 @@ def check_query(raw: bytes, shape: Shape) -> None:
             f"Unknown query parameter(s): {', '.join(unknown)}.",
             errors=[_unknown(name, accepted) for name in unknown],
         )
+    untimely = [
+        {"field": name, "message": "Expected an RFC 3339 time (2026-01-31T09:00:00Z)."}
+        for name, value in pairs
+        if name in shape.times and value and not RFC3339.fullmatch(value)
+    ]
+    if untimely:
+        raise ApiError(422, "validation_failed", untimely[0]["message"], errors=untimely)
     wrong = [(name, value) for name, value in pairs if value not in shape.enums.get(name, [value])]
     if wrong:
         allowed: list[dict[str, Any]] = [

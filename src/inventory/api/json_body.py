@@ -132,6 +132,15 @@ def allowed_values(annotation: Any) -> list[str]:
         return []
 
 
+def takes_time(annotation: Any) -> bool:
+    """Whether a parameter's type is a datetime (alone or beside None)."""
+    try:
+        options = _options(types.type_info(annotation))
+    except TypeError:  # not a type msgspec knows: not a datetime either
+        return False
+    return any(isinstance(option, types.DateTimeType) for option in options)
+
+
 def _allowed(kind: types.Type | None) -> list[str]:
     """The values an enum or a literal admits (empty when `kind` takes other text too)."""
     allowed: list[str] = []
