@@ -16,7 +16,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from inventory.projectors import stalls
 from inventory.projectors.backlog import backlogs
-from inventory.projectors.registry import PROJECTORS
+from inventory.readmodels.registry import PROJECTORS
 from inventory.runtime.migrations import SUBSCRIPTION
 from inventory.runtime.resources import Resources
 

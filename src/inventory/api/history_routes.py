@@ -13,7 +13,7 @@ from litestar.params import Parameter
 
 from inventory.api import reads, schemas
 from inventory.api.errors import ApiError, Problem
-from inventory.projectors import history
+from inventory.readmodels import history
 from inventory.security.policy import RouteClass, protect
 from inventory.security.principal import Principal
 

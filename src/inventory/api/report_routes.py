@@ -17,7 +17,7 @@ from psycopg.rows import tuple_row
 
 from inventory.api import reads, schemas, streaming
 from inventory.api.errors import ApiError, Problem
-from inventory.projectors import reports
+from inventory.readmodels import reports
 from inventory.security.policy import RouteClass, protect
 from inventory.security.principal import Principal
 

@@ -31,7 +31,7 @@ from inventory.api.query_views import (
 from inventory.api.schemas import Page
 from inventory.command_result import show_quantity
 from inventory.domain.window import representable_problem
-from inventory.projectors.bitemporal import PastLevel, level_at
+from inventory.readmodels.bitemporal import PastLevel, level_at
 from inventory.security.policy import RouteClass, protect
 from inventory.security.principal import Principal
 

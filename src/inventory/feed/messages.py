@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from inventory.projectors.registry import PROJECTORS
+from inventory.readmodels.registry import PROJECTORS
 
 # The events of one partition after a seq, up to a bound, each with its predecessor's seq.
 EVENT_COLUMNS = """

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from inventory.projectors.engine import ReplicaEvent
+from inventory.readmodels.projection import ReplicaEvent
 
 MAX_ERROR = 300  # characters of an error message kept (its first line)
 

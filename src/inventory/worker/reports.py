@@ -17,7 +17,7 @@ import structlog
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
-from inventory.projectors import reports
+from inventory.readmodels import reports
 from inventory.worker import actors
 
 log = structlog.get_logger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from inventory.projectors.engine import Builder, Cursor, Projector, ReplicaEvent, shadow
+from inventory.readmodels.projection import Builder, Cursor, Projector, ReplicaEvent, shadow
 
 UPSERT = """
 INSERT INTO stream_heads (stream, partition, version, last_seq)

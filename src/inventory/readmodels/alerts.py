@@ -15,7 +15,7 @@ import msgspec
 
 from inventory.domain.events import StockCounted, StockEvent, StockSold
 from inventory.domain.state import StockState, level_of
-from inventory.projectors.engine import Cursor, ReplicaEvent
+from inventory.readmodels.projection import Cursor, ReplicaEvent
 
 Key = tuple[str, str, str]  # store, sku, kind
 

@@ -11,7 +11,7 @@ import msgspec
 from inventory.domain.events import StockAdjusted, StockCounted, StockEvent, StockReceived
 from inventory.domain.evolution import evolve
 from inventory.domain.state import ZERO, StockState, level_of
-from inventory.projectors.engine import Cursor, ReplicaEvent
+from inventory.readmodels.projection import Cursor, ReplicaEvent
 
 COLUMNS = (
     "seq, position, store, sku, version, type, occurred_at, recorded_at, delta, counted,"

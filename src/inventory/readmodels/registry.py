@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from inventory.projectors.catalog import Catalog
-from inventory.projectors.daily_movements import DailyMovements
-from inventory.projectors.engine import Projector
-from inventory.projectors.stock_levels import StockLevels
-from inventory.projectors.stream_heads import StreamHeads
+from inventory.readmodels.catalog import Catalog
+from inventory.readmodels.daily_movements import DailyMovements
+from inventory.readmodels.projection import Projector
+from inventory.readmodels.stock_levels.projector import StockLevels
+from inventory.readmodels.stream_heads import StreamHeads
 
 PROJECTORS: tuple[Projector, ...] = (StreamHeads(), StockLevels(), Catalog(), DailyMovements())
 
@@ -18,3 +18,8 @@ def by_name(name: str) -> Projector:
             return projector
     known = ", ".join(p.name for p in PROJECTORS)
     raise KeyError(f"no projector {name!r}; known: {known}")
+
+
+def projector_names() -> list[str]:
+    """The names of every projector: what queries and the feed wait for (one read side)."""
+    return [projector.name for projector in PROJECTORS]

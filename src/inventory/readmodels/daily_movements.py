@@ -27,7 +27,7 @@ from inventory.domain.stock_events import (
 from inventory.domain.window import local_date
 from inventory.domain.zones import zone
 from inventory.eventstore.codec import Codec, tag_of
-from inventory.projectors.engine import Builder, Cursor, Projector, ReplicaEvent, shadow
+from inventory.readmodels.projection import Builder, Cursor, Projector, ReplicaEvent, shadow
 
 CODEC = Codec((*STOCK_EVENTS, StoreOpened, StoreUpdated))
 MOVEMENT_TYPES = frozenset(tag_of(t) for t in STOCK_EVENTS) - {tag_of(StockReorderPointSet)}

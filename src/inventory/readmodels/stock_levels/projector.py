@@ -20,10 +20,10 @@ from inventory.domain.events import StockEvent, StockFact
 from inventory.domain.evolution import evolve
 from inventory.domain.state import StockState, level_of
 from inventory.domain.stock_evolution import event_is_absorbed
-from inventory.projectors.alerts import AlertBook
-from inventory.projectors.decoding import actor_of, domain_event
-from inventory.projectors.engine import Builder, Cursor, Projector, ReplicaEvent, shadow
-from inventory.projectors.stock_ledger import copy_time, ledger_row, write_ledger
+from inventory.readmodels.alerts import AlertBook
+from inventory.readmodels.decoding import actor_of, domain_event
+from inventory.readmodels.ledger import copy_time, ledger_row, write_ledger
+from inventory.readmodels.projection import Builder, Cursor, Projector, ReplicaEvent, shadow
 
 Item = tuple[str, str]
 LEVEL_COLUMNS = (
