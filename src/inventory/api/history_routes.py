@@ -150,13 +150,9 @@ class HistoryController(Controller):
         return Response(_page(rows, cursor), headers=headers)
 
 
-OUTSIDE = "SELECT 1 FROM events WHERE stream = %s AND partition <> ALL(%s::text[]) LIMIT 1"
-
-
 async def _outside_scope(conn: Any, principal: Principal, stream: str) -> bool:
     """True when any event of `stream` lies outside the caller's stores (store-less events
     count as outside unless the scope is every store), whatever page was asked for."""
     if principal.all_stores:
         return False
-    cursor = await conn.execute(OUTSIDE, (stream, list(principal.stores)))
-    return await cursor.fetchone() is not None
+    return await history.has_events_outside(conn, stream, list(principal.stores))
