@@ -4,8 +4,8 @@ Each alert's condition is evaluated after every event of its item, against the o
 alerts read once per batch, so an alert opens once and closes once however the events
 are split into batches.
 
-Table: projections/0006_stock_levels.sql (`alerts`, with the levels and the ledger: the
-stock projector, stock_levels/projector.py, folds all three). `open_alerts` is the API's
+Table: projections/0007_stock_ledger.sql (`alerts`, beside the ledger: the stock
+projector, stock_levels/projector.py, folds levels, ledger and alerts at once). `open_alerts` is the API's
 read; the feed's alerts by seq are feed_publication.py's.
 """
 

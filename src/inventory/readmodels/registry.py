@@ -1,4 +1,5 @@
-"""Every projector the worker runs. A new read model is one more entry here."""
+"""Every projector the worker runs (the engine, projectors/, runs their handlers). A new
+read model is one more entry here."""
 
 from __future__ import annotations
 

@@ -3,6 +3,10 @@
 The three tables are one projector because they are three views of the same fold: each
 ledger row needs the state before and after its event, and an alert the same. Folding
 once keeps them at the same checkpoint (a query joining them never sees two moments).
+
+Tables: projections/0006_stock_levels.sql, 0045_stock_levels_latest_at.sql (levels),
+0007_stock_ledger.sql (ledger and alerts). Their queries: queries.py here, ledger.py,
+bitemporal.py, alerts.py, search.py.
 """
 
 from __future__ import annotations
