@@ -5,8 +5,8 @@ alerts read once per batch, so an alert opens once and closes once however the e
 are split into batches.
 
 Table: projections/0007_stock_ledger.sql (`alerts`, beside the ledger: the stock
-projector, stock_levels/projector.py, folds levels, ledger and alerts at once). `open_alerts` is the API's
-read; the feed's alerts by seq are feed_publication.py's.
+projector, stock_levels/projector.py, folds levels, ledger and alerts at once).
+`open_alerts` is the API's read; the feed's alerts by seq are feed_publication.py's.
 """
 
 from __future__ import annotations
