@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from inventory.readmodels.fetch import like_prefix
+from inventory.readmodels.rows import like_prefix
 from inventory.readmodels.search import SEARCH, SEARCH_WITH_LEVELS
 from inventory.runtime.migrations import sql_directory
 

@@ -19,8 +19,8 @@ import msgspec
 
 from inventory.domain.events import StockCounted, StockEvent, StockSold
 from inventory.domain.state import StockState, level_of
-from inventory.readmodels.fetch import Conn, fetch
 from inventory.readmodels.projection import Cursor, ReplicaEvent
+from inventory.readmodels.rows import Conn, fetch
 
 Key = tuple[str, str, str]  # store, sku, kind
 

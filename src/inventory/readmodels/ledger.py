@@ -16,8 +16,8 @@ import msgspec
 from inventory.domain.events import StockAdjusted, StockCounted, StockEvent, StockReceived
 from inventory.domain.evolution import evolve
 from inventory.domain.state import ZERO, StockState, level_of
-from inventory.readmodels.fetch import Conn, Row, fetch
 from inventory.readmodels.projection import Cursor, ReplicaEvent
+from inventory.readmodels.rows import Conn, Row, fetch
 
 COLUMNS = (
     "seq, position, store, sku, version, type, occurred_at, recorded_at, delta, counted,"

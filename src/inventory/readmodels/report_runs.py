@@ -17,7 +17,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
-from inventory.readmodels.fetch import Conn, fetch
+from inventory.readmodels.rows import Conn, fetch
 
 INSERT = "INSERT INTO report_runs (id, kind, params, requested_by) VALUES (%s, %s, %s, %s)"
 SELECT = """

@@ -8,7 +8,7 @@ wire Structs (quantities shown per the product's decimals).
 
 from __future__ import annotations
 
-from inventory.readmodels.fetch import Conn, Row, fetch, like_prefix
+from inventory.readmodels.rows import Conn, Row, fetch, like_prefix
 from inventory.readmodels.stock_levels.queries import LEVEL_COLUMNS
 
 # Products whose `search` contains the lowered `q` or whose barcode is `q`: the exact

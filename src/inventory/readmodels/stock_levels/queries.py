@@ -13,8 +13,8 @@ from typing import Any
 
 from psycopg import sql
 
-from inventory.readmodels.fetch import Conn, Row, fetch, like_prefix
 from inventory.readmodels.quantities import quantity
+from inventory.readmodels.rows import Conn, Row, fetch, like_prefix
 
 # A level with its product's name and decimals (3 for a SKU the catalog lacks).
 LEVEL_COLUMNS = """l.store, l.sku, p.name, coalesce(p.decimals, 3), l.on_hand, l.reserved,
