@@ -25,7 +25,7 @@ import httpx
 import psutil
 import psycopg
 
-from inventory.projectors.reports import MovementQuery
+from inventory.readmodels.daily_movements import MovementQuery
 from inventory.runtime.embedded import EmbeddedTopology
 from inventory.runtime.processes import free_port
 from inventory.runtime.settings import Settings

@@ -50,7 +50,7 @@ from inventory.eventstore.codec import Codec
 from inventory.eventstore.store import ANY, EventStore, NewEvent, StreamWrite
 from inventory.projectors import admin
 from inventory.projectors.backlog import BACKLOGS, PLAN
-from inventory.projectors.registry import PROJECTORS
+from inventory.readmodels.registry import PROJECTORS
 from inventory.runtime.embedded import EmbeddedTopology
 from inventory.runtime.settings import Settings
 from inventory.worker.broker import build_broker

@@ -41,7 +41,7 @@ from inventory.domain import events as ev
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.store import ANY, EventStore, NewEvent, StreamWrite
 from inventory.projectors import admin
-from inventory.projectors.registry import PROJECTORS
+from inventory.readmodels.registry import PROJECTORS
 from inventory.runtime.embedded import EmbeddedTopology
 from inventory.runtime.processes import free_port
 from inventory.runtime.settings import Settings

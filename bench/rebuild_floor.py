@@ -44,9 +44,10 @@ import psycopg
 from psycopg import sql
 
 from inventory.projectors import admin
-from inventory.projectors.engine import shadow
-from inventory.projectors.rebuild import PARTITION_EVENTS, rebuild
-from inventory.projectors.registry import PROJECTORS
+from inventory.projectors.rebuild import rebuild
+from inventory.projectors.rebuild_fold import PARTITION_EVENTS
+from inventory.readmodels.projection import shadow
+from inventory.readmodels.registry import PROJECTORS
 from inventory.runtime.embedded import EmbeddedTopology
 from inventory.runtime.settings import Settings
 from read_side import GOAL, copy_baseline, load, wait_replicated  # bench/ is on sys.path

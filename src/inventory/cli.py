@@ -125,7 +125,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _projections(args: argparse.Namespace) -> int:
     from inventory.projectors import admin  # noqa: PLC0415
-    from inventory.projectors.registry import PROJECTORS  # noqa: PLC0415
+    from inventory.readmodels.registry import PROJECTORS  # noqa: PLC0415
 
     settings = Settings.from_env()
     if args.action == "status":
@@ -141,7 +141,7 @@ def _projections(args: argparse.Namespace) -> int:
 
 def _events(args: argparse.Namespace) -> int:
     from inventory.projectors import export  # noqa: PLC0415
-    from inventory.projectors.history import ExportRange  # noqa: PLC0415
+    from inventory.readmodels.history import ExportRange  # noqa: PLC0415
 
     try:
         span = ExportRange(args.store, export.parse_time(args.start), export.parse_time(args.end))

@@ -14,7 +14,7 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from inventory.projectors.engine import project
-from inventory.projectors.registry import PROJECTORS
+from inventory.readmodels.registry import PROJECTORS
 from inventory.runtime.embedded import EmbeddedTopology
 from inventory.runtime.processes import free_port
 from tests.conftest import new_home

@@ -15,7 +15,7 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from inventory.projectors.engine import project, reset
-from inventory.projectors.stream_heads import StreamHeads
+from inventory.readmodels.stream_heads import StreamHeads
 from inventory.runtime.processes import free_port
 from inventory.runtime.redis_server import EmbeddedRedis
 from inventory.runtime.settings import Settings
@@ -35,7 +35,7 @@ HANGING_PROJECTOR = textwrap.dedent("""
     from pathlib import Path
     from psycopg_pool import ConnectionPool
     from inventory.projectors.engine import project
-    from inventory.projectors.stream_heads import StreamHeads
+    from inventory.readmodels.stream_heads import StreamHeads
 
     class HangsBeforeCommit(StreamHeads):
         def apply(self, cur, events):

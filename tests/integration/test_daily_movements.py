@@ -32,8 +32,8 @@ from inventory.domain.commands import (
 )
 from inventory.domain.events import Line
 from inventory.projectors import admin
-from inventory.projectors.daily_movements import DailyMovements
 from inventory.projectors.engine import project
+from inventory.readmodels.daily_movements import DailyMovements
 from inventory.runtime.settings import Settings
 from tests.e2e.api_servers import run_commands
 from tests.e2e.reading import primary_positions, replicated, wait_until

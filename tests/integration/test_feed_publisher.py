@@ -11,8 +11,8 @@ from psycopg_pool import ConnectionPool
 
 from inventory.feed import messages
 from inventory.feed.publisher import publish_partitions
-from inventory.projectors.engine import catch_up_partitions
-from inventory.projectors.registry import PROJECTORS
+from inventory.projectors.catch_up import catch_up_partitions
+from inventory.readmodels.registry import PROJECTORS
 from inventory.runtime.settings import Settings
 from tests.projection_helpers import receive_stock
 

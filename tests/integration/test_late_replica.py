@@ -10,8 +10,9 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from inventory.projectors.engine import lags, project
-from inventory.projectors.stream_heads import StreamHeads
+from inventory.projectors.engine import project
+from inventory.projectors.lag import lags
+from inventory.readmodels.stream_heads import StreamHeads
 from inventory.runtime.migrations import (
     ensure_subscription,
     migrate,

@@ -17,16 +17,12 @@ from inventory.domain.events import ALL_EVENTS, StockReceived
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.store import ANY, EventStore, NewEvent, StreamWrite
 from inventory.projectors.backlog import backlogs
-from inventory.projectors.engine import (
-    LOCK_PREFIX,
-    catch_up_partitions,
-    lags,
-    project,
-    project_partition,
-)
-from inventory.projectors.registry import PROJECTORS
-from inventory.projectors.stock_levels import StockLevels
-from inventory.projectors.stream_heads import StreamHeads
+from inventory.projectors.catch_up import catch_up_partitions, project_partition
+from inventory.projectors.engine import LOCK_PREFIX, project
+from inventory.projectors.lag import lags
+from inventory.readmodels.registry import PROJECTORS
+from inventory.readmodels.stock_levels.projector import StockLevels
+from inventory.readmodels.stream_heads import StreamHeads
 from inventory.runtime.settings import Settings
 from tests.projection_helpers import (
     append_counted,

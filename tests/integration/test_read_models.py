@@ -20,13 +20,15 @@ from psycopg_pool import ConnectionPool
 
 from inventory.eventstore.store import NewEvent, StreamWrite
 from inventory.projectors import admin
-from inventory.projectors.bitemporal import level_at
-from inventory.projectors.catalog import Catalog
-from inventory.projectors.engine import LOCK_PREFIX, lags, project, reset
-from inventory.projectors.rebuild import RebuildFailed, rebuild
-from inventory.projectors.registry import PROJECTORS
-from inventory.projectors.stock_levels import StockLevels
-from inventory.projectors.stream_heads import StreamHeads
+from inventory.projectors.engine import LOCK_PREFIX, project, reset
+from inventory.projectors.lag import lags
+from inventory.projectors.rebuild import rebuild
+from inventory.projectors.rebuild_fold import RebuildFailed
+from inventory.readmodels.bitemporal import level_at
+from inventory.readmodels.catalog import Catalog
+from inventory.readmodels.registry import PROJECTORS
+from inventory.readmodels.stock_levels.projector import StockLevels
+from inventory.readmodels.stream_heads import StreamHeads
 from inventory.runtime.settings import Settings
 from tests import read_oracle as oracle
 from tests.events import Counted

@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from inventory.api import reads
 from inventory.api.errors import ApiError
 from inventory.projectors.engine import project
-from inventory.projectors.registry import PROJECTORS
+from inventory.readmodels.registry import PROJECTORS
 from inventory.runtime.resources import Resources
 from inventory.runtime.settings import Settings
 from tests.projection_helpers import append_counted, wait_replicated

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from inventory.api.query_views import like_prefix
-from inventory.api.stock_queries import SEARCH, SEARCH_WITH_LEVELS
+from inventory.readmodels.rows import like_prefix
+from inventory.readmodels.search import SEARCH, SEARCH_WITH_LEVELS
 from inventory.runtime.migrations import sql_directory
 
 # The ranking as the search defined it before the nearest-neighbour scan: every match

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from inventory.projectors import stalls
-from inventory.projectors.registry import PROJECTORS
+from inventory.readmodels.registry import PROJECTORS
 from inventory.runtime.settings import Settings
 from inventory.worker.broker import build_broker
 from tests.projection_helpers import checkpoint_of, receive_stock

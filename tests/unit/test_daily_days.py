@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 
 from inventory.domain.stock_events import StockSold
-from inventory.projectors.daily_movements import Totals
-from inventory.projectors.engine import ReplicaEvent
+from inventory.readmodels.daily_movements import Totals
+from inventory.readmodels.projection import ReplicaEvent
 
 
 def sold_at(at: datetime) -> tuple[ReplicaEvent, StockSold]:

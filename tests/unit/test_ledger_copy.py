@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from inventory.projectors.stock_ledger import copy_time
+from inventory.readmodels.ledger import copy_time
 
 AT = datetime(2026, 3, 29, 1, 30, 5, 123456, tzinfo=UTC)
 

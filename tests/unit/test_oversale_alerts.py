@@ -8,8 +8,8 @@ from decimal import Decimal
 from inventory.domain.events import StockCounted, StockEvent, StockReceived, StockSold
 from inventory.domain.state import StockState
 from inventory.domain.stock_evolution import event_is_absorbed, evolve_stock
-from inventory.projectors.alerts import AlertBook
-from inventory.projectors.engine import ReplicaEvent
+from inventory.readmodels.alerts import AlertBook
+from inventory.readmodels.projection import ReplicaEvent
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 

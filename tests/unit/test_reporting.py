@@ -14,11 +14,11 @@ from inventory.domain.stock_events import (
     StockReceived,
     StockReorderPointSet,
 )
-from inventory.projectors.daily_movements import Totals, moved, zones_needed
-from inventory.projectors.engine import ReplicaEvent
 from inventory.projectors.export import parse_time
-from inventory.projectors.history import EventFilter, page_query
-from inventory.projectors.reports import MovementQuery, quantity
+from inventory.readmodels.daily_movements import MovementQuery, Totals, moved, zones_needed
+from inventory.readmodels.history import EventFilter, page_query
+from inventory.readmodels.projection import ReplicaEvent
+from inventory.readmodels.quantities import quantity
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
 

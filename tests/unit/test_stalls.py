@@ -10,8 +10,8 @@ import psycopg
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inventory.projectors.engine import ReplicaEvent
 from inventory.projectors.stalls import MAX_ERROR, Stall, describe_error
+from inventory.readmodels.projection import ReplicaEvent
 
 
 class Failure(Exception):

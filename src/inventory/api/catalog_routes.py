@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
@@ -23,7 +22,7 @@ from inventory.api.commands import (
 from inventory.api.errors import ApiError, Problem
 from inventory.api.stock_routes import actor_of
 from inventory.domain import commands as domain
-from inventory.domain.state import ProductState, StoreState
+from inventory.readmodels import catalog
 from inventory.security.policy import RouteClass, protect
 from inventory.security.principal import Principal
 
@@ -32,14 +31,6 @@ ApiRequest = Request[Principal, Any, State]
 Limit = Annotated[int, Parameter(ge=1, le=1000, description="Page size (default 100).")]
 Cursor = Annotated[str | None, Parameter(description="`next_cursor` of the previous page.")]
 
-PRODUCTS = """
-SELECT sku, version, state::text FROM products
-WHERE sku > %s AND (%s::text IS NULL OR search LIKE %s OR barcode = %s)
-ORDER BY sku LIMIT %s
-"""
-STORES = "SELECT id, version, state::text FROM stores WHERE id > %s ORDER BY id LIMIT %s"
-ONE_PRODUCT = "SELECT version, state::text FROM products WHERE sku = %s"
-ONE_STORE = "SELECT version, state::text FROM stores WHERE id = %s"
 MinPosition = Annotated[int | None, reads.MinPosition]
 GLOBAL = ""  # the partition of product events
 
@@ -62,17 +53,10 @@ def _cursor(raw: str | None) -> str:
         raise ApiError(422, "validation_failed", "The cursor is not one this API issued.") from None
 
 
-def _next(rows: list[tuple[Any, ...]], limit: int) -> str | None:
-    if len(rows) < limit:
+def _next(keys: list[str], limit: int) -> str | None:
+    if len(keys) < limit:
         return None
-    return base64.urlsafe_b64encode(rows[-1][0].encode()).decode()
-
-
-def _like(q: str | None) -> str | None:
-    if q is None:
-        return None
-    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return base64.urlsafe_b64encode(keys[-1].encode()).decode()
 
 
 class CatalogController(Controller):
@@ -155,16 +139,10 @@ class CatalogController(Controller):
         min_position: MinPosition = None,
     ) -> Response[schemas.Page[schemas.Product]]:
         """Products by SKU; `q` matches SKU, name or barcode (substring, trigram index)."""
-        like = _like(q.lower() if q else None)
-        rows, headers = await reads.rows(
-            state.resources.replica,
-            min_position,
-            GLOBAL,
-            PRODUCTS,
-            (_cursor(cursor), q, like, q, limit),
-        )
-        items = [_product(version, raw) for _, version, raw in rows]
-        return Response(schemas.Page(items, _next(rows, limit)), headers=headers)
+        async with reads.reading(state.resources.replica, min_position, GLOBAL) as (conn, headers):
+            found = await catalog.list_products(conn, _cursor(cursor), q, limit)
+        items = [schemas.Product.of(product.state, product.version) for product in found]
+        return Response(schemas.Page(items, _next([p.sku for p in found], limit)), headers=headers)
 
     @get(
         "/products/{sku:str}",
@@ -175,12 +153,11 @@ class CatalogController(Controller):
         self, *, state: State, sku: str, min_position: MinPosition = None
     ) -> Response[schemas.Product]:
         """The product, or 404 `product_not_found`."""
-        rows, headers = await reads.rows(
-            state.resources.replica, min_position, GLOBAL, ONE_PRODUCT, (sku,)
-        )
-        if not rows:
+        async with reads.reading(state.resources.replica, min_position, GLOBAL) as (conn, headers):
+            product = await catalog.one_product(conn, sku)
+        if product is None:
             raise ApiError(404, "product_not_found", f"No product has the SKU {sku!r}.")
-        return Response(_product(*rows[0]), headers=headers)
+        return Response(schemas.Product.of(product.state, product.version), headers=headers)
 
     @post(
         "/stores",
@@ -225,11 +202,10 @@ class CatalogController(Controller):
     ) -> Response[schemas.Page[schemas.Store]]:
         """Every store, by id (the catalog is readable by every role; `GET /v1/me` says
         which stores the caller may act on)."""
-        rows, headers = await reads.rows(
-            state.resources.replica, min_position, None, STORES, (_cursor(cursor), limit)
-        )
-        items = [_store(version, raw) for _, version, raw in rows]
-        return Response(schemas.Page(items, _next(rows, limit)), headers=headers)
+        async with reads.reading(state.resources.replica, min_position, None) as (conn, headers):
+            found = await catalog.list_stores(conn, _cursor(cursor), limit)
+        items = [schemas.Store.of(store.state, store.version) for store in found]
+        return Response(schemas.Page(items, _next([s.id for s in found], limit)), headers=headers)
 
     @get(
         "/stores/{store:str}",
@@ -240,17 +216,8 @@ class CatalogController(Controller):
         self, *, state: State, store: str, min_position: MinPosition = None
     ) -> Response[schemas.Store]:
         """The store, or 404 `store_not_found`."""
-        rows, headers = await reads.rows(
-            state.resources.replica, min_position, store, ONE_STORE, (store,)
-        )
-        if not rows:
+        async with reads.reading(state.resources.replica, min_position, store) as (conn, headers):
+            found = await catalog.one_store(conn, store)
+        if found is None:
             raise ApiError(404, "store_not_found", f"No store has the id {store!r}.")
-        return Response(_store(*rows[0]), headers=headers)
-
-
-def _product(version: int, raw: str) -> schemas.Product:
-    return schemas.Product.of(msgspec.json.decode(raw, type=ProductState), version)
-
-
-def _store(version: int, raw: str) -> schemas.Store:
-    return schemas.Store.of(msgspec.json.decode(raw, type=StoreState), version)
+        return Response(schemas.Store.of(found.state, found.version), headers=headers)

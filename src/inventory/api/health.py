@@ -16,8 +16,8 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from inventory.projectors import stalls
 from inventory.projectors.backlog import backlogs
-from inventory.projectors.registry import PROJECTORS
-from inventory.runtime.migrations import SUBSCRIPTION
+from inventory.readmodels.registry import projector_names
+from inventory.runtime import replication_status
 from inventory.runtime.resources import Resources
 
 CHECK_TIMEOUT = 2.0
@@ -56,26 +56,19 @@ class CheckFailed(Exception):
 
 async def _primary(r: Resources) -> dict[str, Any]:
     async with r.primary.connection(timeout=CHECK_TIMEOUT) as conn:
-        await conn.execute("SELECT 1")
+        await replication_status.ping(conn)
     return {}
 
 
 async def _replica(r: Resources) -> dict[str, Any]:
     async with r.replica.connection(timeout=CHECK_TIMEOUT) as conn:
-        await conn.execute("SELECT 1")
+        await replication_status.ping(conn)
     return {}
 
 
 async def _subscription(r: Resources) -> dict[str, Any]:
     async with r.replica.connection(timeout=CHECK_TIMEOUT) as conn:
-        cursor = await conn.execute(
-            "SELECT s.subenabled, w.pid IS NOT NULL, w.last_msg_receipt_time"
-            " FROM pg_subscription s"
-            " LEFT JOIN pg_stat_subscription w ON w.subid = s.oid AND w.relid IS NULL"
-            " WHERE s.subname = %s",
-            (SUBSCRIPTION,),
-        )
-        row = await cursor.fetchone()
+        row = await replication_status.subscription_status(conn)
     if row is None:
         raise CheckFailed("the subscription does not exist; run `inventory migrate`")
     enabled, running, last_message = row
@@ -88,12 +81,7 @@ async def _subscription(r: Resources) -> dict[str, Any]:
 
 async def _replication(r: Resources) -> dict[str, Any]:
     async with r.primary.connection(timeout=CHECK_TIMEOUT) as conn:
-        cursor = await conn.execute(
-            "SELECT active, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint"
-            " FROM pg_replication_slots WHERE slot_name = %s",
-            (SUBSCRIPTION,),
-        )
-        row = await cursor.fetchone()
+        row = await replication_status.slot_status(conn)
     if row is None:
         raise CheckFailed("the primary has no replication slot for the replica")
     active, lag_bytes = row
@@ -110,9 +98,7 @@ async def _projections(r: Resources) -> dict[str, Any]:
     async with r.replica.connection(timeout=CHECK_TIMEOUT) as conn:
         stalled = await stalls.live_async(conn)
         # One more than the allowance: enough to tell "over" from "at", and no more.
-        behind = await backlogs(
-            conn, [p.name for p in PROJECTORS], limit=max_events + 1, max_age=max_seconds
-        )
+        behind = await backlogs(conn, projector_names(), limit=max_events + 1, max_age=max_seconds)
     if stalled:
         raise _stalled(stalled)
     over = [

@@ -13,7 +13,7 @@ from litestar.params import Parameter
 
 from inventory.api import reads, schemas
 from inventory.api.errors import ApiError, Problem
-from inventory.projectors import history
+from inventory.readmodels import history
 from inventory.security.policy import RouteClass, protect
 from inventory.security.principal import Principal
 
@@ -150,13 +150,9 @@ class HistoryController(Controller):
         return Response(_page(rows, cursor), headers=headers)
 
 
-OUTSIDE = "SELECT 1 FROM events WHERE stream = %s AND partition <> ALL(%s::text[]) LIMIT 1"
-
-
 async def _outside_scope(conn: Any, principal: Principal, stream: str) -> bool:
     """True when any event of `stream` lies outside the caller's stores (store-less events
     count as outside unless the scope is every store), whatever page was asked for."""
     if principal.all_stores:
         return False
-    cursor = await conn.execute(OUTSIDE, (stream, list(principal.stores)))
-    return await cursor.fetchone() is not None
+    return await history.has_events_outside(conn, stream, list(principal.stores))

@@ -82,8 +82,16 @@ class StallCollector(Collector):
 
 
 def _labels(stall: stalls.Stall) -> list[str]:
-    return [stall.projector, stall.partition, str(stall.seq), str(stall.position), stall.stream,
-            stall.event_type, stall.error_class, stall.error]  # fmt: skip
+    return [
+        stall.projector,
+        stall.partition,
+        str(stall.seq),
+        str(stall.position),
+        stall.stream,
+        stall.event_type,
+        stall.error_class,
+        stall.error,
+    ]
 
 
 COLLECTOR = StallCollector()
@@ -97,8 +105,11 @@ async def refresh(resources: Resources) -> None:
         async with resources.replica.connection(timeout=READ_TIMEOUT) as conn:
             found = await stalls.live_async(conn)
     except Exception as error:  # noqa: BLE001 - a scrape answers even with the replica down
-        log.warning("could not read projection stalls for /metrics", error=type(error).__name__,
-                    seconds=round(time.monotonic() - started, 3))  # fmt: skip
+        log.warning(
+            "could not read projection stalls for /metrics",
+            error=type(error).__name__,
+            seconds=round(time.monotonic() - started, 3),
+        )
         COLLECTOR.update(None)
         return
     COLLECTOR.update(found)

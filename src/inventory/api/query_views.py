@@ -1,4 +1,4 @@
-"""Response bodies of the stock queries and the replica rows they come from."""
+"""Response bodies of the stock queries, made from the read models' rows; page cursors."""
 
 from __future__ import annotations
 
@@ -13,10 +13,6 @@ from inventory.api.errors import ApiError
 from inventory.command_result import show_quantity
 
 Quantity = int | str
-
-LEVEL_COLUMNS = """l.store, l.sku, p.name, coalesce(p.decimals, 3), l.on_hand, l.reserved,
-    l.available, l.in_transit_in, l.in_transit_out, l.reorder_min, l.reorder_max, l.version,
-    l.updated_at"""
 
 
 class StockLevel(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,18 +48,6 @@ class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True):
     absorbed: bool
 
 
-class Alert(msgspec.Struct, frozen=True, kw_only=True):
-    """An open alert on one item at one store."""
-
-    id: int
-    store: str
-    sku: str
-    kind: str
-    opened_seq: int
-    opened_at: datetime
-    details: dict[str, Any]
-
-
 class SearchHit(msgspec.Struct, frozen=True, kw_only=True):
     """A product matching the search, with its levels in the stores in scope."""
 
@@ -81,15 +65,23 @@ def quantity(value: Decimal | None, decimals: int) -> Quantity | None:
 
 
 def level(row: tuple[Any, ...]) -> StockLevel:
-    """A StockLevel from a row of LEVEL_COLUMNS."""
+    """A StockLevel from a row of `readmodels.stock_levels.queries.LEVEL_COLUMNS`."""
     store, sku, name, decimals, *amounts = row[:9]
     on_hand, reserved, available, in_in, in_out = (show_quantity(a, decimals) for a in amounts)
     return StockLevel(
-        store=store, sku=sku, name=name, on_hand=on_hand, reserved=reserved,
-        available=available, in_transit_in=in_in, in_transit_out=in_out,
-        reorder_min=quantity(row[9], decimals), reorder_max=quantity(row[10], decimals),
-        version=row[11], updated_at=row[12],
-    )  # fmt: skip
+        store=store,
+        sku=sku,
+        name=name,
+        on_hand=on_hand,
+        reserved=reserved,
+        available=available,
+        in_transit_in=in_in,
+        in_transit_out=in_out,
+        reorder_min=quantity(row[9], decimals),
+        reorder_max=quantity(row[10], decimals),
+        version=row[11],
+        updated_at=row[12],
+    )
 
 
 def ledger_entry(row: tuple[Any, ...], decimals: int) -> LedgerEntry:
@@ -97,11 +89,18 @@ def ledger_entry(row: tuple[Any, ...], decimals: int) -> LedgerEntry:
     on_hand_after, reason, reference, actor, absorbed`."""
     seq, position, type_, occurred_at, recorded_at, delta, after, *rest = row
     return LedgerEntry(
-        seq=seq, position=position, type=type_, occurred_at=occurred_at,
-        recorded_at=recorded_at, delta=show_quantity(delta, decimals),
-        on_hand_after=show_quantity(after, decimals), reason=rest[0], reference=rest[1],
-        actor=rest[2], absorbed=rest[3],
-    )  # fmt: skip
+        seq=seq,
+        position=position,
+        type=type_,
+        occurred_at=occurred_at,
+        recorded_at=recorded_at,
+        delta=show_quantity(delta, decimals),
+        on_hand_after=show_quantity(after, decimals),
+        reason=rest[0],
+        reference=rest[1],
+        actor=rest[2],
+        absorbed=rest[3],
+    )
 
 
 def encode_cursor(key: str | int) -> str:
@@ -127,8 +126,15 @@ def decode_int_cursor(raw: str | None) -> int:
     return int(key)
 
 
-def like_prefix(prefix: str | None) -> str:
-    """A LIKE pattern matching strings that start with `prefix` (all when None)."""
-    if not prefix:
-        return "%"
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def search_hits(rows: list[tuple[Any, ...]]) -> list[SearchHit]:
+    """The hits of `readmodels.search.search`'s rows, each with its levels."""
+    hits: list[SearchHit] = []
+    for row in rows:
+        if not hits or hits[-1].sku != row[0]:
+            hit = SearchHit(
+                sku=row[0], name=row[1], barcode=row[2], unit=row[3], decimals=row[4], levels=[]
+            )
+            hits.append(hit)
+        if row[5] is not None:  # the level's store: null for a hit without levels
+            hits[-1].levels.append(level(row[5:]))
+    return hits

@@ -20,11 +20,11 @@ from typing import Any
 import psycopg
 from litestar.params import Parameter
 from psycopg.pq import TransactionStatus
-from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from inventory.api.errors import ApiError
-from inventory.projectors.registry import PROJECTORS
+from inventory.projectors import lag
+from inventory.readmodels.registry import projector_names
 
 READ_POSITION_HEADER = "X-Read-Position"
 MAX_WAIT_SECONDS = 5.0
@@ -36,30 +36,6 @@ MinPosition = Parameter(
     description="Wait (up to 5 s) until the read side has applied the event at this "
     "position (a command result's `position`); 503 `read_model_lagging` otherwise.",
 )
-
-PROJECTED = """
-SELECT e.seq IS NOT NULL AND (
-    SELECT count(*) FROM projector_checkpoints AS c
-    WHERE c.partition = e.partition AND c.projector = ANY(%(projectors)s) AND c.seq >= e.seq
-) = cardinality(%(projectors)s::text[])
-FROM (SELECT 1) AS one LEFT JOIN events AS e ON e.position = %(position)s
-"""
-# min over projectors of the partition's applied position; across stores, the best one.
-POSITION = """
-SELECT coalesce(max(reached), 0) FROM (
-    SELECT c.partition, min(c.position) AS reached
-    FROM projector_checkpoints AS c
-    WHERE c.projector = ANY(%(projectors)s)
-      AND (%(partition)s::text IS NULL OR c.partition = %(partition)s)
-    GROUP BY c.partition
-    HAVING count(*) = cardinality(%(projectors)s::text[])
-) AS partitions
-"""
-
-
-def projector_names() -> list[str]:
-    """The projectors every query waits for (all of them: one read side)."""
-    return [projector.name for projector in PROJECTORS]
 
 
 async def wait_for(
@@ -73,9 +49,8 @@ async def wait_for(
     pause = 0.005
     while True:
         async with pool.connection() as conn:
-            cursor = await conn.execute(PROJECTED, {"projectors": names, "position": min_position})
-            row = await cursor.fetchone()
-        if row is not None and row[0]:
+            projected = await lag.is_projected(conn, names, min_position)
+        if projected:
             return
         if time.monotonic() + pause > deadline:
             raise ApiError(
@@ -91,9 +66,7 @@ async def wait_for(
 async def read_position(pool: AsyncConnectionPool[Any], store: str | None = None) -> int:
     """How far the read side has got for `store` (every store when None)."""
     async with pool.connection() as conn:
-        cursor = await conn.execute(POSITION, {"projectors": projector_names(), "partition": store})
-        row = await cursor.fetchone()
-    return int(row[0]) if row else 0
+        return await lag.read_position(conn, projector_names(), store)
 
 
 @asynccontextmanager
@@ -112,34 +85,18 @@ async def reading(
     async with pool.connection() as conn:
         await conn.set_autocommit(True)
         try:
-            cursor = await conn.execute(
-                POSITION, {"projectors": projector_names(), "partition": store}
-            )
-            row = await cursor.fetchone()
-            yield conn, {READ_POSITION_HEADER: str(int(row[0]) if row else 0)}
+            position = await lag.read_position(conn, projector_names(), store)
+            yield conn, {READ_POSITION_HEADER: str(position)}
         finally:
             # Other users of the pool expect transactions. A connection left ACTIVE (a
             # cancelled query) or UNKNOWN (a broken socket) is one the pool discards.
-            if conn.info.transaction_status in (TransactionStatus.INTRANS,
-                                                TransactionStatus.INERROR):  # fmt: skip
+            if conn.info.transaction_status in (
+                TransactionStatus.INTRANS,
+                TransactionStatus.INERROR,
+            ):
                 await conn.rollback()  # an explicit transaction a handler left open
             if conn.info.transaction_status == TransactionStatus.IDLE:
                 await conn.set_autocommit(False)
-
-
-async def rows(
-    pool: AsyncConnectionPool[Any],
-    min_position: int | None,
-    store: str | None,
-    query: str,
-    params: Any,
-) -> tuple[list[tuple[Any, ...]], dict[str, str]]:
-    """Every row of one query, with the read headers, through `reading`."""
-    async with reading(pool, min_position, store) as (conn, headers):
-        cur = conn.cursor(row_factory=tuple_row)
-        await cur.execute(query, params)
-        found: list[tuple[Any, ...]] = await cur.fetchall()
-    return found, headers
 
 
 async def prepare(

@@ -13,11 +13,11 @@ from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.response import Stream
-from psycopg.rows import tuple_row
 
 from inventory.api import reads, schemas, streaming
 from inventory.api.errors import ApiError, Problem
-from inventory.projectors import reports
+from inventory.readmodels.daily_movements import MOVEMENT_COLUMNS, MovementQuery, movement_row
+from inventory.readmodels.stock_levels.queries import low_stock
 from inventory.security.policy import RouteClass, protect
 from inventory.security.principal import Principal
 
@@ -69,12 +69,12 @@ def single(store: str | None) -> str | None:
 
 
 def stream_movements(
-    pool: Any, query: reports.MovementQuery, output: Format, headers: dict[str, str]
+    pool: Any, query: MovementQuery, output: Format, headers: dict[str, str]
 ) -> Stream:
     """The movement totals as a streamed JSON document or CSV file."""
-    batches = streaming.rows_of(pool, query.sql(), reports.movement_row)
+    batches = streaming.rows_of(pool, query.sql(), movement_row)
     if output == "csv":
-        return streaming.csv_response(reports.MOVEMENT_COLUMNS, batches, "movements.csv", headers)
+        return streaming.csv_response(MOVEMENT_COLUMNS, batches, "movements.csv", headers)
     return Stream(streaming.json_document(batches), media_type="application/json", headers=headers)
 
 
@@ -136,7 +136,7 @@ class ReportController(Controller):
             raise ApiError(422, "validation_failed", "`from` is after `to`.")
         pool = state.resources.replica
         headers = await reads.prepare(pool, min_position, single(store))
-        query = reports.MovementQuery(scope_of(request.user, store), sku, start, end)
+        query = MovementQuery(scope_of(request.user, store), sku, start, end)
         return stream_movements(pool, query, output, headers)
 
     @get(
@@ -158,10 +158,8 @@ class ReportController(Controller):
         pool = state.resources.replica
         headers = await reads.prepare(pool, min_position, single(store))
         stores = scope_of(request.user, store)
-        query = reports.levels_sql(stores, low_only=True, after=_cursor(cursor), limit=limit)
+        after = _cursor(cursor)
         async with pool.connection() as conn:
-            cur = conn.cursor(row_factory=tuple_row)
-            await cur.execute(query)
-            items = [reports.level_row(row) for row in await cur.fetchall()]
+            items = await low_stock(conn, stores, after, limit)
         page = schemas.Page(msgspec.convert(items, list[LowStockItem]), _next(items, limit))
         return Response(page, headers=headers)

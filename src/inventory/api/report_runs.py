@@ -12,19 +12,18 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, Parameter
-from psycopg.rows import tuple_row
-from psycopg.types.json import Jsonb
 
 from inventory.api import streaming
 from inventory.api.errors import ApiError, Problem
 from inventory.api.schemas import Body
+from inventory.readmodels import report_runs
+from inventory.readmodels.report_runs import Status
 from inventory.security.policy import RouteClass, protect, require_store
 from inventory.security.principal import Principal, Role
 
 log = structlog.get_logger(__name__)
 
 ApiRequest = Request[Principal, Any, State]
-Status = Literal["queued", "running", "done", "failed"]
 Format = Literal["json", "csv"]
 
 
@@ -66,14 +65,6 @@ class ReportRun(msgspec.Struct, frozen=True, kw_only=True):
     download: str | None = None
 
 
-INSERT = "INSERT INTO report_runs (id, kind, params, requested_by) VALUES (%s, %s, %s, %s)"
-SELECT = """
-SELECT id::text, kind, status, params, requested_at, started_at, finished_at, error, rows,
-       requested_by
-FROM report_runs WHERE id = %s
-"""
-
-
 def checked_params(principal: Principal, data: NewReport) -> dict[str, Any]:
     """The params, validated for the kind, with the stores the report covers (`stores`:
     those named, else the caller's scope; null for every store)."""
@@ -100,12 +91,20 @@ def may_read(principal: Principal, requested_by: str, params: dict[str, Any]) ->
     return principal.id == requested_by or principal.role in (Role.ADMIN, Role.AUDITOR)
 
 
-def _run(row: tuple[Any, ...]) -> ReportRun:
-    report_id, kind, status, params, requested, started, finished, error, rows, _ = row
-    download = f"/v1/reports/{report_id}?format=csv" if status == "done" else None
-    return ReportRun(id=report_id, kind=kind, status=status, params=params,
-                     requested_at=requested, started_at=started, finished_at=finished,
-                     error=error, rows=rows, download=download)  # fmt: skip
+def _run(stored: report_runs.StoredRun) -> ReportRun:
+    download = f"/v1/reports/{stored.id}?format=csv" if stored.status == "done" else None
+    return ReportRun(
+        id=stored.id,
+        kind=stored.kind,
+        status=stored.status,
+        params=stored.params,
+        requested_at=stored.requested_at,
+        started_at=stored.started_at,
+        finished_at=stored.finished_at,
+        error=stored.error,
+        rows=stored.rows,
+        download=download,
+    )
 
 
 class ReportRunController(Controller):
@@ -129,15 +128,18 @@ class ReportRunController(Controller):
         params = checked_params(request.user, data)
         report_id = str(uuid.uuid4())
         async with state.resources.replica.connection() as conn:
-            await conn.execute(INSERT, (report_id, data.kind, Jsonb(params), request.user.id))
+            await report_runs.insert_run(conn, report_id, data.kind, params, request.user.id)
         try:
             build_report.send(report_id)
         except Exception as error:  # noqa: BLE001 - the row stands; the worker's sweep re-sends
             log.warning("report not queued; the sweep will send it", error=str(error))
         return ReportRun(
-            id=report_id, kind=data.kind, status="queued", params=params,
+            id=report_id,
+            kind=data.kind,
+            status="queued",
+            params=params,
             requested_at=datetime.now().astimezone(),
-        )  # fmt: skip
+        )
 
     @get(
         "/{report_id:uuid}",
@@ -160,12 +162,10 @@ class ReportRunController(Controller):
         """The report's status, and its rows once done (`format=csv`: the rows as CSV).
         Only its requester, admins and auditors may read it."""
         async with state.resources.replica.connection() as conn:
-            cur = conn.cursor(row_factory=tuple_row)
-            await cur.execute(SELECT, (report_id,))
-            row = await cur.fetchone()
-        if row is None or not may_read(request.user, row[-1], row[3]):
+            stored = await report_runs.read_run(conn, report_id)
+        if stored is None or not may_read(request.user, stored.requested_by, stored.params):
             raise ApiError(404, "report_not_found", f"No report {report_id} of yours.")
-        run = _run(row)
+        run = _run(stored)
         if output == "csv" and run.rows is not None:
             columns = list(run.rows[0]) if run.rows else ["store", "sku"]
             batches = streaming.listed(run.rows)

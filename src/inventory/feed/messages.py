@@ -1,5 +1,6 @@
-"""The feed's messages and the replica queries behind them, shared by the worker (which
-publishes live messages) and the API (which reads the backlog and fills gaps).
+"""The feed's messages, shared by the worker (which publishes live messages) and the API
+(which reads the backlog and fills gaps); the replica queries behind them are
+readmodels/feed_publication.py's.
 
 An event message carries the item's level *after* that event, read from the stock
 ledger by `seq`, and `prev_seq`: the seq of the partition's previous event, so a client
@@ -9,67 +10,14 @@ ledger by `seq`, and `prev_seq`: the seq of the partition's previous event, so a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import msgspec
 
-from inventory.projectors.registry import PROJECTORS
-
-# The events of one partition after a seq, up to a bound, each with its predecessor's seq.
-EVENT_COLUMNS = """
-e.seq, e.position, e.stream, e.type, e.store, e.sku, e.occurred_at, e.data::text,
-e.partition,
-coalesce((SELECT max(p.seq) FROM events AS p
-          WHERE p.partition = e.partition AND p.seq < e.seq), 0)
-"""
-
-# The highest seq every projector has applied, per partition: the feed never shows an
-# event before the read models hold it.
-PROJECTED_BOUNDS = """
-SELECT c.partition, min(c.seq) AS bound
-FROM projector_checkpoints AS c
-WHERE c.projector = ANY(%(projectors)s) AND c.partition <> ''
-  AND (%(every)s OR c.partition = ANY(%(stores)s))
-GROUP BY c.partition
-HAVING count(*) = cardinality(%(projectors)s::text[])
-"""
-
-# The level source: the stock ledger's row for each event. One place to change if the
-# read side moves it.
-LEVELS = """
-SELECT seq, on_hand_after, reserved_after, available_after
-FROM stock_ledger WHERE seq = ANY(%s)
-"""
-ALERTS = """
-SELECT id, store, sku, kind, opened_seq, opened_at, closed_seq, closed_at, details::text
-FROM alerts WHERE opened_seq = ANY(%(seqs)s) OR closed_seq = ANY(%(seqs)s)
-"""
+from inventory.readmodels.feed_publication import EventRow
 
 _encoder = msgspec.json.Encoder()
-
-
-@dataclass(frozen=True, slots=True)
-class EventRow:
-    """One event of the events copy, as the feed selects it."""
-
-    seq: int
-    position: int
-    stream: str
-    type: str
-    store: str
-    sku: str | None
-    occurred_at: datetime
-    data: str
-    partition: str
-    prev_seq: int
-
-
-def projector_names() -> list[str]:
-    """Every projector the feed waits for."""
-    return [projector.name for projector in PROJECTORS]
 
 
 def quantity(value: Decimal | None) -> int | str | None:

@@ -15,45 +15,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import psycopg
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from inventory.feed import messages
 from inventory.feed.frames import FrameWriter
 from inventory.feed.hub import Live
-from inventory.feed.messages import EventRow
+from inventory.readmodels import feed_publication
+from inventory.readmodels.feed_publication import EventRow
 
 PAGE = 500
 
-CATCH_UP = f"""
-WITH cursors AS (
-    SELECT * FROM unnest(%(cursor_stores)s::text[], %(cursor_seqs)s::bigint[])
-        AS c(partition, after)
-), bounds AS ({messages.PROJECTED_BOUNDS})
-SELECT {messages.EVENT_COLUMNS}
-FROM bounds AS b
-LEFT JOIN cursors AS c USING (partition)
-CROSS JOIN LATERAL (
-    SELECT * FROM events AS x
-    WHERE x.partition = b.partition AND x.seq > coalesce(c.after, %(after)s)
-      AND x.seq <= b.bound
-    ORDER BY x.seq LIMIT %(limit)s
-) AS e
-ORDER BY e.seq LIMIT %(limit)s
-"""
-
 Send = Callable[[str], Awaitable[None]]
-
-
-async def read_extras(
-    cur: psycopg.AsyncCursor[Any], seqs: list[int]
-) -> tuple[dict[int, tuple[Any, ...]], dict[int, list[dict[str, Any]]]]:
-    """Levels and alert messages for these seqs (see `publisher.read_extras`)."""
-    await cur.execute(messages.LEVELS, (seqs,))
-    levels: dict[int, tuple[Any, ...]] = {row[0]: row[1:] for row in await cur.fetchall()}
-    await cur.execute(messages.ALERTS, {"seqs": seqs})
-    return levels, messages.alert_messages(await cur.fetchall())
 
 
 class FeedSession:
@@ -76,10 +49,8 @@ class FeedSession:
 
     async def start_at_now(self) -> None:
         """Without `after`: start each store at what the read models hold now."""
-        params = self._bound_params()
         async with self.pool.connection() as conn:
-            cursor = await conn.execute(messages.PROJECTED_BOUNDS, params)
-            for store, bound in await cursor.fetchall():
+            for store, bound in await feed_publication.projected_bounds(conn, self._scope()):
                 self.last_sent[store] = int(bound)
 
     async def catch_up(self) -> int:
@@ -122,27 +93,18 @@ class FeedSession:
             await self.send(text)
         self.last_sent[live.store] = live.seq
 
-    def _bound_params(self) -> dict[str, Any]:
-        return {
-            "projectors": messages.projector_names(),
-            "every": self.stores is None,
-            "stores": sorted(self.stores or ()),
-        }
+    def _scope(self) -> list[str] | None:
+        return None if self.stores is None else sorted(self.stores)
 
     async def _page(
         self,
     ) -> tuple[list[EventRow], dict[int, tuple[Any, ...]], dict[int, list[dict[str, Any]]]]:
-        params = {
-            **self._bound_params(),
-            "cursor_stores": list(self.last_sent),
-            "cursor_seqs": list(self.last_sent.values()),
-            "after": self.after,
-            "limit": PAGE,
-        }
         async with self.pool.connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
-            await cur.execute(CATCH_UP, params)
-            rows = [EventRow(*row) for row in await cur.fetchall()]
+            rows = await feed_publication.catch_up_page(
+                cur, self._scope(), self.last_sent, self.after, PAGE
+            )
             if not rows:
                 return rows, {}, {}
-            levels, alerts = await read_extras(cur, [row.seq for row in rows])
-        return rows, levels, alerts
+            seqs = [row.seq for row in rows]
+            levels, alert_rows = await feed_publication.read_extras_async(cur, seqs)
+        return rows, levels, messages.alert_messages(alert_rows)

@@ -10,10 +10,10 @@ from typing import TextIO
 import psycopg
 
 from inventory.projectors import stalls
-from inventory.projectors.engine import lags
+from inventory.projectors.lag import lags
 from inventory.projectors.rebuild import CHUNK
 from inventory.projectors.rebuild import rebuild as rebuild_models
-from inventory.projectors.registry import PROJECTORS, by_name
+from inventory.readmodels.registry import PROJECTORS, by_name
 
 
 def status(replica_url: str, out: TextIO = sys.stdout) -> int:

@@ -18,14 +18,13 @@ from psycopg.rows import tuple_row
 
 from inventory.projectors.engine import (
     BATCH_SIZE,
-    Projector,
-    ReplicaEvent,
     advance,
     lock_checkpoint,
     project_batch,
     read_events,
 )
 from inventory.projectors.stalls import Stall
+from inventory.readmodels.projection import Projector, ReplicaEvent
 
 
 def isolate(

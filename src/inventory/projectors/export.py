@@ -17,7 +17,7 @@ import msgspec
 import psycopg
 
 from inventory.projectors.admin import Progress
-from inventory.projectors.history import ExportRange, Row, export_count, export_rows
+from inventory.readmodels.history import ExportRange, Row, export_count, export_rows
 
 
 class ExportedEvent(msgspec.Struct, frozen=True):

@@ -33,50 +33,53 @@ the same advisory locks (`read_model_discard`).
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import tempfile
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from inventory.projectors.decoding import domain_event
-from inventory.projectors.engine import LOCK_PREFIX, Builder, Cursor, Projector, ReplicaEvent
-from inventory.projectors.registry import by_name
+from inventory.projectors.engine import LOCK_PREFIX
+from inventory.projectors.rebuild_fold import Heads, Helper, collected, fold, reader_connection
+from inventory.projectors.rebuild_index import INDEX_MEMORY, index_steps
+from inventory.readmodels.projection import Builder, Cursor, Projector
 
 CHUNK = 5000
 SWAP_WAIT_MS = 250
 WORKERS = 2  # folds at once: this process and helpers (the fold is CPU-bound Python)
 PARALLEL_FROM = 50_000  # events below which one fold is quicker than starting a helper
-INDEX_MEMORY = "256MB"  # maintenance_work_mem of the index builds: each sorts in memory
-
-Heads = dict[str, tuple[int, int]]  # partition: last seq, highest position
-FOLDED, HEADS = b"rebuild-folded ", b"rebuild-heads "  # a helper's stdout lines
 
 PARTITIONS = "SELECT partition, count(*) FROM events GROUP BY partition ORDER BY partition"
-# data and metadata arrive as their JSON text's UTF-8 bytes (no str round trip).
-PARTITION_EVENTS = """
-SELECT seq, position, stream, version, type, store, sku, convert_to(data::text, 'UTF8'),
-       convert_to(metadata::text, 'UTF8'), occurred_at, recorded_at, partition
-FROM events WHERE partition = %s ORDER BY seq
-"""
-STEPS = "SELECT tbl, kind, name, pages FROM read_model_index_steps(%s)"
 CHECKPOINT = """
 INSERT INTO projector_checkpoints (projector, partition, seq, position)
 SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[])
 """
 
 
-class RebuildFailed(RuntimeError):
-    """A helper process's fold failed (its traceback is the message)."""
+@dataclass
+class _Run:
+    """One rebuild's projectors, tables, helper processes and events read so far."""
+
+    url: str
+    projectors: Sequence[Projector]
+    progress: Callable[[int], None]
+    names: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+    helpers: list[Helper] = field(default_factory=list)
+    committed: bool = False  # shadows made in a transaction of their own (for helpers)
+    read: int = 0
+
+    def __post_init__(self) -> None:
+        self.names = sorted(p.name for p in self.projectors)
+        self.tables = [table for p in self.projectors for table in p.tables]
+
+    def count(self, n: int) -> None:
+        """Count `n` more events read, and report them."""
+        self.read += n
+        self.progress(n)
 
 
 def rebuild(
@@ -92,74 +95,78 @@ def rebuild(
     """Rebuild `projectors` in one transaction on the replica at `url`; returns the events
     read. `workers`: folds at once (None: WORKERS from PARALLEL_FROM events, else one).
     `on_phase` is called with each phase's name as it ends (for benchmarks)."""
-    names = sorted(p.name for p in projectors)
-    tables = [table for p in projectors for table in p.tables]
-    helpers: list[_Helper] = []
-    committed = False  # shadows made in a transaction of their own (for helpers)
-    read = 0
-
-    def count(n: int) -> None:
-        nonlocal read
-        read += n
-        progress(n)
-
+    run = _Run(url, projectors, progress)
     with psycopg.connect(url) as conn:
         try:
             with conn.transaction(), conn.cursor() as cur:
-                _lock(cur, names)
+                _lock(cur, run.names)
                 groups = _groups(cur, workers, on_total)
-                committed = len(groups) > 1
-                _shadows(url, cur, tables, committed=committed)
-                helpers.extend(_Helper(url, names, group, chunk) for group in groups[1:])
+                run.committed = len(groups) > 1
+                _shadows(url, cur, run.tables, committed=run.committed)
+                run.helpers.extend(Helper(url, run.names, group, chunk) for group in groups[1:])
                 builders = [p.builder() for p in projectors]
                 on_phase("shadows")
-                with (
-                    _reader(url) as reader,
-                    _writer(url, conn, committed=committed) as out,
-                    out.transaction(),
-                    out.cursor() as into,
-                ):
-                    heads = fold(reader, into, builders, groups[0], chunk=chunk,
-                                 progress=lambda n: count(n + _collect(helpers)))  # fmt: skip
-                    on_phase("fold")
-                    for builder in builders:
-                        builder.finish(into)
-                    on_phase("finish")
-                    for helper in helpers:
-                        heads.update(helper.wait(count))
-                    on_phase("helpers")
-                    if helpers:
-                        for projector in projectors:
-                            projector.merge_folds(into)
+                heads = _fold_all(run, conn, builders, groups[0], chunk=chunk, on_phase=on_phase)
                 on_phase("merge")
-                if committed:
-                    index_steps(url, tables, sessions=len(groups))
-                else:
-                    # Index builds sort every row once: in memory rather than on disk.
-                    cur.execute("SELECT set_config('maintenance_work_mem', %s, true)",
-                                (INDEX_MEMORY,))  # fmt: skip
-                    cur.execute("SELECT read_model_index(%s)", (tables,))
+                _index(url, cur, run.tables, committed=run.committed, sessions=len(groups))
                 on_phase("index")
-                _swap(conn, names, tables, heads)
+                _swap(conn, run.names, run.tables, heads)
                 on_phase("swap")
         except BaseException:
-            for helper in helpers:
+            for helper in run.helpers:
                 helper.stop()
-            if committed:
-                _discard(url, names, tables)
+            if run.committed:
+                _discard(url, run.names, run.tables)
             raise
-    return read
+    return run.read
 
 
-@contextmanager
-def _reader(url: str) -> Iterator[psycopg.Connection[Any]]:
-    """A connection to read the events on, in UTC: psycopg then makes their timestamps
-    with `datetime.timezone.utc` instead of converting each to the server's zone (about
-    0.6 us less per event). The same instants: every read model takes them as such."""
-    with psycopg.connect(url) as conn:
-        conn.execute("SET TimeZone = 'UTC'")
-        conn.commit()
-        yield conn
+def _fold_all(
+    run: _Run,
+    conn: psycopg.Connection[Any],
+    builders: list[Builder],
+    partitions: list[str],
+    *,
+    chunk: int,
+    on_phase: Callable[[str], None],
+) -> Heads:
+    """This process's fold of `partitions`, then the helpers' (merged); all the heads."""
+    with (
+        reader_connection(run.url) as reader,
+        _writer(run.url, conn, committed=run.committed) as out,
+        out.transaction(),
+        out.cursor() as into,
+    ):
+        heads = fold(
+            reader,
+            into,
+            builders,
+            partitions,
+            chunk=chunk,
+            progress=lambda n: run.count(n + collected(run.helpers)),
+        )
+        on_phase("fold")
+        for builder in builders:
+            builder.finish(into)
+        on_phase("finish")
+        for helper in run.helpers:
+            heads.update(helper.wait(run.count))
+        on_phase("helpers")
+        if run.helpers:
+            for projector in run.projectors:
+                projector.merge_folds(into)
+    return heads
+
+
+def _index(url: str, cur: Cursor, tables: list[str], *, committed: bool, sessions: int) -> None:
+    """Index and analyse the shadows: from several sessions once committed, else in the
+    rebuild's transaction."""
+    if committed:
+        index_steps(url, tables, sessions=sessions)
+    else:
+        # Index builds sort every row once: in memory rather than on disk.
+        cur.execute("SELECT set_config('maintenance_work_mem', %s, true)", (INDEX_MEMORY,))
+        cur.execute("SELECT read_model_index(%s)", (tables,))
 
 
 @contextmanager
@@ -174,51 +181,6 @@ def _writer(
         return
     with psycopg.connect(url) as own:
         yield own
-
-
-def index_steps(url: str, tables: Sequence[str], *, sessions: int) -> None:
-    """Build the committed shadows' constraints and indexes, then analyse them, from
-    `sessions` connections at once: each takes the next step (read_model_index_step, the
-    largest tables' first, constraints before indexes) in a transaction of its own, one
-    sort each on one core, so the sessions keep every core busy with no parallel-sort
-    overhead. A step waits at most for another on the same table (an ADD PRIMARY KEY
-    locks its table). The ANALYZEs follow every index (as in read_model_index, they then
-    see the expression indexes)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        steps = conn.execute(STEPS, (list(tables),)).fetchall()
-    order = {"constraint": 0, "index": 1}
-    builds = [s for s in steps if s[1] != "analyze"]
-    builds.sort(key=lambda step: (-step[3], order[step[1]]))
-    analyses = sorted((s for s in steps if s[1] == "analyze"), key=lambda step: -step[3])
-    workers = max(sessions, 1)
-    for phase in (builds, analyses):
-        pending = deque((table, kind, name) for table, kind, name, _ in phase)
-        failed = threading.Event()
-        with ThreadPoolExecutor(workers) as pool:
-            runs = [pool.submit(_run_steps, url, pending, failed) for _ in range(workers)]
-            for run in runs:
-                run.result()
-
-
-Step = tuple[str, str, str | None]  # table, kind, constraint or index name
-
-
-def _run_steps(url: str, pending: deque[Step], failed: threading.Event) -> None:
-    """Take steps from `pending` (shared: deque pops are atomic) until none is left or a
-    session failed."""
-    with psycopg.connect(url, autocommit=True) as session:
-        session.execute("SET max_parallel_maintenance_workers = 0")
-        session.execute("SELECT set_config('maintenance_work_mem', %s, false)", (INDEX_MEMORY,))
-        while not failed.is_set():
-            try:
-                step = pending.popleft()
-            except IndexError:
-                return
-            try:
-                session.execute("SELECT read_model_index_step(%s, %s, %s)", step)
-            except BaseException:
-                failed.set()
-                raise
 
 
 def _lock(cur: Cursor, names: Sequence[str]) -> None:
@@ -258,8 +220,8 @@ def _swap(
         cur.execute("SELECT read_model_swap(%s)", (tables,))
         cur.execute("DELETE FROM projector_checkpoints WHERE projector = ANY(%s)", (names,))
         pairs = [(n, part, seq, pos) for n in names for part, (seq, pos) in heads.items()]
-        cur.execute(CHECKPOINT, [list(column) for column in zip(*pairs, strict=True)] or
-                    [[], [], [], []])  # fmt: skip
+        columns = [list(column) for column in zip(*pairs, strict=True)]
+        cur.execute(CHECKPOINT, columns or [[], [], [], []])
 
 
 def share_out(counts: dict[str, int], workers: int) -> list[list[str]]:
@@ -273,139 +235,6 @@ def share_out(counts: dict[str, int], workers: int) -> list[list[str]]:
         load, members = groups[lightest]
         groups[lightest] = (load + counts[partition], [*members, partition])
     return [sorted(members) for _, members in groups if members]
-
-
-def fold(
-    reader: psycopg.Connection[Any],
-    cur: Cursor,
-    builders: Sequence[Builder],
-    partitions: Sequence[str],
-    *,
-    chunk: int,
-    progress: Callable[[int], None],
-) -> Heads:
-    """Feed every event of `partitions` to `builders` (reading on `reader`, writing with
-    `cur`, chunk by chunk); returns each partition's last seq and highest position."""
-    prefixes = tuple(prefix for b in builders for prefix in b.prefixes)
-    heads: Heads = {}
-    for partition in partitions:
-        last = highest = -1
-        # A server-side cursor, fetched a chunk at a time (binary: no text parsing).
-        with reader.transaction(), reader.cursor("rebuild_events", binary=True) as source:
-            source.itersize = chunk
-            source.execute(PARTITION_EVENTS, (partition,))
-            while rows := source.fetchmany(chunk):
-                for row in rows:
-                    event = ReplicaEvent(*row)
-                    decoded = domain_event(event) if event.type.startswith(prefixes) else None
-                    for builder in builders:
-                        builder.feed(event, decoded)
-                    highest = max(highest, event.position)
-                last = rows[-1][0]
-                for builder in builders:
-                    builder.flush(cur)
-                progress(len(rows))
-        if last >= 0:
-            heads[partition] = (last, highest)
-    return heads
-
-
-class _Helper:
-    """A helper process (`python -m inventory.projectors.rebuild_helper`) folding a group
-    of partitions into the committed shadows: its arguments on stdin as JSON; on stdout a
-    FOLDED line per chunk folded (the count), then a HEADS line (JSON) once it has
-    committed."""
-
-    def __init__(self, url: str, names: list[str], partitions: list[str], chunk: int) -> None:
-        # stderr to a file: a pipe read only at the end could fill and stall the helper.
-        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 # closed by _close
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "inventory.projectors.rebuild_helper"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.errors,
-        )
-        assert self.process.stdin is not None
-        arguments = {"url": url, "names": names, "partitions": partitions, "chunk": chunk}
-        self.process.stdin.write(json.dumps(arguments).encode())
-        self.process.stdin.close()
-        self.folded = 0  # counted by the reader thread, taken by `progressed`
-        self.taken = 0
-        self.heads: Heads | None = None
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:  # other lines (a library's output) are not ours
-            if line.startswith(HEADS):
-                found = json.loads(line.removeprefix(HEADS))
-                self.heads = {part: (seq, pos) for part, (seq, pos) in found.items()}
-            elif line.startswith(FOLDED):
-                self.folded += int(line.removeprefix(FOLDED))
-
-    def progressed(self) -> int:
-        """Events folded since the last call."""
-        folded = self.folded
-        delta, self.taken = folded - self.taken, folded
-        return delta
-
-    def stop(self) -> None:
-        """End the helper if it still runs (its transaction rolls back with its session)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-        self.process.wait(10)
-        self._close()
-
-    def _close(self) -> str:
-        """Close the pipes; what the helper wrote on stderr."""
-        errors = ""
-        if not self.errors.closed:
-            self.errors.seek(0)
-            errors = self.errors.read().decode(errors="replace")
-            self.errors.close()
-        self.reader.join(10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        return errors
-
-    def wait(self, progress: Callable[[int], None]) -> Heads:
-        """The helper's heads once it has committed; RebuildFailed if it failed."""
-        while self.process.poll() is None:
-            progress(self.progressed())
-            time.sleep(0.05)
-        self.reader.join()
-        progress(self.progressed())
-        errors = self._close()
-        if self.process.returncode != 0 or self.heads is None:
-            raise RebuildFailed(f"rebuild helper exited with {self.process.returncode}: {errors}")
-        return self.heads
-
-
-def _collect(helpers: Sequence[_Helper]) -> int:
-    return sum(helper.progressed() for helper in helpers)
-
-
-def help_fold(url: str, names: list[str], partitions: list[str], chunk: int) -> None:
-    """A helper's work: fold `partitions` in a transaction of its own, commit, print the
-    heads (see `_Helper`)."""
-
-    def tick(count: int) -> None:
-        sys.stdout.write(f"{FOLDED.decode()}{count}\n")
-        sys.stdout.flush()
-
-    builders = [by_name(name).builder() for name in names]
-    with (
-        _reader(url) as reader,
-        psycopg.connect(url) as conn,
-        conn.transaction(),
-        conn.cursor() as cur,
-    ):
-        heads = fold(reader, cur, builders, partitions, chunk=chunk, progress=tick)
-        for builder in builders:
-            builder.finish(cur)
-    sys.stdout.write(f"{HEADS.decode()}{json.dumps(heads)}\n")
-    sys.stdout.flush()
 
 
 def _discard(url: str, names: Sequence[str], tables: Sequence[str]) -> None:

@@ -1,11 +1,11 @@
-"""A rebuild's helper process (`rebuild._Helper`): its arguments as JSON on stdin."""
+"""A rebuild's helper process (`rebuild_fold.Helper`): its arguments as JSON on stdin."""
 
 from __future__ import annotations
 
 import json
 import sys
 
-from inventory.projectors.rebuild import help_fold
+from inventory.projectors.rebuild_fold import help_fold
 
 
 def main() -> None:

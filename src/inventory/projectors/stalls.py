@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from inventory.projectors.engine import ReplicaEvent
+from inventory.readmodels.projection import ReplicaEvent
 
 MAX_ERROR = 300  # characters of an error message kept (its first line)
 
@@ -42,8 +42,16 @@ class Stall:
     def of(cls, projector: str, event: ReplicaEvent, error: BaseException) -> Stall:
         """The stall of `projector` on `event`, failing with `error`."""
         error_class, message = describe_error(error)
-        return cls(projector, event.partition, event.seq, event.position, event.stream,
-                   event.type, error_class, message)  # fmt: skip
+        return cls(
+            projector,
+            event.partition,
+            event.seq,
+            event.position,
+            event.stream,
+            event.type,
+            error_class,
+            message,
+        )
 
     @property
     def store(self) -> str:
@@ -122,9 +130,19 @@ def record(conn: psycopg.Connection[Any], stalls: Sequence[Stall]) -> None:
     """Record (or count one more attempt at) each stall, in a transaction of its own."""
     with conn.transaction(), conn.cursor() as cur:
         for stall in stalls:
-            cur.execute(RECORD, (stall.projector, stall.partition, stall.seq, stall.position,
-                                 stall.stream, stall.event_type, stall.error_class,
-                                 stall.error))  # fmt: skip
+            cur.execute(
+                RECORD,
+                (
+                    stall.projector,
+                    stall.partition,
+                    stall.seq,
+                    stall.position,
+                    stall.stream,
+                    stall.event_type,
+                    stall.error_class,
+                    stall.error,
+                ),
+            )
 
 
 def clear(conn: psycopg.Connection[Any], partition: str, projectors: Sequence[str]) -> None:

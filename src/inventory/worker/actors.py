@@ -12,8 +12,8 @@ from psycopg_pool import ConnectionPool
 
 from inventory.feed.publisher import publish_partition, publish_partitions
 from inventory.projectors import stalls
-from inventory.projectors.engine import lags
-from inventory.projectors.registry import PROJECTORS
+from inventory.projectors.lag import lags
+from inventory.readmodels.registry import PROJECTORS
 from inventory.runtime.settings import Settings
 from inventory.worker import reservations
 from inventory.worker.containment import is_stalled, project_contained

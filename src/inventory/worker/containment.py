@@ -12,9 +12,9 @@ import psycopg
 import structlog
 
 from inventory.projectors import stalls
+from inventory.projectors.catch_up import catch_up_partitions
 from inventory.projectors.containment import isolate
-from inventory.projectors.engine import catch_up_partitions
-from inventory.projectors.registry import PROJECTORS
+from inventory.readmodels.registry import PROJECTORS
 
 log = structlog.get_logger(__name__)
 

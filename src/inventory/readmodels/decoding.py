@@ -6,7 +6,7 @@ import msgspec
 
 from inventory.domain.events import ALL_EVENTS, Event
 from inventory.eventstore.codec import Codec
-from inventory.projectors.engine import ReplicaEvent
+from inventory.readmodels.projection import ReplicaEvent
 
 CODEC = Codec(ALL_EVENTS)
 TAGS = CODEC.tags

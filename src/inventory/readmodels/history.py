@@ -4,6 +4,11 @@
 transactions one at a time in commit order (the subscription has `streaming = off`, so
 no parallel apply). A seq therefore becomes visible only after every smaller one: a
 reader that resumes with `seq > last seen` never skips an event that commits later.
+
+Table: the events copy (projections/0002_events.sql; indexes 0010_history.sql,
+0024_events_type_seq.sql), filled by the subscription, not by a projector. Pages and
+exports return rows as tuples in COLUMNS / EXPORT_COLUMNS order: the API makes each its
+wire Struct once, and an export streams them to a file.
 """
 
 from __future__ import annotations
@@ -142,3 +147,14 @@ def export_rows(
         cur.execute(query, span.params)
         while rows := cur.fetchmany(batch):
             yield rows
+
+
+OUTSIDE = "SELECT 1 FROM events WHERE stream = %s AND partition <> ALL(%s::text[]) LIMIT 1"
+
+
+async def has_events_outside(
+    conn: psycopg.AsyncConnection[Any], stream: str, partitions: list[str]
+) -> bool:
+    """Whether any event of `stream` lies outside `partitions`."""
+    cursor = await conn.execute(OUTSIDE, (stream, partitions))
+    return await cursor.fetchone() is not None

@@ -8,13 +8,20 @@ totals (a rebuild, reading in the same order, dates every event the same way). T
 projector keeps each store's zone in `daily_movement_zones`: a store's events and its
 stock events share one partition, so the zone is always folded before the movements it
 dates.
+
+Tables: projections/0011_daily_movements.sql, 0035_daily_movement_zones.sql. The movement
+report's query (`MovementQuery`) is below: the API streams it, the worker keeps its rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
+
+from psycopg import sql
 
 from inventory.domain.events import StoreOpened, StoreUpdated
 from inventory.domain.stock_events import (
@@ -27,7 +34,8 @@ from inventory.domain.stock_events import (
 from inventory.domain.window import local_date
 from inventory.domain.zones import zone
 from inventory.eventstore.codec import Codec, tag_of
-from inventory.projectors.engine import Builder, Cursor, Projector, ReplicaEvent, shadow
+from inventory.readmodels.projection import Builder, Cursor, Projector, ReplicaEvent, shadow
+from inventory.readmodels.quantities import quantity
 
 CODEC = Codec((*STOCK_EVENTS, StoreOpened, StoreUpdated))
 MOVEMENT_TYPES = frozenset(tag_of(t) for t in STOCK_EVENTS) - {tag_of(StockReorderPointSet)}
@@ -172,3 +180,47 @@ class MovementsBuilder:
         ) as copy:
             for store, name in self.totals.zones.items():
                 copy.write_row((store, name))
+
+
+# The movement report: totals over days, per store, SKU and type.
+
+MOVEMENT_COLUMNS = ("store", "sku", "type", "count", "quantity")
+
+
+@dataclass(frozen=True, slots=True)
+class MovementQuery:
+    """Movement totals: `stores` None means every store; days are each store's local days,
+    both inclusive."""
+
+    stores: list[str] | None = None
+    sku: str | None = None
+    start: date | None = None
+    end: date | None = None
+
+    def sql(self) -> sql.Composed:
+        """One row per store, SKU and type, summed over the days asked for."""
+        where: list[sql.Composable] = [sql.SQL("true")]
+        if self.stores is not None:
+            where.append(sql.SQL("store = ANY({})").format(sql.Literal(self.stores)))
+        if self.sku is not None:
+            where.append(sql.SQL("sku = {}").format(sql.Literal(self.sku)))
+        if self.start is not None:
+            where.append(sql.SQL("day >= {}").format(sql.Literal(self.start)))
+        if self.end is not None:
+            where.append(sql.SQL("day <= {}").format(sql.Literal(self.end)))
+        return sql.SQL(
+            "SELECT store, sku, type, sum(count)::bigint, sum(quantity) FROM daily_movements"
+            " WHERE {} GROUP BY store, sku, type ORDER BY store, sku, type"
+        ).format(sql.SQL(" AND ").join(where))
+
+
+def movement_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A movement row as JSON-ready values."""
+    store, sku, event_type, count, total = row
+    return {
+        "store": store,
+        "sku": sku,
+        "type": event_type,
+        "count": count,
+        "quantity": quantity(total),
+    }

@@ -3,6 +3,10 @@
 The three tables are one projector because they are three views of the same fold: each
 ledger row needs the state before and after its event, and an alert the same. Folding
 once keeps them at the same checkpoint (a query joining them never sees two moments).
+
+Tables: projections/0006_stock_levels.sql, 0045_stock_levels_latest_at.sql (levels),
+0007_stock_ledger.sql (ledger and alerts). Their queries: queries.py here, ledger.py,
+bitemporal.py, alerts.py, search.py.
 """
 
 from __future__ import annotations
@@ -20,10 +24,10 @@ from inventory.domain.events import StockEvent, StockFact
 from inventory.domain.evolution import evolve
 from inventory.domain.state import StockState, level_of
 from inventory.domain.stock_evolution import event_is_absorbed
-from inventory.projectors.alerts import AlertBook
-from inventory.projectors.decoding import actor_of, domain_event
-from inventory.projectors.engine import Builder, Cursor, Projector, ReplicaEvent, shadow
-from inventory.projectors.stock_ledger import copy_time, ledger_row, write_ledger
+from inventory.readmodels.alerts import AlertBook
+from inventory.readmodels.decoding import actor_of, domain_event
+from inventory.readmodels.ledger import copy_time, ledger_row, write_ledger
+from inventory.readmodels.projection import Builder, Cursor, Projector, ReplicaEvent, shadow
 
 Item = tuple[str, str]
 LEVEL_COLUMNS = (

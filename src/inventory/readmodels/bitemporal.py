@@ -1,6 +1,9 @@
 """Stock `as_of` a business time and `known_at` a recorded time, by aggregation over
 `stock_ledger` (product.md §4): the latest count at or before T plus the deltas dated
-after it up to T, over what was recorded by R. One indexed range scan, no replay."""
+after it up to T, over what was recorded by R. One indexed range scan, no replay.
+
+Table: `stock_ledger` (projections/0007_stock_ledger.sql, written by ledger.py's rows).
+"""
 
 from __future__ import annotations
 

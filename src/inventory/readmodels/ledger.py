@@ -1,4 +1,9 @@
-"""`stock_ledger`: one row per stock event, with the quantities after it."""
+"""`stock_ledger`: one row per stock event, with the quantities after it.
+
+Table: projections/0007_stock_ledger.sql. The stock projector (stock_levels/projector.py)
+writes it in its fold; `ledger_page` is the API's read (the level as of a time is
+bitemporal.py's, the feed's levels feed_publication.py's).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ import msgspec
 from inventory.domain.events import StockAdjusted, StockCounted, StockEvent, StockReceived
 from inventory.domain.evolution import evolve
 from inventory.domain.state import ZERO, StockState, level_of
-from inventory.projectors.engine import Cursor, ReplicaEvent
+from inventory.readmodels.projection import Cursor, ReplicaEvent
+from inventory.readmodels.rows import Conn, Row, fetch
 
 COLUMNS = (
     "seq, position, store, sku, version, type, occurred_at, recorded_at, delta, counted,"
@@ -129,3 +135,30 @@ def write_ledger(
             return
         for row in rows:  # occurred_at and recorded_at are the 7th and 8th columns
             copy.write_row((*row[:6], copy_time(row[6]), copy_time(row[7]), *row[8:]))
+
+
+LEDGER = """
+SELECT seq, position, type, occurred_at, recorded_at, delta, on_hand_after, reason,
+       reference, actor, absorbed
+FROM stock_ledger
+WHERE store = %(store)s AND sku = %(sku)s AND seq > %(after)s
+  AND occurred_at >= %(from)s AND occurred_at < %(to)s
+ORDER BY seq LIMIT %(limit)s
+"""
+
+
+async def ledger_page(
+    conn: Conn, store: str, sku: str, after: int, *, start: datetime, end: datetime, limit: int
+) -> list[Row]:
+    """The item's ledger rows after seq `after` with `start` <= occurred_at < `end`, in seq
+    order: tuples in LEDGER's column order (the API shows each row's quantities per the
+    product's decimals as it makes its wire Struct)."""
+    params: dict[str, Any] = {
+        "store": store,
+        "sku": sku,
+        "after": after,
+        "from": start,
+        "to": end,
+        "limit": limit,
+    }
+    return await fetch(conn, LEDGER, params)

@@ -1,10 +1,14 @@
-"""`stream_heads`: each stream's latest version and the seq that set it."""
+"""`stream_heads`: each stream's latest version and the seq that set it.
+
+Table: projections/0004_stream_heads.sql. This projector writes it; no query of the
+service reads it today (the tests compare it with the events).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from inventory.projectors.engine import Builder, Cursor, Projector, ReplicaEvent, shadow
+from inventory.readmodels.projection import Builder, Cursor, Projector, ReplicaEvent, shadow
 
 UPSERT = """
 INSERT INTO stream_heads (stream, partition, version, last_seq)

@@ -1,0 +1,1 @@
+"""The read models: each one's projector handler and every query on its tables."""
