@@ -77,7 +77,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return cls(**_servers(env), **_tuning(env), home=_home(env))
 
 
-def _servers(env: Mapping[str, str]) -> dict[str, str]:
+def _servers(env: Mapping[str, str]) -> dict[str, Any]:
     """Where the servers are: URLs checked, admin URLs defaulting to the app's."""
     missing = [
         name

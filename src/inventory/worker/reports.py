@@ -18,7 +18,7 @@ from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from inventory.projectors import reports
-from inventory.worker import actors
+from inventory.worker.context import WorkerContext, current
 
 log = structlog.get_logger(__name__)
 
@@ -86,18 +86,18 @@ def build_rows(conn: psycopg.Connection[Any], kind: str, params: dict[str, Any])
     return rows
 
 
-def requeue_stale() -> int:
+def requeue_stale(context: WorkerContext) -> int:
     """Send another message for each report whose message looks lost; returns how many."""
-    with actors.replica_pool().connection() as conn, conn.transaction():
+    with context.replica.connection() as conn, conn.transaction():
         stale = [row[0] for row in conn.execute(STALE).fetchall()]
     for report_id in stale:
         build_report.send(report_id)
     return len(stale)
 
 
-def expire_finished(retention_days: int) -> int:
+def expire_finished(context: WorkerContext, retention_days: int) -> int:
     """Delete the reports finished more than `retention_days` ago; returns how many."""
-    with actors.replica_pool().connection() as conn, conn.transaction():
+    with context.replica.connection() as conn, conn.transaction():
         return conn.execute(EXPIRE, (retention_days,)).rowcount
 
 
@@ -105,7 +105,12 @@ def expire_finished(retention_days: int) -> int:
 def build_report(report_id: str) -> None:
     """Build the report `report_id` unless it is already done or failed."""
     structlog.contextvars.bind_contextvars(report=report_id)
-    with actors.replica_pool().connection() as conn:
+    build(current(), report_id)
+
+
+def build(context: WorkerContext, report_id: str) -> None:
+    """Claim the report, build its rows and keep them (or the reason it failed)."""
+    with context.replica.connection() as conn:
         with conn.transaction():
             claimed = conn.execute(CLAIM, (report_id,)).fetchone()
         if claimed is None:
