@@ -43,7 +43,7 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from inventory.projectors import admin
+from inventory.cli import projections as admin
 from inventory.projectors.engine import shadow
 from inventory.projectors.rebuild import PARTITION_EVENTS, rebuild
 from inventory.projectors.registry import PROJECTORS

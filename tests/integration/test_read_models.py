@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
+from inventory.cli import projections as admin
 from inventory.eventstore.store import NewEvent, StreamWrite
-from inventory.projectors import admin
 from inventory.projectors.bitemporal import level_at
 from inventory.projectors.catalog import Catalog
 from inventory.projectors.engine import LOCK_PREFIX, lags, project, reset

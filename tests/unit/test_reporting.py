@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from inventory.cli.events import parse_time
 from inventory.domain.events import StoreOpened, StoreUpdated
 from inventory.domain.stock_events import (
     StockAdjusted,
@@ -16,7 +17,6 @@ from inventory.domain.stock_events import (
 )
 from inventory.projectors.daily_movements import Totals, moved, zones_needed
 from inventory.projectors.engine import ReplicaEvent
-from inventory.projectors.export import parse_time
 from inventory.projectors.history import EventFilter, page_query
 from inventory.projectors.reports import MovementQuery, quantity
 

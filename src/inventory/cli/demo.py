@@ -14,270 +14,27 @@ item falls under its reorder point or a sale finds it short.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import random
+import argparse
+import os
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
-from collections import deque
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from types import FrameType
-from typing import Any, NamedTuple, TextIO
+from typing import Any
 
 import structlog
 
-from inventory.projectors.admin import Progress
+from inventory.cli.common import add_command
+from inventory.cli.demo_client import PRODUCTS, STORES, Api, DemoError, load
+from inventory.cli.demo_traffic import Simulation
+from inventory.runtime.settings import ConfigurationError
 
 log = structlog.get_logger(__name__)
 
-STORES = (
-    ("north", "Northside", "Europe/London"),
-    ("harbour", "Harbour Street", "Europe/London"),
-    ("market", "Market Square", "Europe/Paris"),
-)
-
-
-class Product(NamedTuple):
-    """A sample product and its reorder point (the same in every store)."""
-
-    sku: str
-    name: str
-    category: str
-    decimals: int
-    unit: str
-    reorder_min: int
-    reorder_max: int
-
-
-PRODUCTS = tuple(
-    Product(*row)
-    for row in (
-        ("COFFEE-250", "Ground coffee 250 g", "grocery", 0, "each", 8, 40),
-        ("TEA-80", "Black tea, 80 bags", "grocery", 0, "each", 6, 30),
-        ("OATS-1K", "Rolled oats 1 kg", "grocery", 0, "each", 6, 30),
-        ("PASTA-500", "Spaghetti 500 g", "grocery", 0, "each", 10, 50),
-        ("RICE-LOOSE", "Basmati rice, loose", "grocery", 3, "kg", 5, 25),
-        ("OLIVE-OIL", "Olive oil 750 ml", "grocery", 0, "each", 5, 24),
-        ("MILK-1L", "Whole milk 1 l", "dairy", 0, "each", 12, 60),
-        ("BUTTER-250", "Butter 250 g", "dairy", 0, "each", 8, 36),
-        ("CHEESE-LOOSE", "Cheddar, by weight", "dairy", 3, "kg", 3, 15),
-        ("APPLES-LOOSE", "Apples, by weight", "produce", 3, "kg", 8, 40),
-        ("BANANAS", "Bananas, bunch", "produce", 0, "each", 10, 45),
-        ("BREAD-SOUR", "Sourdough loaf", "bakery", 0, "each", 6, 24),
-        ("CROISSANT", "Butter croissant", "bakery", 0, "each", 10, 40),
-        ("SOAP-BAR", "Olive soap bar", "household", 0, "each", 5, 25),
-        ("DISH-LIQ", "Dish liquid 500 ml", "household", 0, "each", 5, 25),
-        ("BATT-AA4", "AA batteries, 4 pack", "hardware", 0, "each", 4, 20),
-        ("BULB-LED", "LED bulb E27 8 W", "hardware", 0, "each", 4, 20),
-        ("TAPE-DUCT", "Duct tape 25 m", "hardware", 0, "each", 3, 15),
-    )
-)
-BY_SKU = {product.sku: product for product in PRODUCTS}
-
-
-class DemoError(Exception):
-    """The API refused the demo in a way it cannot work around (bad token, bad URL)."""
-
-
-@dataclass
-class Api:
-    """A small JSON client of the public API: retries, idempotency keys and 429s."""
-
-    base: str
-    token: str
-    timeout: float = 10.0
-
-    def call(
-        self, method: str, path: str, body: dict[str, Any] | None = None, key: str | None = None
-    ) -> tuple[int, dict[str, Any]]:
-        """(status, JSON body); a network error or 5xx retries with the same key."""
-        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
-        if key is not None:
-            headers["Idempotency-Key"] = key
-        data = json.dumps(body).encode() if body is not None else None
-        pause = 0.5
-        for _attempt in range(20):
-            request = urllib.request.Request(  # noqa: S310 - the URL is the API's, http(s)
-                self.base + path, data=data, headers=headers, method=method
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                    return response.status, json.loads(response.read() or b"{}")
-            except urllib.error.HTTPError as error:
-                status, payload = error.code, _json(error.read())
-                if status == 429:
-                    time.sleep(float(error.headers.get("Retry-After") or 1))
-                    continue
-                if status == 401:
-                    raise DemoError("the API refused the demo's token (401)") from None
-                if status < 500:
-                    return status, payload
-            except (urllib.error.URLError, OSError) as error:
-                log.warning("demo request failed; retrying", path=path, error=str(error))
-            time.sleep(pause)
-            pause = min(pause * 2, 5.0)
-        raise DemoError(f"{method} {path} kept failing; is the API at {self.base} up?")
-
-
-def _json(raw: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _quantity(chance: random.Random, decimals: int, low: int, high: int) -> str:
-    """A quantity with the product's decimals, as the exact string the API accepts."""
-    if decimals == 0:
-        return str(chance.randint(low, high))
-    step = Decimal(1).scaleb(-decimals)
-    whole = Decimal(chance.randint(low * 10**decimals, high * 10**decimals))
-    return str((whole * step).quantize(step))
-
-
-def load(api: Api, out: TextIO = sys.stderr) -> None:
-    """Stores, products, opening deliveries and reorder points; idempotent."""
-    steps = len(STORES) + len(PRODUCTS) + len(STORES) * (1 + len(PRODUCTS))
-    progress = Progress(steps, out, unit="requests")
-    for store_id, name, timezone in STORES:
-        store = {"id": store_id, "name": name, "timezone": timezone, "negative_stock": "deny"}
-        _expect(api.call("POST", "/v1/stores", store), 201, "store_exists")
-        progress(1)
-    for item in PRODUCTS:
-        product = {**item._asdict(), "barcode": _barcode(item.sku)}
-        del product["reorder_min"], product["reorder_max"]
-        _expect(api.call("POST", "/v1/products", product), 201, "product_exists")
-        progress(1)
-    opening = random.Random(7)  # noqa: S311 - sample data; the same bodies every run replay
-    for store_id, _name, _tz in STORES:
-        lines = [
-            {
-                "sku": p.sku,
-                "quantity": _quantity(opening, p.decimals, p.reorder_max // 2, p.reorder_max),
-            }
-            for p in PRODUCTS
-        ]
-        receipt = {"lines": lines, "reference": "opening stock"}
-        path = f"/v1/stores/{store_id}/receipts"
-        _expect(api.call("POST", path, receipt, key=f"demo-opening-{store_id}"), 201)
-        progress(1)
-        for p in PRODUCTS:
-            point = {"min": p.reorder_min, "max": p.reorder_max}
-            path = f"/v1/stores/{store_id}/stock/{p.sku}/reorder-point"
-            _expect(api.call("PUT", path, point, key=f"demo-reorder-{store_id}-{p.sku}"), 201, 200)
-            progress(1)
-    print(file=out)
-
-
-def _barcode(sku: str) -> str:
-    """A stable EAN-13 in the 2xx range (numbers a shop assigns, never a real product's)."""
-    body = "2" + str(int(hashlib.sha256(sku.encode()).hexdigest(), 16) % 10**11).zfill(11)
-    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(body))
-    return body + str(-total % 10)
-
-
-def _expect(answer: tuple[int, dict[str, Any]], *accepted: int | str) -> dict[str, Any]:
-    status, body = answer
-    if status in accepted or body.get("code") in accepted:
-        return body
-    raise DemoError(f"the API answered {status} {body.get('code', '')}: {body.get('detail', '')}")
-
-
-@dataclass
-class Simulation:
-    """The POS traffic of the demo's stores, one command at a time."""
-
-    api: Api
-    sales: deque[tuple[str, str, dict[str, Any]]] = field(default_factory=lambda: deque(maxlen=50))
-    below: set[tuple[str, str]] = field(default_factory=set)
-    counts: dict[str, int] = field(default_factory=dict)
-    chance: random.Random = field(default_factory=random.Random)
-
-    def step(self) -> None:
-        """One command, chosen at random with the weights of a shop's day."""
-        roll = self.chance.random()
-        if self.below and roll < 0.08:
-            self.deliver(*self.below.pop())
-        elif roll < 0.12 and self.sales:
-            self.give_back()
-        elif roll < 0.15:
-            self.damage()
-        elif roll < 0.18:
-            self.count()
-        else:
-            self.sell(offline=roll > 0.97)
-
-    def command(self, kind: str, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        """Send a stock command; its result, or None when refused (counted by code)."""
-        status, answer = self.api.call("POST", path, body, key=str(uuid.uuid4()))
-        outcome = kind if status == 201 else str(answer.get("code", status))
-        self.counts[outcome] = self.counts.get(outcome, 0) + 1
-        if status != 201:
-            return None
-        for level in answer.get("levels", []):
-            item = (level["store"], level["sku"])
-            product = BY_SKU.get(level["sku"])
-            if product and Decimal(str(level["available"])) < product.reorder_min:
-                self.below.add(item)
-        return answer
-
-    def sell(self, *, offline: bool) -> None:
-        """A sale of one to three products at a random store."""
-        store = self.chance.choice(STORES)[0]
-        picked = self.chance.sample(PRODUCTS, self.chance.randint(1, 3))
-        lines = [
-            {"sku": p.sku, "quantity": _quantity(self.chance, p.decimals, 1, 3)} for p in picked
-        ]
-        body: dict[str, Any] = {"sale_id": uuid.uuid4().hex[:16], "lines": lines}
-        if offline:
-            late = timedelta(minutes=self.chance.randint(2, 30))
-            body |= {"offline": True, "occurred_at": (datetime.now(UTC) - late).isoformat()}
-        if self.command("sale", f"/v1/stores/{store}/sales", body) is not None:
-            self.sales.append((store, body["sale_id"], lines[0]))
-        else:  # short: the shelf is restocked by the next delivery
-            self.below.update((store, line["sku"]) for line in lines)
-
-    def give_back(self) -> None:
-        """A customer returns one line of a recent sale."""
-        store, sale_id, line = self.sales.popleft()
-        body = {"sale_id": sale_id, "lines": [line], "restock": True}
-        self.command("return", f"/v1/stores/{store}/returns", body)
-
-    def damage(self) -> None:
-        """One unit found damaged or expired."""
-        store = self.chance.choice(STORES)[0]
-        sku = self.chance.choice(PRODUCTS).sku
-        reason = self.chance.choice(("damaged", "expired"))
-        body = {"lines": [{"sku": sku, "delta": -1, "reason": reason}]}
-        self.command("adjustment", f"/v1/stores/{store}/adjustments", body)
-
-    def count(self) -> None:
-        """A shelf count that finds what the system expects, or one unit off."""
-        store = self.chance.choice(STORES)[0]
-        product = self.chance.choice([p for p in PRODUCTS if p.decimals == 0])
-        status, level = self.api.call("GET", f"/v1/stores/{store}/stock/{product.sku}")
-        if status != 200:
-            return
-        off = self.chance.choice((0, 0, 0, -1))
-        counted = max(int(Decimal(str(level["on_hand"]))) + off, 0)
-        body = {"lines": [{"sku": product.sku, "counted": counted}]}
-        self.command("count", f"/v1/stores/{store}/counts", body)
-
-    def deliver(self, store: str, sku: str) -> None:
-        """A delivery that fills the item up to about its reorder maximum."""
-        product = BY_SKU[sku]
-        quantity = _quantity(
-            self.chance, product.decimals, product.reorder_max // 2, product.reorder_max
-        )
-        body = {"lines": [{"sku": sku, "quantity": quantity}], "reference": "delivery"}
-        self.command("delivery", f"/v1/stores/{store}/receipts", body)
+DEMO_ENV = """\
+environment:
+  INVENTORY_DEMO_TOKEN  an API key or access token with the admin role (never argv)
+"""
 
 
 class Stop(BaseException):
@@ -317,3 +74,30 @@ def run(base: str, token: str, *, rate: float, load_only: bool = False) -> int:
     except DemoError as error:
         print(f"inventory demo: error: {error}", file=sys.stderr)  # noqa: T201
         return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    token = os.environ.get("INVENTORY_DEMO_TOKEN", "")
+    if not token:
+        raise ConfigurationError("INVENTORY_DEMO_TOKEN is not set (an admin API key or token)")
+    if not args.rate > 0:
+        raise ConfigurationError("--rate must be a number of commands per second above 0")
+    if not args.url.startswith(("http://", "https://")):
+        raise ConfigurationError(f"--url must be an http:// or https:// URL, not {args.url!r}")
+    return run(args.url, token, rate=args.rate, load_only=args.load_only)
+
+
+def add(commands: Any) -> None:
+    """Add `inventory demo` to the parser."""
+    demo = add_command(
+        commands,
+        "demo",
+        "Load sample stores, products, opening stock and reorder points through the API, "
+        "then simulate POS traffic (sales, late offline sales, returns, damage, counts, "
+        "deliveries) until interrupted. Idempotent: a second run keeps what exists.",
+        DEMO_ENV,
+        _run,
+    )
+    demo.add_argument("--url", default="http://127.0.0.1:8000", help="the API's base URL")
+    demo.add_argument("--rate", type=float, default=2.0, help="commands per second (default 2)")
+    demo.add_argument("--load-only", action="store_true", help="load the sample data and stop")
