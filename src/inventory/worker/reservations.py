@@ -11,13 +11,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import dramatiq
-import psycopg
 import structlog
 
 from inventory.domain.authority import SYSTEM
 from inventory.domain.commands import ExpireReservation
 from inventory.domain.errors import CommandRejected
 from inventory.domain.events import ReservationPlaced
+from inventory.eventstore.overdue import overdue_reservations
 from inventory.service import Actor, Decision
 from inventory.worker.context import current
 
@@ -26,15 +26,6 @@ log = structlog.get_logger(__name__)
 EXPIRY = Actor(
     id="system:reservation-expiry", kind="system", name="reservation expiry", role="system"
 )
-
-# Indexed by migrations/0008_reservation_expiry.sql.
-OVERDUE = """
-SELECT state->>'store_id', state->>'reservation_id' FROM streams
-WHERE stream LIKE 'reservation-%' AND state->>'status' = 'active'
-  AND (state->>'expires_at')::timestamptz <= now()
-ORDER BY (state->>'expires_at')::timestamptz
-LIMIT 1000
-"""
 
 
 @dramatiq.actor(queue_name="reservations", max_retries=20, min_backoff=1_000, max_backoff=60_000)
@@ -85,8 +76,7 @@ def schedule(decision: Decision) -> None:
 
 def sweep_overdue(primary_url: str) -> int:
     """Send a reminder for every active reservation past `expires_at`; returns how many."""
-    with psycopg.connect(primary_url, autocommit=True) as conn:
-        rows = conn.execute(OVERDUE).fetchall()
+    rows = overdue_reservations(primary_url)
     for store_id, reservation_id in rows:
         expire_reservation.send(store_id, reservation_id)
     return len(rows)
