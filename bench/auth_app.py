@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from litestar import Litestar, get
 
-from inventory.api.app import create_app
+from inventory import wiring
 from inventory.api.auth import security_middleware
 from inventory.runtime.logging import configure_logging
 from inventory.security.policy import RouteClass, protect
@@ -29,7 +29,7 @@ async def plain_ping() -> dict[str, str]:
 def secured() -> Litestar:
     """The real API (every middleware) plus the protected endpoint."""
     configure_logging("WARNING")
-    app = create_app()
+    app = wiring.app()
     app.register(secured_ping)
     return app
 
@@ -38,7 +38,7 @@ def plain() -> Litestar:
     """The real API, with the unprotected endpoint registered after the security
     middleware is taken out of the app's list: its route gets every other middleware."""
     configure_logging("WARNING")
-    app = create_app()
+    app = wiring.app()
     app.middleware.remove(security_middleware)
     app.register(plain_ping)
     return app

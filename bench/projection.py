@@ -45,10 +45,10 @@ import msgspec
 import psutil
 import psycopg
 
+from inventory.cli import projections as admin
 from inventory.domain.events import ALL_EVENTS, StockReceived
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.store import ANY, EventStore, NewEvent, StreamWrite
-from inventory.projectors import admin
 from inventory.projectors.backlog import BACKLOGS, PLAN
 from inventory.readmodels.registry import PROJECTORS
 from inventory.runtime.embedded import EmbeddedTopology

@@ -13,8 +13,9 @@ import psycopg
 import pytest
 
 from inventory.runtime.embedded import EmbeddedTopology
-from inventory.runtime.resources import Resources, open_resources
+from inventory.runtime.resources import Resources
 from inventory.runtime.settings import Settings
+from inventory.wiring import open_resources
 
 
 def new_home() -> Path:

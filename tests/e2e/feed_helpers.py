@@ -66,7 +66,7 @@ class PlainUvicorn(ApiServer):
 
     def command(self) -> list[str]:
         """plain uvicorn on the same app factory."""
-        app = "inventory.api.app:create_app"
+        app = "inventory.wiring:app"
         return [sys.executable, "-m", "uvicorn", app, "--factory", "--port", str(self.port),
                 "--no-proxy-headers", "--log-level", "warning"]  # fmt: skip
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar import Litestar, WebSocket, websocket
 
-from inventory.api.app import create_app
+from inventory import wiring
 from inventory.security.policy import RouteClass
 from inventory.security.websocket import admit_websocket, allow_message, connection_id
 
@@ -31,6 +31,6 @@ async def feed(socket: WebSocket[Any, Any, Any]) -> None:
 
 def app() -> Litestar:
     """The real app with the stand-in route registered."""
-    application = create_app()
+    application = wiring.app()
     application.register(feed)
     return application

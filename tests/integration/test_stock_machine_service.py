@@ -21,9 +21,10 @@ from inventory.domain.errors import CommandRejected
 from inventory.domain.events import Event, StockReceived
 from inventory.domain.state import StockState, decode_state
 from inventory.runtime.migrations import sql_directory
-from inventory.runtime.resources import Resources, open_resources
+from inventory.runtime.resources import Resources
 from inventory.runtime.settings import Settings
 from inventory.service import Actor, CommandService, Decision
+from inventory.wiring import open_resources
 from tests.stock_machine import STORES, StockMachine
 
 EXAMPLES = int(os.environ.get("STOCK_MACHINE_SERVICE_EXAMPLES", "25"))

@@ -12,7 +12,7 @@ import pytest
 from inventory.projectors import stalls
 from inventory.readmodels.registry import PROJECTORS
 from inventory.runtime.settings import Settings
-from inventory.worker.broker import build_broker
+from inventory.wiring import build_worker
 from tests.projection_helpers import checkpoint_of, receive_stock
 
 # Far above any position the primary hands out in a test session.
@@ -49,17 +49,14 @@ async def test_a_store_whose_round_fails_holds_up_no_other_store_of_the_round(
     healthy, other = (f"s{uuid.uuid4().hex[:10]}" for _ in range(2))
     urls = settings.primary_url, settings.replica_url
     seqs = {healthy: await receive_stock(*urls, healthy, 3)}
-    build_broker(settings)  # before the actors bind to a broker, as in the worker
-    from inventory.worker import actors
+    # The broker is built before the actors bind to one, as in the worker.
+    with build_worker(settings) as context:
+        from inventory.worker import actors
 
-    actors.configure(settings)
-    try:
-        actors.serve([poisoned, healthy])  # contained: nothing raised for the message
+        actors.serve(context, [poisoned, healthy])  # contained: nothing raised for the message
         seqs[healthy] += await receive_stock(*urls, healthy, 2)
         seqs[other] = await receive_stock(*urls, other, 2)
-        actors.serve([healthy, other, poisoned])  # it is still stalled, the others go on
-    finally:
-        actors.close()
+        actors.serve(context, [healthy, other, poisoned])  # still stalled, the others go on
 
     for store, store_seqs in seqs.items():
         for projector in PROJECTORS:

@@ -7,13 +7,13 @@ import time
 import jwt
 import pytest
 
-from inventory.runtime.settings import Budget, ConfigurationError, Settings
+from inventory.runtime.settings import ConfigurationError, Settings
 from inventory.security import api_keys
 from inventory.security.client_ip import client_ip, parse_networks
 from inventory.security.context import PrincipalCache
 from inventory.security.passwords import hash_password, verify_password
 from inventory.security.principal import Principal, Role, check_scope
-from inventory.security.ratelimit import Decision
+from inventory.security.ratelimit import Budget, Decision
 from inventory.security.tokens import InvalidToken, issue_token, looks_like_jwt, verify_token
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"

@@ -6,7 +6,12 @@ import importlib.util
 from pathlib import Path
 
 from litestar import MediaType, Router, get
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
+
+from inventory import __version__
+from inventory.api.contract import ContractJsonPlugin
 
 
 def _swagger_assets() -> Path:
@@ -55,3 +60,28 @@ docs_router = Router(
         ),
     ],
 )
+
+
+def openapi_config() -> OpenAPIConfig:
+    """The OpenAPI document at `/schema` (rendered by api/contract.py), bearer auth."""
+    return OpenAPIConfig(
+        title="inventory",
+        version=__version__,
+        description=(
+            "Event-sourced inventory for retailers with many stores. The live feed is"
+            " the WebSocket `GET /v1/feed`: authenticate it with `Authorization: Bearer`,"
+            " or from a browser with the subprotocols `inventory.v1` and"
+            " `bearer.<token>` (answered with `inventory.v1`); `?token=` still works."
+        ),
+        path="/schema",
+        render_plugins=[ContractJsonPlugin()],
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="A JWT from /v1/auth/token, or an API key.",
+                )
+            }
+        ),
+    )

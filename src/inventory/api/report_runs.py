@@ -123,14 +123,12 @@ class ReportRunController(Controller):
         self, request: ApiRequest, state: State, data: JSONBody[NewReport]
     ) -> ReportRun:
         """Queue a `movements` or `stock` report; poll `GET /v1/reports/{id}` for it."""
-        from inventory.worker.reports import build_report  # noqa: PLC0415 - needs the broker
-
         params = checked_params(request.user, data)
         report_id = str(uuid.uuid4())
         async with state.resources.replica.connection() as conn:
             await report_runs.insert_run(conn, report_id, data.kind, params, request.user.id)
         try:
-            build_report.send(report_id)
+            state.queue_report(report_id)  # wiring.py: the worker's build_report actor
         except Exception as error:  # noqa: BLE001 - the row stands; the worker's sweep re-sends
             log.warning("report not queued; the sweep will send it", error=str(error))
         return ReportRun(

@@ -28,17 +28,25 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
         # Tracebacks become text here, so the scrubber sees them too.
         structlog.processors.format_exc_info,
     ]
-    renderer: structlog.types.Processor
-    if json:
-        renderer = structlog.processors.JSONRenderer()
-    else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+    _route_standard_library(shared, _renderer(json=json), level)
+
+
+def _renderer(*, json: bool) -> structlog.types.Processor:
+    if json:
+        return structlog.processors.JSONRenderer()
+    return structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+
+
+def _route_standard_library(
+    shared: list[structlog.types.Processor], renderer: structlog.types.Processor, level: str
+) -> None:
+    """One stderr handler on the root logger renders every library's lines as ours."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(

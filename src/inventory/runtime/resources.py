@@ -1,11 +1,9 @@
-"""The composition root's shared resources: one pool per database and a Redis client."""
+"""A process's shared resources: one pool per database and a Redis client (wiring.py opens them)."""
 
 from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +53,8 @@ class RecentUse:
         self.returned[conn] = time.monotonic()
 
 
-def _pool(url: str, settings: Settings, name: str) -> AsyncConnectionPool:
+def pool(url: str, settings: Settings, name: str) -> AsyncConnectionPool:
+    """A pool on `url` sized by `settings`, unopened, lending recent connections unchecked."""
     recent = RecentUse()
     return AsyncConnectionPool(
         url,
@@ -68,23 +67,3 @@ def _pool(url: str, settings: Settings, name: str) -> AsyncConnectionPool:
         reset=recent.reset,
         kwargs={"application_name": f"inventory-{name}"},
     )
-
-
-@asynccontextmanager
-async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
-    """Open both pools (without waiting for a connection) and Redis; close them after."""
-    primary = _pool(settings.primary_url, settings, "primary")
-    replica = _pool(settings.replica_url, settings, "replica")
-    client = aioredis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
-    )
-    # wait=False: the process starts (and /health/ready says what is down) even when a
-    # database is unreachable; the pools keep trying in the background.
-    await primary.open(wait=False)
-    await replica.open(wait=False)
-    try:
-        yield Resources(settings, primary, replica, client)
-    finally:
-        await client.aclose()
-        await replica.close()
-        await primary.close()

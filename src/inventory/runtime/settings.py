@@ -6,10 +6,12 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import msgspec
+
+from inventory.security.ratelimit import DEFAULT_BUDGETS, Budget
 
 
 class ConfigurationError(Exception):
@@ -43,28 +45,6 @@ def _home(env: Mapping[str, str]) -> Path:
     return Path(env.get("INVENTORY_HOME") or Path.cwd() / ".inventory").resolve()
 
 
-class Budget(msgspec.Struct, frozen=True):
-    """A rate-limit budget: at most `limit` calls per `window_seconds`."""
-
-    limit: int
-    window_seconds: int
-
-
-# Per role for authenticated calls; `anonymous` per client IP; `login` per username and
-# IP on /v1/auth/token; `ws_handshake` per principal; `ws_message` per feed connection.
-DEFAULT_BUDGETS: dict[str, Budget] = {
-    "admin": Budget(600, 60),
-    "manager": Budget(600, 60),
-    "clerk": Budget(1200, 60),
-    "auditor": Budget(300, 60),
-    "viewer": Budget(300, 60),
-    "anonymous": Budget(60, 60),
-    "login": Budget(5, 60),
-    "ws_handshake": Budget(10, 60),
-    "ws_message": Budget(20, 10),
-}
-
-
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Where the servers are and how the service behaves; see the README for each variable."""
 
@@ -94,55 +74,63 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
         """Build the settings from the environment, or raise ConfigurationError."""
         env = os.environ if env is None else env
-        missing = [
-            name
-            for name in ("INVENTORY_PRIMARY_URL", "INVENTORY_REPLICA_URL", "INVENTORY_REDIS_URL")
-            if not env.get(name)
-        ]
-        if missing:
-            raise ConfigurationError(
-                f"{', '.join(missing)} not set (run `inventory dev`, or source "
-                "$INVENTORY_HOME/dev.env, or export the server URLs)"
-            )
-        pg = ("postgresql", "postgres")
-        primary = _check_url("INVENTORY_PRIMARY_URL", env["INVENTORY_PRIMARY_URL"], pg)
-        replica = _check_url("INVENTORY_REPLICA_URL", env["INVENTORY_REPLICA_URL"], pg)
-        primary_admin = env.get("INVENTORY_PRIMARY_ADMIN_URL") or primary
-        replica_admin = env.get("INVENTORY_REPLICA_ADMIN_URL") or replica
-        _check_url("INVENTORY_PRIMARY_ADMIN_URL", primary_admin, pg)
-        _check_url("INVENTORY_REPLICA_ADMIN_URL", replica_admin, pg)
-        return cls(
-            primary_url=primary,
-            replica_url=replica,
-            redis_url=_check_url(
-                "INVENTORY_REDIS_URL", env["INVENTORY_REDIS_URL"], ("redis", "rediss", "unix")
-            ),
-            primary_admin_url=primary_admin,
-            replica_admin_url=replica_admin,
-            subscription_conninfo=env.get("INVENTORY_SUBSCRIPTION_CONNINFO") or primary_admin,
-            home=_home(env),
-            jwt_secret=env.get("INVENTORY_JWT_SECRET") or None,
-            pool_min_size=_int(env, "INVENTORY_POOL_MIN_SIZE", 2),
-            pool_max_size=_int(env, "INVENTORY_POOL_MAX_SIZE", 20),
-            max_replication_lag_bytes=_int(
-                env, "INVENTORY_MAX_REPLICATION_LAG_BYTES", 256 * 1024 * 1024
-            ),
-            max_projection_lag_events=_int(env, "INVENTORY_MAX_PROJECTION_LAG_EVENTS", 10_000),
-            max_projection_lag_seconds=float(_int(env, "INVENTORY_MAX_PROJECTION_LAG_SECONDS", 60)),
-            redis_namespace=env.get("INVENTORY_REDIS_NAMESPACE") or "inventory",
-            sweep_interval_seconds=float(_int(env, "INVENTORY_SWEEP_INTERVAL_SECONDS", 5)),
-            report_retention_days=max(1, _int(env, "INVENTORY_REPORT_RETENTION_DAYS", 30)),
-            jwt_ttl_seconds=max(1, _int(env, "INVENTORY_JWT_TTL_SECONDS", 900)),
-            feed_heartbeat_seconds=float(
-                min(15, max(1, _int(env, "INVENTORY_FEED_HEARTBEAT_SECONDS", 10)))
-            ),
-            feed_queue_size=max(1, _int(env, "INVENTORY_FEED_QUEUE_SIZE", 1000)),
-            trusted_proxies=_networks(env.get("INVENTORY_TRUSTED_PROXIES", "")),
-            budgets={
-                name: _budget(env, f"INVENTORY_RATE_LIMIT_{name.upper()}", default)
-                for name, default in DEFAULT_BUDGETS.items()
-            },
+        return cls(**_servers(env), **_tuning(env), home=_home(env))
+
+
+def _servers(env: Mapping[str, str]) -> dict[str, Any]:
+    """Where the servers are: URLs checked, admin URLs defaulting to the app's."""
+    missing = [
+        name
+        for name in ("INVENTORY_PRIMARY_URL", "INVENTORY_REPLICA_URL", "INVENTORY_REDIS_URL")
+        if not env.get(name)
+    ]
+    if missing:
+        raise ConfigurationError(
+            f"{', '.join(missing)} not set (run `inventory dev`, or source "
+            "$INVENTORY_HOME/dev.env, or export the server URLs)"
         )
+    pg = ("postgresql", "postgres")
+    primary = _check_url("INVENTORY_PRIMARY_URL", env["INVENTORY_PRIMARY_URL"], pg)
+    replica = _check_url("INVENTORY_REPLICA_URL", env["INVENTORY_REPLICA_URL"], pg)
+    primary_admin = env.get("INVENTORY_PRIMARY_ADMIN_URL") or primary
+    replica_admin = env.get("INVENTORY_REPLICA_ADMIN_URL") or replica
+    _check_url("INVENTORY_PRIMARY_ADMIN_URL", primary_admin, pg)
+    _check_url("INVENTORY_REPLICA_ADMIN_URL", replica_admin, pg)
+    redis_schemes = ("redis", "rediss", "unix")
+    return {
+        "primary_url": primary,
+        "replica_url": replica,
+        "redis_url": _check_url("INVENTORY_REDIS_URL", env["INVENTORY_REDIS_URL"], redis_schemes),
+        "primary_admin_url": primary_admin,
+        "replica_admin_url": replica_admin,
+        "subscription_conninfo": env.get("INVENTORY_SUBSCRIPTION_CONNINFO") or primary_admin,
+    }
+
+
+def _tuning(env: Mapping[str, str]) -> dict[str, Any]:
+    """How the service behaves: pools, lags, intervals, secrets, proxies and budgets."""
+    heartbeat = _int(env, "INVENTORY_FEED_HEARTBEAT_SECONDS", 10)
+    return {
+        "jwt_secret": env.get("INVENTORY_JWT_SECRET") or None,
+        "pool_min_size": _int(env, "INVENTORY_POOL_MIN_SIZE", 2),
+        "pool_max_size": _int(env, "INVENTORY_POOL_MAX_SIZE", 20),
+        "max_replication_lag_bytes": _int(
+            env, "INVENTORY_MAX_REPLICATION_LAG_BYTES", 256 * 1024 * 1024
+        ),
+        "max_projection_lag_events": _int(env, "INVENTORY_MAX_PROJECTION_LAG_EVENTS", 10_000),
+        "max_projection_lag_seconds": float(_int(env, "INVENTORY_MAX_PROJECTION_LAG_SECONDS", 60)),
+        "redis_namespace": env.get("INVENTORY_REDIS_NAMESPACE") or "inventory",
+        "sweep_interval_seconds": float(_int(env, "INVENTORY_SWEEP_INTERVAL_SECONDS", 5)),
+        "report_retention_days": max(1, _int(env, "INVENTORY_REPORT_RETENTION_DAYS", 30)),
+        "jwt_ttl_seconds": max(1, _int(env, "INVENTORY_JWT_TTL_SECONDS", 900)),
+        "feed_heartbeat_seconds": float(min(15, max(1, heartbeat))),
+        "feed_queue_size": max(1, _int(env, "INVENTORY_FEED_QUEUE_SIZE", 1000)),
+        "trusted_proxies": _networks(env.get("INVENTORY_TRUSTED_PROXIES", "")),
+        "budgets": {
+            name: _budget(env, f"INVENTORY_RATE_LIMIT_{name.upper()}", default)
+            for name, default in DEFAULT_BUDGETS.items()
+        },
+    }
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

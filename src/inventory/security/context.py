@@ -15,13 +15,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from inventory.runtime.resources import Resources
+import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
+
 from inventory.security.authentication import Authenticator, Headers, bearer_token
 from inventory.security.errors import RateLimited, Unauthorized
 from inventory.security.principal import Principal
-from inventory.security.ratelimit import Decision, RateLimiter
+from inventory.security.ratelimit import Budget, Decision, RateLimiter
 
 CACHE_SECONDS = 10.0  # bounds staleness if an epoch increment was lost (Redis down then)
 CACHE_SIZE = 10_000
@@ -74,14 +77,23 @@ class Security:
     cache: PrincipalCache = field(default_factory=PrincipalCache)
 
     @classmethod
-    def of(cls, resources: Resources, jwt_secret: str) -> Security:
-        """Build from the process's resources (the primary pool and the Redis client)."""
-        settings = resources.settings
+    def of(
+        cls,
+        primary: AsyncConnectionPool,
+        redis: aioredis.Redis,
+        jwt_secret: str,
+        *,
+        namespace: str,
+        budgets: Mapping[str, Budget],
+        trusted_proxies: Sequence[str],
+        jwt_ttl_seconds: int,
+    ) -> Security:
+        """Build from the process's primary pool and Redis client (wiring.py)."""
         return cls(
-            authenticator=Authenticator(resources.primary, jwt_secret, settings.trusted_proxies),
-            limiter=RateLimiter(resources.redis, settings.redis_namespace, settings.budgets),
+            authenticator=Authenticator(primary, jwt_secret, trusted_proxies),
+            limiter=RateLimiter(redis, namespace, budgets),
             jwt_secret=jwt_secret,
-            jwt_ttl_seconds=settings.jwt_ttl_seconds,
+            jwt_ttl_seconds=jwt_ttl_seconds,
         )
 
     async def identify(self, headers: Headers, ip: str) -> tuple[Principal | None, Decision]:

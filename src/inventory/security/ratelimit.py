@@ -15,12 +15,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import msgspec
 import redis
 import redis.asyncio as aioredis
 import structlog
 from prometheus_client import Counter
 
-from inventory.runtime.settings import Budget
 from inventory.security.principal import Principal
 
 log = structlog.get_logger(__name__)
@@ -54,6 +54,28 @@ MAX_BATCH = 256
 # After a failed Redis call, decide without it for this long instead of waiting for a
 # connect timeout on every request.
 BACKOFF_SECONDS = 1.0
+
+
+class Budget(msgspec.Struct, frozen=True):
+    """A rate-limit budget: at most `limit` calls per `window_seconds`."""
+
+    limit: int
+    window_seconds: int
+
+
+# Per role for authenticated calls; `anonymous` per client IP; `login` per username and
+# IP on /v1/auth/token; `ws_handshake` per principal; `ws_message` per feed connection.
+DEFAULT_BUDGETS: dict[str, Budget] = {
+    "admin": Budget(600, 60),
+    "manager": Budget(600, 60),
+    "clerk": Budget(1200, 60),
+    "auditor": Budget(300, 60),
+    "viewer": Budget(300, 60),
+    "anonymous": Budget(60, 60),
+    "login": Budget(5, 60),
+    "ws_handshake": Budget(10, 60),
+    "ws_message": Budget(20, 10),
+}
 
 
 def epoch_key(namespace: str) -> str:

@@ -8,8 +8,7 @@ import threading
 import structlog
 from dramatiq import Worker
 
-from inventory.runtime.settings import Settings
-from inventory.worker.broker import build_broker
+from inventory.worker.context import WorkerContext
 
 log = structlog.get_logger(__name__)
 
@@ -19,23 +18,22 @@ log = structlog.get_logger(__name__)
 IDLE_POLL_MS = 100
 
 
-def run_worker(settings: Settings, *, threads: int = 4) -> None:
-    """Consume every queue until SIGINT or SIGTERM."""
-    broker = build_broker(settings)
-    # Actors bind to the broker set above; `reports` declares the `reports` queue.
-    from inventory.worker import actors, reports  # noqa: F401, PLC0415
+def run_worker(context: WorkerContext, *, threads: int = 4) -> None:
+    """Consume every queue until SIGINT or SIGTERM (wiring.build_worker closes the rest)."""
+    # Actors bind to the context's broker, built before this import; the sweep imports
+    # every actor module, so every queue is declared.
+    from inventory.worker import sweep  # noqa: PLC0415
 
+    broker = context.broker
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     worker = Worker(broker, worker_threads=threads, worker_timeout=IDLE_POLL_MS)
     worker.start()
     log.info("worker started", queues=sorted(broker.get_declared_queues()), threads=threads)
-    actors.start_background(settings, stop)
+    sweep.start_background(context, stop)
     try:
         stop.wait()
     finally:
         log.info("worker stopping")
         worker.stop(timeout=10_000)
-        broker.close()
-        actors.close()

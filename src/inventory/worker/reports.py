@@ -18,7 +18,7 @@ import structlog
 from inventory.readmodels import report_runs
 from inventory.readmodels.daily_movements import MovementQuery, movement_row
 from inventory.readmodels.stock_levels.queries import level_row, levels_sql
-from inventory.worker import actors
+from inventory.worker.context import WorkerContext, current
 
 log = structlog.get_logger(__name__)
 
@@ -51,18 +51,18 @@ def build_rows(conn: psycopg.Connection[Any], kind: str, params: dict[str, Any])
         raise ReportFailed(f"a read model this report needs is not built: {missing}") from None
 
 
-def requeue_stale() -> int:
+def requeue_stale(context: WorkerContext) -> int:
     """Send another message for each report whose message looks lost; returns how many."""
-    with actors.replica_pool().connection() as conn:
+    with context.replica.connection() as conn:
         stale = report_runs.stale(conn)
     for report_id in stale:
         build_report.send(report_id)
     return len(stale)
 
 
-def expire_finished(retention_days: int) -> int:
+def expire_finished(context: WorkerContext, retention_days: int) -> int:
     """Delete the reports finished more than `retention_days` ago; returns how many."""
-    with actors.replica_pool().connection() as conn:
+    with context.replica.connection() as conn:
         return report_runs.expire(conn, retention_days)
 
 
@@ -70,7 +70,12 @@ def expire_finished(retention_days: int) -> int:
 def build_report(report_id: str) -> None:
     """Build the report `report_id` unless it is already done or failed."""
     structlog.contextvars.bind_contextvars(report=report_id)
-    with actors.replica_pool().connection() as conn:
+    build(current(), report_id)
+
+
+def build(context: WorkerContext, report_id: str) -> None:
+    """Claim the report, build its rows and keep them (or the reason it failed)."""
+    with context.replica.connection() as conn:
         claimed = report_runs.claim(conn, report_id)
         if claimed is None:
             log.info("report already finished or unknown")

@@ -8,68 +8,24 @@ and sends a reminder for each, so a worker restart or a lost Redis loses none.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from datetime import UTC, datetime
-from typing import Any
 
 import dramatiq
-import psycopg
 import structlog
-from psycopg_pool import AsyncConnectionPool
 
 from inventory.domain.authority import SYSTEM
 from inventory.domain.commands import ExpireReservation
 from inventory.domain.errors import CommandRejected
 from inventory.domain.events import ReservationPlaced
-from inventory.runtime.settings import Settings
-from inventory.service import Actor, CommandService, Decision
-from inventory.worker.wakeups import wake
+from inventory.eventstore.overdue import overdue_reservations
+from inventory.service import Actor, Decision
+from inventory.worker.context import current
 
 log = structlog.get_logger(__name__)
 
 EXPIRY = Actor(
     id="system:reservation-expiry", kind="system", name="reservation expiry", role="system"
 )
-
-# Indexed by migrations/0008_reservation_expiry.sql.
-OVERDUE = """
-SELECT state->>'store_id', state->>'reservation_id' FROM streams
-WHERE stream LIKE 'reservation-%' AND state->>'status' = 'active'
-  AND (state->>'expires_at')::timestamptz <= now()
-ORDER BY (state->>'expires_at')::timestamptz
-LIMIT 1000
-"""
-
-_settings: Settings | None = None
-_services: dict[int, CommandService] = {}
-_lock = threading.Lock()
-
-
-def configure(settings: Settings) -> None:
-    """Give the actor its settings; its primary pool opens on first use, on its loop."""
-    global _settings  # noqa: PLW0603 - one worker process, one configuration
-    _settings = settings
-
-
-async def _service() -> CommandService:
-    # One pool per event loop: the AsyncIO middleware runs async actors on its own loop.
-    loop = id(asyncio.get_running_loop())
-    with _lock:
-        service = _services.get(loop)
-    if service is None:
-        if _settings is None:
-            raise RuntimeError("reservation actors used before configure()")
-        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            _settings.primary_url, min_size=1, max_size=4, name="worker-primary", open=False
-        )
-        await pool.open()
-        service = CommandService(
-            pool, after_commit=lambda done: wake(p for d in done for p in d.partitions)
-        )
-        with _lock:
-            _services[loop] = service
-    return service
 
 
 @dramatiq.actor(queue_name="reservations", max_retries=20, min_backoff=1_000, max_backoff=60_000)
@@ -84,7 +40,7 @@ async def expire_reservation(store_id: str, reservation_id: str) -> None:
         now=at,
         authority=SYSTEM,  # the service's own command: no clerk's backdating limit
     )
-    service = await _service()
+    service = await current().commands.get()
     try:
         await service.handle(command, EXPIRY, _Silent())
     except CommandRejected as refused:
@@ -120,8 +76,7 @@ def schedule(decision: Decision) -> None:
 
 def sweep_overdue(primary_url: str) -> int:
     """Send a reminder for every active reservation past `expires_at`; returns how many."""
-    with psycopg.connect(primary_url, autocommit=True) as conn:
-        rows = conn.execute(OVERDUE).fetchall()
+    rows = overdue_reservations(primary_url)
     for store_id, reservation_id in rows:
         expire_reservation.send(store_id, reservation_id)
     return len(rows)

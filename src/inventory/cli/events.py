@@ -7,17 +7,20 @@ temporary name and renamed at the end: an interrupted export leaves no partial f
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import msgspec
 import psycopg
 
-from inventory.projectors.admin import Progress
-from inventory.readmodels.history import ExportRange, Row, export_count, export_rows
+from inventory.cli.common import SERVER_ENV, actions, add_command
+from inventory.cli.progress import Progress
+from inventory.projectors.history import ExportRange, Row, export_count, export_rows
+from inventory.runtime.settings import ConfigurationError, Settings
 
 
 class ExportedEvent(msgspec.Struct, frozen=True):
@@ -50,14 +53,24 @@ def parse_time(text: str) -> datetime:
 def _line(encoder: msgspec.json.Encoder, row: Row) -> bytes:
     seq, position, stream, version, type_, store, sku, occurred, recorded, data, meta = row
     event = ExportedEvent(
-        seq, position, stream, version, type_, store, sku, occurred, recorded,
-        msgspec.Raw(data.encode()), msgspec.Raw(meta.encode()),
-    )  # fmt: skip
+        seq,
+        position,
+        stream,
+        version,
+        type_,
+        store,
+        sku,
+        occurred,
+        recorded,
+        msgspec.Raw(data.encode()),
+        msgspec.Raw(meta.encode()),
+    )
     return encoder.encode(event) + b"\n"
 
 
-def write_events(conn: psycopg.Connection[object], span: ExportRange, out: BinaryIO,
-                 progress: Progress) -> int:  # fmt: skip
+def write_events(
+    conn: psycopg.Connection[object], span: ExportRange, out: BinaryIO, progress: Progress
+) -> int:
     """Write the range's events to `out`; returns how many."""
     encoder = msgspec.json.Encoder()
     written = 0
@@ -68,8 +81,9 @@ def write_events(conn: psycopg.Connection[object], span: ExportRange, out: Binar
     return written
 
 
-def export(replica_url: str, span: ExportRange, output: str | None,
-           err: TextIO = sys.stderr) -> int:  # fmt: skip
+def export(
+    replica_url: str, span: ExportRange, output: str | None, err: TextIO = sys.stderr
+) -> int:
     """Export to `output` (a file path) or stdout; a progress bar on `err`. Exit code 0."""
     with psycopg.connect(replica_url) as conn:
         progress = Progress(export_count(conn, span), err)
@@ -86,3 +100,28 @@ def export(replica_url: str, span: ExportRange, output: str | None,
             partial.replace(target)
     print(f"\nexported {written} events of {span.store}", file=err)
     return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        span = ExportRange(args.store, parse_time(args.start), parse_time(args.end))
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
+    return export(Settings.from_env().replica_url, span, args.output)
+
+
+def add(commands: Any) -> None:
+    """Add `inventory events` to the parser."""
+    events = add_command(
+        commands,
+        "events",
+        "Export a store's events from the replica: `export` writes those whose occurred_at "
+        "lies in [--from, --to) as NDJSON in seq order, with a progress bar on stderr.",
+        SERVER_ENV,
+        _run,
+    )
+    export_events = actions(events).add_parser("export", help="NDJSON of a store's events")
+    export_events.add_argument("--store", required=True, help="the store id")
+    export_events.add_argument("--from", dest="start", required=True, help="RFC 3339 or date")
+    export_events.add_argument("--to", dest="end", required=True, help="RFC 3339 or date")
+    export_events.add_argument("--output", help="file to write (default: stdout)")

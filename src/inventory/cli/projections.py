@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 import psycopg
 
+from inventory.cli.common import SERVER_ENV, actions, add_command
+from inventory.cli.progress import Progress
 from inventory.projectors import stalls
-from inventory.projectors.lag import lags
+from inventory.projectors.engine import lags
 from inventory.projectors.rebuild import CHUNK
 from inventory.projectors.rebuild import rebuild as rebuild_models
-from inventory.readmodels.registry import PROJECTORS, by_name
+from inventory.projectors.registry import PROJECTORS, by_name
+from inventory.runtime.settings import ConfigurationError, Settings
 
 
 def status(replica_url: str, out: TextIO = sys.stdout) -> int:
@@ -32,28 +36,6 @@ def status(replica_url: str, out: TextIO = sys.stdout) -> int:
     for stall in stalled:
         print(f"STALLED: {stall.describe()} ({stall.attempts} attempts)", file=out)
     return 0
-
-
-class Progress:
-    """A one-line progress bar on a terminal, periodic lines elsewhere."""
-
-    def __init__(self, total: int, out: TextIO, *, unit: str = "events") -> None:
-        self.total, self.done, self.out, self.unit = max(total, 1), 0, out, unit
-        self.started = self.last = time.monotonic()
-
-    def __call__(self, count: int) -> None:
-        """Record `count` more events applied."""
-        self.done += count
-        now = time.monotonic()
-        if now - self.last < 0.2 and self.done < self.total:
-            return
-        self.last = now
-        share = min(self.done / self.total, 1.0)
-        rate = self.done / max(now - self.started, 1e-9)
-        bar = "#" * int(share * 30)
-        line = f"[{bar:<30}] {share:6.1%} {self.done}/{self.total} {self.unit} {rate:,.0f}/s"
-        end = "\r" if self.out.isatty() else "\n"
-        print(line, end=end, file=self.out, flush=True)
 
 
 def rebuild(
@@ -88,3 +70,36 @@ def rebuild(
         file=out,
     )
     return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    if args.action == "status":
+        return status(settings.replica_url)
+    names = [p.name for p in PROJECTORS] if args.all else args.names
+    if not names:
+        raise ConfigurationError("name the projectors to rebuild, or pass --all")
+    try:
+        return rebuild(settings.replica_url, names)
+    except KeyError as error:
+        raise ConfigurationError(str(error.args[0])) from None
+
+
+def add(commands: Any) -> None:
+    """Add `inventory projections` to the parser."""
+    projections = add_command(
+        commands,
+        "projections",
+        "Inspect and rebuild the read models on the replica: `status` shows how far each "
+        "projector trails the events copy; `rebuild NAME... | --all` replays every event "
+        "into fresh tables that replace the read models' at the end, with a progress bar.",
+        SERVER_ENV,
+        _run,
+    )
+    projection_actions = actions(projections)
+    projection_actions.add_parser("status", help="each projector's lag")
+    rebuild_models = projection_actions.add_parser(
+        "rebuild", help="rebuild projectors from the events copy (one pass over it for all)"
+    )
+    rebuild_models.add_argument("names", nargs="*", metavar="NAME", help="a projector, e.g. stock")
+    rebuild_models.add_argument("--all", action="store_true", help="every projector")

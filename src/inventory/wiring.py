@@ -1,0 +1,167 @@
+"""The composition root: what `inventory serve`, `inventory worker` and the tests share,
+each piece built once from the settings and closed in reverse order."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+
+import redis
+import redis.asyncio as aioredis
+from dramatiq.brokers.redis import RedisBroker
+from litestar import Litestar
+from psycopg_pool import ConnectionPool
+
+from inventory.domain.events import ALL_EVENTS
+from inventory.eventstore.codec import Codec
+from inventory.eventstore.store import EventStore
+from inventory.feed.hub import FeedHub
+from inventory.runtime.resources import Resources, pool
+from inventory.runtime.settings import ConfigurationError, Settings
+from inventory.security.context import Security
+from inventory.security.socket_watch import SocketWatch
+from inventory.service import CommandService, Decision
+from inventory.worker import context as worker_context
+from inventory.worker.broker import build_broker
+from inventory.worker.context import CommandServices, WorkerContext
+from inventory.worker.wakeups import after_commit, wake
+
+
+@dataclass(frozen=True)
+class Services:
+    """What one API process shares across requests: built by `build`, owned by its lifespan."""
+
+    settings: Settings
+    resources: Resources  # the pools on the primary and the replica, and Redis
+    broker: RedisBroker  # carries the wake-ups and expiry reminders sent after each commit
+    store: EventStore
+    service: CommandService
+    security: Security
+    feed_hub: FeedHub  # one Redis subscription per process carries every store's messages
+    socket_watch: SocketWatch  # open sockets follow their principals' rights
+    queue_report: Callable[[str], None]  # sends a requested report to the workers
+
+
+def jwt_secret_of(settings: Settings) -> str:
+    """The secret that signs access tokens, or ConfigurationError: serve cannot run without."""
+    if not settings.jwt_secret:
+        raise ConfigurationError("INVENTORY_JWT_SECRET not set: it signs the access tokens")
+    return settings.jwt_secret
+
+
+def app(settings: Settings | None = None) -> Litestar:
+    """The API (`inventory serve`) over `build`; `settings` default to the environment."""
+    # Imported here: the tests' fixtures use this module without loading every route.
+    from inventory.api.app import create_app  # noqa: PLC0415
+
+    settings = settings or Settings.from_env()
+    jwt_secret_of(settings)  # refused now, not at the first request
+    return create_app(settings, build)
+
+
+@asynccontextmanager
+async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+    """Open both pools (without waiting for a connection) and Redis; close them after."""
+    primary = pool(settings.primary_url, settings, "primary")
+    replica = pool(settings.replica_url, settings, "replica")
+    client = aioredis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+    )
+    # wait=False: the process starts (and /health/ready says what is down) even when a
+    # database is unreachable; the pools keep trying in the background.
+    await primary.open(wait=False)
+    await replica.open(wait=False)
+    try:
+        yield Resources(settings, primary, replica, client)
+    finally:
+        await client.aclose()
+        await replica.close()
+        await primary.close()
+
+
+def security_of(resources: Resources, jwt_secret: str) -> Security:
+    """The authenticator and rate limiter over the process's primary pool and Redis."""
+    settings = resources.settings
+    return Security.of(
+        resources.primary,
+        resources.redis,
+        jwt_secret,
+        namespace=settings.redis_namespace,
+        budgets=settings.budgets,
+        trusted_proxies=settings.trusted_proxies,
+        jwt_ttl_seconds=settings.jwt_ttl_seconds,
+    )
+
+
+@asynccontextmanager
+async def build(settings: Settings) -> AsyncIterator[Services]:
+    """Everything an API process shares, built once; the hub and the watch running."""
+    jwt_secret = jwt_secret_of(settings)
+    async with open_resources(settings) as resources:
+        broker = build_broker(settings)
+        store = EventStore(Codec(ALL_EVENTS))
+        services = Services(
+            settings=settings,
+            resources=resources,
+            broker=broker,
+            store=store,
+            service=CommandService(resources.primary, after_commit=after_commit, store=store),
+            security=security_of(resources, jwt_secret),
+            feed_hub=FeedHub(
+                settings.redis_url, settings.redis_namespace, settings.feed_queue_size
+            ),
+            socket_watch=SocketWatch(
+                resources.primary, settings.redis_url, settings.redis_namespace
+            ),
+            queue_report=_queue_report,
+        )
+        services.feed_hub.start()
+        services.socket_watch.start()
+        try:
+            yield services
+        finally:
+            await services.socket_watch.stop()
+            await services.feed_hub.stop()
+            await services.service.drain()
+            broker.close()
+
+
+def _queue_report(report_id: str) -> None:
+    from inventory.worker.reports import build_report  # noqa: PLC0415 - needs the broker
+
+    build_report.send(report_id)
+
+
+def _wake_after(decisions: Sequence[Decision]) -> None:
+    """The worker's own commands (expiry) only wake the projectors of the stores touched."""
+    wake(partition for decision in decisions for partition in decision.partitions)
+
+
+@contextmanager
+def build_worker(settings: Settings) -> Iterator[WorkerContext]:
+    """The worker's context: the broker (before any actor is declared), the replica pool,
+    the feed's Redis client and the primary's command services; installed for the actors
+    while the block runs, closed after."""
+    broker = build_broker(settings)
+    context = WorkerContext(
+        settings=settings,
+        broker=broker,
+        replica=ConnectionPool(
+            settings.replica_url,
+            min_size=1,
+            max_size=8,
+            name="worker-replica",
+            check=ConnectionPool.check_connection,
+            open=True,
+        ),
+        redis=redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5),
+        commands=CommandServices(settings.primary_url, after_commit=_wake_after),
+    )
+    worker_context.install(context)
+    try:
+        yield context
+    finally:
+        broker.close()
+        worker_context.install(None)
+        context.close()
