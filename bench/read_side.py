@@ -37,10 +37,10 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from inventory.cli import projections as admin
 from inventory.domain import events as ev
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.store import ANY, EventStore, NewEvent, StreamWrite
-from inventory.projectors import admin
 from inventory.readmodels.registry import PROJECTORS
 from inventory.runtime.embedded import EmbeddedTopology
 from inventory.runtime.processes import free_port

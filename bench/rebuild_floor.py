@@ -43,7 +43,7 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from inventory.projectors import admin
+from inventory.cli import projections as admin
 from inventory.projectors.rebuild import rebuild
 from inventory.projectors.rebuild_fold import PARTITION_EVENTS
 from inventory.readmodels.projection import shadow

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
+from inventory.cli import projections as admin
 from inventory.domain.authority import SYSTEM
 from inventory.domain.commands import (
     AdjustmentLine,
@@ -31,7 +32,6 @@ from inventory.domain.commands import (
     SetReorderPoint,
 )
 from inventory.domain.events import Line
-from inventory.projectors import admin
 from inventory.projectors.engine import project
 from inventory.readmodels.daily_movements import DailyMovements
 from inventory.runtime.settings import Settings

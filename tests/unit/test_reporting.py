@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from inventory.cli.events import parse_time
 from inventory.domain.events import StoreOpened, StoreUpdated
 from inventory.domain.stock_events import (
     StockAdjusted,
@@ -14,7 +15,6 @@ from inventory.domain.stock_events import (
     StockReceived,
     StockReorderPointSet,
 )
-from inventory.projectors.export import parse_time
 from inventory.readmodels.daily_movements import MovementQuery, Totals, moved, zones_needed
 from inventory.readmodels.history import EventFilter, page_query
 from inventory.readmodels.projection import ReplicaEvent

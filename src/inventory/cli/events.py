@@ -19,7 +19,7 @@ import psycopg
 
 from inventory.cli.common import SERVER_ENV, actions, add_command
 from inventory.cli.progress import Progress
-from inventory.projectors.history import ExportRange, Row, export_count, export_rows
+from inventory.readmodels.history import ExportRange, Row, export_count, export_rows
 from inventory.runtime.settings import ConfigurationError, Settings
 
 

@@ -13,10 +13,10 @@ import psycopg
 from inventory.cli.common import SERVER_ENV, actions, add_command
 from inventory.cli.progress import Progress
 from inventory.projectors import stalls
-from inventory.projectors.engine import lags
+from inventory.projectors.lag import lags
 from inventory.projectors.rebuild import CHUNK
 from inventory.projectors.rebuild import rebuild as rebuild_models
-from inventory.projectors.registry import PROJECTORS, by_name
+from inventory.readmodels.registry import PROJECTORS, by_name
 from inventory.runtime.settings import ConfigurationError, Settings
 
 

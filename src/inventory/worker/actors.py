@@ -8,8 +8,8 @@ import dramatiq
 
 from inventory.feed.publisher import publish_partition, publish_partitions
 from inventory.projectors import stalls
-from inventory.projectors.engine import lags
-from inventory.projectors.registry import PROJECTORS
+from inventory.projectors.lag import lags
+from inventory.readmodels.registry import PROJECTORS
 from inventory.worker.context import WorkerContext, current
 
 # One thread serves this process's wake-ups at a time, every partition woken so far in
