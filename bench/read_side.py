@@ -39,7 +39,8 @@ import psycopg
 
 from inventory.domain import events as ev
 from inventory.eventstore.codec import Codec
-from inventory.eventstore.store import ANY, EventStore, NewEvent, StreamWrite
+from inventory.eventstore.records import ANY, NewEvent, StreamWrite
+from inventory.eventstore.store import EventStore
 from inventory.projectors import admin
 from inventory.projectors.registry import PROJECTORS
 from inventory.runtime.embedded import EmbeddedTopology

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from inventory.eventstore.store import NewEvent, StreamWrite
+from inventory.eventstore.records import NewEvent, StreamWrite
 from inventory.projectors import admin
 from inventory.projectors.bitemporal import level_at
 from inventory.projectors.catalog import Catalog

@@ -29,11 +29,11 @@ from inventory.api.query_views import (
     like_prefix,
 )
 from inventory.api.schemas import Page
-from inventory.command_result import show_quantity
 from inventory.domain.window import representable_problem
 from inventory.projectors.bitemporal import PastLevel, level_at
 from inventory.security.policy import RouteClass, protect
 from inventory.security.principal import Principal
+from inventory.service.result import show_quantity
 
 ApiRequest = Request[Principal, Any, State]
 Conn = psycopg.AsyncConnection[Any]
