@@ -1,8 +1,7 @@
-"""The idempotency record: a client's key, the request it came with, the response stored.
+"""The idempotency record: a client's key, the request it came with, the response stored."""
 
-A command's first response is stored under (principal, key) in the command's own
-transaction, and answered again, as stored, to every retry with that key.
-"""
+# A command's first response is stored under (principal, key) in the command's own
+# transaction, and answered again, as stored, to every retry with that key.
 
 from __future__ import annotations
 

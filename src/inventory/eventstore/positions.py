@@ -1,14 +1,13 @@
-"""Position marks: a response rendered before its events have positions, filled in after.
+"""Position marks: a response rendered before its events have positions, filled in after."""
 
-The primary gives events their positions only as it inserts them, in the round trip
-that also stores the response and commits. So a response naming positions is rendered
-once, before that round trip, with a mark where each position goes: MARK, the event's
-place (1, 2, ... in the order the append inserts them; 0 for the highest position),
-MARK. The byte 0x1e cannot occur in JSON otherwise (a string escapes every control
-character), so a mark is never mistaken for data. The primary replaces the marks in the
-stored response (response_with_positions, migrations/0060) and `fill` the same way in
-the one sent: both carry the same bytes, and a replay sends the stored ones as they are.
-"""
+# The primary gives events their positions only as it inserts them, in the round trip
+# that also stores the response and commits. So a response naming positions is rendered
+# once, before that round trip, with a mark where each position goes: MARK, the event's
+# place (1, 2, ... in the order the append inserts them; 0 for the highest position),
+# MARK. The byte 0x1e cannot occur in JSON otherwise (a string escapes every control
+# character), so a mark is never mistaken for data. The primary replaces the marks in the
+# stored response (response_with_positions, migrations/0060) and `fill` the same way in
+# the one sent: both carry the same bytes, and a replay sends the stored ones as they are.
 
 from __future__ import annotations
 

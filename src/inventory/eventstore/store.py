@@ -1,9 +1,8 @@
-"""Appending to and reading from the event store on the primary.
+"""Appending to and reading from the event store on the primary."""
 
-An append runs inside the caller's transaction (a command's transaction also records
-the idempotency key and the response in it, see transaction.py), so either every stream
-of a command gets its events and its new state, or none does.
-"""
+# An append runs inside the caller's transaction (a command's transaction also records
+# the idempotency key and the response in it, see transaction.py), so either every stream
+# of a command gets its events and its new state, or none does.
 
 from __future__ import annotations
 

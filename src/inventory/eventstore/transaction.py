@@ -1,12 +1,11 @@
-"""A command's transaction on the primary: key, locks, append and response, few round trips.
+"""A command's transaction on the primary: key, locks, append and response, few round trips."""
 
-The transaction owns BEGIN, the savepoint a refusal rolls back to, and COMMIT. Its
-statements are queued on a Script and sent only when an answer is needed, so most
-commands take two round trips: (1) the key's lock and lookup, the savepoint and the
-stream locks; (2) the append, which stores the response, and COMMIT. A command on a
-document reads the document first; a change dated before its streams' latest events
-reads their histories under the locks: a round trip each.
-"""
+# The transaction owns BEGIN, the savepoint a refusal rolls back to, and COMMIT. Its
+# statements are queued on a Script and sent only when an answer is needed, so most
+# commands take two round trips: (1) the key's lock and lookup, the savepoint and the
+# stream locks; (2) the append, which stores the response, and COMMIT. A command on a
+# document reads the document first; a change dated before its streams' latest events
+# reads their histories under the locks: a round trip each.
 
 from __future__ import annotations
 
@@ -90,8 +89,7 @@ class Transaction:
             return []
         for place, need in enumerate(needs):
             self._script.ask(f"history {place}", histories.statement(need))
-        await self._answer("history 0")
-        found = [self._answers.pop(f"history {place}") for place in range(len(needs))]
+        found = [await self._answer(f"history {place}") for place in range(len(needs))]
         return [[self._codec.decode(tag, data) for tag, data in rows] for rows in found]
 
     def append(

@@ -1,9 +1,8 @@
-"""One attempt at a command: a transaction from the event store, decide, append, remember.
+"""One attempt at a command: a transaction from the event store, decide, append, remember."""
 
-One transaction per command holds everything that must happen exactly once: the
-idempotency record, the stream locks, the events, the streams' new states and the stored
-response (eventstore/transaction.py sends them in two round trips for most commands).
-"""
+# One transaction per command holds everything that must happen exactly once: the
+# idempotency record, the stream locks, the events, the streams' new states and the stored
+# response (eventstore/transaction.py sends them in two round trips for most commands).
 
 from __future__ import annotations
 

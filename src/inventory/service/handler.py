@@ -1,7 +1,6 @@
-"""handle(command): a transaction from the event store, decide, append; then the after-commit work.
+"""handle(command): a transaction from the event store, decide, append; after-commit work."""
 
-The projectors are woken after the command's transaction commits.
-"""
+# The projectors are woken after the command's transaction commits.
 
 from __future__ import annotations
 
