@@ -27,7 +27,8 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from inventory.eventstore.codec import Codec
-from inventory.eventstore.store import ANY, EventStore, NewEvent, StreamWrite
+from inventory.eventstore.records import ANY, NewEvent, StreamWrite
+from inventory.eventstore.store import EventStore
 from inventory.runtime.embedded import EmbeddedTopology
 from inventory.runtime.postgres import POSTGRES_BIN_PATH
 

@@ -40,7 +40,8 @@ import psycopg
 import redis.asyncio as aioredis
 
 from inventory.eventstore.codec import Codec
-from inventory.eventstore.store import EventStore, NewEvent, StreamWrite
+from inventory.eventstore.records import NewEvent, StreamWrite
+from inventory.eventstore.store import EventStore
 from inventory.feed import messages
 from inventory.runtime.embedded import EmbeddedTopology
 from inventory.runtime.processes import free_port

@@ -48,7 +48,8 @@ import psycopg
 from inventory.cli import projections as admin
 from inventory.domain.events import ALL_EVENTS, StockReceived
 from inventory.eventstore.codec import Codec
-from inventory.eventstore.store import ANY, EventStore, NewEvent, StreamWrite
+from inventory.eventstore.records import ANY, NewEvent, StreamWrite
+from inventory.eventstore.store import EventStore
 from inventory.projectors.backlog import BACKLOGS, PLAN
 from inventory.readmodels.registry import PROJECTORS
 from inventory.runtime.embedded import EmbeddedTopology

@@ -40,7 +40,8 @@ import psycopg
 from inventory.cli import projections as admin
 from inventory.domain import events as ev
 from inventory.eventstore.codec import Codec
-from inventory.eventstore.store import ANY, EventStore, NewEvent, StreamWrite
+from inventory.eventstore.records import ANY, NewEvent, StreamWrite
+from inventory.eventstore.store import EventStore
 from inventory.readmodels.registry import PROJECTORS
 from inventory.runtime.embedded import EmbeddedTopology
 from inventory.runtime.processes import free_port

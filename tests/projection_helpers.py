@@ -12,7 +12,8 @@ import psycopg
 
 from inventory.domain.events import ALL_EVENTS, StockReceived
 from inventory.eventstore.codec import Codec
-from inventory.eventstore.store import ANY, EventStore, NewEvent, StreamWrite
+from inventory.eventstore.records import ANY, NewEvent, StreamWrite
+from inventory.eventstore.store import EventStore
 from tests.events import TEST_EVENTS, Counted
 
 store = EventStore(Codec(TEST_EVENTS))

@@ -11,7 +11,8 @@ import pytest
 
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.errors import UnknownEventType, WrongExpectedVersion
-from inventory.eventstore.store import ANY, NO_STREAM, EventStore, NewEvent, StreamWrite
+from inventory.eventstore.records import ANY, NO_STREAM, NewEvent, StreamWrite
+from inventory.eventstore.store import EventStore
 from inventory.runtime.settings import Settings
 from tests.events import TEST_EVENTS, Counted, Noted
 

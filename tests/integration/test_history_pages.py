@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import psycopg
 
-from inventory.eventstore.store import NewEvent, StreamWrite
+from inventory.eventstore.records import NewEvent, StreamWrite
 from inventory.readmodels.history import EventFilter, page, page_query
 from inventory.runtime.resources import Resources
 from inventory.runtime.settings import Settings

@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from inventory.runtime.migrations import MigrationError, migrate
+from inventory.runtime.settings import Settings
 
 
 def write(directory: Path, name: str, text: str) -> None:
@@ -54,3 +55,21 @@ def test_a_misnamed_migration_file_is_an_error(tmp_path: Path, scratch_database:
 
     with pytest.raises(MigrationError, match=r"NNNN_name\.sql"):
         migrate(scratch_database, tmp_path)
+
+
+def test_the_primary_holds_only_the_functions_the_code_calls(settings: Settings) -> None:
+    # Forward-only migrations replace a function's body (0010 replaced 0007's
+    # append_events in place); an overload or a function nothing calls would linger.
+    with psycopg.connect(settings.primary_admin_url) as conn:
+        functions = conn.execute(
+            "SELECT p.proname, pg_get_function_identity_arguments(p.oid) FROM pg_proc AS p"
+            " JOIN pg_namespace AS n ON n.oid = p.pronamespace"
+            " WHERE n.nspname = 'public' ORDER BY 1, 2"
+        ).fetchall()
+
+    assert functions == [
+        ("append_events", "writes jsonb, event_metadata jsonb"),
+        ("events_refuse_change", ""),
+        ("lock_streams", "names text[]"),
+        ("response_with_positions", "response bytea, positions bigint[]"),
+    ]

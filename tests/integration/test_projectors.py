@@ -15,7 +15,8 @@ from psycopg_pool import ConnectionPool
 
 from inventory.domain.events import ALL_EVENTS, StockReceived
 from inventory.eventstore.codec import Codec
-from inventory.eventstore.store import ANY, EventStore, NewEvent, StreamWrite
+from inventory.eventstore.records import ANY, NewEvent, StreamWrite
+from inventory.eventstore.store import EventStore
 from inventory.projectors.backlog import backlogs
 from inventory.projectors.catch_up import catch_up_partitions, project_partition
 from inventory.projectors.engine import LOCK_PREFIX, project

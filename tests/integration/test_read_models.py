@@ -19,7 +19,7 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from inventory.cli import projections as admin
-from inventory.eventstore.store import NewEvent, StreamWrite
+from inventory.eventstore.records import NewEvent, StreamWrite
 from inventory.projectors.engine import LOCK_PREFIX, project, reset
 from inventory.projectors.lag import lags
 from inventory.projectors.rebuild import rebuild

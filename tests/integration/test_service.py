@@ -31,6 +31,7 @@ from inventory.domain.errors import CommandRejected, InsufficientStock
 from inventory.domain.events import ALL_EVENTS, Line
 from inventory.domain.state import decode_state, initial_state
 from inventory.eventstore.codec import Codec
+from inventory.eventstore.positions import fill
 from inventory.runtime.resources import Resources
 from inventory.runtime.settings import Settings
 from inventory.service import (
@@ -46,8 +47,6 @@ ACTOR = Actor(id="user:test", kind="user", name="test", role="admin", ip="127.0.
 
 class JsonResponder:
     """The API's shape in miniature: 201 with the result, the code for a refusal."""
-
-    carries_positions = True
 
     def accepted(self, decision: Decision) -> tuple[int, bytes]:
         return 201, msgspec.json.encode(decision.result)
@@ -187,8 +186,8 @@ async def test_a_replay_answers_the_first_response_and_another_body_is_refused(
 async def test_a_replay_names_the_positions_the_events_landed_at(
     service: CommandService, resources: Resources, store_id: str
 ) -> None:
-    # The response is stored in the append's round trip, before the primary has given the
-    # events positions: stored with 0s, a replay reads them back from the events.
+    # The response is rendered before the primary has given the events positions, with
+    # marks the primary fills in as it stores it in the append's round trip.
     await stocked_store(service, store_id, {"P-1": 5, "P-2": 5, "P-3": 5})
     command = sale(store_id, "s-positions", ("P-3", 1), ("P-1", 2), ("P-2", 1))
     key = Idempotency.of("k-positions", msgspec.json.encode(command))
@@ -217,8 +216,52 @@ async def test_a_replay_names_the_positions_the_events_landed_at(
     assert positions == sorted(positions)  # in position order, as before
     assert result["position"] == max(row[2] for row in landed)
     assert (again.status, again.body, again.replayed) == (first.status, first.body, True)
-    assert stored is not None and stored[1] is True
-    assert {e["position"] for e in msgspec.json.decode(bytes(stored[0]))["events"]} == {0}
+    assert stored is not None and stored[1] is False
+    assert bytes(stored[0]) == first.body  # stored as sent, the positions in it
+
+
+async def test_a_response_stored_with_positions_0_before_0060_replays_with_them(
+    service: CommandService, resources: Resources, store_id: str
+) -> None:
+    # Before migrations/0060 an accepted command result was stored with positions 0 and
+    # `fill_positions`; a replay still answers the bytes first sent.
+    await stocked_store(service, store_id, {"P-5": 5, "P-6": 5})
+    command = sale(store_id, "s-legacy", ("P-6", 1), ("P-5", 2))
+    first = await service.handle(
+        command, ACTOR, JsonResponder(), Idempotency.of("k-first", msgspec.json.encode(command))
+    )
+    sent = msgspec.json.decode(first.body)
+    for event in sent["events"]:
+        event["position"] = 0
+    legacy = msgspec.json.encode({**sent, "position": 0})
+    key = Idempotency.of("k-legacy", msgspec.json.encode(command))
+    async with resources.primary.connection() as conn:
+        await conn.execute(
+            "INSERT INTO idempotency (principal, key, fingerprint, status, response,"
+            " fill_positions) VALUES (%s, %s, %s, 201, %s, true)",
+            (ACTOR.id, key.key, key.fingerprint, legacy),
+        )
+
+    again = await service.handle(command, ACTOR, JsonResponder(), key)
+
+    assert (again.status, again.body, again.replayed) == (first.status, first.body, True)
+
+
+async def test_the_primary_fills_position_marks_as_the_service_does(
+    resources: Resources,
+) -> None:
+    body = b'{"a":\x1e2\x1e,"b":[\x1e1\x1e,\x1e0\x1e],"c":"x\\u001ey"}'
+    async with resources.primary.connection() as conn:
+        filled = await (
+            await conn.execute("SELECT response_with_positions(%s, %s)", (body, [17, 9]))
+        ).fetchone()
+        empty = await (
+            await conn.execute("SELECT response_with_positions(%s, %s)", (b"", []))
+        ).fetchone()
+
+    assert filled is not None and bytes(filled[0]) == fill(body, [17, 9])
+    assert fill(body, [17, 9]) == b'{"a":9,"b":[17,17],"c":"x\\u001ey"}'
+    assert empty is not None and bytes(empty[0]) == b""
 
 
 async def test_a_stored_refusal_replays_as_it_was_sent(

@@ -34,8 +34,6 @@ CLERK = Actor(id="user:clerk", kind="user", name="clerk", role="clerk", ip="127.
 class Responder:
     """Bodies are not looked at here: the decision's events are."""
 
-    carries_positions = False
-
     def accepted(self, decision: Decision) -> tuple[int, bytes]:
         return 201, msgspec.json.encode(decision.result)
 

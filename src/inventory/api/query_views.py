@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from inventory.api.errors import ApiError
-from inventory.command_result import show_quantity
+from inventory.service.result import show_quantity
 
 Quantity = int | str
 

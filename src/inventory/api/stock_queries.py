@@ -26,7 +26,6 @@ from inventory.api.query_views import (
     search_hits,
 )
 from inventory.api.schemas import Page
-from inventory.command_result import show_quantity
 from inventory.domain.window import representable_problem
 from inventory.readmodels import catalog
 from inventory.readmodels.alerts import Alert, open_alerts
@@ -36,6 +35,7 @@ from inventory.readmodels.search import search as search_products
 from inventory.readmodels.stock_levels import queries as levels
 from inventory.security.policy import RouteClass, protect
 from inventory.security.principal import Principal
+from inventory.service.result import show_quantity
 
 ApiRequest = Request[Principal, Any, State]
 Conn = psycopg.AsyncConnection[Any]

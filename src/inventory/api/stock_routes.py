@@ -14,7 +14,6 @@ from litestar.params import JSONBody
 from inventory.api import schemas
 from inventory.api.commands import IdempotencyKey, idempotency_key, now, run_command
 from inventory.api.errors import Problem
-from inventory.command_result import CommandResult
 from inventory.domain import commands as domain
 from inventory.domain.authority import Authority
 from inventory.domain.commands import Command
@@ -22,6 +21,7 @@ from inventory.domain.events import Line
 from inventory.security.policy import RouteClass, protect, require_store
 from inventory.security.principal import Principal
 from inventory.service import Actor, CommandService
+from inventory.service.result import CommandResult
 
 ApiRequest = Request[Principal, Any, State]
 

@@ -18,28 +18,32 @@ Rows = list[TupleRow]
 
 class Script:
     """Statements for one autocommit connection, bound client-side and sent as one simple
-    query whenever a result is needed. The server runs them in order, each with its own
+    query whenever an answer is needed. The server runs them in order, each with its own
     snapshot (READ COMMITTED), exactly as if they had been sent one by one."""
 
     def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self.conn = conn
-        self.pending: list[Statement] = []
+        self._pending: list[tuple[str | None, Statement]] = []
 
     def later(self, query: str, params: Sequence[Any] = ()) -> None:
         """Queue a statement whose result nobody needs."""
-        self.pending.append((query, params))
+        self._pending.append((None, (query, params)))
 
-    async def rows(self, *statements: Statement) -> list[Rows]:
-        """Send what is queued and `statements`; the rows of each of `statements`."""
-        queued, self.pending = self.pending, []
-        sets = await self._send([*queued, *statements])
-        return sets[len(queued) :]
+    def ask(self, name: str, statement: Statement) -> None:
+        """Queue a statement whose rows `send` answers under `name`."""
+        self._pending.append((name, statement))
 
-    async def flush(self) -> None:
-        """Send what is queued (nothing when nothing is)."""
-        queued, self.pending = self.pending, []
-        if queued:
-            await self._send(queued)
+    def drop(self) -> None:
+        """Forget what is queued and not sent yet."""
+        self._pending.clear()
+
+    async def send(self) -> dict[str, Rows]:
+        """Send what is queued (nothing when nothing is); the rows of each asked statement."""
+        queued, self._pending = self._pending, []
+        if not queued:
+            return {}
+        sets = await self._send([statement for _, statement in queued])
+        return {name: rows for (name, _), rows in zip(queued, sets, strict=True) if name}
 
     async def _send(self, statements: list[Statement]) -> list[Rows]:
         async with psycopg.AsyncClientCursor(self.conn, row_factory=tuple_row) as cur:

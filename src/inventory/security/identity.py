@@ -17,7 +17,8 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from inventory.eventstore.codec import Codec
-from inventory.eventstore.store import EventStore, NewEvent, StreamWrite
+from inventory.eventstore.records import NewEvent, StreamWrite
+from inventory.eventstore.store import EventStore
 from inventory.security import api_keys
 from inventory.security.errors import ApiKeyNotFound, UnknownStores, UserExists, UserNotFound
 from inventory.security.events import (

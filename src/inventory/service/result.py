@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import cast
 
 import msgspec
 
 from inventory.domain.context import Change, Context
 from inventory.domain.state import ProductState, level_of
 from inventory.domain.streams import kind_of, product_stream, stock_stream
-from inventory.eventstore.store import Recorded
+from inventory.eventstore.positions import mark
+from inventory.eventstore.records import Recorded
 
 
 class LevelView(msgspec.Struct, frozen=True):
@@ -44,9 +46,6 @@ class CommandResult(msgspec.Struct, frozen=True):
     levels: list[LevelView]
 
 
-_encode = msgspec.json.Encoder().encode
-
-
 def result_of(
     command_id: str, recorded: Sequence[Recorded], changes: Sequence[Change], after: Context
 ) -> CommandResult:
@@ -63,18 +62,21 @@ def result_of(
     return CommandResult(command_id, position, events, levels)
 
 
-def with_positions(body: bytes, positions: Sequence[int]) -> bytes:
-    """A command result stored before its events had positions (positions 0), with
-    `positions`, one per event in its order: the bytes it was first sent as."""
-    result = msgspec.json.decode(body, type=CommandResult)
-    if len(positions) != len(result.events):
-        raise ValueError(f"{len(result.events)} events, {len(positions)} positions")
+def marked(result: CommandResult) -> CommandResult:
+    """`result` with a position mark (eventstore/positions.py) where each position goes:
+    rendered before the events have positions, it is filled in with them after."""
     events = [
-        msgspec.structs.replace(event, position=position)
-        for event, position in zip(result.events, positions, strict=True)
+        msgspec.structs.replace(event, position=_mark(place))
+        for place, event in enumerate(result.events, 1)
     ]
-    position = max(positions, default=None)
-    return _encode(msgspec.structs.replace(result, position=position, events=events))
+    position = _mark(0) if events else None
+    return msgspec.structs.replace(result, position=position, events=events)
+
+
+def _mark(place: int) -> int:
+    # A Raw where an int goes: msgspec encodes it as it is, and the mark is filled in
+    # with an int before the body leaves the service.
+    return cast("int", mark(place))
 
 
 def _level(store: str, sku: str, after: Context) -> LevelView:

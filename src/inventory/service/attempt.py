@@ -1,0 +1,205 @@
+"""One attempt at a command: a transaction from the event store, decide, append, remember."""
+
+# One transaction per command holds everything that must happen exactly once: the
+# idempotency record, the stream locks, the events, the streams' new states and the stored
+# response (eventstore/transaction.py sends them in two round trips for most commands).
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
+
+import psycopg
+
+from inventory.domain.availability import HistoryNeed, StockHistory
+from inventory.domain.commands import Command
+from inventory.domain.context import Change, Context, Head, Streams
+from inventory.domain.decider import decide, document_stream, streams_of
+from inventory.domain.errors import CommandRejected, VersionConflict
+from inventory.domain.events import StockEvent
+from inventory.domain.state import decode_state
+from inventory.eventstore.errors import WrongExpectedVersion
+from inventory.eventstore.positions import fill
+from inventory.eventstore.records import NewEvent, Recorded, StreamHead, StreamWrite
+from inventory.eventstore.store import EventStore
+from inventory.eventstore.transaction import Transaction
+from inventory.service.outcome import (
+    Actor,
+    Decision,
+    Idempotency,
+    IdempotencyKeyReused,
+    Outcome,
+    Responder,
+)
+from inventory.service.result import marked, result_of
+
+
+async def attempt(
+    store: EventStore,
+    conn: psycopg.AsyncConnection[Any],
+    command: Command,
+    *,
+    actor: Actor,
+    responder: Responder,
+    idempotency: Idempotency | None,
+) -> Outcome:
+    """Decide and append `command` in one transaction on `conn`, or replay its key's response."""
+    async with store.transaction(conn) as tx:
+        if idempotency is not None:
+            tx.look_up(actor.id, idempotency.key)
+        # The streams of a command that names them all are locked with the key's lookup.
+        # A replay then rolls those locks back unused, which is cheap; the order (key,
+        # then streams) is the same for every command.
+        document = document_stream(command)
+        streams = streams_of(command, None) if document is None else document
+        if not isinstance(streams, str):
+            tx.lock(streams.write, streams.read)
+        if idempotency is not None:
+            remembered = await tx.remembered()
+            if remembered is not None:
+                if remembered.fingerprint != idempotency.fingerprint:
+                    raise IdempotencyKeyReused(
+                        f"the Idempotency-Key {idempotency.key!r} was first used with"
+                        " another request"
+                    )
+                return Outcome(remembered.status, remembered.body, replayed=True)
+        try:
+            context = await _context(tx, command, streams)
+            return await _decide_and_append(
+                tx, command, context, actor=actor, responder=responder, idempotency=idempotency
+            )
+        except CommandRejected as error:
+            if idempotency is None:
+                raise
+            return await _refuse(tx, actor, responder, idempotency, error)
+
+
+async def _context(tx: Transaction, command: Command, streams: Streams | str) -> Context:
+    """The locked streams' states, with the histories a dated change is checked against.
+    `streams`: those already locked, or the document naming them: a command on a document
+    (transfer receipt or cancel, reservation release or fulfilment) reads it first."""
+    if isinstance(streams, str):
+        head = await tx.document(streams)
+        streams = streams_of(command, decode_state(streams, head.state if head else None))
+        tx.lock(streams.write, streams.read)
+    locked, shared = await tx.heads()
+    context = _heads_context(locked, shared, streams.all)
+    needs = context.history_needs(command)
+    return await _with_histories(tx, context, needs) if needs else context
+
+
+async def _decide_and_append(
+    tx: Transaction,
+    command: Command,
+    context: Context,
+    *,
+    actor: Actor,
+    responder: Responder,
+    idempotency: Idempotency | None,
+) -> Outcome:
+    """Decide on the locked streams' states, then append, store the response and commit
+    in one round trip. The response is rendered once, before the events have positions,
+    with marks where they go: the store fills them in where it stores it, and so here."""
+    changes = decide(command, context)
+    after = context.advanced(changes)
+    command_id = str(uuid.uuid4())
+    metadata = _metadata(actor, command_id, idempotency)
+    try:
+        # Every version is known under the locks; only the positions are not, until
+        # the events are inserted.
+        expected = tx.append(_writes(changes, context, after), metadata)
+        partitions = frozenset(change.store for change in changes)
+        events = tuple(change.event for change in changes)
+        result = result_of(command_id, expected, changes, after)
+        status, body = responder.accepted(Decision(marked(result), after, partitions, events))
+        if idempotency is not None:
+            tx.remember(actor.id, idempotency.key, idempotency.fingerprint, status, body)
+        recorded = await tx.commit()
+    except WrongExpectedVersion as error:
+        raise _conflict(error) from None
+    landed = Decision(result_of(command_id, recorded, changes, after), after, partitions, events)
+    return Outcome(status, fill(body, _positions(recorded)), decision=landed)
+
+
+async def _refuse(
+    tx: Transaction,
+    actor: Actor,
+    responder: Responder,
+    idempotency: Idempotency,
+    error: CommandRejected,
+) -> Outcome:
+    """Store the refusal under the key, without what was locked or written, and commit."""
+    tx.rewind()
+    status, body = responder.rejected(error)
+    tx.remember(actor.id, idempotency.key, idempotency.fingerprint, status, body)
+    await tx.commit()
+    return Outcome(status, body)
+
+
+async def _with_histories(
+    tx: Transaction, context: Context, needs: Sequence[HistoryNeed]
+) -> Context:
+    """The context with the stock histories a dated change is checked against (rule 4),
+    read under the streams' locks in this transaction: a third round trip, only for
+    commands dated before an event their streams already hold."""
+    found = await tx.histories(needs)
+    histories = {
+        need.stream: StockHistory(need, tuple(cast("list[StockEvent]", events)))
+        for need, events in zip(needs, found, strict=True)
+    }
+    return Context(context.heads, histories)
+
+
+def _positions(recorded: Sequence[Recorded]) -> list[int]:
+    return [event.position for event in recorded]
+
+
+def _conflict(error: WrongExpectedVersion) -> VersionConflict:
+    return VersionConflict(
+        f"stream {error.stream} is at version {error.current}, not {error.expected}",
+        [
+            {
+                "stream": error.stream,
+                "expected_version": error.expected,
+                "current_version": error.current,
+            }
+        ],
+    )
+
+
+def _heads_context(
+    locked: Mapping[str, StreamHead], shared: Mapping[str, StreamHead], streams: Iterable[str]
+) -> Context:
+    heads = {}
+    for stream in streams:
+        head = locked.get(stream) or shared.get(stream) or StreamHead(0, None)
+        heads[stream] = Head(head.version, decode_state(stream, head.state))
+    return Context(heads)
+
+
+def _writes(changes: Sequence[Change], before: Context, after: Context) -> list[StreamWrite]:
+    grouped: dict[str, list[Change]] = {}
+    for change in changes:
+        grouped.setdefault(change.stream, []).append(change)
+    writes = []
+    for stream, own in grouped.items():
+        expected = next(
+            (c.expected_version for c in own if c.expected_version is not None),
+            before.version(stream),
+        )
+        events = [NewEvent(c.event, c.store, c.sku, c.occurred_at) for c in own]
+        writes.append(StreamWrite(stream, events, expected, after.head(stream).state))
+    return writes
+
+
+def _metadata(actor: Actor, command_id: str, idempotency: Idempotency | None) -> dict[str, Any]:
+    return {
+        "actor": {"id": actor.id, "kind": actor.kind, "name": actor.name, "role": actor.role},
+        "command_id": command_id,
+        "idempotency_key": idempotency.key if idempotency else None,
+        "correlation_id": actor.correlation_id or actor.request_id,
+        "causation_id": actor.causation_id,
+        "request_id": actor.request_id,
+        "ip": actor.ip,
+    }

@@ -1,0 +1,101 @@
+"""handle(command): a transaction from the event store, decide, append; after-commit work."""
+
+# The projectors are woken after the command's transaction commits.
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import structlog
+from psycopg_pool import AsyncConnectionPool
+
+from inventory.domain.commands import Command
+from inventory.domain.context import StreamNotInContext
+from inventory.domain.events import ALL_EVENTS
+from inventory.domain.state import TransferState, decode_state
+from inventory.domain.streams import transfer_stream
+from inventory.eventstore.codec import Codec
+from inventory.eventstore.store import EventStore
+from inventory.service.attempt import attempt
+from inventory.service.outcome import Actor, Decision, Idempotency, Outcome, Responder
+
+log = structlog.get_logger(__name__)
+
+RETRIES = 5
+"""How often a command is rerun after a deadlock, a serialization failure or a document
+that appeared between its unlocked read and its lock."""
+
+
+@dataclass
+class CommandService:
+    """Runs commands against the event store on the primary."""
+
+    pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]
+    after_commit: Callable[[Sequence[Decision]], None] | None = None
+    """Runs in a thread after accepted commands commit (wake-ups, expiry timers), for
+    every command that committed since it last ran."""
+    store: EventStore = field(default_factory=lambda: EventStore(Codec(ALL_EVENTS)))
+    _committed: list[Decision] = field(default_factory=list, init=False, repr=False)
+    _sender: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+
+    async def transfer_stores(self, transfer_id: str) -> tuple[str, str] | None:
+        """A transfer's source and destination, or None when it does not exist."""
+        stream = transfer_stream(transfer_id)
+        async with self.pool.connection() as conn:
+            head = await self.store.document(conn, stream)
+        state = decode_state(stream, head.state if head else None)
+        if not isinstance(state, TransferState) or not state.exists:
+            return None
+        return state.from_store, state.to_store
+
+    async def handle(
+        self,
+        command: Command,
+        actor: Actor,
+        responder: Responder,
+        idempotency: Idempotency | None = None,
+    ) -> Outcome:
+        """Decide and append `command` exactly once; raises IdempotencyKeyReused, and
+        CommandRejected when there is no idempotency key to store the refusal under."""
+        for attempt_number in range(1, RETRIES + 1):
+            try:
+                async with self.pool.connection() as conn:
+                    outcome = await attempt(
+                        self.store,
+                        conn,
+                        command,
+                        actor=actor,
+                        responder=responder,
+                        idempotency=idempotency,
+                    )
+            except (StreamNotInContext, psycopg.errors.DeadlockDetected) as error:
+                if attempt_number == RETRIES:
+                    raise
+                log.info("command rerun", attempt=attempt_number, reason=type(error).__name__)
+                continue
+            if outcome.decision is not None and self.after_commit is not None:
+                self._committed.append(outcome.decision)
+                if self._sender is None or self._sender.done():
+                    self._sender = asyncio.create_task(self._send_committed(self.after_commit))
+            return outcome
+        raise AssertionError("unreachable")
+
+    async def drain(self) -> None:
+        """Wait until the after-commit work of every command so far has run."""
+        while self._sender is not None and not self._sender.done():
+            await asyncio.shield(self._sender)
+
+    async def _send_committed(self, after_commit: Callable[[Sequence[Decision]], None]) -> None:
+        # Off the response's path, one thread hop for everything that committed while the
+        # previous one ran: under load a store's projectors get one wake-up per batch, not
+        # one per command. A wake-up lost to a crash here costs latency only (the sweep).
+        while self._committed:
+            batch, self._committed = self._committed, []
+            try:
+                await asyncio.to_thread(after_commit, batch)
+            except Exception:
+                log.exception("after-commit work failed", commands=len(batch))
