@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,12 +95,10 @@ def test_a_sale_reaches_the_ticker_within_two_seconds(world: FeedWorld, page: Pa
     store, sku = signed_in_on_a_store(world, page)
 
     sell(world, store, sku, 3)
-    started = time.monotonic()
     expect(page.locator("#ticker li", has_text="stock.sold")).to_have_count(1, timeout=2_000)
     page.screenshot(path=ARTIFACTS / "dashboard-ticker.png", full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
     page.screenshot(path=ARTIFACTS / "dashboard-phone.png", full_page=True)
-    assert time.monotonic() - started < 2.5
 
 
 def test_a_sale_changes_the_rows_quantity_within_two_seconds(

@@ -1,4 +1,4 @@
-"""Helpers for end-to-end tests of the read side: an HTTP client, a worker, waiting."""
+"""Helpers of the end-to-end tests: HTTP clients, a worker, waiting, counting events."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from inventory.runtime.settings import Settings
 from tests.e2e.api_servers import TEST_ENV, ApiServer, bearer
 
 
@@ -45,6 +46,28 @@ class Client:
         assert response.status_code == 201, response.text
         position: int = response.json()["position"]
         return position
+
+
+class Pos:
+    """An HTTP client for one API process, sending commands as a till does."""
+
+    def __init__(self, api: ApiServer, key: str) -> None:
+        self.base_url = api.base_url
+        self.headers = bearer(key)
+
+    def post(self, path: str, body: Any, key: str | None = "auto") -> httpx.Response:
+        """POST a JSON body with the Idempotency-Key `key` (a fresh one for "auto", none
+        for None)."""
+        headers = dict(self.headers)
+        if key is not None:
+            headers["Idempotency-Key"] = uuid.uuid4().hex if key == "auto" else key
+        return httpx.post(f"{self.base_url}{path}", json=body, headers=headers, timeout=30)
+
+    def raw(self, path: str, content: bytes) -> httpx.Response:
+        """POST `content` as it is, declared JSON, with a fresh Idempotency-Key."""
+        headers = {**self.headers, "Content-Type": "application/json"}
+        headers["Idempotency-Key"] = uuid.uuid4().hex
+        return httpx.post(f"{self.base_url}{path}", content=content, headers=headers, timeout=30)
 
 
 def start_worker(server_env: dict[str, str], namespace: str, log: Path) -> subprocess.Popen[bytes]:
@@ -89,3 +112,11 @@ def replicated(replica_url: str, positions: list[int]) -> bool:
             "SELECT count(*) FROM events WHERE position = ANY(%s)", (positions,)
         ).fetchone()
     return row is not None and row[0] == len(positions)
+
+
+def events_count(settings: Settings) -> int:
+    """How many events the primary holds, of every store."""
+    with psycopg.connect(settings.primary_url) as conn:
+        row = conn.execute("SELECT count(*) FROM events").fetchone()
+    assert row is not None
+    return int(row[0])

@@ -11,10 +11,8 @@ longest strings every field allows.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,9 +26,10 @@ from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
 from tests.e2e.api_servers import ApiServer, api_key, run_commands
 from tests.e2e.reading import Client
-from tests.e2e.window_setup import api_with_worker, read, same_level, user_client
+from tests.e2e.window_setup import read, same_level, user_client
 
 pytestmark = pytest.mark.e2e
+API_WORKER = True  # the conftest's API process runs with a worker: reads need projections
 
 EXAMPLES = 60
 RUN = uuid.uuid4().hex[:6]
@@ -58,20 +57,16 @@ KINDS = ("receipts", "sales", "adjustments", "counts")
 
 
 @pytest.fixture(scope="module")
-def api(
-    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiServer]:
-    with api_with_worker(server_env, Path(tmp_path_factory.mktemp("accepted"))) as api:
-        yield api
-
-
-@pytest.fixture(scope="module")
-def senders(api: ApiServer, settings: Settings) -> dict[str, Client]:
+def senders(api: ApiServer, settings: Settings, admin: Client) -> dict[str, Client]:
     """The stores (one per zone, negative stock allowed), the products, and the senders."""
-    admin = Client(api, api_key(settings, Role.ADMIN, ["*"], "accepted admin"))
     for store, zone in STORES.items():
-        body = {"id": store, "name": LONG_TEXT, "location": LONG_TEXT, "timezone": zone,
-                "negative_stock": "allow"}  # fmt: skip
+        body = {
+            "id": store,
+            "name": LONG_TEXT,
+            "location": LONG_TEXT,
+            "timezone": zone,
+            "negative_stock": "allow",
+        }
         assert admin.post("/v1/stores", body).status_code == 201
     now = datetime.now(UTC)
     run_commands(
@@ -189,8 +184,9 @@ def test_every_command_is_refused_out_of_range_or_read_back_at_its_position(
     position, store = result["position"], command["store"]
     written = {level["sku"]: level for level in result["levels"]}
     if command["many"]:
-        page = read(client, f"/v1/stores/{store}/stock", sku=f"L.{RUN}.", limit=MANY,
-                    min_position=position)  # fmt: skip
+        page = read(
+            client, f"/v1/stores/{store}/stock", sku=f"L.{RUN}.", limit=MANY, min_position=position
+        )
         assert page.status_code == 200, page.text
         shown = {level["sku"]: level for level in page.json()["items"]}
     else:

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
-from tests.e2e.api_servers import ApiServer, api_key, api_servers
-from tests.e2e.test_stock_commands import Pos, level, sku_of, store_with
+from tests.e2e.api_servers import ApiServer, api_key
+from tests.e2e.reading import Pos
+from tests.e2e.test_stock_commands import level, sku_of, store_with
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def api(
-    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiServer]:
-    with api_servers(server_env, Path(tmp_path_factory.mktemp("availability")), count=1) as apis:
-        yield apis[0]
-
-
-@pytest.fixture(scope="module")
-def pos(api: ApiServer, settings: Settings) -> Pos:
-    return Pos(api, api_key(settings, Role.ADMIN, ["*"], "availability setup"))
 
 
 def ago(minutes: int) -> str:

@@ -8,16 +8,14 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from inventory.runtime.settings import Settings
-from inventory.security.principal import Role
-from tests.e2e.api_servers import ApiServer, api_key, api_servers, bearer
+from tests.e2e.api_servers import ApiServer, bearer
+from tests.e2e.reading import events_count
 
 pytestmark = pytest.mark.e2e
 
@@ -151,14 +149,34 @@ def cases() -> Iterator[Case]:
         if route.amount is not None:
             yield from _lines(name, route)
         if route.dated:
-            yield Case(name, "occurred_at in the future", 422, "occurred_at_out_of_range",
-                       change={"occurred_at": FUTURE})  # fmt: skip
-            yield Case(name, "occurred_at before the period close", 409, "period_closed",
-                       change={"occurred_at": BEFORE_CLOSE})  # fmt: skip
-            yield Case(name, "occurred_at not a time", 422, "validation_failed",
-                       change={"occurred_at": "yesterday"})  # fmt: skip
-            yield Case(name, "occurred_at without an offset", 422, "validation_failed",
-                       change={"occurred_at": "2026-01-01T00:00:00"})  # fmt: skip
+            yield Case(
+                name,
+                "occurred_at in the future",
+                422,
+                "occurred_at_out_of_range",
+                change={"occurred_at": FUTURE},
+            )
+            yield Case(
+                name,
+                "occurred_at before the period close",
+                409,
+                "period_closed",
+                change={"occurred_at": BEFORE_CLOSE},
+            )
+            yield Case(
+                name,
+                "occurred_at not a time",
+                422,
+                "validation_failed",
+                change={"occurred_at": "yesterday"},
+            )
+            yield Case(
+                name,
+                "occurred_at without an offset",
+                422,
+                "validation_failed",
+                change={"occurred_at": "2026-01-01T00:00:00"},
+            )
     yield from _specific()
 
 
@@ -193,89 +211,190 @@ def _lines(name: str, route: Route) -> Iterator[Case]:
     for what, value in bad.items():
         if what in ("zero", "negative") and what not in route.refuses:
             continue
-        yield Case(name, f"{amount} {what}", 422, "validation_failed",
-                   change=with_line(route, **{amount: value}))  # fmt: skip
+        yield Case(
+            name,
+            f"{amount} {what}",
+            422,
+            "validation_failed",
+            change=with_line(route, **{amount: value}),
+        )
     exact = with_line(route, sku=EXACT, **{amount: "1.005"})
-    yield Case(name, f"{amount} with 3 decimals for a 2-decimal product", 422,
-               "validation_failed", change=exact)  # fmt: skip
+    yield Case(
+        name,
+        f"{amount} with 3 decimals for a 2-decimal product",
+        422,
+        "validation_failed",
+        change=exact,
+    )
     line = route.body["lines"][0]
     yield Case(name, "empty lines", 422, "validation_failed", change={"lines": []})
     yield Case(name, "lines not a list", 422, "validation_failed", change={"lines": "x"})
-    yield Case(name, "1,001 lines", 422, "validation_failed",
-               change={"lines": [{**line, "sku": f"S{n}"} for n in range(1001)]})  # fmt: skip
+    yield Case(
+        name,
+        "1,001 lines",
+        422,
+        "validation_failed",
+        change={"lines": [{**line, "sku": f"S{n}"} for n in range(1001)]},
+    )
     yield Case(name, "a SKU twice", 422, "validation_failed", change={"lines": [line, line]})
-    yield Case(name, "a line without its SKU", 422, "validation_failed",
-               change={"lines": [{k: v for k, v in line.items() if k != "sku"}]})  # fmt: skip
-    yield Case(name, "a line with an unknown field", 422, "validation_failed",
-               change=with_line(route, colour="red"))  # fmt: skip
+    yield Case(
+        name,
+        "a line without its SKU",
+        422,
+        "validation_failed",
+        change={"lines": [{k: v for k, v in line.items() if k != "sku"}]},
+    )
+    yield Case(
+        name,
+        "a line with an unknown field",
+        422,
+        "validation_failed",
+        change=with_line(route, colour="red"),
+    )
     if name != "transfer-receive":
-        yield Case(name, "an unknown SKU", 404, "product_not_found",
-                   change=with_line(route, sku="NO.SUCH.SKU"))  # fmt: skip
+        yield Case(
+            name,
+            "an unknown SKU",
+            404,
+            "product_not_found",
+            change=with_line(route, sku="NO.SUCH.SKU"),
+        )
 
 
 def _specific() -> Iterator[Case]:
     yield Case("returns", "an unknown sale", 404, "sale_not_found", change={"sale_id": "never"})
-    yield Case("returns", "more than was sold", 409, "return_exceeds_sale",
-               change={"lines": sale_lines(quantity=2)})  # fmt: skip
-    yield Case("sales", "a sale_id with a space", 422, "validation_failed",
-               change={"sale_id": "a b"})  # fmt: skip
+    yield Case(
+        "returns",
+        "more than was sold",
+        409,
+        "return_exceeds_sale",
+        change={"lines": sale_lines(quantity=2)},
+    )
+    yield Case(
+        "sales", "a sale_id with a space", 422, "validation_failed", change={"sale_id": "a b"}
+    )
     yield Case("sales", "offline a string", 422, "validation_failed", change={"offline": "yes"})
     yield Case("sales", "a used sale_id", 409, "duplicate_sale", change={"sale_id": "sold"})
-    yield Case("sales", "more than is available", 409, "insufficient_stock",
-               change={"lines": sale_lines(quantity=1000)})  # fmt: skip
-    yield Case("adjustments", "an unknown reason", 422, "validation_failed",
-               change={"lines": [{"sku": WHOLE, "delta": 1, "reason": "magic"}]})  # fmt: skip
+    yield Case(
+        "sales",
+        "more than is available",
+        409,
+        "insufficient_stock",
+        change={"lines": sale_lines(quantity=1000)},
+    )
+    yield Case(
+        "adjustments",
+        "an unknown reason",
+        422,
+        "validation_failed",
+        change={"lines": [{"sku": WHOLE, "delta": 1, "reason": "magic"}]},
+    )
     for version, status, code in ((-1, 422, "validation_failed"), (1, 409, "version_conflict")):
         line = {"sku": WHOLE, "counted": 1, "expected_version": version}
-        yield Case("counts", f"expected_version {version}", status, code,
-                   change={"lines": [line]})  # fmt: skip
-    yield Case("reservations", "expires_at in the past", 422, "validation_failed",
-               change={"expires_at": BEFORE_CLOSE})  # fmt: skip
-    yield Case("reservations", "a used reservation_id", 409, "duplicate_reservation",
-               change={"reservation_id": "held"})  # fmt: skip
+        yield Case("counts", f"expected_version {version}", status, code, change={"lines": [line]})
+    yield Case(
+        "reservations",
+        "expires_at in the past",
+        422,
+        "validation_failed",
+        change={"expires_at": BEFORE_CLOSE},
+    )
+    yield Case(
+        "reservations",
+        "a used reservation_id",
+        409,
+        "duplicate_reservation",
+        change={"reservation_id": "held"},
+    )
     for route in ("release", "fulfil"):
-        yield Case(route, "an unknown reservation", 404, "reservation_not_found",
-                   path={"reservation": "never"})  # fmt: skip
+        yield Case(
+            route,
+            "an unknown reservation",
+            404,
+            "reservation_not_found",
+            path={"reservation": "never"},
+        )
     yield Case("fulfil", "sale_id a number", 422, "validation_failed", change={"sale_id": 7})
     yield Case("fulfil", "a used sale_id", 409, "duplicate_sale", change={"sale_id": "sold"})
     for what, value in (("negative", -1), ("too many decimals", "0.5"), ("huge", "1e13")):
         yield Case("reorder-point", f"min {what}", 422, "validation_failed", change={"min": value})
-    yield Case("reorder-point", "max below min", 422, "validation_failed",
-               change={"min": 5, "max": 2})  # fmt: skip
-    yield Case("reorder-point", "an unknown SKU", 404, "product_not_found",
-               path={"sku": "NO.SUCH.SKU"})  # fmt: skip
-    yield Case("period-close", "until in the future", 422, "validation_failed",
-               change={"until": FUTURE})  # fmt: skip
-    yield Case("period-close", "until before the current close", 422, "validation_failed",
-               change={"until": BEFORE_CLOSE})  # fmt: skip
+    yield Case(
+        "reorder-point", "max below min", 422, "validation_failed", change={"min": 5, "max": 2}
+    )
+    yield Case(
+        "reorder-point", "an unknown SKU", 404, "product_not_found", path={"sku": "NO.SUCH.SKU"}
+    )
+    yield Case(
+        "period-close", "until in the future", 422, "validation_failed", change={"until": FUTURE}
+    )
+    yield Case(
+        "period-close",
+        "until before the current close",
+        422,
+        "validation_failed",
+        change={"until": BEFORE_CLOSE},
+    )
     yield Case("period-close", "until missing", 422, "validation_failed", body=b"{}")
-    yield Case("transfers", "an unknown source", 404, "store_not_found",
-               change={"from_store": "nowhere"})  # fmt: skip
-    yield Case("transfers", "an unknown destination", 404, "store_not_found",
-               change={"to_store": "nowhere"})  # fmt: skip
-    yield Case("transfers", "the same store at both ends", 422, "validation_failed",
-               change={"to_store": STORE})  # fmt: skip
-    yield Case("transfers", "a used transfer_id", 409, "duplicate_transfer",
-               change={"transfer_id": "{transfer}"})  # fmt: skip
+    yield Case(
+        "transfers", "an unknown source", 404, "store_not_found", change={"from_store": "nowhere"}
+    )
+    yield Case(
+        "transfers",
+        "an unknown destination",
+        404,
+        "store_not_found",
+        change={"to_store": "nowhere"},
+    )
+    yield Case(
+        "transfers",
+        "the same store at both ends",
+        422,
+        "validation_failed",
+        change={"to_store": STORE},
+    )
+    yield Case(
+        "transfers",
+        "a used transfer_id",
+        409,
+        "duplicate_transfer",
+        change={"transfer_id": "{transfer}"},
+    )
     for route in ("transfer-receive", "transfer-cancel"):
-        yield Case(route, "an unknown transfer", 404, "transfer_not_found",
-                   path={"transfer": "never"})  # fmt: skip
-    yield Case("transfer-receive", "more than is outstanding", 422, "validation_failed",
-               change={"lines": sale_lines(quantity=5)})  # fmt: skip
-    yield Case("transfer-receive", "a SKU the transfer does not carry", 422, "validation_failed",
-               change={"lines": sale_lines(sku=EXACT)})  # fmt: skip
+        yield Case(
+            route, "an unknown transfer", 404, "transfer_not_found", path={"transfer": "never"}
+        )
+    yield Case(
+        "transfer-receive",
+        "more than is outstanding",
+        422,
+        "validation_failed",
+        change={"lines": sale_lines(quantity=5)},
+    )
+    yield Case(
+        "transfer-receive",
+        "a SKU the transfer does not carry",
+        422,
+        "validation_failed",
+        change={"lines": sale_lines(sku=EXACT)},
+    )
     yield Case("products", "an existing SKU", 409, "product_exists", change={"sku": WHOLE})
     yield Case("products", "decimals 4", 422, "validation_failed", change={"decimals": 4})
     yield Case("products", "a SKU with a space", 422, "validation_failed", change={"sku": "a b"})
     yield Case("products", "no name", 422, "validation_failed", body=b'{"sku": "P"}')
     yield Case("products", "an empty name", 422, "validation_failed", change={"name": ""})
-    yield Case("product-changes", "an unknown SKU", 404, "product_not_found",
-               path={"sku": "NO.SUCH.SKU"})  # fmt: skip
+    yield Case(
+        "product-changes", "an unknown SKU", 404, "product_not_found", path={"sku": "NO.SUCH.SKU"}
+    )
     yield Case("product-changes", "name a number", 422, "validation_failed", change={"name": 1})
     yield Case("stores", "an existing id", 409, "store_exists", change={"id": STORE})
     yield Case("stores", "an id with a dash", 422, "validation_failed", change={"id": "a-b"})
-    yield Case("stores", "an unknown policy", 422, "validation_failed",
-               change={"negative_stock": "sometimes"})  # fmt: skip
+    yield Case(
+        "stores",
+        "an unknown policy",
+        422,
+        "validation_failed",
+        change={"negative_stock": "sometimes"},
+    )
 
 
 CASES = list(cases())
@@ -304,17 +423,9 @@ class Client:
 
 
 @pytest.fixture(scope="module")
-def api(
-    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiServer]:
-    with api_servers(server_env, Path(tmp_path_factory.mktemp("bad-input")), count=1) as apis:
-        yield apis[0]
-
-
-@pytest.fixture(scope="module")
-def world(api: ApiServer, settings: Settings) -> Iterator[tuple[Client, dict[str, str]]]:
+def world(api: ApiServer, admin_key: str) -> Iterator[tuple[Client, dict[str, str]]]:
     """Two stores, two products, a sale, a reservation, an open transfer, a period close."""
-    client = Client(api, api_key(settings, Role.ADMIN, ["*"], "bad input"))
+    client = Client(api, admin_key)
     for store in (STORE, OTHER):
         client.ok("POST", "/v1/stores", {"id": store, "name": store})
     client.ok("POST", "/v1/products", {"sku": WHOLE, "name": "whole"})
@@ -323,21 +434,25 @@ def world(api: ApiServer, settings: Settings) -> Iterator[tuple[Client, dict[str
     lines = [{"sku": WHOLE, "quantity": 10}, {"sku": EXACT, "quantity": "10.5"}]
     client.ok("POST", f"/v1/stores/{STORE}/receipts", {"lines": lines, "occurred_at": received_at})
     client.ok("POST", f"/v1/stores/{STORE}/sales", {"sale_id": "sold", "lines": sale_lines()})
-    client.ok("POST", f"/v1/stores/{STORE}/reservations",
-              {"reservation_id": "held", "lines": sale_lines()})  # fmt: skip
+    client.ok(
+        "POST",
+        f"/v1/stores/{STORE}/reservations",
+        {"reservation_id": "held", "lines": sale_lines()},
+    )
     transfer = f"t{uuid.uuid4().hex[:8]}"
-    client.ok("POST", "/v1/transfers", {"transfer_id": transfer, "from_store": STORE,
-              "to_store": OTHER, "lines": sale_lines(quantity=2)})  # fmt: skip
+    client.ok(
+        "POST",
+        "/v1/transfers",
+        {
+            "transfer_id": transfer,
+            "from_store": STORE,
+            "to_store": OTHER,
+            "lines": sale_lines(quantity=2),
+        },
+    )
     client.ok("POST", f"/v1/stores/{STORE}/period-close", {"until": CLOSED_UNTIL.isoformat()})
     yield client, {"store": STORE, "sku": WHOLE, "transfer": transfer, "reservation": "held"}
     client.http.close()
-
-
-def events_count(settings: Settings) -> int:
-    with psycopg.connect(settings.primary_url) as conn:
-        row = conn.execute("SELECT count(*) FROM events").fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{case.route}: {case.what}" for case in CASES])

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +17,10 @@ from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
 from tests.e2e.api_servers import ApiServer, api_key
 from tests.e2e.reading import Client, wait_until
-from tests.e2e.window_setup import api_with_worker, events_of, user_client
+from tests.e2e.window_setup import events_of, user_client
 
 pytestmark = pytest.mark.e2e
+API_WORKER = True  # the conftest's API process runs with a worker: reads need projections
 
 RUN = uuid.uuid4().hex[:6]
 STORE, OTHER, KIRITIMATI = f"win{RUN}", f"win{RUN}o", f"win{RUN}k"
@@ -30,23 +30,16 @@ SOLD = "sold-in-2000"
 
 
 @pytest.fixture(scope="module")
-def api(
-    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiServer]:
-    with api_with_worker(server_env, Path(tmp_path_factory.mktemp("window"))) as api:
-        yield api
-
-
-@pytest.fixture(scope="module")
 def manager(api: ApiServer, settings: Settings) -> Client:
     """A manager user: a person, so bound only by 2000-01-01 and the period close."""
     return user_client(api, settings, Role.MANAGER)
 
 
 @pytest.fixture(scope="module")
-def senders(api: ApiServer, settings: Settings, manager: Client) -> dict[str, Client]:
+def senders(
+    api: ApiServer, settings: Settings, manager: Client, admin: Client
+) -> dict[str, Client]:
     """The stores, stock and an old sale every test here uses; the limited senders."""
-    admin = Client(api, api_key(settings, Role.ADMIN, ["*"], "window admin"))
     for store, zone in ((STORE, "UTC"), (OTHER, "UTC"), (KIRITIMATI, "Pacific/Kiritimati")):
         created = admin.post("/v1/stores", {"id": store, "name": store, "timezone": zone})
         assert created.status_code == 201, created.text
@@ -74,29 +67,58 @@ def open_transfer(manager: Client) -> str:
     """A transfer dispatched 40 days ago, open for receipts."""
     transfer_id = uuid.uuid4().hex
     dispatched = iso(datetime.now(UTC) - timedelta(days=40))
-    manager.command("/v1/transfers", {"transfer_id": transfer_id, "from_store": STORE,
-                                      "to_store": OTHER, "lines": [{"sku": SKU, "quantity": 10}],
-                                      "occurred_at": dispatched})  # fmt: skip
+    manager.command(
+        "/v1/transfers",
+        {
+            "transfer_id": transfer_id,
+            "from_store": STORE,
+            "to_store": OTHER,
+            "lines": [{"sku": SKU, "quantity": 10}],
+            "occurred_at": dispatched,
+        },
+    )
     return transfer_id
 
 
 Body = Callable[[Client], tuple[str, dict[str, Any]]]
 DATED: dict[str, tuple[str, Body]] = {
     "receipts": ("clerk", lambda _: (f"/v1/stores/{STORE}/receipts", {"lines": lines()})),
-    "sales": ("clerk", lambda _: (f"/v1/stores/{STORE}/sales",
-                                  {"sale_id": uuid.uuid4().hex, "lines": lines()})),
-    "returns": ("clerk", lambda _: (f"/v1/stores/{STORE}/returns",
-                                    {"sale_id": SOLD, "lines": lines()})),
-    "adjustments": ("manager key", lambda _: (f"/v1/stores/{STORE}/adjustments",
-                                        {"lines": [{"sku": SKU, "delta": 1, "reason": "found"}]})),
-    "counts": ("clerk", lambda _: (f"/v1/stores/{STORE}/counts",
-                                   {"lines": [{"sku": SKU, "counted": 900}]})),
-    "transfers": ("manager key", lambda _: ("/v1/transfers", {
-        "transfer_id": uuid.uuid4().hex, "from_store": STORE, "to_store": OTHER,
-        "lines": lines()})),
-    "transfer receipts": ("manager key", lambda manager: (
-        f"/v1/transfers/{open_transfer(manager)}/receive", {"lines": lines()})),
-}  # fmt: skip
+    "sales": (
+        "clerk",
+        lambda _: (f"/v1/stores/{STORE}/sales", {"sale_id": uuid.uuid4().hex, "lines": lines()}),
+    ),
+    "returns": (
+        "clerk",
+        lambda _: (f"/v1/stores/{STORE}/returns", {"sale_id": SOLD, "lines": lines()}),
+    ),
+    "adjustments": (
+        "manager key",
+        lambda _: (
+            f"/v1/stores/{STORE}/adjustments",
+            {"lines": [{"sku": SKU, "delta": 1, "reason": "found"}]},
+        ),
+    ),
+    "counts": (
+        "clerk",
+        lambda _: (f"/v1/stores/{STORE}/counts", {"lines": [{"sku": SKU, "counted": 900}]}),
+    ),
+    "transfers": (
+        "manager key",
+        lambda _: (
+            "/v1/transfers",
+            {
+                "transfer_id": uuid.uuid4().hex,
+                "from_store": STORE,
+                "to_store": OTHER,
+                "lines": lines(),
+            },
+        ),
+    ),
+    "transfer receipts": (
+        "manager key",
+        lambda manager: (f"/v1/transfers/{open_transfer(manager)}/receive", {"lines": lines()}),
+    ),
+}
 
 
 @pytest.mark.parametrize("route", DATED)
@@ -199,8 +221,12 @@ def test_times_outside_the_calendar_are_problems_never_500s(
     value: str, senders: dict[str, Client], manager: Client
 ) -> None:
     item = f"/v1/stores/{STORE}/stock/{SKU}"
-    for path, name in ((item, "as_of"), (item, "known_at"), (f"{item}/ledger", "from"),
-                       (f"{item}/ledger", "to")):  # fmt: skip
+    for path, name in (
+        (item, "as_of"),
+        (item, "known_at"),
+        (f"{item}/ledger", "from"),
+        (f"{item}/ledger", "to"),
+    ):
         response = manager.get(path, **{name: value})
         assert (response.status_code, response.json()["code"]) == (422, "validation_failed")
         assert response.json()["errors"][0]["field"] == name

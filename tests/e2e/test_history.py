@@ -5,8 +5,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,40 +16,16 @@ from hypothesis import strategies as st
 
 from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
-from tests.e2e.api_servers import ApiServer, api_key, api_servers
+from tests.e2e.api_servers import ApiServer, api_key
 from tests.e2e.reading import (
     Client,
     primary_positions,
     replicated,
-    start_worker,
     wait_until,
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def api(
-    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiServer]:
-    with api_servers(server_env, Path(tmp_path_factory.mktemp("history")), count=1) as apis:
-        yield apis[0]
-
-
-@pytest.fixture(scope="module")
-def worker(
-    api: ApiServer, server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
-    log = Path(tmp_path_factory.mktemp("history-worker")) / "worker.log"
-    process = start_worker(server_env, api.env["INVENTORY_REDIS_NAMESPACE"], log)
-    yield
-    process.terminate()
-    process.wait(30)
-
-
-@pytest.fixture(scope="module")
-def admin(api: ApiServer, settings: Settings, worker: None) -> Client:
-    return Client(api, api_key(settings, Role.ADMIN, ["*"], "history admin"))
+API_WORKER = True  # the conftest's API process runs with a worker: the history is read back
 
 
 def open_stores(admin: Client, stores: list[str], sku: str) -> None:

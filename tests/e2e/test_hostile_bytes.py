@@ -7,16 +7,14 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from inventory.runtime.settings import Settings
-from inventory.security.principal import Role
-from tests.e2e.api_servers import ApiServer, api_key, api_servers, bearer
+from tests.e2e.api_servers import ApiServer, bearer
+from tests.e2e.reading import events_count
 
 pytestmark = pytest.mark.e2e
 
@@ -101,17 +99,9 @@ class Client:
 
 
 @pytest.fixture(scope="module")
-def api(
-    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiServer]:
-    with api_servers(server_env, Path(tmp_path_factory.mktemp("hostile")), count=1) as apis:
-        yield apis[0]
-
-
-@pytest.fixture(scope="module")
-def client(api: ApiServer, settings: Settings) -> Iterator[Client]:
+def client(api: ApiServer, admin_key: str) -> Iterator[Client]:
     """An admin's client, with a store and a product stocked."""
-    client = Client(api, api_key(settings, Role.ADMIN, ["*"], "hostile bytes"))
+    client = Client(api, admin_key)
     for path, body in (
         ("/v1/stores", {"id": STORE, "name": STORE}),
         ("/v1/products", {"sku": SKU, "name": "whole"}),
@@ -125,13 +115,6 @@ def client(api: ApiServer, settings: Settings) -> Iterator[Client]:
     assert receipt.status_code == 201, receipt.text
     yield client
     client.http.close()
-
-
-def events_count(settings: Settings) -> int:
-    with psycopg.connect(settings.primary_url) as conn:
-        row = conn.execute("SELECT count(*) FROM events").fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

@@ -7,15 +7,12 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from inventory.runtime.settings import Settings
-from inventory.security.principal import Role
-from tests.e2e.api_servers import ApiServer, api_key, api_servers, bearer
+from tests.e2e.api_servers import ApiServer, bearer
 
 pytestmark = pytest.mark.e2e
 
@@ -25,19 +22,58 @@ HOLE = "@@"
 
 # Raw JSON fragments, each put in place of one field's value.
 BODY_VALUES = [
-    '"\\u0000"', '"a\\u0000b"', '"\\ud800"', '"\\udfff\\ud800"', "1e999999999",
-    "-1e999999999", "1e-999999999", '"1e999999999"', "NaN", "Infinity", '"NaN"',
-    '"\u0661\u0662"', '" 1 "', '"1_000"', "99999999999999999999999999999", "-0",
-    "0.00000000000000000000001", '"' + "x" * 5000 + '"', "[]", "{}", "null", "true",
-    '"\u202e"', "[" * 40 + "]" * 40, '"../../etc/passwd"', '"\\"; DROP TABLE events; --"',
-    '"\\uffff"', '""', "-9223372036854775809", "9223372036854775808",
-]  # fmt: skip
+    '"\\u0000"',
+    '"a\\u0000b"',
+    '"\\ud800"',
+    '"\\udfff\\ud800"',
+    "1e999999999",
+    "-1e999999999",
+    "1e-999999999",
+    '"1e999999999"',
+    "NaN",
+    "Infinity",
+    '"NaN"',
+    '"\u0661\u0662"',
+    '" 1 "',
+    '"1_000"',
+    "99999999999999999999999999999",
+    "-0",
+    "0.00000000000000000000001",
+    '"' + "x" * 5000 + '"',
+    "[]",
+    "{}",
+    "null",
+    "true",
+    '"\u202e"',
+    "[" * 40 + "]" * 40,
+    '"../../etc/passwd"',
+    '"\\"; DROP TABLE events; --"',
+    '"\\uffff"',
+    '""',
+    "-9223372036854775809",
+    "9223372036854775808",
+]
 # Raw query values, percent-encoded as a client could send them.
 QUERY_VALUES = [
-    "%00", "%FF", "%C0%80", "1e999999999", "NaN", "-1", "99999999999999999999", "x" * 3000,
-    "%E2%80%AE", "..%2F..", "%5B%5D", "%20", "", "2026-02-30", "9999-12-31T23:59:59Z",
-    "-9223372036854775809", "a,,b,", "%27%3B--",
-]  # fmt: skip
+    "%00",
+    "%FF",
+    "%C0%80",
+    "1e999999999",
+    "NaN",
+    "-1",
+    "99999999999999999999",
+    "x" * 3000,
+    "%E2%80%AE",
+    "..%2F..",
+    "%5B%5D",
+    "%20",
+    "",
+    "2026-02-30",
+    "9999-12-31T23:59:59Z",
+    "-9223372036854775809",
+    "a,,b,",
+    "%27%3B--",
+]
 PATH_VALUES = ["%00", "%FF", "x" * 3000, "%2E%2E", "%E2%80%AE", "a%20b", "%25", "-1"]
 
 
@@ -52,27 +88,53 @@ class BodyRoute:
 
 
 BODY_ROUTES = [
-    BodyRoute("POST", f"/v1/stores/{STORE}/sales",
-              {"sale_id": "c", "lines": [{"sku": SKU, "quantity": 1}]},
-              (("sale_id",), ("lines", 0, "sku"), ("lines", 0, "quantity"), ("occurred_at",),
-               ("offline",))),
-    BodyRoute("POST", f"/v1/stores/{STORE}/counts",
-              {"lines": [{"sku": SKU, "counted": 1, "expected_version": 1}]},
-              (("lines", 0, "counted"), ("lines", 0, "expected_version"))),
-    BodyRoute("PUT", f"/v1/stores/{STORE}/stock/{SKU}/reorder-point", {"min": 1, "max": 2},
-              (("min",), ("max",))),
-    BodyRoute("POST", "/v1/products", {"sku": "C", "name": "n", "decimals": 0},
-              (("sku",), ("name",), ("decimals",))),
-    BodyRoute("POST", "/v1/stores", {"id": "c", "name": "n", "timezone": "UTC"},
-              (("id",), ("timezone",))),
-    BodyRoute("POST", "/v1/users",
-              {"username": "c", "password": "a long password 1", "role": "viewer",
-               "stores": ["*"]},
-              (("username",), ("role",), ("stores", 0))),
+    BodyRoute(
+        "POST",
+        f"/v1/stores/{STORE}/sales",
+        {"sale_id": "c", "lines": [{"sku": SKU, "quantity": 1}]},
+        (
+            ("sale_id",),
+            ("lines", 0, "sku"),
+            ("lines", 0, "quantity"),
+            ("occurred_at",),
+            ("offline",),
+        ),
+    ),
+    BodyRoute(
+        "POST",
+        f"/v1/stores/{STORE}/counts",
+        {"lines": [{"sku": SKU, "counted": 1, "expected_version": 1}]},
+        (("lines", 0, "counted"), ("lines", 0, "expected_version")),
+    ),
+    BodyRoute(
+        "PUT",
+        f"/v1/stores/{STORE}/stock/{SKU}/reorder-point",
+        {"min": 1, "max": 2},
+        (("min",), ("max",)),
+    ),
+    BodyRoute(
+        "POST",
+        "/v1/products",
+        {"sku": "C", "name": "n", "decimals": 0},
+        (("sku",), ("name",), ("decimals",)),
+    ),
+    BodyRoute(
+        "POST", "/v1/stores", {"id": "c", "name": "n", "timezone": "UTC"}, (("id",), ("timezone",))
+    ),
+    BodyRoute(
+        "POST",
+        "/v1/users",
+        {"username": "c", "password": "a long password 1", "role": "viewer", "stores": ["*"]},
+        (("username",), ("role",), ("stores", 0)),
+    ),
     BodyRoute("POST", "/v1/auth/token", {"username": "c", "password": "p"}, (("username",),)),
-    BodyRoute("POST", "/v1/reports", {"kind": "movements", "params": {"from": "2026-01-01"}},
-              (("kind",), ("params", "from"), ("params", "store"))),
-]  # fmt: skip
+    BodyRoute(
+        "POST",
+        "/v1/reports",
+        {"kind": "movements", "params": {"from": "2026-01-01"}},
+        (("kind",), ("params", "from"), ("params", "store")),
+    ),
+]
 QUERY_ROUTES = {
     f"/v1/stores/{STORE}/stock": ("sku", "limit", "cursor", "below_reorder", "min_position"),
     f"/v1/stores/{STORE}/stock/{SKU}": ("as_of", "known_at"),
@@ -83,9 +145,14 @@ QUERY_ROUTES = {
     "/v1/search": ("q", "store"),
     "/v1/alerts": ("kind", "state"),
 }
-PATH_ROUTES = ["/v1/stores/{}", "/v1/products/{}", "/v1/stock/{}",
-               f"/v1/stores/{STORE}/stock/{{}}/ledger", "/v1/streams/{}/events",
-               "/v1/reports/{}"]  # fmt: skip
+PATH_ROUTES = [
+    "/v1/stores/{}",
+    "/v1/products/{}",
+    "/v1/stock/{}",
+    f"/v1/stores/{STORE}/stock/{{}}/ledger",
+    "/v1/streams/{}/events",
+    "/v1/reports/{}",
+]
 
 
 def placed(body: dict[str, Any], position: tuple[str | int, ...], fragment: str) -> bytes:
@@ -114,23 +181,13 @@ def requests() -> Iterator[tuple[str, str, bytes | None]]:
 
 
 CORPUS = list(requests())
+# Budgets wide enough that every request of the corpus reaches the door and beyond (the
+# conftest's API process runs with them).
+API_ENV = {"INVENTORY_RATE_LIMIT_ADMIN": "100000/60", "INVENTORY_RATE_LIMIT_LOGIN": "100000/60"}
 
 
-@pytest.fixture(scope="module")
-def api(
-    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiServer]:
-    folder = Path(tmp_path_factory.mktemp("corpus"))
-    # Budgets wide enough that every request of the corpus reaches the door and beyond.
-    budgets = {"INVENTORY_RATE_LIMIT_ADMIN": "100000/60", "INVENTORY_RATE_LIMIT_LOGIN": "100000/60"}
-    with api_servers(server_env, folder, count=1, **budgets) as apis:
-        yield apis[0]
-
-
-def test_no_request_of_the_corpus_answers_a_server_error(
-    api: ApiServer, settings: Settings
-) -> None:
-    key = api_key(settings, Role.ADMIN, ["*"], "hostile corpus")
+def test_no_request_of_the_corpus_answers_a_server_error(api: ApiServer, admin_key: str) -> None:
+    key = admin_key
     failures: list[str] = []
     with httpx.Client(base_url=api.base_url, headers=bearer(key), timeout=30) as http:
         assert http.post("/v1/stores", json={"id": STORE, "name": STORE}).status_code == 201

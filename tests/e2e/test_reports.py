@@ -8,7 +8,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,35 +17,16 @@ from psycopg.types.json import Jsonb
 
 from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
-from tests.e2e.api_servers import ApiServer, api_key, api_servers
-from tests.e2e.reading import Client, start_worker, wait_until
+from tests.e2e.api_servers import ApiServer, api_key
+from tests.e2e.reading import Client, wait_until
 
 pytestmark = pytest.mark.e2e
+API_WORKER = True  # the conftest's API process runs with a worker: reads need projections
 
 # A minute ago, not today's noon: before noon UTC that lay in the future and every
 # command dated by it was refused (occurred_at at most 5 minutes ahead).
 TODAY = datetime.now(UTC) - timedelta(minutes=1)
 YESTERDAY = TODAY - timedelta(days=1)
-
-
-@pytest.fixture(scope="module")
-def api(
-    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiServer]:
-    folder = Path(tmp_path_factory.mktemp("reports"))
-    with api_servers(server_env, folder, count=1) as apis:
-        worker = start_worker(server_env, apis[0].env["INVENTORY_REDIS_NAMESPACE"],
-                              folder / "worker.log")  # fmt: skip
-        try:
-            yield apis[0]
-        finally:
-            worker.terminate()
-            worker.wait(30)
-
-
-@pytest.fixture(scope="module")
-def admin(api: ApiServer, settings: Settings) -> Client:
-    return Client(api, api_key(settings, Role.ADMIN, ["*"], "reports admin"))
 
 
 def command(admin: Client, path: str, body: dict[str, Any], method: str = "POST") -> int:
@@ -60,15 +40,27 @@ def stocked_store(admin: Client, store: str, sku: str) -> int:
     command(admin, "/v1/stores", {"id": store, "name": store})
     command(admin, "/v1/products", {"sku": sku, "name": sku, "decimals": 1})
     receipts = f"/v1/stores/{store}/receipts"
-    command(admin, receipts, {"lines": [{"sku": sku, "quantity": 10}],
-                              "occurred_at": YESTERDAY.isoformat()})  # fmt: skip
-    command(admin, receipts, {"lines": [{"sku": sku, "quantity": "2.5"}],
-                              "occurred_at": TODAY.isoformat()})  # fmt: skip
+    command(
+        admin,
+        receipts,
+        {"lines": [{"sku": sku, "quantity": 10}], "occurred_at": YESTERDAY.isoformat()},
+    )
+    command(
+        admin,
+        receipts,
+        {"lines": [{"sku": sku, "quantity": "2.5"}], "occurred_at": TODAY.isoformat()},
+    )
     position = 0
     for number in range(3):
-        position = command(admin, f"/v1/stores/{store}/sales", {
-            "sale_id": f"s{number}", "lines": [{"sku": sku, "quantity": 1}],
-            "occurred_at": TODAY.isoformat()})  # fmt: skip
+        position = command(
+            admin,
+            f"/v1/stores/{store}/sales",
+            {
+                "sale_id": f"s{number}",
+                "lines": [{"sku": sku, "quantity": 1}],
+                "occurred_at": TODAY.isoformat(),
+            },
+        )
     return position
 
 
@@ -84,11 +76,19 @@ def test_movement_totals_per_store_sku_and_type_in_json_and_csv(
 
     assert response.status_code == 200, response.text
     assert int(response.headers["X-Read-Position"]) >= position
-    assert response.json() == {"items": [
-        {"store": store_id, "sku": sku, "type": "stock.received", "count": 2,
-         "quantity": "12.5"},
-        {"store": store_id, "sku": sku, "type": "stock.sold", "count": 3, "quantity": 3},
-    ], "next_cursor": None}  # fmt: skip
+    assert response.json() == {
+        "items": [
+            {
+                "store": store_id,
+                "sku": sku,
+                "type": "stock.received",
+                "count": 2,
+                "quantity": "12.5",
+            },
+            {"store": store_id, "sku": sku, "type": "stock.sold", "count": 3, "quantity": 3},
+        ],
+        "next_cursor": None,
+    }
     assert [(i["type"], i["count"]) for i in today.json()["items"]] == [
         ("stock.received", 1),
         ("stock.sold", 3),
@@ -112,8 +112,12 @@ def test_movement_days_are_the_store_s_local_days(admin: Client, store_id: str) 
     receipt = {"lines": [{"sku": sku, "quantity": 4}], "occurred_at": "2026-03-03T22:00:00-08:00"}
     position = command(admin, f"/v1/stores/{store_id}/receipts", receipt)
 
-    third = admin.get("/v1/reports/movements", store=store_id, min_position=position,
-                      **{"from": "2026-03-03", "to": "2026-03-03"})  # fmt: skip
+    third = admin.get(
+        "/v1/reports/movements",
+        store=store_id,
+        min_position=position,
+        **{"from": "2026-03-03", "to": "2026-03-03"},
+    )
     fourth = admin.get("/v1/reports/movements", store=store_id, **{"from": "2026-03-04"})
 
     assert third.status_code == 200, third.text
@@ -239,8 +243,12 @@ def test_the_sweep_deletes_reports_finished_longer_ago_than_the_retention(
     """The worker keeps finished reports 30 days (the default), unfinished ones always."""
     ids = {name: str(uuid.uuid4()) for name in ("expired", "failed", "kept", "queued")}
     with psycopg.connect(settings.replica_url) as conn:
-        for name, status, age in [("expired", "done", 31), ("failed", "failed", 40),
-                                  ("kept", "done", 29), ("queued", "queued", 31)]:  # fmt: skip
+        for name, status, age in [
+            ("expired", "done", 31),
+            ("failed", "failed", 40),
+            ("kept", "done", 29),
+            ("queued", "queued", 31),
+        ]:
             finished = None if status == "queued" else datetime.now(UTC) - timedelta(days=age)
             conn.execute(
                 "INSERT INTO report_runs (id, kind, params, status, requested_by, rows,"

@@ -10,16 +10,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from inventory.runtime.settings import Settings
-from inventory.security.principal import Role
-from tests.e2e.api_servers import ApiServer, api_key, api_servers, bearer
+from tests.e2e.api_servers import ApiServer, bearer
 
 pytestmark = pytest.mark.e2e
 
@@ -30,21 +27,12 @@ SEED = 20261203
 # describe its frames; tests/e2e/test_feed.py covers it), and the docs page, dashboard and
 # static files are outside the schema already.
 EXCLUDED_PATHS: tuple[str, ...] = ()
-
-
-@pytest.fixture(scope="module")
-def api(
-    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiServer]:
-    folder = Path(tmp_path_factory.mktemp("schemathesis"))
-    # Budgets wide enough that generated traffic reaches the handlers (429s are tested
-    # in test_rate_limits.py).
-    budgets = {
-        "INVENTORY_RATE_LIMIT_ADMIN": "1000000/60",
-        "INVENTORY_RATE_LIMIT_LOGIN": "1000000/60",
-    }
-    with api_servers(server_env, folder, count=1, **budgets) as apis:
-        yield apis[0]
+# Budgets wide enough that generated traffic reaches the handlers (429s are tested
+# in test_rate_limits.py): the conftest's API process runs with them.
+API_ENV = {
+    "INVENTORY_RATE_LIMIT_ADMIN": "1000000/60",
+    "INVENTORY_RATE_LIMIT_LOGIN": "1000000/60",
+}
 
 
 def command(api: ApiServer, key: str, report: Path) -> list[str]:
@@ -52,39 +40,57 @@ def command(api: ApiServer, key: str, report: Path) -> list[str]:
     st = Path(sys.executable).parent / "st"
     excluded = [arg for path in EXCLUDED_PATHS for arg in ("--exclude-path", path)]
     return [
-        str(st), "run", f"{api.base_url}/schema/openapi.json",
-        "--header", f"Authorization: Bearer {key}",
-        "--checks", "all",
+        str(st),
+        "run",
+        f"{api.base_url}/schema/openapi.json",
+        "--header",
+        f"Authorization: Bearer {key}",
+        "--checks",
+        "all",
         # Opaque cursors, unknown stores and SKUs are schema-valid yet rightly refused:
         # "valid data must be accepted" cannot hold for them.
-        "--exclude-checks", "positive_data_acceptance",
-        "--mode", "all",
-        "--phases", "examples,coverage,fuzzing,stateful",
-        "--max-examples", str(MAX_EXAMPLES),
-        "--seed", str(SEED),
+        "--exclude-checks",
+        "positive_data_acceptance",
+        "--mode",
+        "all",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        str(SEED),
         "--generation-deterministic",
         # One worker: Hypothesis parses lambdas' source with `ast`, which CPython 3.11
         # can fail to do on two threads at once ("AST constructor recursion depth").
-        "--workers", "1",
-        "--request-timeout", "20",
-        "--report", "json", "--report-json-path", str(report),
+        "--workers",
+        "1",
+        "--request-timeout",
+        "20",
+        "--report",
+        "json",
+        "--report-json-path",
+        str(report),
         "--no-color",
         *excluded,
-    ]  # fmt: skip
+    ]
 
 
 def test_schemathesis_finds_no_failure_in_at_least_2000_cases(
-    api: ApiServer, settings: Settings, tmp_path: Path
+    api: ApiServer, admin_key: str, tmp_path: Path
 ) -> None:
-    key = api_key(settings, Role.ADMIN, ["*"], "schemathesis")
+    key = admin_key
     with httpx.Client(base_url=api.base_url, headers=bearer(key), timeout=30) as http:
         http.post("/v1/stores", json={"id": "st1", "name": "Schemathesis"})
     report = tmp_path / "report.json"
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.e2e.schemathesis_hooks"}
     run = subprocess.run(
-        command(api, key, report), capture_output=True, text=True, env=env, timeout=600,
+        command(api, key, report),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
         check=False,
-    )  # fmt: skip
+    )
     output = run.stdout + run.stderr
     (tmp_path / "schemathesis.log").write_text(output)
     summary = json.loads(report.read_text()) if report.exists() else {}

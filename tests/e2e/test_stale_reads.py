@@ -18,7 +18,7 @@ from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
 from tests.conftest import new_home
 from tests.e2e.api_servers import api_key, api_servers, bearer
-from tests.e2e.test_stock_commands import worker
+from tests.e2e.reading import start_worker
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +38,7 @@ def test_queries_answer_stale_with_the_read_position_while_the_primary_is_down(
     settings = Settings.from_env({**os.environ, **env})
     key = bearer(api_key(settings, Role.ADMIN, ["*"], "stale"))
     namespace = f"test-{uuid.uuid4().hex[:8]}"
-    running = worker(env, namespace, tmp_path / "worker.log")
+    running = start_worker(env, namespace, tmp_path / "worker.log")
     try:
         with api_servers(env, tmp_path, count=1, INVENTORY_REDIS_NAMESPACE=namespace) as apis:
             base = apis[0].base_url
@@ -66,8 +66,13 @@ def test_queries_answer_stale_with_the_read_position_while_the_primary_is_down(
             assert own_topology.primary is not None
             own_topology.primary.stop()
 
-            paths = ["/v1/stores/s1/stock", "/v1/stores/s1/stock/A", "/v1/stock/A",
-                     "/v1/search?q=apple", "/v1/stores/s1"]  # fmt: skip
+            paths = [
+                "/v1/stores/s1/stock",
+                "/v1/stores/s1/stock/A",
+                "/v1/stock/A",
+                "/v1/search?q=apple",
+                "/v1/stores/s1",
+            ]
             answers = [call("GET", path) for path in paths]
 
             assert [a.status_code for a in answers] == [200] * len(paths)

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,42 +14,10 @@ import psycopg
 import pytest
 
 from inventory.runtime.settings import Settings
-from inventory.security.principal import Role
-from tests.e2e.api_servers import TEST_ENV, ApiServer, api_key, api_servers, bearer
+from tests.e2e.api_servers import ApiServer
+from tests.e2e.reading import Pos, start_worker, wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-class Pos:
-    """An HTTP client for one API process, as an admin."""
-
-    def __init__(self, api: ApiServer, key: str) -> None:
-        self.base_url = api.base_url
-        self.headers = bearer(key)
-
-    def post(self, path: str, body: Any, key: str | None = "auto") -> httpx.Response:
-        headers = dict(self.headers)
-        if key is not None:
-            headers["Idempotency-Key"] = uuid.uuid4().hex if key == "auto" else key
-        return httpx.post(f"{self.base_url}{path}", json=body, headers=headers, timeout=30)
-
-    def raw(self, path: str, content: bytes) -> httpx.Response:
-        headers = {**self.headers, "Content-Type": "application/json"}
-        headers["Idempotency-Key"] = uuid.uuid4().hex
-        return httpx.post(f"{self.base_url}{path}", content=content, headers=headers, timeout=30)
-
-
-@pytest.fixture(scope="module")
-def api(
-    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiServer]:
-    with api_servers(server_env, Path(tmp_path_factory.mktemp("commands")), count=1) as apis:
-        yield apis[0]
-
-
-@pytest.fixture(scope="module")
-def pos(api: ApiServer, settings: Settings) -> Pos:
-    return Pos(api, api_key(settings, Role.ADMIN, ["*"], "stock commands"))
 
 
 def store_with(
@@ -301,31 +264,6 @@ def test_too_many_lines_and_out_of_range_quantities_are_validation_failures(
         assert (response.status_code, response.json()["code"]) == (422, "validation_failed")
 
 
-def worker(server_env: dict[str, str], namespace: str, log: Path) -> subprocess.Popen[bytes]:
-    """A real `inventory worker` on the API's Redis namespace."""
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            [sys.executable, "-m", "inventory", "worker"],
-            env={
-                **os.environ,
-                **server_env,
-                **TEST_ENV,
-                "INVENTORY_REDIS_NAMESPACE": namespace,
-                "INVENTORY_SWEEP_INTERVAL_SECONDS": "1",
-            },
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def wait_for(condition: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.2)
-
-
 def test_a_reservation_expires_at_its_time_even_across_a_worker_restart(  # noqa: PLR0917 - fixtures
     pos: Pos,
     api: ApiServer,
@@ -337,7 +275,7 @@ def test_a_reservation_expires_at_its_time_even_across_a_worker_restart(  # noqa
     sku = sku_of(store_id, "RES")
     store_with(pos, store_id, {sku: 5})
     namespace = api.env["INVENTORY_REDIS_NAMESPACE"]
-    first = worker(server_env, namespace, tmp_path / "worker-1.log")
+    first = start_worker(server_env, namespace, tmp_path / "worker-1.log")
     expires = datetime.now(UTC) + timedelta(seconds=3)
     body = {
         "reservation_id": "r1",
@@ -350,9 +288,9 @@ def test_a_reservation_expires_at_its_time_even_across_a_worker_restart(  # noqa
     first.kill()
     first.wait(10)
 
-    second = worker(server_env, namespace, tmp_path / "worker-2.log")
+    second = start_worker(server_env, namespace, tmp_path / "worker-2.log")
     try:
-        wait_for(lambda: float(level(settings, store_id, sku)["reserved"]) == 0)
+        wait_until(lambda: float(level(settings, store_id, sku)["reserved"]) == 0)
     finally:
         second.terminate()
         second.wait(30)

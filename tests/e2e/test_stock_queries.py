@@ -3,41 +3,18 @@ scope, the bitemporal level, and 404s."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 
 from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
-from tests.e2e.api_servers import ApiServer, api_key, api_servers
+from tests.e2e.api_servers import ApiServer, api_key
 from tests.e2e.reading import Client
-from tests.e2e.test_stock_commands import worker
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def api(
-    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiServer]:
-    folder = Path(tmp_path_factory.mktemp("queries"))
-    namespace = f"test-{uuid.uuid4().hex[:8]}"
-    running = worker(server_env, namespace, folder / "worker.log")
-    try:
-        with api_servers(server_env, folder, count=1, INVENTORY_REDIS_NAMESPACE=namespace) as apis:
-            yield apis[0]
-    finally:
-        running.terminate()
-        running.wait(30)
-
-
-@pytest.fixture(scope="module")
-def admin(api: ApiServer, settings: Settings) -> Client:
-    return Client(api, api_key(settings, Role.ADMIN, ["*"], "queries"))
+API_WORKER = True  # the conftest's API process runs with a worker: reads need projections
 
 
 def setup_store(admin: Client, store: str, skus: dict[str, int]) -> int:
@@ -107,8 +84,12 @@ def test_a_level_as_of_a_past_time_and_known_at_a_past_time(admin: Client, store
     count = {"lines": [{"sku": sku, "counted": 4}], "occurred_at": count_at.isoformat()}
     admin.command(f"/v1/stores/{store_id}/counts", count)
     known = datetime.now(UTC)
-    late = {"sale_id": "late", "lines": [{"sku": sku, "quantity": 1}], "offline": True,
-            "occurred_at": (count_at + timedelta(minutes=5)).isoformat()}  # fmt: skip
+    late = {
+        "sale_id": "late",
+        "lines": [{"sku": sku, "quantity": 1}],
+        "offline": True,
+        "occurred_at": (count_at + timedelta(minutes=5)).isoformat(),
+    }
     position = admin.command(f"/v1/stores/{store_id}/sales", late)
     path = f"/v1/stores/{store_id}/stock/{sku}"
 

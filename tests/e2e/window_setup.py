@@ -25,12 +25,14 @@ LEVEL_FIELDS = ("on_hand", "reserved", "available", "in_transit_in", "in_transit
 
 
 @contextmanager
-def api_with_worker(server_env: dict[str, str], folder: Path) -> Iterator[ApiServer]:
-    """One API process and one worker sharing a fresh Redis namespace."""
+def api_with_worker(server_env: dict[str, str], folder: Path, **extra: str) -> Iterator[ApiServer]:
+    """One API process (with `extra` variables) and one worker sharing a fresh Redis namespace."""
     namespace = f"test-{uuid.uuid4().hex[:8]}"
     running = start_worker(server_env, namespace, folder / "worker.log")
     try:
-        with api_servers(server_env, folder, count=1, INVENTORY_REDIS_NAMESPACE=namespace) as apis:
+        with api_servers(
+            server_env, folder, count=1, INVENTORY_REDIS_NAMESPACE=namespace, **extra
+        ) as apis:
             yield apis[0]
     finally:
         running.terminate()

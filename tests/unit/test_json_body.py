@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from inventory.api import schemas
+from inventory.api import stock_bodies
 from inventory.api.errors import ApiError
 from inventory.api.json_body import MAX_DEPTH, _too_deep, check_values, decoded
 
@@ -46,7 +46,7 @@ plain = st.from_regex(r"-?[0-9]{1,12}(\.[0-9]{1,3})?", fullmatch=True)
 def test_a_plain_decimal_quantity_passes_as_a_string_or_a_number(text: str) -> None:
     for raw in (f'"{text}"', str(Decimal(text))):  # a JSON number has no leading zeros
         body = f'{{"sale_id": "s", "lines": [{{"sku": "A", "quantity": {raw}}}]}}'
-        check_values(decoded(body.encode()), schemas.Sale)
+        check_values(decoded(body.encode()), stock_bodies.Sale)
 
 
 @given(plain, st.sampled_from([" ", "_", "e5", "E-2", "\u0661", "+", "\u00a0"]), st.data())
@@ -59,7 +59,7 @@ def test_a_quantity_outside_the_grammar_is_422_at_its_field(
         {"sale_id": "s", "lines": [{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": spoilt}]}
     )
     with pytest.raises(ApiError) as raised:
-        check_values(decoded(body.encode()), schemas.Sale)
+        check_values(decoded(body.encode()), stock_bodies.Sale)
     assert (raised.value.status, raised.value.errors) == (
         422,
         [
@@ -75,6 +75,6 @@ def test_a_quantity_outside_the_grammar_is_422_at_its_field(
 def test_a_nul_in_any_text_is_422_naming_its_field(before: str, after: str) -> None:
     body = json.dumps({"sale_id": "s", "lines": [{"sku": before + "\x00" + after, "quantity": 1}]})
     with pytest.raises(ApiError) as raised:
-        check_values(decoded(body.encode()), schemas.Sale)
+        check_values(decoded(body.encode()), stock_bodies.Sale)
     assert raised.value.errors is not None
     assert raised.value.errors[0]["field"] == "lines[0].sku"

@@ -20,8 +20,6 @@ from inventory.api.commands import (
     store_responder,
 )
 from inventory.api.errors import ApiError, Problem
-from inventory.api.stock_routes import actor_of
-from inventory.domain import commands as domain
 from inventory.readmodels import catalog
 from inventory.security.policy import RouteClass, protect
 from inventory.security.principal import Principal
@@ -78,24 +76,10 @@ class CatalogController(Controller):
         key: str | None = OptionalIdempotencyKey,
     ) -> Response[schemas.Product]:
         """A new SKU; `decimals` (0-3) fixes how exact its quantities are, for good."""
-        command = domain.RegisterProduct(
-            sku=data.sku,
-            name=data.name,
-            description=data.description,
-            barcode=data.barcode,
-            unit=data.unit,
-            decimals=data.decimals,
-            category=data.category,
-            now=now(),
-        )
         responder = product_responder(data.sku, 201)
+        key = optional_idempotency_key(key)
         return await run_command(
-            request,
-            actor_of(request),
-            command,
-            data,
-            key=optional_idempotency_key(key),
-            responder=responder,
+            request, data.to_command(now()), data, key=key, responder=responder
         )
 
     @patch(
@@ -111,22 +95,9 @@ class CatalogController(Controller):
         key: str | None = OptionalIdempotencyKey,
     ) -> Response[schemas.Product]:
         """Name, description, barcode or category; absent fields stay as they are."""
-        command = domain.UpdateProduct(
-            sku=sku,
-            name=data.name,
-            description=data.description,
-            barcode=data.barcode,
-            category=data.category,
-            now=now(),
-        )
-        return await run_command(
-            request,
-            actor_of(request),
-            command,
-            data,
-            key=optional_idempotency_key(key),
-            responder=product_responder(sku),
-        )
+        command, responder = data.to_command(sku, now()), product_responder(sku)
+        key = optional_idempotency_key(key)
+        return await run_command(request, command, data, key=key, responder=responder)
 
     @get("/products", summary="List products", **protect(RouteClass.CATALOG_READ))
     async def list_products(
@@ -173,22 +144,10 @@ class CatalogController(Controller):
     ) -> Response[schemas.Store]:
         """A store with its time zone, negative-stock policy (`deny` by default) and how many
         days back clerks and API keys may date its commands (`backdate_days`, 30)."""
-        command = domain.OpenStore(
-            store_id=data.id,
-            name=data.name,
-            location=data.location,
-            timezone=data.timezone,
-            negative_stock=data.negative_stock,
-            backdate_days=data.backdate_days,
-            now=now(),
-        )
+        responder = store_responder(data.id)
+        key = optional_idempotency_key(key)
         return await run_command(
-            request,
-            actor_of(request),
-            command,
-            data,
-            key=optional_idempotency_key(key),
-            responder=store_responder(data.id),
+            request, data.to_command(now()), data, key=key, responder=responder
         )
 
     @get("/stores", summary="List stores", **protect(RouteClass.CATALOG_READ))

@@ -6,16 +6,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import structlog
 from litestar import Request, Response
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from inventory.api.errors import PROBLEM_JSON, ApiError, rejection
 from inventory.api.schemas import Product, Store
+from inventory.domain.authority import Authority
 from inventory.domain.commands import Command
 from inventory.domain.errors import CommandRejected
 from inventory.domain.state import ProductState, StoreState
 from inventory.domain.streams import product_stream, store_stream
+from inventory.security.principal import Principal
 from inventory.service import Actor, CommandService, Decision, Idempotency
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -40,6 +43,28 @@ OptionalIdempotencyKey = Parameter(
 def now() -> datetime:
     """Server time, the default `occurred_at` of every command."""
     return datetime.now(UTC)
+
+
+def actor_of(request: Request[Principal, Any, Any]) -> Actor:
+    """The caller as the events' metadata names it."""
+    principal = request.user
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    return Actor(
+        id=principal.id,
+        kind=principal.kind,
+        name=principal.name,
+        role=principal.role.value,
+        ip=principal.ip,
+        request_id=request_id,
+        correlation_id=request.headers.get("x-correlation-id") or request_id,
+        causation_id=request.headers.get("x-causation-id"),
+    )
+
+
+def authority_of(request: Request[Principal, Any, Any]) -> Authority:
+    """The caller as the domain's rules see it: its role, and whether it is a device's key."""
+    principal = request.user
+    return Authority(role=principal.role.value, api_key=principal.kind == "api_key")
 
 
 class StockResponder:
@@ -109,8 +134,7 @@ def optional_idempotency_key(raw: str | None) -> str | None:
 
 
 async def run_command(
-    request: Request[Any, Any, Any],
-    actor: Actor,
+    request: Request[Principal, Any, Any],
     command: Command,
     body: msgspec.Struct,
     *,
@@ -122,7 +146,9 @@ async def run_command(
     idempotency = (
         Idempotency.of(key, request.method, request.url.path, _encode(body)) if key else None
     )
-    outcome = await service.handle(command, actor, responder or StockResponder(), idempotency)
+    outcome = await service.handle(
+        command, actor_of(request), responder or StockResponder(), idempotency
+    )
     headers = {REPLAYED_HEADER: "true"} if outcome.replayed else {}
     media_type = PROBLEM_JSON if outcome.status >= 400 else "application/json"
     return Response(

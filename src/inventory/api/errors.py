@@ -227,7 +227,27 @@ async def send_problem(scope: Scope, receive: Receive, send: Send, exc: Exceptio
     await response.to_asgi_response(app=None, request=request)(scope, receive, send)
 
 
-def handle_exception(  # noqa: PLR0911, C901 - one arm per kind of error, read as a table
+def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+    match exc:
+        case NotFoundException() if "\x00" in request.scope["path"]:
+            return problem_response(
+                HTTP_400_BAD_REQUEST, "invalid_parameter", "The path holds U+0000."
+            )
+        case NotAuthorizedException() | PermissionDeniedException() | NotFoundException():
+            return problem_response(exc.status_code, DEFAULT_CODES[exc.status_code], exc.detail)
+        case _ if exc.status_code == HTTP_400_BAD_REQUEST and _not_json(str(exc.detail)):
+            return problem_response(
+                HTTP_400_BAD_REQUEST, "invalid_json", "The body is not valid JSON."
+            )
+        case _ if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
+            return problem_response(
+                exc.status_code, "body_too_large", "The request body is larger than 1 MiB."
+            )
+    code = DEFAULT_CODES.get(exc.status_code, "error")
+    return problem_response(exc.status_code, code, exc.detail, headers=exc.headers)
+
+
+def handle_exception(  # noqa: PLR0911 - one arm per kind of error, read as a table
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[Problem]:
     """Map any exception to a problem response; unexpected ones are logged, never leaked."""
@@ -245,25 +265,8 @@ def handle_exception(  # noqa: PLR0911, C901 - one arm per kind of error, read a
             )
         case ValidationException():
             return _validation(request, exc)
-        case NotFoundException() if "\x00" in request.scope["path"]:
-            return problem_response(
-                HTTP_400_BAD_REQUEST, "invalid_parameter", "The path holds U+0000."
-            )
-        case NotAuthorizedException() | PermissionDeniedException() | NotFoundException():
-            return problem_response(exc.status_code, DEFAULT_CODES[exc.status_code], exc.detail)
-        case HTTPException() if exc.status_code == HTTP_400_BAD_REQUEST and _not_json(
-            str(exc.detail)
-        ):
-            return problem_response(
-                HTTP_400_BAD_REQUEST, "invalid_json", "The body is not valid JSON."
-            )
-        case HTTPException() if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
-            return problem_response(
-                exc.status_code, "body_too_large", "The request body is larger than 1 MiB."
-            )
         case HTTPException():
-            code = DEFAULT_CODES.get(exc.status_code, "error")
-            return problem_response(exc.status_code, code, exc.detail, headers=exc.headers)
+            return _http(request, exc)
         case psycopg.OperationalError() | psycopg_pool.PoolTimeout() | redis.ConnectionError():
             log.warning("dependency unavailable", error=str(exc), error_type=type(exc).__name__)
             return problem_response(

@@ -1,4 +1,4 @@
-"""Request and response bodies of the catalog, store and stock-command routes (api.md)."""
+"""Catalog and store bodies (api.md), and the field types every request body shares."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from typing import Annotated, Generic, Literal, TypeVar
 
 import msgspec
 
+from inventory.domain import commands as domain
 from inventory.domain.state import ProductState, StoreState
 from inventory.domain.window import (
     DEFAULT_BACKDATE_DAYS,
-    EXPIRY_TEXT,
     MAX_BACKDATE_DAYS,
-    UNTIL_TEXT,
     WINDOW_TEXT,
 )
 
@@ -43,6 +42,19 @@ class NewProduct(Body):
     decimals: Annotated[int, msgspec.Meta(ge=0, le=3)] = 0
     category: Text | None = None
 
+    def to_command(self, at: datetime) -> domain.RegisterProduct:
+        """Register the product, at `at`."""
+        return domain.RegisterProduct(
+            sku=self.sku,
+            name=self.name,
+            description=self.description,
+            barcode=self.barcode,
+            unit=self.unit,
+            decimals=self.decimals,
+            category=self.category,
+            now=at,
+        )
+
 
 class ProductChanges(Body):
     """PATCH /v1/products/{sku}: the fields to change."""
@@ -51,6 +63,17 @@ class ProductChanges(Body):
     description: LongText | None = None
     barcode: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
     category: Text | None = None
+
+    def to_command(self, sku: str, at: datetime) -> domain.UpdateProduct:
+        """Change the product `sku`, at `at`."""
+        return domain.UpdateProduct(
+            sku=sku,
+            name=self.name,
+            description=self.description,
+            barcode=self.barcode,
+            category=self.category,
+            now=at,
+        )
 
 
 class NewStore(Body):
@@ -79,128 +102,17 @@ class NewStore(Body):
         ),
     ] = DEFAULT_BACKDATE_DAYS
 
-
-class Line(Body):
-    """A SKU and a quantity."""
-
-    sku: Sku
-    quantity: Quantity
-
-
-class ReceiptLine(Line):
-    """A received SKU, optionally with its unit cost."""
-
-    unit_cost: Quantity | None = None
-
-
-class AdjustmentLine(Body):
-    """A signed correction with its reason."""
-
-    sku: Sku
-    delta: Quantity
-    reason: Reason
-
-
-class CountLine(Body):
-    """A counted SKU; `expected_version` guards the absolute set."""
-
-    sku: Sku
-    counted: Quantity
-    expected_version: Annotated[int, msgspec.Meta(ge=0)] | None = None
-
-
-Lines = Annotated[list[Line], msgspec.Meta(min_length=1, max_length=1000)]
-
-
-class Receipt(Body):
-    """POST /v1/stores/{store}/receipts."""
-
-    lines: Annotated[list[ReceiptLine], msgspec.Meta(min_length=1, max_length=1000)]
-    reference: Text | None = None
-    occurred_at: OccurredAt | None = None
-    note: LongText | None = None
-
-
-class Sale(Body):
-    """POST /v1/stores/{store}/sales."""
-
-    sale_id: Identifier
-    lines: Lines
-    occurred_at: OccurredAt | None = None
-    offline: bool = False
-
-
-class Return(Body):
-    """POST /v1/stores/{store}/returns."""
-
-    sale_id: Identifier
-    lines: Lines
-    restock: bool = True
-    occurred_at: OccurredAt | None = None
-
-
-class Adjustment(Body):
-    """POST /v1/stores/{store}/adjustments."""
-
-    lines: Annotated[list[AdjustmentLine], msgspec.Meta(min_length=1, max_length=1000)]
-    note: LongText | None = None
-    occurred_at: OccurredAt | None = None
-
-
-class Count(Body):
-    """POST /v1/stores/{store}/counts."""
-
-    lines: Annotated[list[CountLine], msgspec.Meta(min_length=1, max_length=1000)]
-    occurred_at: OccurredAt | None = None
-    note: LongText | None = None
-
-
-class Reservation(Body):
-    """POST /v1/stores/{store}/reservations."""
-
-    reservation_id: Identifier
-    lines: Lines
-    expires_at: Annotated[datetime, msgspec.Meta(description=EXPIRY_TEXT)] | None = None
-
-
-class Empty(Body):
-    """`{}`: release a reservation, cancel a transfer."""
-
-
-class Fulfilment(Body):
-    """POST /v1/stores/{store}/reservations/{id}/fulfil."""
-
-    sale_id: Identifier
-
-
-class ReorderPoint(Body):
-    """PUT /v1/stores/{store}/stock/{sku}/reorder-point."""
-
-    min: Quantity
-    max: Quantity | None = None
-
-
-class PeriodClose(Body):
-    """POST /v1/stores/{store}/period-close."""
-
-    until: Annotated[datetime, msgspec.Meta(description=UNTIL_TEXT)]
-
-
-class Transfer(Body):
-    """POST /v1/transfers."""
-
-    transfer_id: Identifier
-    from_store: Identifier
-    to_store: Identifier
-    lines: Lines
-    occurred_at: OccurredAt | None = None
-
-
-class TransferReceipt(Body):
-    """POST /v1/transfers/{id}/receive (part or all of what is outstanding)."""
-
-    lines: Lines
-    occurred_at: OccurredAt | None = None
+    def to_command(self, at: datetime) -> domain.OpenStore:
+        """Open the store, at `at`."""
+        return domain.OpenStore(
+            store_id=self.id,
+            name=self.name,
+            location=self.location,
+            timezone=self.timezone,
+            negative_stock=self.negative_stock,
+            backdate_days=self.backdate_days,
+            now=at,
+        )
 
 
 class Product(msgspec.Struct, frozen=True, kw_only=True):

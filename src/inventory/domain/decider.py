@@ -45,6 +45,7 @@ from inventory.domain.commands import (
     UpdateProduct,
 )
 from inventory.domain.context import Change, Context, Head, StreamNotInContext, Streams
+from inventory.domain.count_decisions import count_stock
 from inventory.domain.evolution import evolve, fold
 from inventory.domain.reservation_decisions import (
     expire_reservation,
@@ -55,7 +56,6 @@ from inventory.domain.reservation_decisions import (
 from inventory.domain.routing import document_stream, streams_of
 from inventory.domain.stock_decisions import (
     adjust_stock,
-    count_stock,
     receive_stock,
     record_return,
     record_sale,

@@ -14,7 +14,6 @@ from inventory.domain.commands import (
 from inventory.domain.context import Change, Context
 from inventory.domain.errors import (
     DuplicateReservation,
-    DuplicateSale,
     ReservationNotActive,
     ReservationNotFound,
     ValidationRejected,
@@ -41,7 +40,7 @@ from inventory.domain.rules import (
     time_problems,
 )
 from inventory.domain.state import ReservationState
-from inventory.domain.stock_decisions import line_amounts
+from inventory.domain.stock_decisions import line_amounts, reject_duplicate_sale
 from inventory.domain.streams import reservation_stream, sale_stream
 from inventory.domain.window import representable_problem
 
@@ -180,11 +179,7 @@ def fulfil_reservation(command: FulfilReservation, context: Context) -> list[Cha
             f"reservation {command.reservation_id!r} expired at {lapsed.isoformat()}",
             [{"reservation_id": command.reservation_id, "status": "expired"}],
         )
-    if context.sale(command.store_id, command.sale_id).exists:
-        raise DuplicateSale(
-            f"sale {command.sale_id!r} is already recorded in store {command.store_id!r}",
-            [{"sale_id": command.sale_id}],
-        )
+    reject_duplicate_sale(context, command.store_id, command.sale_id)
     changes = [
         stock_change(
             StockReservationFulfilled(
@@ -202,6 +197,11 @@ def fulfil_reservation(command: FulfilReservation, context: Context) -> list[Cha
         # The hold covers it from its own time on; dated earlier, or after a count that
         # found fewer, the units must be on hand then (rule 4).
         check_available(context, changes)
+    return [*changes, *fulfilment_documents(command, reservation)]
+
+
+def fulfilment_documents(command: FulfilReservation, reservation: ReservationState) -> list[Change]:
+    """The reservation's end as fulfilled, and the new sale it became."""
     fulfilled = ReservationFulfilled(
         store_id=command.store_id,
         reservation_id=command.reservation_id,
@@ -217,7 +217,6 @@ def fulfil_reservation(command: FulfilReservation, context: Context) -> list[Cha
     )
     store, at = command.store_id, command.occurred_at
     return [
-        *changes,
         document_change(reservation_stream(store, command.reservation_id), fulfilled, store, at),
         document_change(sale_stream(store, command.sale_id), sale, store, at, new=True),
     ]

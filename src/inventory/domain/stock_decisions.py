@@ -13,7 +13,6 @@ from inventory.domain.admission import (
 )
 from inventory.domain.commands import (
     AdjustStock,
-    CountStock,
     ReceiveStock,
     RecordReturn,
     RecordSale,
@@ -26,14 +25,12 @@ from inventory.domain.errors import (
     ReturnExceedsSale,
     ReturnNeedsManager,
     SaleNotFound,
-    VersionConflict,
 )
 from inventory.domain.events import (
     Line,
     SaleRecorded,
     SaleReturned,
     StockAdjusted,
-    StockCounted,
     StockReceived,
     StockReorderPointSet,
     StockReturned,
@@ -41,8 +38,7 @@ from inventory.domain.events import (
 )
 from inventory.domain.rules import check_available, quantity_problem, reject_if, shortfalls
 from inventory.domain.state import ZERO, SaleState
-from inventory.domain.stock_evolution import count_is_resolvable
-from inventory.domain.streams import sale_stream, stock_stream
+from inventory.domain.streams import sale_stream
 
 UNIT_COST_DECIMALS = 4
 
@@ -89,14 +85,18 @@ def line_amounts(lines: tuple[Line, ...]) -> list[Amount]:
     ]
 
 
+def reject_duplicate_sale(context: Context, store_id: str, sale_id: str) -> None:
+    """DuplicateSale when `sale_id` is already recorded in the store."""
+    if context.sale(store_id, sale_id).exists:
+        raise DuplicateSale(
+            f"sale {sale_id!r} is already recorded in store {store_id!r}", [{"sale_id": sale_id}]
+        )
+
+
 def record_sale(command: RecordSale, context: Context) -> list[Change]:
     """A sale: once per `sale_id`, short lines refused under `deny` unless offline."""
     store, _ = admitted(context, command.store_id, command, line_amounts(command.lines))
-    if context.sale(command.store_id, command.sale_id).exists:
-        raise DuplicateSale(
-            f"sale {command.sale_id!r} is already recorded in store {command.store_id!r}",
-            [{"sale_id": command.sale_id}],
-        )
+    reject_duplicate_sale(context, command.store_id, command.sale_id)
     changes = sold_changes(command, context, checked=store.negative_stock == "deny")
     recorded = SaleRecorded(
         store_id=command.store_id,
@@ -146,24 +146,7 @@ def sold_changes(command: RecordSale, context: Context, *, checked: bool) -> lis
 def record_return(command: RecordReturn, context: Context) -> list[Change]:
     """A return: at most what the sale sold, less what already came back."""
     admitted(context, command.store_id, command, line_amounts(command.lines))
-    sale = context.sale(command.store_id, command.sale_id)
-    if not sale.exists:
-        raise SaleNotFound(
-            f"no sale {command.sale_id!r} in store {command.store_id!r}",
-            [{"sale_id": command.sale_id}],
-        )
-    if sale.occurred_at is not None and command.occurred_at < sale.occurred_at:
-        raise ReturnBeforeSale(
-            f"the return is dated before sale {command.sale_id!r}",
-            [{"field": "occurred_at", "sale_occurred_at": sale.occurred_at.isoformat()}],
-        )
-    if sale.oversold and not command.authority.manages:
-        raise ReturnNeedsManager(
-            f"sale {command.sale_id!r} sold more than was available: a manager records "
-            "returns against it",
-            [{"sale_id": command.sale_id}],
-        )
-    check_returnable(sale, command.lines)
+    check_returnable(returned_sale(command, context), command.lines)
     changes = [
         stock_change(
             StockReturned(
@@ -186,6 +169,29 @@ def record_return(command: RecordReturn, context: Context) -> list[Change]:
     )
     stream = sale_stream(command.store_id, command.sale_id)
     return [*changes, document_change(stream, returned, command.store_id, command.occurred_at)]
+
+
+def returned_sale(command: RecordReturn, context: Context) -> SaleState:
+    """The sale a return names: recorded, not dated after the return, and, when it oversold,
+    returned against by a manager only."""
+    sale = context.sale(command.store_id, command.sale_id)
+    if not sale.exists:
+        raise SaleNotFound(
+            f"no sale {command.sale_id!r} in store {command.store_id!r}",
+            [{"sale_id": command.sale_id}],
+        )
+    if sale.occurred_at is not None and command.occurred_at < sale.occurred_at:
+        raise ReturnBeforeSale(
+            f"the return is dated before sale {command.sale_id!r}",
+            [{"field": "occurred_at", "sale_occurred_at": sale.occurred_at.isoformat()}],
+        )
+    if sale.oversold and not command.authority.manages:
+        raise ReturnNeedsManager(
+            f"sale {command.sale_id!r} sold more than was available: a manager records "
+            "returns against it",
+            [{"sale_id": command.sale_id}],
+        )
+    return sale
 
 
 def check_returnable(sale: SaleState, lines: tuple[Line, ...]) -> None:
@@ -224,61 +230,6 @@ def adjust_stock(command: AdjustStock, context: Context) -> list[Change]:
     if store.negative_stock == "deny":
         check_available(context, changes)
     return changes
-
-
-def count_stock(command: CountStock, context: Context) -> list[Change]:
-    """Absolute counts: guarded by `expected_version`, anchoring `on_hand` (rule 3)."""
-    amounts = [
-        Amount(index, line.sku, "counted", line.counted, "non_negative")
-        for index, line in enumerate(command.lines)
-    ]
-    admitted(context, command.store_id, command, amounts)
-    check_versions(command, context)
-    reject_if(
-        [
-            {"line": index, "sku": line.sku, "field": "occurred_at", "message": TOO_OLD}
-            for index, line in enumerate(command.lines)
-            if not count_is_resolvable(
-                context.stock(command.store_id, line.sku), command.occurred_at
-            )
-        ]
-    )
-    return [
-        stock_change(
-            StockCounted(
-                store_id=command.store_id,
-                sku=line.sku,
-                occurred_at=command.occurred_at,
-                counted=line.counted,
-                note=command.note,
-            ),
-            line.expected_version,
-        )
-        for line in command.lines
-    ]
-
-
-def check_versions(command: CountStock, context: Context) -> None:
-    """VersionConflict listing every line whose stream is not at its `expected_version`."""
-    conflicts = []
-    for line in command.lines:
-        current = context.version(stock_stream(command.store_id, line.sku))
-        if line.expected_version is not None and line.expected_version != current:
-            conflicts.append(
-                {
-                    "sku": line.sku,
-                    "expected_version": line.expected_version,
-                    "current_version": current,
-                }
-            )
-    if conflicts:
-        raise VersionConflict("stock moved since the expected version", conflicts)
-
-
-TOO_OLD = (
-    "the count is dated before the movements this item still itemises since its latest "
-    "count; date it later or recount"
-)
 
 
 def set_reorder_point(command: SetReorderPoint, context: Context) -> list[Change]:
