@@ -21,8 +21,6 @@ ACTOR = Actor(id="test:history", kind="system", name="history generator", role="
 
 
 class _Plain:
-    carries_positions = False
-
     def accepted(self, decision: Decision) -> tuple[int, bytes]:
         return 201, b""
 

@@ -99,8 +99,6 @@ def api_key(settings: Settings, role: Role, stores: list[str], name: str = "test
 class _Plain:
     """Accepts the service's outcome without rendering an HTTP response."""
 
-    carries_positions = False
-
     def accepted(self, decision: Decision) -> tuple[int, bytes]:
         return 201, b""
 

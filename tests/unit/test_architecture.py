@@ -22,18 +22,28 @@ FMT_SKIPS = 5
 
 # Which of our packages each package may import. Arrows point inward: the domain imports
 # nothing of ours; only the entry points (api, worker, cli) and the composition root
-# (wiring) sit on top, and nothing imports them back.
+# (wiring) sit on top, and nothing imports them back. `runtime` may use `security` (the
+# settings' rate-limit budgets, the first admin `inventory dev` creates), never the reverse.
 ALLOWED: dict[str, set[str]] = {
     "domain": set(),
-    "eventstore": set(),
+    "eventstore": {"domain"},
     "service": {"domain", "eventstore"},
     "readmodels": {"domain", "eventstore"},
     "projectors": {"domain", "eventstore", "readmodels"},
     "feed": {"domain", "readmodels"},
     "security": {"domain", "eventstore"},
-    "runtime": set(),
-    "api": {"domain", "eventstore", "service", "readmodels", "projectors", "feed", "security"},
-    "worker": {"domain", "eventstore", "service", "readmodels", "projectors", "feed"},
+    "runtime": {"security"},
+    "api": {
+        "domain",
+        "eventstore",
+        "service",
+        "readmodels",
+        "projectors",
+        "feed",
+        "security",
+        "runtime",
+    },
+    "worker": {"domain", "eventstore", "service", "readmodels", "projectors", "feed", "runtime"},
     "wiring": {
         "domain",
         "eventstore",

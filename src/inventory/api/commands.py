@@ -70,8 +70,6 @@ def authority_of(request: Request[Principal, Any, Any]) -> Authority:
 class StockResponder:
     """201 with the command result; a refusal as its problem details."""
 
-    carries_positions = True
-
     def accepted(self, decision: Decision) -> tuple[int, bytes]:
         """The command result of api.md."""
         return HTTP_201_CREATED, _encode(decision.result)
@@ -84,8 +82,6 @@ class StockResponder:
 
 class EntityResponder(StockResponder):
     """The product or store a catalog command created or changed."""
-
-    carries_positions = False  # the entity's view has its version, not positions
 
     def __init__(self, stream: str, status: int) -> None:
         self.stream, self.status = stream, status

@@ -22,6 +22,7 @@ from inventory.security.identity import Actor
 from inventory.security.passwords import MAX_LENGTH, MIN_LENGTH, verify_password_async
 from inventory.security.policy import RouteClass, protect
 from inventory.security.principal import Principal, Role, check_scope
+from inventory.security.records import UserRecord
 from inventory.security.tokens import issue_token
 
 USERNAME = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$"
@@ -135,7 +136,7 @@ def _scope_errors(stores: list[str], role: Role) -> None:
         raise ApiError(422, "validation_failed", "; ".join(problems), errors=errors)
 
 
-def _user(record: identity.UserRecord) -> User:
+def _user(record: UserRecord) -> User:
     return User(record.id, record.username, Role(record.role), record.stores, record.created_at)
 
 

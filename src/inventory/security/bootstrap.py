@@ -9,8 +9,9 @@ from typing import TypeVar
 import psycopg
 
 from inventory.security import changes, identity
-from inventory.security.identity import CLI_ACTOR, CreatedKey, UserRecord
+from inventory.security.identity import CLI_ACTOR
 from inventory.security.principal import Role
+from inventory.security.records import CreatedKey, UserRecord
 
 T = TypeVar("T")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -31,6 +30,7 @@ from inventory.security.events import (
 )
 from inventory.security.passwords import hash_password
 from inventory.security.principal import ALL_STORES, Principal, Role
+from inventory.security.records import ApiKeyRecord, CreatedKey, UserRecord
 
 Connection = psycopg.AsyncConnection[Any]
 
@@ -65,37 +65,6 @@ class Actor:
 
 
 CLI_ACTOR = Actor(id="cli", kind="cli", name="inventory command", role=Role.ADMIN.value)
-
-
-@dataclass(frozen=True, slots=True)
-class UserRecord:
-    """A user as the API shows it (never with its password hash)."""
-
-    id: str
-    username: str
-    role: str
-    stores: list[str]
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKeyRecord:
-    """An API key as the API shows it (the secret only in `CreatedKey`)."""
-
-    id: str
-    name: str
-    prefix: str
-    role: str
-    stores: list[str]
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class CreatedKey:
-    """A new key's record and its secret, which is shown once and never stored."""
-
-    record: ApiKeyRecord
-    key: str
 
 
 async def _append(conn: Connection, event: msgspec.Struct, actor: Actor) -> None:

@@ -52,8 +52,6 @@ async def expire_reservation(store_id: str, reservation_id: str) -> None:
 class _Silent:
     """Expiry has no client to answer: nothing is stored (no idempotency key)."""
 
-    carries_positions = False
-
     def accepted(self, decision: Decision) -> tuple[int, bytes]:
         return 201, b""
 
