@@ -24,6 +24,7 @@ FMT_SKIPS = 5
 # nothing of ours; only the entry points (api, worker, cli) and the composition root
 # (wiring) sit on top, and nothing imports them back. `runtime` may use `security` (the
 # settings' rate-limit budgets, the first admin `inventory dev` creates), never the reverse.
+USE_CASES = {"domain", "eventstore", "service", "readmodels", "projectors", "feed", "security"}
 ALLOWED: dict[str, set[str]] = {
     "domain": set(),
     "eventstore": {"domain"},
@@ -33,42 +34,10 @@ ALLOWED: dict[str, set[str]] = {
     "feed": {"domain", "readmodels"},
     "security": {"domain", "eventstore"},
     "runtime": {"security"},
-    "api": {
-        "domain",
-        "eventstore",
-        "service",
-        "readmodels",
-        "projectors",
-        "feed",
-        "security",
-        "runtime",
-    },
-    "worker": {"domain", "eventstore", "service", "readmodels", "projectors", "feed", "runtime"},
-    "wiring": {
-        "domain",
-        "eventstore",
-        "service",
-        "readmodels",
-        "projectors",
-        "feed",
-        "security",
-        "runtime",
-        "api",
-        "worker",
-    },
-    "cli": {
-        "domain",
-        "eventstore",
-        "service",
-        "readmodels",
-        "projectors",
-        "feed",
-        "security",
-        "runtime",
-        "api",
-        "worker",
-        "wiring",
-    },
+    "api": USE_CASES | {"runtime"},
+    "worker": USE_CASES - {"security"} | {"runtime"},
+    "wiring": USE_CASES | {"runtime", "api", "worker"},
+    "cli": USE_CASES | {"runtime", "api", "worker", "wiring"},
 }
 """Every package may also import `runtime.settings` (the one frozen settings object) except
 the pure ones, and the package root (`inventory.__version__`)."""
