@@ -66,10 +66,23 @@ async def _load(port: int, headers: dict[str, str], seconds: float, connections:
 def _serve(factory: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH), factory, "--factory",
-         "--port", str(port), "--no-proxy-headers", "--no-access-log", "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(BENCH),
+            factory,
+            "--factory",
+            "--port",
+            str(port),
+            "--no-proxy-headers",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
         env={**os.environ, **env},
-    )  # fmt: skip
+    )
     deadline = time.monotonic() + 30
     while True:
         try:

@@ -224,9 +224,24 @@ def _profile(
     """py-spy (run with uvx) samples the first API process under the `many` load."""
     seconds = str(round(args.seconds))
     spy = subprocess.Popen(
-        ["uvx", "--from", "py-spy", "py-spy", "record", "--pid", str(api.pid), "--duration",
-         seconds, "--format", "raw", "--output", args.profile, "--nonblocking", "--gil"]
-    )  # fmt: skip
+        [
+            "uvx",
+            "--from",
+            "py-spy",
+            "py-spy",
+            "record",
+            "--pid",
+            str(api.pid),
+            "--duration",
+            seconds,
+            "--format",
+            "raw",
+            "--output",
+            args.profile,
+            "--nonblocking",
+            "--gil",
+        ]
+    )
     time.sleep(1)
     asyncio.run(_load([port], make, args.seconds, args.connections))
     spy.wait(60)
@@ -246,11 +261,19 @@ def _run(
             apis.append(port)
             pids[port] = process.pid
             process, port = _spawn(
-                ["uvicorn", "--app-dir", str(BENCH), "commands_app:create", "--factory",
-                 "--no-access-log", "--log-level", "warning"],
+                [
+                    "uvicorn",
+                    "--app-dir",
+                    str(BENCH),
+                    "commands_app:create",
+                    "--factory",
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
                 bench_env,
                 "/bench/insert",
-            )  # fmt: skip
+            )
             processes.append(process)
             minimals.append(port)
             pids[port] = process.pid
@@ -281,8 +304,10 @@ def _run(
                         _cpu([psutil.Process()]) - others[1]
                     )
                     tallies[name].append(tally)
-            print(f"{count} API process(es) (and {count} minimal), {args.connections} connections,"
-                  f" {args.rounds} rounds of {args.seconds:.0f} s")  # fmt: skip
+            print(
+                f"{count} API process(es) (and {count} minimal), {args.connections} connections,"
+                f" {args.rounds} rounds of {args.seconds:.0f} s"
+            )
             base = _report("minimal", tallies["minimal"], None)
             many = _report("many", tallies["many"], base)
             _report("hot", tallies["hot"], base)

@@ -162,8 +162,13 @@ class ClientShare:
 def run_clients(share: ClientShare) -> None:
     """A process holding `clients` feed connections; writes position → [arrival times]."""
     port, path, clients, expect, seconds, out = (
-        share.port, share.path, share.clients, share.expect, share.seconds, share.out
-    )  # fmt: skip
+        share.port,
+        share.path,
+        share.clients,
+        share.expect,
+        share.seconds,
+        share.out,
+    )
     closed = [0]
 
     async def client(arrivals: list[tuple[int, float]], ready: asyncio.Event) -> None:
@@ -390,8 +395,9 @@ def main() -> None:
         wait_live(f"http://127.0.0.1:{port}")
         path = f"/v1/feed?stores={STORE}&token={key}"
         expect = args.rate * args.seconds
-        shares = [len(range(i, args.clients, args.client_processes))
-                  for i in range(args.client_processes)]  # fmt: skip
+        shares = [
+            len(range(i, args.clients, args.client_processes)) for i in range(args.client_processes)
+        ]
         outs = [root / f"arrivals-{i}.json" for i in range(args.client_processes)]
         clients = [
             multiprocessing.Process(

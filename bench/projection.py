@@ -199,8 +199,9 @@ async def offer_load(url: str, rate: int, seconds: int, stores: list[str]) -> Lo
                     await asyncio.sleep(delay)
                 lateness.append(time.monotonic() - due)
                 partition, sku = stores[i % len(stores)], f"LAG{number:02d}"
-                received = StockReceived(store_id=partition, sku=sku, quantity=Decimal(1),
-                                         occurred_at=datetime.now(UTC))  # fmt: skip
+                received = StockReceived(
+                    store_id=partition, sku=sku, quantity=Decimal(1), occurred_at=datetime.now(UTC)
+                )
                 write = StreamWrite(
                     f"stock-{partition}-{sku}", [NewEvent(received, partition, sku)], ANY
                 )

@@ -64,8 +64,13 @@ def stock_event(rng: random.Random, store: str, sku: str, at: datetime) -> ev.Ev
     """Mostly sales and receipts; now and then a count or a reorder point."""
     roll = rng.random()
     if roll < 0.45:
-        return ev.StockSold(store_id=store, sku=sku, occurred_at=at, quantity=Decimal(1),
-                            sale_id=f"{rng.getrandbits(48):x}")  # fmt: skip
+        return ev.StockSold(
+            store_id=store,
+            sku=sku,
+            occurred_at=at,
+            quantity=Decimal(1),
+            sale_id=f"{rng.getrandbits(48):x}",
+        )
     if roll < 0.9:
         return ev.StockReceived(store_id=store, sku=sku, occurred_at=at, quantity=Decimal(2))
     if roll < 0.97:
@@ -81,11 +86,23 @@ async def load(url: str, stores: int, skus: int, total: int) -> None:
     codes = [f"SKU{i:05d}" for i in range(skus)]
     start = datetime.now(UTC) - timedelta(days=HISTORY_DAYS)
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        catalog = [StreamWrite(f"store-{s}", [NewEvent(ev.StoreOpened(store_id=s, name=s), s)])
-                   for s in names]  # fmt: skip
-        catalog += [StreamWrite(f"product-{k}", [NewEvent(ev.ProductRegistered(
-            sku=k, name=f"Product {k} blue widget", barcode=f"40{i:08d}"))])
-            for i, k in enumerate(codes)]  # fmt: skip
+        catalog = [
+            StreamWrite(f"store-{s}", [NewEvent(ev.StoreOpened(store_id=s, name=s), s)])
+            for s in names
+        ]
+        catalog += [
+            StreamWrite(
+                f"product-{k}",
+                [
+                    NewEvent(
+                        ev.ProductRegistered(
+                            sku=k, name=f"Product {k} blue widget", barcode=f"40{i:08d}"
+                        )
+                    )
+                ],
+            )
+            for i, k in enumerate(codes)
+        ]
         for begin in range(0, len(catalog), 500):
             await store.append(conn, catalog[begin : begin + 500])
         written, tick = 0, 0
@@ -133,9 +150,11 @@ def copy_baseline(settings: Settings) -> float:
             " WITH NO DATA"
         )
         started = time.monotonic()
-        conn.execute("INSERT INTO scratch_events SELECT position, id, stream, version, type,"
-                     " store, sku, data, metadata, occurred_at, recorded_at, seq, partition"
-                     " FROM events")  # fmt: skip
+        conn.execute(
+            "INSERT INTO scratch_events SELECT position, id, stream, version, type,"
+            " store, sku, data, metadata, occurred_at, recorded_at, seq, partition"
+            " FROM events"
+        )
         elapsed = time.monotonic() - started
         conn.execute("DROP TABLE scratch_events")
     return elapsed
@@ -232,8 +251,10 @@ def main() -> int:
         print("\n(a) rebuild of every read model vs INSERT ... SELECT of the events copy")
         for name, seconds in times.items():
             print(f"    {name:<14} {seconds:8.2f} s  (alone)")
-        print(f"    {'all, one pass':<14} {rebuild:8.2f} s   baseline copy {baseline:6.2f} s   "
-              f"ratio {rebuild / baseline:5.1f}x  (goal <= {GOAL:.0f}x)")  # fmt: skip
+        print(
+            f"    {'all, one pass':<14} {rebuild:8.2f} s   baseline copy {baseline:6.2f} s   "
+            f"ratio {rebuild / baseline:5.1f}x  (goal <= {GOAL:.0f}x)"
+        )
         if args.skip_queries:
             return 0
         key = bootstrap.create_key(settings.primary_url, "bench", Role.ADMIN, ["*"]).key
@@ -248,11 +269,15 @@ def main() -> int:
             store_week = [f"/v1/reports/movements?store=b{i}&{week}" for i in range(args.stores)]
             sku = [f"/v1/reports/movements?sku=SKU{i:05d}" for i in range(0, args.skus, 7)]
             print(f"\n(c) latency at {args.readers} concurrent readers, {args.seconds:.0f} s each")
-            for label, paths in (("health/live", ["/health/live"]), ("stock list", stock),
-                                 ("search", list(search.values())),
-                                 ("  broad", broad), ("  selective", selective),
-                                 ("movements, store week", store_week),
-                                 ("movements, sku", sku)):  # fmt: skip
+            for label, paths in (
+                ("health/live", ["/health/live"]),
+                ("stock list", stock),
+                ("search", list(search.values())),
+                ("  broad", broad),
+                ("  selective", selective),
+                ("movements, store week", store_week),
+                ("movements, sku", sku),
+            ):
                 samples = asyncio.run(latencies(base, paths, key, args.readers, args.seconds))
                 print(f"    {label:<21} {summary(samples)}")
         finally:

@@ -120,8 +120,11 @@ def settle(settings: Settings) -> None:
     """Vacuum what the last rebuild wrote and wait for autovacuum to be idle, so neither
     its workers nor the last rebuild's backends, reaped late, count in the next figure."""
     with psycopg.connect(settings.replica_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(
-            sql.SQL(", ").join(sql.Identifier(t) for t in ["events", *TABLES])))  # fmt: skip
+        conn.execute(
+            sql.SQL("VACUUM (ANALYZE) {}").format(
+                sql.SQL(", ").join(sql.Identifier(t) for t in ["events", *TABLES])
+            )
+        )
         busy = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
         deadline = time.monotonic() + 120
         while conn.execute(busy).fetchone() != (0,) and time.monotonic() < deadline:
@@ -195,8 +198,11 @@ def index_table(cur: psycopg.Cursor[Any], table: str, phases: Phases) -> None:
     cur.execute(CONSTRAINTS, (table,))
     for name, definition in cur.fetchall():
         with phases.phase(f"index {table}: {definition}"):
-            cur.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-                target, sql.Identifier(name + "__rebuild"), sql.SQL(definition)))  # fmt: skip
+            cur.execute(
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                    target, sql.Identifier(name + "__rebuild"), sql.SQL(definition)
+                )
+            )
     cur.execute(INDEXES, (table,))
     for name, definition in cur.fetchall():
         head, _, rest = definition.partition(" USING ")
@@ -242,8 +248,10 @@ def one_run(
         settle(settings)
         steps = Phases(clock)
         took, cpu, own = timed(clock, lambda: rebuild_all(settings, steps))
-        print(f"  rebuild --all        {took:6.2f} s  (server CPU {cpu:5.2f} s, folds"
-              f" {own:5.2f} s)  {took / wall:5.1f}x the copy floor")  # fmt: skip
+        print(
+            f"  rebuild --all        {took:6.2f} s  (server CPU {cpu:5.2f} s, folds"
+            f" {own:5.2f} s)  {took / wall:5.1f}x the copy floor"
+        )
         for name, seconds, cpu in steps.rows:
             print(f"    {seconds:6.2f} s  server CPU {cpu:5.2f} s  {name}")
     phases = Phases(clock)
@@ -251,14 +259,20 @@ def one_run(
     server_floor(settings, saved, phases)
     for name, seconds, cpu in phases.rows:
         print(f"    {seconds:6.2f} s  server CPU {cpu:5.2f} s  {name}")
-    for label, prefix in (("read events", "read"), ("COPY in", "COPY"),
-                          ("indexes", "index"), ("analyse", "analyse")):  # fmt: skip
+    for label, prefix in (
+        ("read events", "read"),
+        ("COPY in", "COPY"),
+        ("indexes", "index"),
+        ("analyse", "analyse"),
+    ):
         seconds, cpu = phases.total(prefix)
         print(f"  {label:<20} {seconds:6.2f} s  (server CPU {cpu:5.2f} s)")
     total, cpu = phases.total()
-    print(f"  server floor         {total:6.2f} s  (server CPU {cpu:5.2f} s)"
-          f"  {total / wall:5.1f}x the copy floor, {cpu / server:4.1f}x its CPU"
-          f"  (goal <= {GOAL:.0f}x)")  # fmt: skip
+    print(
+        f"  server floor         {total:6.2f} s  (server CPU {cpu:5.2f} s)"
+        f"  {total / wall:5.1f}x the copy floor, {cpu / server:4.1f}x its CPU"
+        f"  (goal <= {GOAL:.0f}x)"
+    )
 
 
 def main() -> int:

@@ -153,8 +153,10 @@ def main() -> None:
             replica = statistics.median(run[2] for run in runs)
             cpu[name] = primary + replica
             rounds = [round(run[0]) for run in runs]
-            print(f"  {name:8} {tps:7.0f} tps  CPU ms/transaction: primary {primary:.3f}"
-                  f" replica {replica:.3f}  (rounds: {rounds})")  # fmt: skip
+            print(
+                f"  {name:8} {tps:7.0f} tps  CPU ms/transaction: primary {primary:.3f}"
+                f" replica {replica:.3f}  (rounds: {rounds})"
+            )
         shared = args.api_ms + args.client_ms
         bound = (shared + cpu["minimal"]) / (shared + cpu["sale"])
         print(

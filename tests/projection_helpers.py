@@ -75,8 +75,9 @@ async def receive_stock(primary_url: str, replica_url: str, store_id: str, count
     positions = []
     async with await psycopg.AsyncConnection.connect(primary_url) as conn:
         for n in range(count):
-            received = StockReceived(store_id=store_id, sku="SKU", quantity=Decimal(n + 1),
-                                     occurred_at=datetime.now(UTC))  # fmt: skip
+            received = StockReceived(
+                store_id=store_id, sku="SKU", quantity=Decimal(n + 1), occurred_at=datetime.now(UTC)
+            )
             write = StreamWrite(f"stock-{store_id}-SKU", [NewEvent(received, store_id, "SKU")], ANY)
             positions += [r.position for r in await stock_store.append(conn, [write])]
     wait_replicated(replica_url, positions)

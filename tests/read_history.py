@@ -80,8 +80,15 @@ class Generator:
         found: list[c.Command] = []
         for index, sku in enumerate(h.skus):
             barcode = f"400{index:05d}"
-            found.append(c.RegisterProduct(sku=sku, name=f"Widget {sku}", barcode=barcode,
-                                           decimals=h.decimals[sku], now=now))  # fmt: skip
+            found.append(
+                c.RegisterProduct(
+                    sku=sku,
+                    name=f"Widget {sku}",
+                    barcode=barcode,
+                    decimals=h.decimals[sku],
+                    now=now,
+                )
+            )
         for index, store in enumerate(h.stores):
             policy: Literal["allow", "deny"] = "allow" if index == 0 else "deny"
             found.append(c.OpenStore(store_id=store, name=store, negative_stock=policy, now=now))
@@ -89,9 +96,17 @@ class Generator:
 
     def next(self, now: datetime) -> c.Command:
         """One random command, by the weights of a busy store."""
-        kinds = [self.receipt, self.sale, self.adjustment, self.count, self.reserve,
-                 self.end_reservation, self.dispatch, self.end_transfer,
-                 self.reorder_point]  # fmt: skip
+        kinds = [
+            self.receipt,
+            self.sale,
+            self.adjustment,
+            self.count,
+            self.reserve,
+            self.end_reservation,
+            self.dispatch,
+            self.end_transfer,
+            self.reorder_point,
+        ]
         weights = [25, 25, 8, 8, 8, 6, 6, 8, 6]
         make = self.rng.choices(kinds, weights)[0]
         return make(self.rng.choice(self.history.stores), now) or self.receipt(
@@ -101,14 +116,20 @@ class Generator:
     def receipt(self, store: str, now: datetime) -> c.Command:
         """A delivery, sometimes late."""
         lines = tuple(c.ReceiptLine(sku=x.sku, quantity=x.quantity * 3) for x in self.lines(3))
-        return c.ReceiveStock(store_id=store, lines=lines, reference="po",
-                              occurred_at=self.when(now), now=now)  # fmt: skip
+        return c.ReceiveStock(
+            store_id=store, lines=lines, reference="po", occurred_at=self.when(now), now=now
+        )
 
     def sale(self, store: str, now: datetime) -> c.Command:
         """A sale; offline ones (often late) are recorded whatever the stock."""
-        return c.RecordSale(store_id=store, sale_id=uuid.uuid4().hex, lines=self.lines(),
-                            offline=self.rng.random() < 0.3, occurred_at=self.when(now),
-                            now=now)  # fmt: skip
+        return c.RecordSale(
+            store_id=store,
+            sale_id=uuid.uuid4().hex,
+            lines=self.lines(),
+            offline=self.rng.random() < 0.3,
+            occurred_at=self.when(now),
+            now=now,
+        )
 
     def adjustment(self, store: str, now: datetime) -> c.Command:
         """A signed correction."""
@@ -126,8 +147,9 @@ class Generator:
         """A hold for a customer."""
         rid = uuid.uuid4().hex
         self.history.reservations.append((store, rid))
-        return c.ReserveStock(store_id=store, reservation_id=rid, lines=self.lines(),
-                              occurred_at=now, now=now)  # fmt: skip
+        return c.ReserveStock(
+            store_id=store, reservation_id=rid, lines=self.lines(), occurred_at=now, now=now
+        )
 
     def end_reservation(self, _: str, now: datetime) -> c.Command | None:
         """Release or fulfil a reservation."""
@@ -136,10 +158,12 @@ class Generator:
             return None
         store, rid = held.pop(self.rng.randrange(len(held)))
         if self.rng.random() < 0.5:
-            return c.ReleaseReservation(store_id=store, reservation_id=rid, occurred_at=now,
-                                        now=now)  # fmt: skip
-        return c.FulfilReservation(store_id=store, reservation_id=rid, sale_id=uuid.uuid4().hex,
-                                   occurred_at=now, now=now)  # fmt: skip
+            return c.ReleaseReservation(
+                store_id=store, reservation_id=rid, occurred_at=now, now=now
+            )
+        return c.FulfilReservation(
+            store_id=store, reservation_id=rid, sale_id=uuid.uuid4().hex, occurred_at=now, now=now
+        )
 
     def dispatch(self, store: str, now: datetime) -> c.Command:
         """A transfer to another store."""
@@ -147,8 +171,9 @@ class Generator:
         to = self.rng.choice([s for s in self.history.stores if s != store])
         self.history.transfers.append(tid)
         self.open_transfers[tid] = lines = self.lines()
-        return c.DispatchTransfer(transfer_id=tid, from_store=store, to_store=to, lines=lines,
-                                  occurred_at=now, now=now)  # fmt: skip
+        return c.DispatchTransfer(
+            transfer_id=tid, from_store=store, to_store=to, lines=lines, occurred_at=now, now=now
+        )
 
     def end_transfer(self, _: str, now: datetime) -> c.Command | None:
         """Receive a transfer in whole, or cancel it."""
@@ -158,14 +183,21 @@ class Generator:
         tid = open_.pop(self.rng.randrange(len(open_)))
         if self.rng.random() < 0.3:
             return c.CancelTransfer(transfer_id=tid, occurred_at=now, now=now)
-        return c.ReceiveTransfer(transfer_id=tid, lines=self.open_transfers[tid],
-                                 occurred_at=now, now=now)  # fmt: skip
+        return c.ReceiveTransfer(
+            transfer_id=tid, lines=self.open_transfers[tid], occurred_at=now, now=now
+        )
 
     def reorder_point(self, store: str, now: datetime) -> c.Command:
         """A new low-stock threshold."""
         sku = self.rng.choice(self.history.skus)
-        return c.SetReorderPoint(store_id=store, sku=sku, minimum=self.quantity(sku, 2, 12),
-                                 maximum=Decimal(40), occurred_at=now, now=now)  # fmt: skip
+        return c.SetReorderPoint(
+            store_id=store,
+            sku=sku,
+            minimum=self.quantity(sku, 2, 12),
+            maximum=Decimal(40),
+            occurred_at=now,
+            now=now,
+        )
 
 
 async def generate(primary_url: str, seed: int, commands: int) -> History:

@@ -15,16 +15,30 @@ from typing import Any
 
 ZERO = Decimal(0)
 ON_HAND = {
-    "stock.received": 1, "stock.sold": -1, "stock.returned": 1,
-    "stock.reservation_fulfilled": -1, "stock.transfer_dispatched": -1,
-    "stock.transfer_received": 1, "stock.transfer_cancelled": 1,
-}  # fmt: skip
-RESERVED = {"stock.reserved": 1, "stock.reservation_released": -1,
-            "stock.reservation_expired": -1, "stock.reservation_fulfilled": -1}  # fmt: skip
-IN_TRANSIT_IN = {"stock.transfer_incoming": 1, "stock.transfer_received": -1,
-                 "stock.transfer_withdrawn": -1}  # fmt: skip
-IN_TRANSIT_OUT = {"stock.transfer_dispatched": 1, "stock.transfer_delivered": -1,
-                  "stock.transfer_cancelled": -1}  # fmt: skip
+    "stock.received": 1,
+    "stock.sold": -1,
+    "stock.returned": 1,
+    "stock.reservation_fulfilled": -1,
+    "stock.transfer_dispatched": -1,
+    "stock.transfer_received": 1,
+    "stock.transfer_cancelled": 1,
+}
+RESERVED = {
+    "stock.reserved": 1,
+    "stock.reservation_released": -1,
+    "stock.reservation_expired": -1,
+    "stock.reservation_fulfilled": -1,
+}
+IN_TRANSIT_IN = {
+    "stock.transfer_incoming": 1,
+    "stock.transfer_received": -1,
+    "stock.transfer_withdrawn": -1,
+}
+IN_TRANSIT_OUT = {
+    "stock.transfer_dispatched": 1,
+    "stock.transfer_delivered": -1,
+    "stock.transfer_cancelled": -1,
+}
 
 
 @dataclass(frozen=True)
@@ -102,8 +116,16 @@ def ledger(history: list[Fact]) -> list[tuple[Any, ...]]:
     rows = []
     for index, fact in enumerate(history):
         after = level(history[: index + 1])
-        rows.append((fact.seq, fact.type, after["on_hand"], after["reserved"],
-                     after["available"], absorbed(history[:index], fact)))  # fmt: skip
+        rows.append(
+            (
+                fact.seq,
+                fact.type,
+                after["on_hand"],
+                after["reserved"],
+                after["available"],
+                absorbed(history[:index], fact),
+            )
+        )
     return rows
 
 

@@ -67,8 +67,18 @@ class PlainUvicorn(ApiServer):
     def command(self) -> list[str]:
         """plain uvicorn on the same app factory."""
         app = "inventory.wiring:app"
-        return [sys.executable, "-m", "uvicorn", app, "--factory", "--port", str(self.port),
-                "--no-proxy-headers", "--log-level", "warning"]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--factory",
+            "--port",
+            str(self.port),
+            "--no-proxy-headers",
+            "--log-level",
+            "warning",
+        ]
 
 
 def direct_deliveries(api: ApiServer) -> float:
@@ -97,8 +107,9 @@ class FeedWorld:
 
     def post(self, path: str, body: Any, api: int = 0) -> httpx.Response:
         headers = {**bearer(self.admin_key), "Idempotency-Key": uuid.uuid4().hex}
-        response = httpx.post(f"{self.apis[api].base_url}{path}", json=body, headers=headers,
-                              timeout=30)  # fmt: skip
+        response = httpx.post(
+            f"{self.apis[api].base_url}{path}", json=body, headers=headers, timeout=30
+        )
         assert response.status_code == 201, response.text
         return response
 

@@ -100,8 +100,12 @@ def _sale(_: str) -> dict[str, Any]:
 
 
 def _transfer(store: str) -> dict[str, Any]:
-    return {"transfer_id": uuid.uuid4().hex, "from_store": store, "to_store": f"{store}x",
-            "lines": [{"sku": SKU, "quantity": 1}]}  # fmt: skip
+    return {
+        "transfer_id": uuid.uuid4().hex,
+        "from_store": store,
+        "to_store": f"{store}x",
+        "lines": [{"sku": SKU, "quantity": 1}],
+    }
 
 
 def _product(_: str) -> dict[str, Any]:
@@ -239,9 +243,16 @@ def world(
         setup.extend(OpenStore(store_id=shop, name=shop, now=now) for shop in (store, f"{store}x"))
         receipt = (ReceiptLine(sku=SKU, quantity=Decimal(100)),)
         setup.append(ReceiveStock(store_id=store, lines=receipt, occurred_at=now, now=now))
-        setup.append(DispatchTransfer(
-            transfer_id=f"t{store}", from_store=store, to_store=f"{store}x",
-            lines=(Line(SKU, Decimal(50)),), occurred_at=now, now=now))  # fmt: skip
+        setup.append(
+            DispatchTransfer(
+                transfer_id=f"t{store}",
+                from_store=store,
+                to_store=f"{store}x",
+                lines=(Line(SKU, Decimal(50)),),
+                occurred_at=now,
+                now=now,
+            )
+        )
     run_commands(settings, *setup)
     with psycopg.connect(settings.replica_url) as conn:
         for store in (own, other):

@@ -211,9 +211,16 @@ def test_a_projector_bug_stalls_one_store_and_a_fix_and_a_restart_lose_nothing(
     # Health names the projector, the store, the event and the error.
     (stall,) = _stalls_of(running.api, sick)
     seq, position = _sold(settings, sick, "A")
-    assert {key: stall[key] for key in ("projector", "store", "seq", "position", "stream", "type")}\
-        == {"projector": "stock", "store": sick, "seq": seq, "position": position,
-            "stream": f"stock-{sick}-A", "type": "stock.sold"}  # fmt: skip
+    assert {
+        key: stall[key] for key in ("projector", "store", "seq", "position", "stream", "type")
+    } == {
+        "projector": "stock",
+        "store": sick,
+        "seq": seq,
+        "position": position,
+        "stream": f"stock-{sick}-A",
+        "type": "stock.sold",
+    }
     assert stall["error_class"] == "psycopg.errors.RaiseException"
     assert stall["error"] == f"[P0001] {BUG}"
     ready = httpx.get(f"{running.api.base_url}/health/ready", timeout=10)
@@ -225,12 +232,20 @@ def test_a_projector_bug_stalls_one_store_and_a_fix_and_a_restart_lose_nothing(
     # So do the metrics, with ids only.
     metrics = httpx.get(f"{running.api.base_url}/metrics", timeout=10).text
     prefix = "inventory_projection_stalled{"
-    series = [line for line in metrics.splitlines()
-              if line.startswith(prefix) and f'store="{sick}"' in line]  # fmt: skip
+    series = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith(prefix) and f'store="{sick}"' in line
+    ]
     assert len(series) == 1
-    for label in (f'seq="{seq}"', f'position="{position}"', 'type="stock.sold"',
-                  f'stream="stock-{sick}-A"', 'projector="stock"',
-                  'error_class="psycopg.errors.RaiseException"'):  # fmt: skip
+    for label in (
+        f'seq="{seq}"',
+        f'position="{position}"',
+        'type="stock.sold"',
+        f'stream="stock-{sick}-A"',
+        'projector="stock"',
+        'error_class="psycopg.errors.RaiseException"',
+    ):
         assert label in series[0]
     assert series[0].endswith(" 1.0")
     assert re.search(

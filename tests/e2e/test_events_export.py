@@ -61,17 +61,38 @@ def test_an_export_writes_the_store_s_events_in_the_range_as_ndjson_in_seq_order
     start, end = MIDNIGHT - timedelta(days=3), MIDNIGHT - timedelta(days=1)
     target = tmp_path / "events.ndjson"
 
-    done = inventory("events", "export", "--store", store_id, "--from", start.isoformat(),
-                     "--to", end.date().isoformat(), "--output", str(target),
-                     env=server_env)  # fmt: skip
+    done = inventory(
+        "events",
+        "export",
+        "--store",
+        store_id,
+        "--from",
+        start.isoformat(),
+        "--to",
+        end.date().isoformat(),
+        "--output",
+        str(target),
+        env=server_env,
+    )
 
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in target.read_text().splitlines()]
     assert [line["seq"] for line in lines] == expected_seqs(settings, store_id, start, end)
     assert [line["data"]["quantity"] for line in lines] in (["2", "3"], [2, 3])
     assert {line["store"] for line in lines} == {store_id}
-    assert set(lines[0]) == {"seq", "position", "stream", "version", "type", "store", "sku",
-                             "occurred_at", "recorded_at", "data", "metadata"}  # fmt: skip
+    assert set(lines[0]) == {
+        "seq",
+        "position",
+        "stream",
+        "version",
+        "type",
+        "store",
+        "sku",
+        "occurred_at",
+        "recorded_at",
+        "data",
+        "metadata",
+    }
     assert "exported 2 events" in done.stderr
     assert not list(tmp_path.glob(".*partial"))
 
@@ -83,15 +104,34 @@ def test_an_export_to_stdout_and_a_bad_time_is_refused(
     positions = primary_positions(settings.primary_url, [store_id])
     wait_until(lambda: replicated(settings.replica_url, positions))
 
-    everything = inventory("events", "export", "--store", store_id, "--from", "2000-01-01",
-                           "--to", "2100-01-01", env=server_env)  # fmt: skip
-    refused = inventory("events", "export", "--store", store_id, "--from", "yesterday",
-                        "--to", "2100-01-01", env=server_env)  # fmt: skip
+    everything = inventory(
+        "events",
+        "export",
+        "--store",
+        store_id,
+        "--from",
+        "2000-01-01",
+        "--to",
+        "2100-01-01",
+        env=server_env,
+    )
+    refused = inventory(
+        "events",
+        "export",
+        "--store",
+        store_id,
+        "--from",
+        "yesterday",
+        "--to",
+        "2100-01-01",
+        env=server_env,
+    )
 
     assert everything.returncode == 0, everything.stderr
     lines = everything.stdout.splitlines()
-    assert len(lines) == len(expected_seqs(settings, store_id, MIDNIGHT.replace(year=2000),
-                                           MIDNIGHT.replace(year=2100)))  # fmt: skip
+    assert len(lines) == len(
+        expected_seqs(settings, store_id, MIDNIGHT.replace(year=2000), MIDNIGHT.replace(year=2100))
+    )
     assert [json.loads(line)["type"] for line in lines][-2:] == ["stock.received"] * 2
     assert refused.returncode == 2
     assert "not an RFC 3339 time" in refused.stderr

@@ -41,9 +41,17 @@ def with_stdin(env: dict[str, str], text: str, *args: str) -> subprocess.Complet
 def test_a_user_created_from_stdin_can_log_in(server_env: dict[str, str], api: ApiServer) -> None:
     name = f"cli-{uuid.uuid4().hex[:8]}"
     created = with_stdin(
-        server_env, "a password from stdin\n", "users", "create", name, "--role", "manager",
-        "--stores", "s1,s2", "--password-stdin",
-    )  # fmt: skip
+        server_env,
+        "a password from stdin\n",
+        "users",
+        "create",
+        name,
+        "--role",
+        "manager",
+        "--stores",
+        "s1,s2",
+        "--password-stdin",
+    )
 
     assert created.returncode == 0, created.stderr
     assert "a password from stdin" not in created.stdout + created.stderr
@@ -55,9 +63,15 @@ def test_a_user_created_from_stdin_can_log_in(server_env: dict[str, str], api: A
     assert me["role"] == "manager" and me["stores"] == ["s1", "s2"]
 
     again = with_stdin(
-        server_env, "a password from stdin\n", "users", "create", name, "--role", "viewer",
+        server_env,
+        "a password from stdin\n",
+        "users",
+        "create",
+        name,
+        "--role",
+        "viewer",
         "--password-stdin",
-    )  # fmt: skip
+    )
     assert again.returncode == 2 and "already exists" in again.stderr
 
 

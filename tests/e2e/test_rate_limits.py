@@ -111,12 +111,22 @@ def feed_url(server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactor
     }
     with log.open("ab") as output:
         server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "tests.e2e.ws_app:app", "--factory",
-             "--port", str(port), "--no-proxy-headers", "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "tests.e2e.ws_app:app",
+                "--factory",
+                "--port",
+                str(port),
+                "--no-proxy-headers",
+                "--log-level",
+                "warning",
+            ],
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        )
     deadline = time.monotonic() + 30
     while True:
         try:

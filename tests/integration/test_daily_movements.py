@@ -66,8 +66,11 @@ def history(
             commands.append(ReceiveStock(store_id=store, lines=(line,), occurred_at=at, now=now))
         elif kind == 1:
             sale = (Line(sku, quantity),)
-            commands.append(RecordSale(store_id=store, sale_id=f"s{number}", lines=sale,
-                                       occurred_at=at, now=now))  # fmt: skip
+            commands.append(
+                RecordSale(
+                    store_id=store, sale_id=f"s{number}", lines=sale, occurred_at=at, now=now
+                )
+            )
         elif kind == 2:
             adjust = AdjustmentLine(sku=sku, delta=-quantity, reason="damaged")
             commands.append(AdjustStock(store_id=store, lines=(adjust,), occurred_at=at, now=now))
@@ -75,8 +78,9 @@ def history(
             counted = (CountLine(sku=sku, counted=quantity),)
             commands.append(CountStock(store_id=store, lines=counted, occurred_at=at, now=now))
         else:
-            commands.append(SetReorderPoint(store_id=store, sku=sku, minimum=quantity,
-                                            occurred_at=at, now=now))  # fmt: skip
+            commands.append(
+                SetReorderPoint(store_id=store, sku=sku, minimum=quantity, occurred_at=at, now=now)
+            )
     return commands
 
 

@@ -21,8 +21,11 @@ async def test_a_type_filter_pages_through_exactly_that_types_events(
     with psycopg.connect(settings.replica_url) as conn:
         row = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
     start = row[0] if row else 0
-    events = [NewEvent(Noted(text=str(i)) if i % 9 == 0 else Counted(value=i), store=partition)
-              for i in range(90) for partition in (store_id, None)]  # fmt: skip
+    events = [
+        NewEvent(Noted(text=str(i)) if i % 9 == 0 else Counted(value=i), store=partition)
+        for i in range(90)
+        for partition in (store_id, None)
+    ]
     async with resources.primary.connection() as conn:
         recorded = await store.append(conn, [StreamWrite(new_stream(store_id), events)])
     wait_replicated(settings.replica_url, [r.position for r in recorded])

@@ -16,8 +16,9 @@ from inventory.runtime.settings import Settings
 
 @asynccontextmanager
 async def one_connection_pool(url: str, recent: RecentUse) -> AsyncIterator[AsyncConnectionPool]:
-    pool = AsyncConnectionPool(url, min_size=1, max_size=1, open=False, check=recent.check,
-                               reset=recent.reset)  # fmt: skip
+    pool = AsyncConnectionPool(
+        url, min_size=1, max_size=1, open=False, check=recent.check, reset=recent.reset
+    )
     await pool.open(wait=True)
     try:
         yield pool

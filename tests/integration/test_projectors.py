@@ -149,8 +149,12 @@ async def _receive(
     async with await psycopg.AsyncConnection.connect(settings.primary_url) as conn:
         for n, quantity in enumerate(quantities, start):
             sku = f"SKU{n % 2}"
-            received = StockReceived(store_id=store_id, sku=sku, quantity=Decimal(quantity),
-                                     occurred_at=datetime.now(UTC))  # fmt: skip
+            received = StockReceived(
+                store_id=store_id,
+                sku=sku,
+                quantity=Decimal(quantity),
+                occurred_at=datetime.now(UTC),
+            )
             write = StreamWrite(f"stock-{store_id}-{sku}", [NewEvent(received, store_id, sku)], ANY)
             positions += [r.position for r in await stock_store.append(conn, [write])]
     wait_replicated(settings.replica_url, positions)

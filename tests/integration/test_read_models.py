@@ -104,9 +104,17 @@ def test_levels_ledger_and_alerts_equal_the_oracle(history: History, pool: Conne
     for item, item_facts in facts.items():
         expected = oracle.level(item_facts)
         row = levels[item]
-        assert row[2:8] == tuple(expected[k] for k in (
-            "on_hand", "reserved", "available", "in_transit_in", "in_transit_out", "reorder_min"
-        )), item  # fmt: skip
+        assert row[2:8] == tuple(
+            expected[k]
+            for k in (
+                "on_hand",
+                "reserved",
+                "available",
+                "in_transit_in",
+                "in_transit_out",
+                "reorder_min",
+            )
+        ), item
         assert (row[9], row[10]) == (item_facts[-1].version, item_facts[-1].seq)
 
     ledger = _rows(pool, LEDGER, history.stores)
@@ -131,8 +139,10 @@ async def test_as_of_and_known_at_match_the_oracle_at_random_times(
 ) -> None:
     _project(pool, history.stores)
     facts = _facts(pool, history.stores)
-    times = sorted({f.occurred_at for fs in facts.values() for f in fs} |
-                   {f.recorded_at for fs in facts.values() for f in fs})  # fmt: skip
+    times = sorted(
+        {f.occurred_at for fs in facts.values() for f in fs}
+        | {f.recorded_at for fs in facts.values() for f in fs}
+    )
     rng = random.Random(7)
     async with await psycopg.AsyncConnection.connect(settings.replica_url) as conn:
         for _ in range(300):
@@ -142,8 +152,11 @@ async def test_as_of_and_known_at_match_the_oracle_at_random_times(
             got = await level_at(conn, *item, when, known)
             want = oracle.as_of(facts[item], when, known)
             assert (got.on_hand, got.reserved, got.in_transit_in, got.in_transit_out) == (
-                want["on_hand"], want["reserved"], want["in_transit_in"], want["in_transit_out"]
-            ), (item, when, known)  # fmt: skip
+                want["on_hand"],
+                want["reserved"],
+                want["in_transit_in"],
+                want["in_transit_out"],
+            ), (item, when, known)
 
 
 @pytest.mark.parametrize("batch_size", [1, 13, 1000])

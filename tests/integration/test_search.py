@@ -27,8 +27,26 @@ PLANS = {
     "bitmap scans only": "SET enable_seqscan = off; SET enable_indexscan = off",
     "sequential scans only": "SET enable_indexscan = off; SET enable_bitmapscan = off",
 }
-WORDS = ["widget", "Widget", "blue", "blue widget", "W-0007", "w-0007", "W-00", "4000000012",
-         "00001", "4000", "Gadget", "%", "_", "a_b", "\\", "zzz", "Big Red", "İ-77"]  # fmt: skip
+WORDS = [
+    "widget",
+    "Widget",
+    "blue",
+    "blue widget",
+    "W-0007",
+    "w-0007",
+    "W-00",
+    "4000000012",
+    "00001",
+    "4000",
+    "Gadget",
+    "%",
+    "_",
+    "a_b",
+    "\\",
+    "zzz",
+    "Big Red",
+    "İ-77",
+]
 LIMITS = [1, 3, 20, 1000]
 LEVELS_IN_SCOPE = """
 SELECT store FROM stock_levels
@@ -44,20 +62,30 @@ def catalog(scratch_database: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(scratch_database, autocommit=True) as conn:
         for name in ("0006_stock_levels.sql", "0008_catalog.sql", "0025_catalog_search_knn.sql"):
             conn.execute((folder / name).read_text().encode())
-        rows = [(f"W-{i:04d}", f"{'Blue ' if i % 2 else ''}Widget {i % 7}", f"40000{i:05d}")
-                for i in range(2000)]  # fmt: skip
-        rows += [("G-1", "Gadget W-0007", "W-0007"), ("G-2", "Big Red Gadget", None),
-                 ("G-3", "a_b %\\ gadget", "4000000012"), ("W-0007X", "Widget", "x"),
-                 # Python lowers İ to two characters, PostgreSQL to one: found by barcode.
-                 ("G-4", "Gadget four", "İ-77")]  # fmt: skip
+        rows = [
+            (f"W-{i:04d}", f"{'Blue ' if i % 2 else ''}Widget {i % 7}", f"40000{i:05d}")
+            for i in range(2000)
+        ]
+        rows += [
+            ("G-1", "Gadget W-0007", "W-0007"),
+            ("G-2", "Big Red Gadget", None),
+            ("G-3", "a_b %\\ gadget", "4000000012"),
+            ("W-0007X", "Widget", "x"),
+            # Python lowers İ to two characters, PostgreSQL to one: found by barcode.
+            ("G-4", "Gadget four", "İ-77"),
+        ]
         with conn.cursor().copy(
             "COPY products (sku, name, barcode, unit, decimals, discontinued, version,"
             " last_seq, state) FROM STDIN"
         ) as copy:
             for sku, name, barcode in rows:
                 copy.write_row((sku, name, barcode, "each", 0, False, 1, 1, "{}"))
-        levels = [(store, sku) for sku, _, _ in rows[::3] for store in ("s2", "s1", "s3")
-                  if store != "s3" or sku.endswith("5")]  # fmt: skip
+        levels = [
+            (store, sku)
+            for sku, _, _ in rows[::3]
+            for store in ("s2", "s1", "s3")
+            if store != "s3" or sku.endswith("5")
+        ]
         with conn.cursor().copy(
             "COPY stock_levels (store, sku, on_hand, reserved, available, in_transit_in,"
             " in_transit_out, version, last_seq, updated_at, state) FROM STDIN"
@@ -72,8 +100,13 @@ def catalog(scratch_database: str) -> Iterator[psycopg.Connection]:
 def search(
     conn: psycopg.Connection, query: str, q: str, limit: int, stores: list[str] | None = None
 ) -> list[tuple[object, ...]]:
-    params = {"q": q, "lower": q.lower(), "pattern": "%" + like_prefix(q.lower()), "limit": limit,
-              "stores": stores}  # fmt: skip
+    params = {
+        "q": q,
+        "lower": q.lower(),
+        "pattern": "%" + like_prefix(q.lower()),
+        "limit": limit,
+        "stores": stores,
+    }
     return conn.execute(query, params).fetchall()
 
 

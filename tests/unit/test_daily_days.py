@@ -17,9 +17,19 @@ def sold_at(at: datetime) -> tuple[ReplicaEvent, StockSold]:
     """A sale of 2 of A in store s, as the replica would hold it."""
     event = StockSold(store_id="s", sku="A", sale_id="x", quantity=Decimal(2), occurred_at=at)
     replica = ReplicaEvent(
-        seq=1, position=1, stream="stock-s-A", version=1, type="stock.sold", store="s",
-        sku="A", data=b"{}", metadata=b"{}", occurred_at=at, recorded_at=at, partition="s",
-    )  # fmt: skip
+        seq=1,
+        position=1,
+        stream="stock-s-A",
+        version=1,
+        type="stock.sold",
+        store="s",
+        sku="A",
+        data=b"{}",
+        metadata=b"{}",
+        occurred_at=at,
+        recorded_at=at,
+        partition="s",
+    )
     return replica, event
 
 

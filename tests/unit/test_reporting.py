@@ -25,9 +25,15 @@ AT = datetime(2026, 3, 1, tzinfo=UTC)
 
 @pytest.mark.parametrize(
     ("value", "shown"),
-    [(Decimal(3), 3), (Decimal("3.00"), 3), (Decimal("2.50"), "2.5"), (Decimal("-0.125"),
-     "-0.125"), (Decimal("1E+3"), 1000), (None, None)],
-)  # fmt: skip
+    [
+        (Decimal(3), 3),
+        (Decimal("3.00"), 3),
+        (Decimal("2.50"), "2.5"),
+        (Decimal("-0.125"), "-0.125"),
+        (Decimal("1E+3"), 1000),
+        (None, None),
+    ],
+)
 def test_quantities_are_integers_when_whole_and_exact_strings_otherwise(
     value: Decimal | None, shown: int | str | None
 ) -> None:

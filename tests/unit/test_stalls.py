@@ -39,8 +39,20 @@ def test_a_database_error_is_named_with_its_class_and_sqlstate() -> None:
 
 def test_a_stall_describes_the_projector_the_store_the_event_and_the_error() -> None:
     now = datetime.now(UTC)
-    event = ReplicaEvent(12, 34, "stock-s1-A", 3, "stock.sold", "s1", "A",
-                         b'{"secret": "payload"}', b"{}", now, now, "s1")  # fmt: skip
+    event = ReplicaEvent(
+        12,
+        34,
+        "stock-s1-A",
+        3,
+        "stock.sold",
+        "s1",
+        "A",
+        b'{"secret": "payload"}',
+        b"{}",
+        now,
+        now,
+        "s1",
+    )
     stall = Stall.of("stock", event, Failure("boom"))
     assert stall.describe() == (
         "projector stock stalled in store s1 at event seq 12 (position 34, stream "

@@ -78,9 +78,13 @@ def test_a_year_one_sale_is_out_of_range_in_any_offset(hours: int) -> None:
     scenario.when(receive(("A", 5)))
     year_one = datetime(1, 1, 1, 5, tzinfo=timezone(timedelta(hours=hours)))
     sale = RecordSale(
-        store_id="s1", sale_id="old", lines=lines(("A", 1)), occurred_at=year_one,
-        authority=MANAGER, now=NOW,
-    )  # fmt: skip
+        store_id="s1",
+        sale_id="old",
+        lines=lines(("A", 1)),
+        occurred_at=year_one,
+        authority=MANAGER,
+        now=NOW,
+    )
     with pytest.raises(OccurredAtOutOfRange) as refused:
         scenario.decide(sale)
     assert refused.value.code == "occurred_at_out_of_range"
@@ -114,9 +118,14 @@ def test_a_transfer_is_held_to_the_destination_window_too() -> None:
     scenario = Scenario(shop(30, "s1"), shop(2, "s2"), product("A"))
     scenario.when(receive(("A", 5)))
     dispatch = DispatchTransfer(
-        transfer_id="t1", from_store="s1", to_store="s2", lines=lines(("A", 1)),
-        occurred_at=NOW - timedelta(days=3), authority=CLERK_KEY, now=NOW,
-    )  # fmt: skip
+        transfer_id="t1",
+        from_store="s1",
+        to_store="s2",
+        lines=lines(("A", 1)),
+        occurred_at=NOW - timedelta(days=3),
+        authority=CLERK_KEY,
+        now=NOW,
+    )
     with pytest.raises(OccurredAtOutOfRange):
         scenario.decide(dispatch)
 
@@ -124,9 +133,12 @@ def test_a_transfer_is_held_to_the_destination_window_too() -> None:
 def test_a_period_cannot_close_before_2000() -> None:
     scenario = Scenario(shop())
     close = ClosePeriod(
-        store_id="s1", until=datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC),
-        occurred_at=NOW, authority=MANAGER, now=NOW,
-    )  # fmt: skip
+        store_id="s1",
+        until=datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC),
+        occurred_at=NOW,
+        authority=MANAGER,
+        now=NOW,
+    )
     with pytest.raises(ValidationRejected) as refused:
         scenario.decide(close)
     assert refused.value.errors[0]["field"] == "until"
@@ -137,9 +149,13 @@ def test_an_expiry_past_the_calendar_is_refused() -> None:
     scenario.when(receive(("A", 5)))
     far = datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-12)))
     reserve = ReserveStock(
-        store_id="s1", reservation_id="r1", lines=lines(("A", 1)), expires_at=far,
-        occurred_at=NOW, now=NOW,
-    )  # fmt: skip
+        store_id="s1",
+        reservation_id="r1",
+        lines=lines(("A", 1)),
+        expires_at=far,
+        occurred_at=NOW,
+        now=NOW,
+    )
     with pytest.raises(ValidationRejected) as refused:
         scenario.decide(reserve)
     assert refused.value.errors[0]["field"] == "expires_at"
