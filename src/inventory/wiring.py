@@ -13,6 +13,7 @@ from dramatiq.brokers.redis import RedisBroker
 from litestar import Litestar
 from psycopg_pool import ConnectionPool
 
+from inventory.api.app import create_app
 from inventory.domain.events import ALL_EVENTS
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.store import EventStore
@@ -52,9 +53,6 @@ def jwt_secret_of(settings: Settings) -> str:
 
 def app(settings: Settings | None = None) -> Litestar:
     """The API (`inventory serve`) over `build`; `settings` default to the environment."""
-    # Imported here: the tests' fixtures use this module without loading every route.
-    from inventory.api.app import create_app  # noqa: PLC0415
-
     settings = settings or Settings.from_env()
     jwt_secret_of(settings)  # refused now, not at the first request
     return create_app(settings, build)

@@ -73,7 +73,7 @@ class CatalogController(Controller):
         self,
         request: ApiRequest,
         data: JSONBody[schemas.NewProduct],
-        key: str | None = OptionalIdempotencyKey,
+        key: OptionalIdempotencyKey = None,
     ) -> Response[schemas.Product]:
         """A new SKU; `decimals` (0-3) fixes how exact its quantities are, for good."""
         responder = product_responder(data.sku, 201)
@@ -92,7 +92,7 @@ class CatalogController(Controller):
         request: ApiRequest,
         sku: str,
         data: JSONBody[schemas.ProductChanges],
-        key: str | None = OptionalIdempotencyKey,
+        key: OptionalIdempotencyKey = None,
     ) -> Response[schemas.Product]:
         """Name, description, barcode or category; absent fields stay as they are."""
         command, responder = data.to_command(sku, now()), product_responder(sku)
@@ -140,7 +140,7 @@ class CatalogController(Controller):
         self,
         request: ApiRequest,
         data: JSONBody[schemas.NewStore],
-        key: str | None = OptionalIdempotencyKey,
+        key: OptionalIdempotencyKey = None,
     ) -> Response[schemas.Store]:
         """A store with its time zone, negative-stock policy (`deny` by default) and how many
         days back clerks and API keys may date its commands (`backdate_days`, 30)."""

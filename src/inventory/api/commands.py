@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import structlog
 from litestar import Request, Response
-from litestar.params import Parameter
+from litestar.params import HeaderParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from inventory.api.errors import PROBLEM_JSON, ApiError, rejection
@@ -25,19 +25,25 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 _encode = msgspec.json.Encoder().encode
 
-IdempotencyKey = Parameter(
-    header=IDEMPOTENCY_HEADER,
-    required=False,
-    description="Required: 1-255 visible ASCII characters; a retry with the same key and body "
-    "answers the first response (with `Idempotent-Replayed: true`).",
-)
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name=IDEMPOTENCY_HEADER,
+        required=False,
+        description="Required: 1-255 visible ASCII characters; a retry with the same key and body "
+        "answers the first response (with `Idempotent-Replayed: true`).",
+    ),
+]
 
-OptionalIdempotencyKey = Parameter(
-    header=IDEMPOTENCY_HEADER,
-    required=False,
-    description="Optional: 1-255 visible ASCII characters; with it, a retry with the same "
-    "key and body answers the first response (with `Idempotent-Replayed: true`).",
-)
+OptionalIdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name=IDEMPOTENCY_HEADER,
+        required=False,
+        description="Optional: 1-255 visible ASCII characters; with it, a retry with the same "
+        "key and body answers the first response (with `Idempotent-Replayed: true`).",
+    ),
+]
 
 
 def now() -> datetime:

@@ -59,7 +59,7 @@ class StockCommandController(Controller):
         request: ApiRequest,
         store: str,
         data: JSONBody[bodies.Receipt],
-        key: str | None = IdempotencyKey,
+        key: IdempotencyKey = None,
     ) -> Result:
         """Stock delivered to the store."""
         command = data.to_command(store, authority_of(request), now())
@@ -71,7 +71,7 @@ class StockCommandController(Controller):
         request: ApiRequest,
         store: str,
         data: JSONBody[bodies.Sale],
-        key: str | None = IdempotencyKey,
+        key: IdempotencyKey = None,
     ) -> Result:
         """A sale of one or more lines, all or nothing; `offline` sales are always recorded."""
         command = data.to_command(store, authority_of(request), now())
@@ -83,7 +83,7 @@ class StockCommandController(Controller):
         request: ApiRequest,
         store: str,
         data: JSONBody[bodies.Return],
-        key: str | None = IdempotencyKey,
+        key: IdempotencyKey = None,
     ) -> Result:
         """Lines of an earlier sale coming back, at most what it sold less what came back."""
         command = data.to_command(store, authority_of(request), now())
@@ -95,7 +95,7 @@ class StockCommandController(Controller):
         request: ApiRequest,
         store: str,
         data: JSONBody[bodies.Adjustment],
-        key: str | None = IdempotencyKey,
+        key: IdempotencyKey = None,
     ) -> Result:
         """Signed corrections, each with a reason."""
         command = data.to_command(store, authority_of(request), now())
@@ -107,7 +107,7 @@ class StockCommandController(Controller):
         request: ApiRequest,
         store: str,
         data: JSONBody[bodies.Count],
-        key: str | None = IdempotencyKey,
+        key: IdempotencyKey = None,
     ) -> Result:
         """A shelf count: it anchors on_hand for the SKUs it lists and nothing else."""
         command = data.to_command(store, authority_of(request), now())
@@ -119,7 +119,7 @@ class StockCommandController(Controller):
         request: ApiRequest,
         store: str,
         data: JSONBody[bodies.Reservation],
-        key: str | None = IdempotencyKey,
+        key: IdempotencyKey = None,
     ) -> Result:
         """Hold available stock until released, expired (`expires_at`) or fulfilled."""
         command = data.to_command(store, authority_of(request), now())
@@ -136,7 +136,7 @@ class StockCommandController(Controller):
         store: str,
         reservation_id: str,
         data: JSONBody[bodies.Empty],
-        key: str | None = IdempotencyKey,
+        key: IdempotencyKey = None,
     ) -> Result:
         """Give the held stock back to `available`."""
         at, sender = now(), authority_of(request)
@@ -156,7 +156,7 @@ class StockCommandController(Controller):
         store: str,
         reservation_id: str,
         data: JSONBody[bodies.Fulfilment],
-        key: str | None = IdempotencyKey,
+        key: IdempotencyKey = None,
     ) -> Result:
         """Turn the reservation into the sale `sale_id`."""
         command = data.to_command(store, reservation_id, authority_of(request), now())
@@ -174,7 +174,7 @@ class StockCommandController(Controller):
         store: str,
         sku: str,
         data: JSONBody[bodies.ReorderPoint],
-        key: str | None = IdempotencyKey,
+        key: IdempotencyKey = None,
     ) -> Result:
         """The level below which `available` raises a low-stock alert."""
         command = data.to_command(store, sku, authority_of(request), now())
@@ -186,7 +186,7 @@ class StockCommandController(Controller):
         request: ApiRequest,
         store: str,
         data: JSONBody[bodies.PeriodClose],
-        key: str | None = IdempotencyKey,
+        key: IdempotencyKey = None,
     ) -> Result:
         """Refuse events dated at or before `until` from now on (409 `period_closed`)."""
         command = data.to_command(store, authority_of(request), now())
@@ -197,7 +197,7 @@ class StockCommandController(Controller):
         self,
         request: ApiRequest,
         data: JSONBody[bodies.Transfer],
-        key: str | None = IdempotencyKey,
+        key: IdempotencyKey = None,
     ) -> Result:
         """Stock leaves `from_store` and is in transit to `to_store`."""
         require_store(request.user, data.from_store, data.to_store)
@@ -210,7 +210,7 @@ class StockCommandController(Controller):
         request: ApiRequest,
         transfer_id: str,
         data: JSONBody[bodies.TransferReceipt],
-        key: str | None = IdempotencyKey,
+        key: IdempotencyKey = None,
     ) -> Result:
         """Part or all of what is outstanding arrives at the destination."""
         await require_transfer_scope(request, transfer_id)
@@ -223,7 +223,7 @@ class StockCommandController(Controller):
         request: ApiRequest,
         transfer_id: str,
         data: JSONBody[bodies.Empty],
-        key: str | None = IdempotencyKey,
+        key: IdempotencyKey = None,
     ) -> Result:
         """What has not arrived goes back to the source."""
         await require_transfer_scope(request, transfer_id)
