@@ -60,7 +60,7 @@ class EmbeddedValkey:
         """Stop a server that a killed run left running in this directory."""
         pid = read_pid(self.directory / "redis.pid")
         if pid is not None and process_in(pid, self.directory, SERVER_NAMES):
-            log.warning("stopping a Valkey left running by an earlier run", pid=pid)
+            log.warning("stopping a server left running by an earlier run", pid=pid)
             stop_process(pid)
 
     def start(self) -> None:
