@@ -30,7 +30,7 @@ from inventory.eventstore.codec import Codec
 from inventory.eventstore.records import ANY, NewEvent, StreamWrite
 from inventory.eventstore.store import EventStore
 from inventory.runtime.embedded import EmbeddedTopology
-from inventory.runtime.postgres import POSTGRES_BIN_PATH
+from inventory.runtime.postgres import postgres_bin
 
 WRITERS = (1, 16, 64)
 GOAL = 0.70  # ours at 16 writers >= 70% of pgbench
@@ -110,7 +110,7 @@ def run_pgbench(admin_url: str, script: Path, clients: int, seconds: int) -> tup
     initial connection time, and the transactions processed."""
     info = conninfo_to_dict(admin_url)
     command = [
-        str(POSTGRES_BIN_PATH / "pgbench"),
+        str(postgres_bin() / "pgbench"),
         *("-h", str(info["host"]), "-p", str(info["port"]), "-U", str(info["user"])),
         *("-n", "-f", str(script), "-M", "prepared"),
         *("-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds)),

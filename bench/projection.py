@@ -466,7 +466,7 @@ def rebuild_run(env: dict[str, str], args: argparse.Namespace) -> None:
 
 
 def pid_of(server: Any) -> int:
-    """The process id of an embedded server (postmaster or redis-server)."""
+    """The process id of an embedded server (postmaster or valkey-server)."""
     assert server is not None and server.process is not None
     pid: int = server.process.pid
     return pid

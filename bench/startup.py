@@ -135,7 +135,7 @@ def kind_of(proc: psutil.Process, supervisor_pid: int) -> str | None:
     if name == "postgres" and "-D" in cmdline:
         data_dir = Path(cmdline[cmdline.index("-D") + 1]).name
         return f"postgres {data_dir}"
-    if name.startswith("redis-server"):
+    if name.startswith("valkey-server"):
         return "redis"
     if "inventory" in cmdline:
         command = cmdline[cmdline.index("inventory") + 1 :][:1]

@@ -27,8 +27,8 @@ from websockets.exceptions import ConnectionClosed
 
 from inventory.domain.commands import Command, OpenStore, ReceiptLine, ReceiveStock, RegisterProduct
 from inventory.runtime.processes import free_port
-from inventory.runtime.redis_server import EmbeddedRedis
 from inventory.runtime.settings import Settings
+from inventory.runtime.valkey_server import EmbeddedValkey
 from tests.e2e.api_servers import ApiServer, api_servers, bearer, run_commands
 
 
@@ -94,7 +94,7 @@ class FeedWorld:
     """Processes sharing the session's databases, with a Redis of their own to restart."""
 
     settings: Settings
-    redis: EmbeddedRedis
+    redis: EmbeddedValkey
     apis: list[ApiServer]
     worker: Worker
     admin_key: str
@@ -140,7 +140,7 @@ class FeedWorld:
 def feed_world(
     server_env: dict[str, str], settings: Settings, folder: Path, admin_key: str
 ) -> Iterator[FeedWorld]:
-    redis = EmbeddedRedis(folder / "redis", free_port(), secrets.token_hex(8), durable=False)
+    redis = EmbeddedValkey(folder / "redis", free_port(), secrets.token_hex(8), durable=False)
     redis.start()
     redis.wait_ready()
     namespace = f"feed-{uuid.uuid4().hex[:8]}"

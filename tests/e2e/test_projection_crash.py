@@ -17,8 +17,8 @@ from psycopg_pool import ConnectionPool
 from inventory.projectors.engine import project, reset
 from inventory.readmodels.stream_heads import StreamHeads
 from inventory.runtime.processes import free_port
-from inventory.runtime.redis_server import EmbeddedRedis
 from inventory.runtime.settings import Settings
+from inventory.runtime.valkey_server import EmbeddedValkey
 from tests.projection_helpers import (
     append_counted,
     checkpoint_of,
@@ -86,7 +86,7 @@ async def test_a_projector_killed_before_commit_leaves_its_checkpoint_and_catche
 async def test_with_redis_stopped_the_sweep_still_projects_every_event(
     server_env: dict[str, str], settings: Settings, store_id: str, tmp_path: Path
 ) -> None:
-    redis = EmbeddedRedis(tmp_path / "redis", free_port(), "pw", durable=False)
+    redis = EmbeddedValkey(tmp_path / "redis", free_port(), "pw", durable=False)
     redis.start()
     redis.wait_ready()
     worker = subprocess.Popen(

