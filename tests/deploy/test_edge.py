@@ -136,7 +136,8 @@ async def test_the_feed_through_tls_delivers_an_event(
 ) -> None:
     store, sku = catalogue
     name = f"feed{uuid.uuid4().hex[:10]}"
-    bootstrap.create_user(settings.primary_url, name, PASSWORD, Role.VIEWER, ["*"])
+    create = bootstrap.create_user  # it runs its own event loop: off this one
+    await asyncio.to_thread(create, settings.primary_url, name, PASSWORD, Role.VIEWER, ["*"])
     stack.secrets.append(PASSWORD)
     with stack.nginx.client() as anonymous:
         login = anonymous.post("/v1/auth/token", json={"username": name, "password": PASSWORD})
