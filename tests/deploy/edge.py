@@ -164,3 +164,41 @@ class Nginx:
     def log_text(self) -> str:
         """Everything nginx wrote: access and error logs and its own output."""
         return "\n".join(path.read_text(errors="replace") for path in sorted(self.logs.iterdir()))
+
+
+def nginx_version() -> tuple[int, ...]:
+    """The installed nginx's version, e.g. (1, 22, 1)."""
+    shown = subprocess.run([nginx_binary(), "-v"], capture_output=True, text=True, check=True)
+    return tuple(int(part) for part in shown.stderr.strip().rsplit("/", 1)[1].split("."))
+
+
+def compose_config(folder: Path, cert: Path) -> str:
+    """The compose variant's nginx.conf with its container paths and names moved into
+    `folder` and loopback, and the parts newer than the installed nginx taken out
+    (`resolve` needs 1.27.3, `http2 on` 1.25.1)."""
+    text = (NGINX_DIR / "nginx.conf").read_text()
+    changes = {
+        "user nginx;\n": "",
+        "/var/log/nginx/": f"{folder}/",
+        "/var/run/nginx.pid": f"{folder}/nginx.pid",
+        "api1:8000": "127.0.0.1:8001",
+        "api2:8000": "127.0.0.1:8002",
+        "listen 80;": f"listen 127.0.0.1:{free_port()};",
+        "listen 443 ssl;": f"listen 127.0.0.1:{free_port()} ssl;",
+        "/run/secrets/tls_certificate;": f"{cert};",
+        "/run/secrets/tls_certificate_key;": f"{cert.with_name('privkey.pem')};",
+        "include snippets/": f"include {SNIPPETS}/",
+        "http {\n": "http {\n"
+        + "".join(
+            f"    {kind}_temp_path {folder}/{kind}_temp;\n"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        ),
+    }
+    if nginx_version() < (1, 27, 3):
+        changes[" resolve "] = " "
+    if nginx_version() < (1, 25, 1):
+        changes["http2 on;"] = ""
+    for old, new in changes.items():
+        assert old in text, f"ops/nginx/nginx.conf no longer has {old!r}: update the deploy test"
+        text = text.replace(old, new)
+    return text

@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from inventory.runtime.processes import free_port
 from inventory.runtime.settings import Settings
@@ -178,18 +180,25 @@ def test_a_body_over_1_mib_is_refused_by_nginx_as_problem_details(
 def test_no_api_process_answers_502_as_problem_details() -> None:
     nginx = Nginx([free_port(), free_port()])
     nginx.start()
+    token = f"feed-token-{uuid.uuid4().hex}"
     try:
         with nginx.client() as client:
             plain = client.get("/v1/me")
             keyed = client.post(
                 "/v1/stores/s1/receipts", json={}, headers={"Idempotency-Key": "k-502"}
             )
+        url = f"wss://127.0.0.1:{nginx.https_port}/v1/feed?token={token}"
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url, ssl=nginx.tls(), open_timeout=30)
     finally:
         nginx.stop()
 
     for response in (plain, keyed):
         assert_problem(response, 502, "upstream_unavailable")
         assert response.headers["retry-after"] == "5"
+    assert refused.value.response.status_code == 502
+    # nginx's error log writes the request line; the feed's location keeps it out.
+    assert token not in nginx.log_text()
 
 
 def test_metrics_are_not_served_on_the_public_listener(stack: Stack) -> None:

@@ -16,7 +16,15 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator
 
-from tests.deploy.edge import NGINX_DIR, REPO, SNIPPETS, Nginx
+from tests.deploy.edge import (
+    NGINX_DIR,
+    REPO,
+    SNIPPETS,
+    Nginx,
+    compose_config,
+    make_certificate,
+    nginx_binary,
+)
 
 pytestmark = pytest.mark.deploy
 
@@ -110,6 +118,18 @@ def test_the_debian_site_passes_nginx_t(tmp_path: Path) -> None:
     # From 1.25.1 nginx prefers `http2 on;` to `listen ... http2` and says so; nothing else.
     warnings = [line for line in check.stderr.splitlines() if "[warn]" in line]
     assert [line for line in warnings if "http2" not in line] == []
+
+
+def test_the_compose_nginx_conf_passes_nginx_t(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    cert, _ = make_certificate(tmp_path)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(compose_config(tmp_path, cert))
+    command = [nginx_binary(), "-t", "-p", str(tmp_path), "-c", str(conf)]
+    check = subprocess.run(command, capture_output=True, text=True, check=False)
+
+    assert check.returncode == 0, check.stderr
+    assert "[warn]" not in check.stderr
 
 
 def instructions() -> list[tuple[str, str]]:
