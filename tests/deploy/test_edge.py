@@ -238,6 +238,7 @@ def test_a_killed_api_process_costs_no_idempotent_request(
             done, _ = wait(futures, timeout=300)
         statuses = [future.result().status_code for future in done]
     finally:
+        victim.process.kill()  # a no-op once SIGKILL landed; the kill when a step failed first
         victim.process.wait(30)
         revive(victim)
 
