@@ -25,6 +25,7 @@ from inventory.service import CommandService, Decision
 from inventory.worker import context as worker_context
 from inventory.worker.broker import build_broker
 from inventory.worker.context import CommandServices, WorkerContext
+from inventory.worker.metrics import MessageMetrics
 from inventory.worker.wakeups import after_commit, wake
 
 
@@ -144,6 +145,7 @@ def build_worker(settings: Settings) -> Iterator[WorkerContext]:
     the feed's Redis client and the primary's command services; installed for the actors
     while the block runs, closed after."""
     broker = build_broker(settings)
+    broker.add_middleware(MessageMetrics())
     context = WorkerContext(
         settings=settings,
         broker=broker,
