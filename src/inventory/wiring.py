@@ -17,6 +17,7 @@ from inventory.domain.events import ALL_EVENTS
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.store import EventStore
 from inventory.feed.hub import FeedHub
+from inventory.runtime import telemetry
 from inventory.runtime.resources import Resources, pool
 from inventory.runtime.settings import ConfigurationError, Settings
 from inventory.security.context import Security
@@ -58,6 +59,7 @@ def app(settings: Settings | None = None) -> Litestar:
 
     settings = settings or Settings.from_env()
     jwt_secret_of(settings)  # refused now, not at the first request
+    telemetry.configure("api")  # before the app: its middleware follows
     return create_app(settings, build)
 
 
@@ -144,6 +146,7 @@ def build_worker(settings: Settings) -> Iterator[WorkerContext]:
     """The worker's context: the broker (before any actor is declared), the replica pool,
     the feed's Redis client and the primary's command services; installed for the actors
     while the block runs, closed after."""
+    telemetry.configure("worker")  # before the broker: its middleware follows
     broker = build_broker(settings)
     broker.add_middleware(MessageMetrics())
     context = WorkerContext(
@@ -167,3 +170,4 @@ def build_worker(settings: Settings) -> Iterator[WorkerContext]:
         broker.close()
         worker_context.install(None)
         context.close()
+        telemetry.shutdown()
