@@ -25,7 +25,7 @@ class TracingMiddleware(dramatiq.Middleware):
     """Injects the current trace context on enqueue; spans each message processed."""
 
     def __init__(self) -> None:
-        self._open: dict[str, tuple[trace.Span, object]] = {}
+        self._open: dict[str, tuple[trace.Span, Any]] = {}  # (span, context token)
         self._lock = threading.Lock()
 
     def before_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
@@ -70,7 +70,7 @@ class TracingMiddleware(dramatiq.Middleware):
         if exception is not None:
             span.set_status(Status(StatusCode.ERROR, type(exception).__name__))
         span.end()
-        context.detach(token)  # type: ignore[arg-type]
+        context.detach(token)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
         """A skipped message's span ends too."""
