@@ -15,13 +15,15 @@ import httpx
 import msgspec
 import psycopg
 import pytest
+import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
 from inventory.runtime.processes import free_port
 from inventory.runtime.settings import Settings
+from inventory.security.principal import Role
 from inventory.worker.broker import build_broker
 from inventory.worker.wakeups import wake
-from tests.e2e.api_servers import TEST_ENV, ApiServer, api_servers
+from tests.e2e.api_servers import TEST_ENV, ApiServer, api_key, api_servers
 from tests.e2e.reading import wait_until
 from tests.projection_helpers import append_counted, new_stream, wait_replicated
 from tests.unit.test_alert_rules import PROMETHEUS_OWN, family, shipped_names
@@ -198,3 +200,19 @@ def test_every_metric_the_rules_and_dashboard_read_is_exported(
     shipped = {family(name) for name in shipped_names() - PROMETHEUS_OWN}
     missing = sorted(shipped - exported)
     assert not missing, f"alerts or panels read metrics nobody exports: {missing}"
+
+
+async def test_the_api_counts_its_feed_connections(api: ApiServer, settings: Settings) -> None:
+    key = api_key(settings, Role.ADMIN, ["*"], "metrics feed")
+
+    def api_page() -> Samples:
+        return samples(httpx.get(f"{api.base_url}/metrics", timeout=10).text)
+
+    wait_until(lambda: api_page()[("inventory_feed_subscribed", ())] == 1)
+    async with websockets.connect(f"ws://127.0.0.1:{api.port}/v1/feed?token={key}"):
+        wait_until(lambda: api_page()[("inventory_feed_connections", ())] == 1)
+    wait_until(lambda: api_page()[("inventory_feed_connections", ())] == 0)
+    page = api_page()
+    assert page[("inventory_replication_slot_present", ())] == 1
+    assert page[("inventory_replication_slot_active", ())] == 1
+    assert page[("inventory_replication_slot_lag_bytes", ())] >= 0
