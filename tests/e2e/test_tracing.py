@@ -17,16 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import msgspec
 import pytest
 import websockets
 
 from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
-from inventory.worker.broker import build_broker
-from inventory.worker.wakeups import wake
 from tests.e2e.api_servers import TEST_ENV, ApiServer, api_key, api_servers
 from tests.e2e.reading import wait_until
+from tests.e2e.test_worker_metrics import send_wake_up
 
 pytestmark = pytest.mark.e2e
 
@@ -183,9 +181,8 @@ def test_a_worker_spans_the_messages_it_processes(
             stderr=subprocess.STDOUT,
         )
     try:
-        build_broker(msgspec.structs.replace(settings, redis_namespace=namespace))
         wait_until(lambda: b"worker started" in (tmp_path / "worker.log").read_bytes(), 60)
-        wake([store_id])
+        send_wake_up(settings, namespace, store_id)
         wait_until(
             lambda: any(
                 service == "inventory-worker" and name == "wake_projectors process"

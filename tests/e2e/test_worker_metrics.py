@@ -12,17 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import msgspec
 import psycopg
 import pytest
 import websockets
+from dramatiq import Message
+from dramatiq.brokers.redis import RedisBroker
 from prometheus_client.parser import text_string_to_metric_families
 
 from inventory.runtime.processes import free_port
 from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
-from inventory.worker.broker import build_broker
-from inventory.worker.wakeups import wake
 from tests.e2e.api_servers import TEST_ENV, ApiServer, api_key, api_servers
 from tests.e2e.reading import wait_until
 from tests.projection_helpers import append_counted, new_stream, wait_replicated
@@ -66,6 +65,23 @@ class Worker:
         """SIGTERM and wait."""
         self.process.terminate()
         self.process.wait(30)
+
+
+def send_wake_up(settings: Settings, namespace: str, store: str) -> None:
+    """One `wake_projectors` message on `namespace`, through a broker of the test's own
+    (the actors bind to the first broker a process builds: not this module's namespace)."""
+    broker = RedisBroker(url=settings.redis_url, namespace=f"{namespace}-dramatiq")
+    try:
+        message = Message(
+            queue_name="projections",
+            actor_name="wake_projectors",
+            args=(store,),
+            kwargs={},
+            options={},
+        )
+        broker.enqueue(message)
+    finally:
+        broker.close()
 
 
 def samples(text: str) -> Samples:
@@ -135,8 +151,7 @@ async def test_a_fresh_store_is_counted_projected_and_caught_up(
         async with conn.transaction():
             positions = await append_counted(conn, new_stream(store_id), store_id, count=7)
     wait_replicated(settings.replica_url, positions)
-    build_broker(msgspec.structs.replace(settings, redis_namespace=namespace))
-    wake([store_id])
+    send_wake_up(settings, namespace, store_id)
 
     def caught_up() -> bool:
         page = samples(worker.scrape())

@@ -121,7 +121,7 @@ def _tracing() -> list[Middleware]:
         return []
     from inventory.api.tracing import tracing_middleware  # noqa: PLC0415 - the otel extra
 
-    return [tracing_middleware()]
+    return tracing_middleware()
 
 
 def create_app(settings: Settings, services: ServicesFactory) -> Litestar:

@@ -6,19 +6,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar.types import Middleware, Scope
+from litestar.types import ASGIApp, Middleware, Receive, Scope, Send
 
 # Attributes the ASGI instrumentation fills from the raw URL, old and stable names.
 URL_ATTRIBUTES = ("http.url", "url.full", "http.target")
 QUERY_ATTRIBUTES = ("url.query",)
 
 
-def route_of(scope: Scope) -> tuple[str, dict[str, str]]:
-    """`GET /v1/stores/{store}/stock`: the span's name and route, from the template."""
-    template = str(scope.get("path_template") or "unrouted")
+def first_name(scope: Scope) -> tuple[str, dict[str, str]]:
+    """The span's name before routing: the method alone, never the raw path (it holds
+    ids); `name_by_route` renames it once the route is known."""
     method = str(scope.get("method", "")).strip()
-    name = f"{method} {template}" if method else template
-    return name, {"http.route": template}
+    return method or str(scope.get("type", "websocket")), {}
+
+
+def name_by_route(app: ASGIApp) -> ASGIApp:
+    """Middleware run after routing: names the request's span after its route template
+    (`GET /v1/stores/{store}/stock`)."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        template = scope.get("path_template")
+        if template:
+            from opentelemetry import trace  # noqa: PLC0415  # type: ignore[import-not-found,unused-ignore]
+
+            method = str(scope.get("method", "")).strip()
+            span = trace.get_current_span()
+            span.update_name(f"{method} {template}" if method else str(template))
+            span.set_attribute("http.route", str(template))
+        await app(scope, receive, send)
+
+    return middleware
 
 
 def without_query(span: Any, scope: dict[str, Any]) -> None:
@@ -36,7 +53,7 @@ def without_query(span: Any, scope: dict[str, Any]) -> None:
             span.set_attribute(key, "")
 
 
-def tracing_middleware() -> Middleware:
+def tracing_middleware() -> list[Middleware]:
     """One span per request or WebSocket (not per message sent or received on a feed);
     /metrics and /health go untraced."""
     from litestar.plugins.opentelemetry import OpenTelemetryConfig  # noqa: PLC0415
@@ -44,7 +61,7 @@ def tracing_middleware() -> Middleware:
     config = OpenTelemetryConfig(
         exclude=["/metrics", "/health"],
         exclude_spans=["receive", "send"],
-        scope_span_details_extractor=route_of,
+        scope_span_details_extractor=first_name,
         server_request_hook_handler=without_query,
     )
-    return config.middleware
+    return [config.middleware, name_by_route]
