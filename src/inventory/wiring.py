@@ -18,6 +18,7 @@ from inventory.domain.events import ALL_EVENTS
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.store import EventStore
 from inventory.feed.hub import FeedHub
+from inventory.runtime import telemetry
 from inventory.runtime.resources import Resources, pool
 from inventory.runtime.settings import ConfigurationError, Settings
 from inventory.security.context import Security
@@ -26,6 +27,7 @@ from inventory.service import CommandService, Decision
 from inventory.worker import context as worker_context
 from inventory.worker.broker import build_broker
 from inventory.worker.context import CommandServices, WorkerContext
+from inventory.worker.metrics import MessageMetrics
 from inventory.worker.wakeups import after_commit, wake
 
 
@@ -55,6 +57,7 @@ def app(settings: Settings | None = None) -> Litestar:
     """The API (`inventory serve`) over `build`; `settings` default to the environment."""
     settings = settings or Settings.from_env()
     jwt_secret_of(settings)  # refused now, not at the first request
+    telemetry.configure("api")  # before the app: its middleware follows
     return create_app(settings, build)
 
 
@@ -141,7 +144,9 @@ def build_worker(settings: Settings) -> Iterator[WorkerContext]:
     """The worker's context: the broker (before any actor is declared), the replica pool,
     the feed's Redis client and the primary's command services; installed for the actors
     while the block runs, closed after."""
+    telemetry.configure("worker")  # before the broker: its middleware follows
     broker = build_broker(settings)
+    broker.add_middleware(MessageMetrics())
     context = WorkerContext(
         settings=settings,
         broker=broker,
@@ -163,3 +168,4 @@ def build_worker(settings: Settings) -> Iterator[WorkerContext]:
         broker.close()
         worker_context.install(None)
         context.close()
+        telemetry.shutdown()

@@ -31,6 +31,7 @@ from inventory.api.report_runs import ReportRunController
 from inventory.api.stock_queries import StockQueryController
 from inventory.api.stock_routes import StockCommandController
 from inventory.feed.hub import FeedHub
+from inventory.runtime import telemetry
 from inventory.runtime.resources import Resources
 from inventory.runtime.settings import Settings
 from inventory.security.context import Security
@@ -105,7 +106,22 @@ def _middleware() -> list[Middleware]:
         exclude=["/metrics", "/health", "/docs"],
     )
     # The door runs after authentication: an anonymous caller learns nothing of a route.
-    return [request_id_middleware, prometheus.middleware, security_middleware, door_middleware]
+    return [
+        *_tracing(),
+        request_id_middleware,
+        prometheus.middleware,
+        security_middleware,
+        door_middleware,
+    ]
+
+
+def _tracing() -> list[Middleware]:
+    """A server span per request when tracing is on (runtime/telemetry.py), else nothing."""
+    if not telemetry.active():
+        return []
+    from inventory.api.tracing import tracing_middleware  # noqa: PLC0415 - the otel extra
+
+    return tracing_middleware()
 
 
 def create_app(settings: Settings, services: ServicesFactory) -> Litestar:

@@ -1,4 +1,5 @@
-"""Projection metrics on `/metrics`: the stalls every API process reads from the replica.
+"""Projection metrics on `/metrics`: the stalls every API process reads from the replica,
+and the primary's replication slot (how much WAL the replica has not confirmed).
 
 A stall lives in the replica's `projection_stalls` table (projectors/stalls.py), not in
 any one process, so each scrape reads it again (a primary-key-sized table) and exposes
@@ -17,6 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from inventory.projectors import stalls
+from inventory.runtime import replication_status
 from inventory.runtime.resources import Resources
 
 log = structlog.get_logger(__name__)
@@ -94,12 +96,73 @@ def _labels(stall: stalls.Stall) -> list[str]:
     ]
 
 
+class SlotCollector(Collector):
+    """The replica's slot on the primary as the last scrape found it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._status: tuple[bool, int] | None = None  # (active, lag bytes); None: no slot
+        self._read_ok = False
+
+    def update(self, status: tuple[bool, int] | None, *, read_ok: bool) -> None:
+        """Keep what was just read (on a failed read, the last status is kept)."""
+        with self._lock:
+            self._read_ok = read_ok
+            if read_ok:
+                self._status = status
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """The slot's gauges (absent when the primary has no slot for the replica)."""
+        with self._lock:
+            status, read_ok = self._status, self._read_ok
+        if status is not None:
+            yield GaugeMetricFamily(
+                "inventory_replication_slot_lag_bytes",
+                "WAL on the primary the replica's subscription has not confirmed (bytes)",
+                value=status[1],
+            )
+            yield GaugeMetricFamily(
+                "inventory_replication_slot_active",
+                "1 if the replica's subscription is connected to its slot on the primary",
+                value=1 if status[0] else 0,
+            )
+        yield GaugeMetricFamily(
+            "inventory_replication_slot_present",
+            "1 if the primary has the replica's replication slot",
+            value=0 if status is None else 1,
+        )
+        yield GaugeMetricFamily(
+            "inventory_replication_slot_read_ok",
+            "1 if the last scrape read the slot from the primary, 0 if it kept older figures",
+            value=1 if read_ok else 0,
+        )
+
+
 COLLECTOR = StallCollector()
 REGISTRY.register(COLLECTOR)
+SLOT = SlotCollector()
+REGISTRY.register(SLOT)
 
 
 async def refresh(resources: Resources) -> None:
-    """Read the stalls for this scrape; on failure keep the last ones (and say so)."""
+    """Read the stalls and the slot for this scrape."""
+    await _refresh_stalls(resources)
+    await _refresh_slot(resources)
+
+
+async def _refresh_slot(resources: Resources) -> None:
+    try:
+        async with resources.primary.connection(timeout=READ_TIMEOUT) as conn:
+            row = await replication_status.slot_status(conn)
+    except Exception as error:  # noqa: BLE001 - a scrape answers even with the primary down
+        log.warning("could not read the replication slot for /metrics", error=type(error).__name__)
+        SLOT.update(None, read_ok=False)
+        return
+    SLOT.update(None if row is None else (bool(row[0]), int(row[1] or 0)), read_ok=True)
+
+
+async def _refresh_stalls(resources: Resources) -> None:
+    """Read the stalls; on failure keep the last ones (and say so)."""
     started = time.monotonic()
     try:
         async with resources.replica.connection(timeout=READ_TIMEOUT) as conn:

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 import structlog
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
 from inventory.feed import messages
@@ -37,6 +37,22 @@ DIRECT_DELIVERIES = Counter(
     "inventory_feed_direct_deliveries",
     "Live messages handed to a connection by the hub's direct path (a frame written to "
     "its transport, or dropped as already sent), not through its queue.",
+)
+
+CONNECTIONS = Gauge("inventory_feed_connections", "Feed WebSockets this process serves now")
+MESSAGES = Counter(
+    "inventory_feed_messages", "Live messages this process received from Redis to fan out"
+)
+OVERFLOWS = Counter(
+    "inventory_feed_overflows",
+    "Feed connections whose queue filled (a consumer too slow): closed with 4008, to resync",
+)
+SUBSCRIBED = Gauge(
+    "inventory_feed_subscribed", "1 while this process's Redis subscription for the feed is up"
+)
+SUBSCRIPTION_LOSSES = Counter(
+    "inventory_feed_subscription_losses",
+    "Times this process's Redis subscription for the feed broke (every connection resyncs)",
 )
 
 
@@ -107,6 +123,7 @@ class Subscriber:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
             self.overflowed.set()
+            OVERFLOWS.inc()
         return False
 
     def flush(self) -> None:
@@ -140,12 +157,15 @@ class FeedHub:
         """A new subscriber; from now on it receives every message of its stores."""
         subscriber = Subscriber(stores, asyncio.Queue(self.queue_size))
         self.subscribers.add(subscriber)
+        CONNECTIONS.inc()
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Stop dispatching to `subscriber`."""
         subscriber.direct = None
-        self.subscribers.discard(subscriber)
+        if subscriber in self.subscribers:
+            self.subscribers.remove(subscriber)
+            CONNECTIONS.dec()
 
     def start(self) -> None:
         """Run the subscription in the background until `stop`."""
@@ -161,6 +181,7 @@ class FeedHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+            SUBSCRIBED.set(0)
 
     def dispatch(self, data: bytes) -> None:
         """Hand one Redis message to every subscriber watching its store."""
@@ -169,6 +190,7 @@ class FeedHub:
         except msgspec.DecodeError:
             log.warning("feed message not understood; ignored", size=len(data))
             return
+        MESSAGES.inc()
         direct = 0
         for subscriber in list(self.subscribers):
             if subscriber.watches(live.store):
@@ -194,7 +216,9 @@ class FeedHub:
                 await self._listen()
             except (RedisError, OSError) as error:
                 log.warning("feed subscription lost; reconnecting", error=str(error))
+            SUBSCRIBED.set(0)
             if self.subscribed.is_set():
+                SUBSCRIPTION_LOSSES.inc()
                 pause = 0.1  # it had worked: retry promptly
             self.subscribed.clear()
             await asyncio.sleep(pause)
@@ -223,5 +247,6 @@ class FeedHub:
             # Only once Redis confirms the subscription is every later publish ours:
             # what was published before it, connections now read from the replica.
             self.subscribed.set()
+            SUBSCRIBED.set(1)
             self._resync_all()
             log.info("feed subscribed", pattern=self.pattern)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from prometheus_client import Counter
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -27,6 +28,12 @@ from inventory.readmodels.feed_publication import EventRow
 PAGE = 500
 
 Send = Callable[[str], Awaitable[None]]
+
+RESYNCS = Counter(
+    "inventory_feed_resyncs",
+    "Times a feed connection saw a live message missing before another and read the "
+    "replica to fill the gap",
+)
 
 
 class FeedSession:
@@ -69,6 +76,7 @@ class FeedSession:
         if self.stores is not None and live.store not in self.stores:
             return
         if live.prev_seq > self._sent(live.store):
+            RESYNCS.inc()
             await self.catch_up()
         if live.seq > self._sent(live.store):
             await self._send(live)

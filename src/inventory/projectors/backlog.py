@@ -91,3 +91,14 @@ async def backlogs(
         )
         rows = await cur.fetchall()
     return [Backlog(*row) for row in rows]
+
+
+def backlogs_blocking(
+    conn: psycopg.Connection[Any], projectors: Sequence[str], limit: int, max_age: float
+) -> list[Backlog]:
+    """`backlogs` on a blocking connection (the worker's metrics)."""
+    with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+        for setting in PLAN:
+            cur.execute(setting)
+        cur.execute(BACKLOGS, {"projectors": list(projectors), "limit": limit, "max_age": max_age})
+        return [Backlog(*row) for row in cur.fetchall()]

@@ -69,12 +69,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     feed_queue_size: int = 1000
     trusted_proxies: tuple[str, ...] = ()
     budgets: dict[str, Budget] = msgspec.field(default_factory=lambda: dict(DEFAULT_BUDGETS))
+    # Observability (docs/observability.md): where a worker serves its metrics (port 0: off).
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 9310
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
         """Build the settings from the environment, or raise ConfigurationError."""
         env = os.environ if env is None else env
-        return cls(**_servers(env), **_tuning(env), home=_home(env))
+        return cls(**_servers(env), **_tuning(env), **_observability(env), home=_home(env))
 
 
 def _servers(env: Mapping[str, str]) -> dict[str, Any]:
@@ -130,6 +133,17 @@ def _tuning(env: Mapping[str, str]) -> dict[str, Any]:
             name: _budget(env, f"INVENTORY_RATE_LIMIT_{name.upper()}", default)
             for name, default in DEFAULT_BUDGETS.items()
         },
+    }
+
+
+def _observability(env: Mapping[str, str]) -> dict[str, Any]:
+    """Where the worker serves its metrics: loopback by default, one port per process."""
+    port = _int(env, "INVENTORY_WORKER_METRICS_PORT", 9310)
+    if port > 65535:
+        raise ConfigurationError(f"INVENTORY_WORKER_METRICS_PORT must be 0 to 65535, got {port}")
+    return {
+        "worker_metrics_host": env.get("INVENTORY_WORKER_METRICS_HOST") or "127.0.0.1",
+        "worker_metrics_port": port,
     }
 
 

@@ -6,6 +6,7 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AsyncIO
 
+from inventory.runtime import telemetry
 from inventory.runtime.settings import Settings
 
 
@@ -15,5 +16,9 @@ def build_broker(settings: Settings) -> RedisBroker:
         url=settings.redis_url, namespace=f"{settings.redis_namespace}-dramatiq"
     )
     broker.add_middleware(AsyncIO())
+    if telemetry.active():
+        from inventory.worker.tracing import TracingMiddleware  # noqa: PLC0415 - the otel extra
+
+        broker.add_middleware(TracingMiddleware())
     dramatiq.set_broker(broker)
     return broker

@@ -15,6 +15,7 @@ from inventory.projectors import stalls
 from inventory.projectors.catch_up import catch_up_partitions
 from inventory.projectors.containment import isolate
 from inventory.readmodels.registry import PROJECTORS
+from inventory.worker.metrics import EVENTS_PROJECTED, PROJECTION_FAILURES
 
 log = structlog.get_logger(__name__)
 
@@ -114,6 +115,7 @@ class Containment:
             error_class, message = stalls.describe_error(error)
             what = "could not find the event a projector fails on"
             log.error(what, store=partition, error_class=error_class, error=message)  # noqa: TRY400
+            PROJECTION_FAILURES.labels("", partition).inc()
             self._back_off(partition, [])
             return None
 
@@ -123,6 +125,7 @@ class Containment:
             delay = min(BACKOFF_FIRST * 2 ** (failures - 1), BACKOFF_MAX)
             self.stalled[partition] = _Backoff(failures, time.monotonic() + delay)
         for stall in found:  # ids and the error only: never the event's data
+            PROJECTION_FAILURES.labels(stall.projector, stall.partition).inc()
             log.error(
                 "projection stalled: a projector cannot apply an event",
                 projector=stall.projector,
@@ -146,6 +149,9 @@ class Containment:
 def _catch_up(conn: psycopg.Connection[Any], partitions: list[str]) -> int:
     structlog.contextvars.bind_contextvars(partitions=partitions)
     applied = catch_up_partitions(conn, PROJECTORS, partitions)
+    for name, count in applied.items():
+        if count:
+            EVENTS_PROJECTED.labels(name).inc(count)
     if any(applied.values()):
         log.debug("projected", **applied)
     return sum(applied.values())

@@ -8,6 +8,7 @@ import threading
 import structlog
 from dramatiq import Worker
 
+from inventory.worker import metrics
 from inventory.worker.context import WorkerContext
 
 log = structlog.get_logger(__name__)
@@ -32,8 +33,10 @@ def run_worker(context: WorkerContext, *, threads: int = 4) -> None:
     worker.start()
     log.info("worker started", queues=sorted(broker.get_declared_queues()), threads=threads)
     sweep.start_background(context, stop)
+    server = metrics.serve(context)
     try:
         stop.wait()
     finally:
         log.info("worker stopping")
+        metrics.stop(server)
         worker.stop(timeout=10_000)

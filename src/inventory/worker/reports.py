@@ -19,6 +19,7 @@ from inventory.readmodels import report_runs
 from inventory.readmodels.daily_movements import MovementQuery, movement_row
 from inventory.readmodels.stock_levels.queries import level_row, levels_sql
 from inventory.worker.context import WorkerContext, current
+from inventory.worker.metrics import REPORT_RUNS
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +86,9 @@ def build(context: WorkerContext, report_id: str) -> None:
             rows = build_rows(conn, kind, params)
         except ReportFailed as failure:
             report_runs.fail(conn, report_id, str(failure))
+            REPORT_RUNS.labels("failed").inc()
             log.warning("report failed", error=str(failure))
             return
         report_runs.finish(conn, report_id, rows)
+    REPORT_RUNS.labels("done").inc()
     log.info("report built", kind=kind, rows=len(rows))
