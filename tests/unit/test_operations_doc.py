@@ -28,28 +28,28 @@ class Recording(Mapping[str, str]):
     """An environment that remembers every name looked up in it."""
 
     def __init__(self, values: dict[str, str]) -> None:
-        self.values = values
+        self.data = values
         self.asked: set[str] = set()
 
     def __getitem__(self, key: str) -> str:
         self.asked.add(key)
-        return self.values[key]
+        return self.data[key]
 
     def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
         """Mapping.get, remembered."""
         self.asked.add(key)
-        return self.values.get(key, default)
+        return self.data.get(key, default)
 
     def __contains__(self, key: object) -> bool:
         if isinstance(key, str):
             self.asked.add(key)
-        return key in self.values
+        return key in self.data
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.values)
+        return iter(self.data)
 
     def __len__(self) -> int:
-        return len(self.values)
+        return len(self.data)
 
 
 def table() -> dict[str, str]:
