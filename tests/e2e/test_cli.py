@@ -167,6 +167,37 @@ def test_three_concurrent_migrates_apply_each_migration_exactly_once(
         assert conn.execute("SELECT count(*) FROM pg_subscription").fetchone() == (1,)
 
 
+def test_migrate_needs_only_the_databases(bare_servers: tuple[str, str, str]) -> None:
+    primary, replica, conninfo = bare_servers
+    # Nothing of ours but the admin URLs: no app URLs, no Redis, no JWT secret.
+    cleared = {name: "" for name in os.environ if name.startswith(("INVENTORY_", "REDIS"))}
+    env = {
+        **cleared,
+        "INVENTORY_PRIMARY_ADMIN_URL": primary,
+        "INVENTORY_REPLICA_ADMIN_URL": replica,
+        "INVENTORY_SUBSCRIPTION_CONNINFO": conninfo,
+    }
+
+    first = inventory("migrate", env=env)
+    again = inventory("migrate", env=env)
+
+    assert first.returncode == 0, first.stderr
+    assert "applied primary 0001_roles.sql" in first.stdout
+    assert "applied replica 0001_roles.sql" in first.stdout
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == "nothing to apply: both schemas are up to date"
+    with psycopg.connect(replica) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_subscription").fetchone() == (1,)
+
+
+def test_migrate_without_a_database_names_the_variables() -> None:
+    cleared = {name: "" for name in os.environ if name.startswith("INVENTORY_")}
+    result = inventory("migrate", env=cleared)
+
+    one_clear_line(result, "INVENTORY_PRIMARY_ADMIN_URL", "INVENTORY_PRIMARY_URL")
+    assert "REDIS" not in result.stderr
+
+
 def test_projections_status_and_rebuild(server_env: dict[str, str]) -> None:
     rebuilt = inventory("projections", "rebuild", "stream_heads", env=server_env)
     status = inventory("projections", "status", env=server_env)

@@ -5,24 +5,27 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from inventory.cli.common import SERVER_ENV, add_command
-from inventory.runtime.settings import Settings
+from inventory.cli.common import add_command
+from inventory.runtime.settings import MigrationSettings
 
-MIGRATE_ENV = (
-    SERVER_ENV
-    + """\
-  INVENTORY_PRIMARY_ADMIN_URL      owner role for the primary's schema (default: PRIMARY_URL)
-  INVENTORY_REPLICA_ADMIN_URL      role that may create the subscription (default: REPLICA_URL)
-  INVENTORY_SUBSCRIPTION_CONNINFO  the primary as the replica reaches it, as a role with
-                                   REPLICATION (default: PRIMARY_ADMIN_URL)
+# Only the databases: migrate never touches Redis, so it runs before Redis is up.
+MIGRATE_ENV = """\
+environment:
+  INVENTORY_PRIMARY_ADMIN_URL      the primary as the owner of its schema (a superuser)
+  INVENTORY_REPLICA_ADMIN_URL      the replica as a role that may create the subscription
+  INVENTORY_PRIMARY_URL            used when INVENTORY_PRIMARY_ADMIN_URL is not set
+  INVENTORY_REPLICA_URL            used when INVENTORY_REPLICA_ADMIN_URL is not set
+  INVENTORY_SUBSCRIPTION_CONNINFO  the primary as the replica's server reaches it, as a role
+                                   with REPLICATION (default: the primary's admin URL)
+  INVENTORY_LOG_LEVEL              DEBUG, INFO (default), WARNING or ERROR
+  INVENTORY_LOG_JSON               1 for JSON lines, 0 for readable ones
 """
-)
 
 
 def _run(args: argparse.Namespace) -> int:
     from inventory.runtime.migrations import migrate_all  # noqa: PLC0415
 
-    settings = Settings.from_env()
+    settings = MigrationSettings.from_env()
     applied = migrate_all(
         settings.primary_admin_url, settings.replica_admin_url, settings.subscription_conninfo
     )

@@ -80,6 +80,41 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return cls(**_servers(env), **_tuning(env), **_observability(env), home=_home(env))
 
 
+class MigrationSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """What `inventory migrate` needs: the two databases as their admins; no Redis."""
+
+    primary_admin_url: str
+    replica_admin_url: str
+    subscription_conninfo: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
+        """The admin URLs (each defaulting to the app's URL), or raise ConfigurationError."""
+        return cls(**_databases(os.environ if env is None else env))
+
+
+def _databases(env: Mapping[str, str]) -> dict[str, str]:
+    """The admin URLs, checked and defaulting to the app's, and the subscription's conninfo."""
+    pg = ("postgresql", "postgres")
+    urls = {}
+    for side in ("PRIMARY", "REPLICA"):
+        admin, app = f"INVENTORY_{side}_ADMIN_URL", f"INVENTORY_{side}_URL"
+        value = env.get(admin) or env.get(app)
+        if not value:
+            raise ConfigurationError(
+                f"{admin} (or {app}) not set (run `inventory dev`, or source "
+                "$INVENTORY_HOME/dev.env, or export the server URLs)"
+            )
+        urls[side] = _check_url(admin if env.get(admin) else app, value, pg)
+    # A libpq connection string in either form (URL or key=value), passed on unparsed.
+    conninfo = env.get("INVENTORY_SUBSCRIPTION_CONNINFO") or urls["PRIMARY"]
+    return {
+        "primary_admin_url": urls["PRIMARY"],
+        "replica_admin_url": urls["REPLICA"],
+        "subscription_conninfo": conninfo,
+    }
+
+
 def _servers(env: Mapping[str, str]) -> dict[str, Any]:
     """Where the servers are: URLs checked, admin URLs defaulting to the app's."""
     missing = [
@@ -93,20 +128,12 @@ def _servers(env: Mapping[str, str]) -> dict[str, Any]:
             "$INVENTORY_HOME/dev.env, or export the server URLs)"
         )
     pg = ("postgresql", "postgres")
-    primary = _check_url("INVENTORY_PRIMARY_URL", env["INVENTORY_PRIMARY_URL"], pg)
-    replica = _check_url("INVENTORY_REPLICA_URL", env["INVENTORY_REPLICA_URL"], pg)
-    primary_admin = env.get("INVENTORY_PRIMARY_ADMIN_URL") or primary
-    replica_admin = env.get("INVENTORY_REPLICA_ADMIN_URL") or replica
-    _check_url("INVENTORY_PRIMARY_ADMIN_URL", primary_admin, pg)
-    _check_url("INVENTORY_REPLICA_ADMIN_URL", replica_admin, pg)
     redis_schemes = ("redis", "rediss", "unix")
     return {
-        "primary_url": primary,
-        "replica_url": replica,
+        "primary_url": _check_url("INVENTORY_PRIMARY_URL", env["INVENTORY_PRIMARY_URL"], pg),
+        "replica_url": _check_url("INVENTORY_REPLICA_URL", env["INVENTORY_REPLICA_URL"], pg),
         "redis_url": _check_url("INVENTORY_REDIS_URL", env["INVENTORY_REDIS_URL"], redis_schemes),
-        "primary_admin_url": primary_admin,
-        "replica_admin_url": replica_admin,
-        "subscription_conninfo": env.get("INVENTORY_SUBSCRIPTION_CONNINFO") or primary_admin,
+        **_databases(env),
     }
 
 
