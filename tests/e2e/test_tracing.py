@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import websockets
 
@@ -25,6 +26,7 @@ from inventory.security.principal import Role
 from tests.e2e.api_servers import TEST_ENV, ApiServer, api_key, api_servers
 from tests.e2e.reading import wait_until
 from tests.e2e.test_worker_metrics import send_wake_up
+from tests.projection_helpers import append_counted, new_stream, wait_replicated
 
 pytestmark = pytest.mark.e2e
 
@@ -182,6 +184,10 @@ def test_a_worker_spans_the_messages_it_processes(
         )
     try:
         wait_until(lambda: b"worker started" in (tmp_path / "worker.log").read_bytes(), 60)
+        # A wake-up only ever names a store with events (the service sends it after a
+        # commit): one for an empty store would leave checkpoints no rebuild recreates.
+        positions = asyncio.run(_append_one(settings, store_id))
+        wait_replicated(settings.replica_url, positions)
         send_wake_up(settings, namespace, store_id)
         wait_until(
             lambda: any(
@@ -193,6 +199,12 @@ def test_a_worker_spans_the_messages_it_processes(
     finally:
         worker.terminate()
         worker.wait(30)
+
+
+async def _append_one(settings: Settings, store_id: str) -> list[int]:
+    async with await psycopg.AsyncConnection.connect(settings.primary_url) as conn:
+        async with conn.transaction():
+            return await append_counted(conn, new_stream(store_id), store_id)
 
 
 def test_without_the_extra_the_process_warns_once_and_runs() -> None:
