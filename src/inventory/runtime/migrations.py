@@ -122,21 +122,25 @@ def ensure_subscription(replica_admin_url: str, conninfo: str, name: str = SUBSC
     """Create the replica's subscription to the primary's events, or bring it up to date.
 
     CREATE SUBSCRIPTION cannot run in a transaction block, hence autocommit. The
-    connection string is updated in place when the primary moved (a new port).
+    connection string is updated in place when the primary moved (a new port). The slot
+    is a failover slot (PostgreSQL 17+): a primary's standby keeps a synced copy, so the
+    replica's place in the stream survives a promotion (docs/operations.md, primary loss).
     """
     subscription = sql.Identifier(name)
     with psycopg.connect(replica_admin_url, autocommit=True) as conn:
         _lock(conn, 300.0)
         try:
             row = conn.execute(
-                "SELECT subconninfo, subenabled FROM pg_subscription WHERE subname = %s",
+                "SELECT subconninfo, subenabled, subfailover FROM pg_subscription"
+                " WHERE subname = %s",
                 (name,),
             ).fetchone()
             if row is None:
                 log.info("creating the subscription to the primary's events")
                 conn.execute(
                     sql.SQL(
-                        "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (streaming = off)"
+                        "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {}"
+                        " WITH (streaming = off, failover = true)"
                     ).format(subscription, sql.Literal(conninfo), sql.Identifier(PUBLICATION))
                 )
                 order_initial_copy(conn, name)
@@ -147,11 +151,40 @@ def ensure_subscription(replica_admin_url: str, conninfo: str, name: str = SUBSC
                         subscription, sql.Literal(conninfo)
                     )
                 )
-            if not row[1]:
+            if not row[2]:
+                make_failover(conn, name)
+            elif not row[1]:
                 conn.execute(sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(subscription))
             order_initial_copy(conn, name)  # a no-op once done; finishes an interrupted one
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
+def make_failover(
+    conn: psycopg.Connection[tuple[object, ...]], name: str, timeout: float = 60.0
+) -> None:
+    """Turn an older subscription's slot into a failover slot: DISABLE, SET, ENABLE.
+
+    SET (failover) alters the slot on the primary, which refuses while the apply worker
+    that DISABLE just stopped still holds it: retried until the slot is free.
+    """
+    subscription = sql.Identifier(name)
+    log.info("making the subscription's slot a failover slot", subscription=name)
+    conn.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(subscription))
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                conn.execute(
+                    sql.SQL("ALTER SUBSCRIPTION {} SET (failover = true)").format(subscription)
+                )
+                break
+            except psycopg.errors.ObjectInUse:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    finally:
+        conn.execute(sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(subscription))
 
 
 SYNC_PENDING = """

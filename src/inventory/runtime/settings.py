@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
 import msgspec
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from inventory.security.ratelimit import DEFAULT_BUDGETS, Budget
 
@@ -32,8 +35,60 @@ def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+def _check_postgres(name: str, value: str) -> str:
+    """A libpq connection string: a URL (hosts may be listed, `h1:5432,h2:5432`) or the
+    key=value form (`host=h1,h2 port=5432,5432 ...`); every host needs a name and a port
+    that libpq will take, so a typo fails at start-up rather than at the first failover."""
+    if "://" not in value:
+        return _check_postgres_keywords(name, value)
+    parts = urlsplit(value)
+    if parts.scheme not in ("postgresql", "postgres"):
+        return _check_url(name, value, ("postgresql", "postgres"))
+    for host in parts.netloc.rpartition("@")[2].split(","):
+        if not _host_ok(host):
+            raise ConfigurationError(
+                f"{name} lists a host it cannot use ({host!r}): write "
+                f"postgresql://user:password@host1:5432,host2:5432/db, got {redact(value)!r}"
+            )
+    return value
+
+
+def _check_postgres_keywords(name: str, value: str) -> str:
+    try:
+        params = conninfo_to_dict(value)
+    except psycopg.ProgrammingError:
+        raise ConfigurationError(
+            f"{name} must be a URL like postgresql://user:password@host:port/db or "
+            f"key=value pairs like 'host=h1,h2 port=5432,5432 dbname=db', got {redact(value)!r}"
+        ) from None
+    hosts = str(params.get("host") or "").split(",")
+    ports = str(params.get("port") or "5432").split(",")
+    if not all(hosts) or not all(_is_port(port) for port in ports):
+        raise ConfigurationError(f"{name} needs host= and numeric ports, got {redact(value)!r}")
+    if len(ports) not in (1, len(hosts)):
+        raise ConfigurationError(
+            f"{name} lists {len(hosts)} hosts but {len(ports)} ports, got {redact(value)!r}"
+        )
+    return value
+
+
+def _host_ok(host: str) -> bool:
+    """`name`, `name:port`, `[v6]` or `[v6]:port`."""
+    if host.startswith("["):
+        address, _, rest = host[1:].partition("]")
+        return bool(address) and (not rest or (rest[0] == ":" and _is_port(rest[1:])))
+    hostname, colon, port = host.partition(":")
+    return bool(hostname) and (not colon or _is_port(port))
+
+
+def _is_port(text: str) -> bool:
+    return text.isdigit() and 0 < int(text) <= 65535
+
+
 def redact(url: str) -> str:
     """The URL with its password replaced, for logs and error messages."""
+    if "://" not in url:
+        return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", url)
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -95,7 +150,6 @@ class MigrationSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 def _databases(env: Mapping[str, str]) -> dict[str, str]:
     """The admin URLs, checked and defaulting to the app's, and the subscription's conninfo."""
-    pg = ("postgresql", "postgres")
     urls = {}
     for side in ("PRIMARY", "REPLICA"):
         admin, app = f"INVENTORY_{side}_ADMIN_URL", f"INVENTORY_{side}_URL"
@@ -105,9 +159,10 @@ def _databases(env: Mapping[str, str]) -> dict[str, str]:
                 f"{admin} (or {app}) not set (run `inventory dev`, or source "
                 "$INVENTORY_HOME/dev.env, or export the server URLs)"
             )
-        urls[side] = _check_url(admin if env.get(admin) else app, value, pg)
+        urls[side] = _check_postgres(admin if env.get(admin) else app, value)
     # A libpq connection string in either form (URL or key=value), passed on unparsed.
     conninfo = env.get("INVENTORY_SUBSCRIPTION_CONNINFO") or urls["PRIMARY"]
+    _check_postgres("INVENTORY_SUBSCRIPTION_CONNINFO", conninfo)
     return {
         "primary_admin_url": urls["PRIMARY"],
         "replica_admin_url": urls["REPLICA"],
@@ -127,11 +182,10 @@ def _servers(env: Mapping[str, str]) -> dict[str, Any]:
             f"{', '.join(missing)} not set (run `inventory dev`, or source "
             "$INVENTORY_HOME/dev.env, or export the server URLs)"
         )
-    pg = ("postgresql", "postgres")
     redis_schemes = ("redis", "rediss", "unix")
     return {
-        "primary_url": _check_url("INVENTORY_PRIMARY_URL", env["INVENTORY_PRIMARY_URL"], pg),
-        "replica_url": _check_url("INVENTORY_REPLICA_URL", env["INVENTORY_REPLICA_URL"], pg),
+        "primary_url": _check_postgres("INVENTORY_PRIMARY_URL", env["INVENTORY_PRIMARY_URL"]),
+        "replica_url": _check_postgres("INVENTORY_REPLICA_URL", env["INVENTORY_REPLICA_URL"]),
         "redis_url": _check_url("INVENTORY_REDIS_URL", env["INVENTORY_REDIS_URL"], redis_schemes),
         **_databases(env),
     }
