@@ -63,6 +63,10 @@ def pool(url: str, settings: Settings, name: str) -> AsyncConnectionPool:
         name=name,
         open=False,
         timeout=10.0,
+        # A failed connect is retried with a doubling delay until this runs out, then
+        # the next request starts afresh at 1 s: without a bound the delay reaches 16 s
+        # while a standby is being promoted, and writes resume that much later.
+        reconnect_timeout=5.0,
         check=recent.check,
         reset=recent.reset,
         kwargs={"application_name": f"inventory-{name}"},
