@@ -401,3 +401,48 @@ def patroni_cluster() -> Iterator[PatroniCluster]:
     finally:
         cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def plain_standby(primary: EmbeddedPostgres, password: str, folder: Path) -> EmbeddedPostgres:
+    """A streaming standby of `primary` without Patroni, as replication.md's recipe builds
+    it: a base backup with its own slot (`standby_slot`), a dbname in primary_conninfo,
+    and the settings slot sync needs; started and ready."""
+    standby = EmbeddedPostgres("standby", folder / "standby", free_port(), durable=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    user = unprivileged_user()
+    as_user: dict[str, Any] = (
+        {} if user is None else {"user": user[0], "group": user[1], "extra_groups": []}
+    )
+    if user is not None:
+        make_traversable(folder)
+        os.chown(folder, *user)
+    source = f"host=127.0.0.1 port={primary.port} user={SUPERUSER} dbname={DATABASE}"
+    subprocess.run(
+        [
+            str(postgres_bin() / "pg_basebackup"),
+            "-d",
+            source,
+            "-D",
+            str(standby.data_dir),
+            "-R",
+            "-C",
+            "-S",
+            "standby_slot",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+        ],
+        env={**os.environ, "PGPASSWORD": password},
+        check=True,
+        capture_output=True,
+        cwd=folder,
+        timeout=120,
+        **as_user,
+    )
+    with (standby.data_dir / "postgresql.auto.conf").open("a") as conf:
+        conf.write("sync_replication_slots = on\nhot_standby_feedback = on\n")
+        conf.write("cluster_name = 'standby'\n")
+    standby.start()
+    standby.wait_ready(password)
+    return standby

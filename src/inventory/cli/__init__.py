@@ -10,7 +10,19 @@ from collections.abc import Sequence
 import psycopg
 import redis
 
-from inventory.cli import audit, demo, dev, events, keys, migrate, projections, serve, users, worker
+from inventory.cli import (
+    audit,
+    demo,
+    dev,
+    events,
+    failover,
+    keys,
+    migrate,
+    projections,
+    serve,
+    users,
+    worker,
+)
 from inventory.runtime.logging import configure_logging
 from inventory.runtime.migrations import MigrationError
 from inventory.runtime.processes import RuntimeFailure
@@ -27,7 +39,7 @@ FAILURES = (
 )
 
 # In the order `inventory --help` lists them; each module adds its own subcommand.
-GROUPS = (dev, migrate, serve, worker, projections, events, demo, audit, users, keys)
+GROUPS = (dev, migrate, serve, worker, projections, events, demo, audit, users, keys, failover)
 
 
 def parser() -> argparse.ArgumentParser:
