@@ -4,6 +4,7 @@ a real API and worker; the operator runs `inventory failover` against its standb
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -48,10 +49,12 @@ OLD_STYLE = [
 @pytest.fixture(scope="module")
 def topology() -> Iterator[EmbeddedTopology]:
     """Primary, replica and Valkey of their own (durable: commits wait for the standby)."""
-    servers = EmbeddedTopology(new_home() / "home", durable=True)
+    home = new_home()
+    servers = EmbeddedTopology(home / "home", durable=True)
     servers.start()
     yield servers
     servers.stop()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def _urls(topology: EmbeddedTopology, port: int) -> dict[str, str]:
