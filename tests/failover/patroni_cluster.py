@@ -40,25 +40,29 @@ VENV = Path(tempfile.gettempdir()) / f"inventory-patroni-{PATRONI_VERSION}"
 SLOT = "inventory_events"
 
 
+def _installer() -> list[list[str]]:
+    """Commands that make the venv: uv when there is one, else the system venv and pip."""
+    spec = f"patroni[etcd3,psycopg3]=={PATRONI_VERSION}"
+    python = str(VENV / "bin" / "python")
+    found = shutil.which("uv")
+    uv = [found] if found else ["/usr/bin/python3", "-m", "uv"]
+    probe = subprocess.run([*uv, "--version"], capture_output=True, check=False)
+    if probe.returncode == 0:
+        return [
+            [*uv, "venv", "--python", "/usr/bin/python3", str(VENV)],
+            [*uv, "pip", "install", "--python", python, spec],
+        ]
+    return [["/usr/bin/python3", "-m", "venv", str(VENV)], [python, "-m", "pip", "install", spec]]
+
+
 def patroni_venv() -> Path:
     """The venv holding Patroni (with etcd3 and psycopg3 support), created if missing."""
     with (Path(tempfile.gettempdir()) / "inventory-patroni-venv.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (VENV / ".complete").exists():
-            found = shutil.which("uv")
-            uv = [found] if found else ["/usr/bin/python3", "-m", "uv"]
             shutil.rmtree(VENV, ignore_errors=True)
-            for command in (
-                ["venv", "--python", "/usr/bin/python3", str(VENV)],
-                [
-                    "pip",
-                    "install",
-                    "--python",
-                    str(VENV / "bin" / "python"),
-                    f"patroni[etcd3,psycopg3]=={PATRONI_VERSION}",
-                ],
-            ):
-                subprocess.run([*uv, *command], check=True, capture_output=True)
+            for command in _installer():
+                subprocess.run(command, check=True, capture_output=True, timeout=600)
             (VENV / ".complete").touch()
     return VENV
 

@@ -56,6 +56,8 @@ def test_patroni_promotes_the_standby_and_nothing_acknowledged_is_lost(tmp_path:
             old.kill()
             wait(lambda: tills.first_write_after is not None, "a write on the new primary", 120)
             assert cluster.leader() is new
+            listed = new.patronictl("list")
+            assert any(new.name in line and "Leader" in line for line in listed.splitlines())
             # 2. The dead member stays away: the new primary stops holding the read
             # replica back for its slot (its config, then `patronictl reload`).
             cluster.set_standby_slots(new, None)
