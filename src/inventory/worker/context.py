@@ -48,7 +48,13 @@ class CommandServices:
             service = self.services.get(loop)
         if service is None:
             pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-                self.primary_url, min_size=1, max_size=4, name="worker-primary", open=False
+                self.primary_url,
+                min_size=1,
+                max_size=4,
+                name="worker-primary",
+                open=False,
+                # Retry a lost primary within seconds of its standby's promotion (resources.py).
+                reconnect_timeout=5.0,
             )
             await pool.open()
             service = CommandService(pool, after_commit=self.after_commit)
