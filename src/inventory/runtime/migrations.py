@@ -179,7 +179,7 @@ def make_failover(
                     sql.SQL("ALTER SUBSCRIPTION {} SET (failover = true)").format(subscription)
                 )
                 break
-            except psycopg.errors.ObjectInUse:
+            except (psycopg.errors.ObjectInUse, psycopg.errors.ProtocolViolation):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
