@@ -125,7 +125,8 @@ class ReportRunController(Controller):
         """Queue a `movements` or `stock` report; poll `GET /v1/reports/{id}` for it."""
         params = checked_params(request.user, data)
         report_id = str(uuid.uuid4())
-        async with state.resources.replica.connection() as conn:
+        # The replica itself, never a read standby (read-only: ReadOnlySqlTransaction).
+        async with state.resources.replica_itself.connection() as conn:
             await report_runs.insert_run(conn, report_id, data.kind, params, request.user.id)
         try:
             state.queue_report(report_id)  # wiring.py: the worker's build_report actor
@@ -159,7 +160,9 @@ class ReportRunController(Controller):
     ) -> Response[Any]:
         """The report's status, and its rows once done (`format=csv`: the rows as CSV).
         Only its requester, admins and auditors may read it."""
-        async with state.resources.replica.connection() as conn:
+        # Where the run was written: a standby may not have the row yet (a 404 to a
+        # client polling the id it was just given).
+        async with state.resources.replica_itself.connection() as conn:
             stored = await report_runs.read_run(conn, report_id)
         if stored is None or not may_read(request.user, stored.requested_by, stored.params):
             raise ApiError(404, "report_not_found", f"No report {report_id} of yours.")

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from inventory.runtime.scale_settings import ScaleSettingsError, check_redis_url, scale_from_env
 from inventory.security.ratelimit import DEFAULT_BUDGETS, Budget
 
 
@@ -72,12 +73,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Observability (docs/observability.md): where a worker serves its metrics (port 0: off).
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 9310
+    # More than one box (docs/scaling.md): queries and the feed on `read_url` (standbys of
+    # the replica), session-bound work on `primary_direct_url` (around PgBouncer).
+    read_url: str = ""
+    primary_direct_url: str = ""
+    pgbouncer: bool = False
+    rate_limit_fail_open: bool = True
+    max_standby_lag_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
         """Build the settings from the environment, or raise ConfigurationError."""
         env = os.environ if env is None else env
-        return cls(**_servers(env), **_tuning(env), **_observability(env), home=_home(env))
+        servers = _servers(env)
+        return cls(**servers, **_tuning(env), **_observability(env), **_scale(env, servers))
 
 
 class MigrationSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -128,13 +137,22 @@ def _servers(env: Mapping[str, str]) -> dict[str, Any]:
             "$INVENTORY_HOME/dev.env, or export the server URLs)"
         )
     pg = ("postgresql", "postgres")
-    redis_schemes = ("redis", "rediss", "unix")
     return {
         "primary_url": _check_url("INVENTORY_PRIMARY_URL", env["INVENTORY_PRIMARY_URL"], pg),
         "replica_url": _check_url("INVENTORY_REPLICA_URL", env["INVENTORY_REPLICA_URL"], pg),
-        "redis_url": _check_url("INVENTORY_REDIS_URL", env["INVENTORY_REDIS_URL"], redis_schemes),
+        "redis_url": env["INVENTORY_REDIS_URL"],  # checked in _scale: Sentinel URLs too
         **_databases(env),
     }
+
+
+def _scale(env: Mapping[str, str], servers: dict[str, Any]) -> dict[str, Any]:
+    """Read URLs, PgBouncer, Redis-loss policy (runtime/scale_settings.py), and home."""
+    try:
+        found = scale_from_env(env, servers["primary_url"], servers["replica_url"])
+        check_redis_url(servers["redis_url"])
+    except ScaleSettingsError as error:
+        raise ConfigurationError(str(error)) from None
+    return found | {"home": _home(env)}
 
 
 def _tuning(env: Mapping[str, str]) -> dict[str, Any]:

@@ -38,6 +38,7 @@ class CommandServices:
 
     primary_url: str
     after_commit: Callable[[Sequence[Decision]], None]
+    options: dict[str, Any] = field(default_factory=dict)  # psycopg's (runtime.resources)
     services: dict[int, CommandService] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -48,7 +49,12 @@ class CommandServices:
             service = self.services.get(loop)
         if service is None:
             pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-                self.primary_url, min_size=1, max_size=4, name="worker-primary", open=False
+                self.primary_url,
+                min_size=1,
+                max_size=4,
+                name="worker-primary",
+                kwargs=self.options,
+                open=False,
             )
             await pool.open()
             service = CommandService(pool, after_commit=self.after_commit)
