@@ -206,7 +206,7 @@ def pgbouncer(primary_url: str, pool_size: int = 8) -> Iterator[str]:
         if user_ids is not None:
             os.chown(path, *user_ids)
     process = _spawn([PGBOUNCER, str(folder / "pgbouncer.ini")], folder / "log", **_as_user())
-    url = make_conninfo(primary_url, host="127.0.0.1", port=str(port))
+    url = f"postgresql://{user}:{password}@127.0.0.1:{port}/{database}"
     try:
         wait(lambda: _answers(url), "PgBouncer accepting connections", 30)
         yield url
@@ -284,9 +284,12 @@ async def sell(
     *,
     tills: int,
     retry: bool,
-) -> None:
+    also: str | None = None,
+) -> list[int]:
     """`tills` concurrent tills sending `sales` (one Idempotency-Key per sale); with
-    `retry`, a transport error or a 5xx is resent with the same key, as a till does."""
+    `retry`, a transport error or a 5xx is resent with the same key, as a till does.
+    With `also`, each till GETs that path after each sale; those statuses are returned."""
+    others: list[int] = []
     queue: asyncio.Queue[Sale] = asyncio.Queue()
     for sale in sales:
         queue.put_nowait(sale)
@@ -313,10 +316,13 @@ async def sell(
                 await asyncio.sleep(0.1)
             if sale.statuses and sale.statuses[-1] == 201:
                 sale.answered_at = time.monotonic()
+            if also is not None:
+                others.append((await http.get(also, headers=headers)).status_code)
 
     limits = httpx.Limits(max_connections=tills)
     async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as http:
         await asyncio.gather(*(till(http) for _ in range(tills)))
+    return others
 
 
 def sales_stored(primary_url: str, store: str) -> dict[str, int]:
