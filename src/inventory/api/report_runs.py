@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -129,7 +130,9 @@ class ReportRunController(Controller):
         async with state.resources.replica_itself.connection() as conn:
             await report_runs.insert_run(conn, report_id, data.kind, params, request.user.id)
         try:
-            state.queue_report(report_id)  # wiring.py: the worker's build_report actor
+            # A thread: the send is a blocking Redis call, and a Redis failing over must
+            # hold this request only, never the event loop's others.
+            await asyncio.to_thread(state.queue_report, report_id)  # the build_report actor
         except Exception as error:  # noqa: BLE001 - the row stands; the worker's sweep re-sends
             log.warning("report not queued; the sweep will send it", error=str(error))
         return ReportRun(
