@@ -38,8 +38,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the failover tests' server helpers
 
-from tests.failover.scale_servers import replica_standby, stocked_store  # noqa: E402
-from tests.failover.test_replica_standby import read_url  # noqa: E402
+from tests.failover.scale_sales import stocked_store  # noqa: E402
+from tests.failover.scale_servers import read_url, replica_standby  # noqa: E402
 
 from inventory.runtime.embedded import EmbeddedTopology  # noqa: E402
 from inventory.runtime.processes import free_port  # noqa: E402

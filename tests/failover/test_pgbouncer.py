@@ -15,7 +15,8 @@ import pytest
 from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
 from tests.e2e.api_servers import api_key, api_servers
-from tests.failover.scale_servers import Sale, pgbouncer, sales_stored, sell, stocked_store
+from tests.failover.scale_sales import Sale, sales_stored, sell, stocked_store
+from tests.failover.scale_servers import pgbouncer
 
 pytestmark = [pytest.mark.failover, pytest.mark.e2e]
 

@@ -21,15 +21,8 @@ from inventory.security.principal import Role
 from tests.e2e.api_servers import ApiServer, api_key, api_servers
 from tests.e2e.feed_helpers import FeedClient, Worker, partition_seqs, wait_projected
 from tests.e2e.window_setup import events_of
-from tests.failover.scale_servers import (
-    Sale,
-    SentinelSet,
-    sales_stored,
-    sell,
-    sentinel_set,
-    stocked_store,
-    wait,
-)
+from tests.failover.scale_sales import Sale, sales_stored, sell, stocked_store
+from tests.failover.scale_servers import SentinelSet, sentinel_set, wait
 
 pytestmark = [pytest.mark.failover, pytest.mark.e2e]
 

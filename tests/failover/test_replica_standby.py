@@ -20,19 +20,12 @@ from inventory.security.principal import Role
 from tests.e2e.api_servers import ApiServer, api_key, api_servers
 from tests.e2e.feed_helpers import FeedClient, partition_seqs
 from tests.e2e.reading import Client, start_worker
-from tests.failover.scale_servers import replica_standby, stocked_store, wait
+from tests.failover.scale_sales import stocked_store
+from tests.failover.scale_servers import read_url, replica_standby, wait
 
 pytestmark = [pytest.mark.failover, pytest.mark.e2e]
 
 SKUS = ["RS1", "RS2", "RS3"]
-
-
-def read_url(replica_url: str, *ports: int, balance: bool = False) -> str:
-    """The replica's application URL on `ports` of loopback (libpq's multi-host form)."""
-    params = conninfo_to_dict(replica_url)
-    hosts = ",".join(f"127.0.0.1:{port}" for port in ports)
-    query = "?load_balance_hosts=random" if balance else ""
-    return f"postgresql://{params['user']}:{params['password']}@{hosts}/{params['dbname']}{query}"
 
 
 def sell(client: Client, store: str, count: int) -> int:
