@@ -213,17 +213,16 @@ class RateLimiter:
         rule = self._budgets[budget or policy]
         window_ms = rule.window_seconds * 1000
         key = f"{self._namespace}:ratelimit:{policy}:{subject}"
+        if time.monotonic() < self._skip_until:
+            # Within the back-off: decide without asking, and without pushing the next
+            # try further out (steady traffic would otherwise never try Redis again).
+            REDIS_FAILURES.labels(policy=policy).inc()
+            return self._without_redis(policy, rule)
         try:
-            if time.monotonic() < self._skip_until:
-                raise redis.ConnectionError("Redis was unreachable a moment ago")
             count, ttl_ms, epoch = await self._count(key, window_ms)
         except redis.RedisError as error:
             self._failed(policy, error)
-            allowed = self._fail_open
-            remaining = rule.limit if allowed else 0
-            reset = 0 if allowed else math.ceil(BACKOFF_SECONDS)
-            window = rule.window_seconds
-            return Decision(policy, allowed, rule.limit, window, remaining, reset, degraded=True)
+            return self._without_redis(policy, rule)
         return Decision(
             policy=policy,
             allowed=count <= rule.limit,
@@ -233,6 +232,14 @@ class RateLimiter:
             reset_seconds=max(1, math.ceil(ttl_ms / 1000)),
             epoch=epoch,
         )
+
+    def _without_redis(self, policy: str, rule: Budget) -> Decision:
+        """The decision while Redis is away: every call admitted (open) or refused (closed)."""
+        allowed = self._fail_open
+        remaining = rule.limit if allowed else 0
+        reset = 0 if allowed else math.ceil(BACKOFF_SECONDS)
+        window = rule.window_seconds
+        return Decision(policy, allowed, rule.limit, window, remaining, reset, degraded=True)
 
     async def check_request(self, principal: Principal | None, ip: str) -> Decision:
         """An HTTP call: per principal under its role's budget, or per client IP if anonymous."""
