@@ -66,9 +66,10 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     the primary, the read side (INVENTORY_READ_URL) and, when reads go to standbys, a
     small pool on the replica itself for what the API writes there (report runs)."""
     primary = pool(settings.primary_url, settings, "primary")
-    replica = pool(settings.read_url, settings, "replica")
+    read_url = settings.read_url or settings.replica_url
+    replica = pool(read_url, settings, "replica")
     itself = None
-    if settings.read_url != settings.replica_url:
+    if read_url != settings.replica_url:
         itself = pool(settings.replica_url, settings, "replica-writes", max_size=4)
     client = redis_clients.async_client(
         settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30

@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigurationError("--wait must be a number of seconds, 0 or more")
     settings = Settings.from_env()
     # Session-bound (SET TimeZone, one snapshot over two cursors): never through PgBouncer.
-    primary = settings.primary_direct_url
+    primary = settings.primary_direct_url or settings.primary_url
     return verify(primary, settings.replica_url, store=args.store, wait=args.wait)
 
 

@@ -74,7 +74,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 9310
     # More than one box (docs/scaling.md): queries and the feed on `read_url` (standbys of
-    # the replica), session-bound work on `primary_direct_url` (around PgBouncer).
+    # the replica), session-bound work on `primary_direct_url` (around PgBouncer); from_env
+    # fills both, "" means the replica's and the primary's own URL.
     read_url: str = ""
     primary_direct_url: str = ""
     pgbouncer: bool = False
@@ -86,7 +87,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """Build the settings from the environment, or raise ConfigurationError."""
         env = os.environ if env is None else env
         servers = _servers(env)
-        return cls(**servers, **_tuning(env), **_observability(env), **_scale(env, servers))
+        scale = _scale(env, servers)
+        return cls(**servers, **_tuning(env), **_observability(env), **scale, home=_home(env))
 
 
 class MigrationSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -146,13 +148,12 @@ def _servers(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _scale(env: Mapping[str, str], servers: dict[str, Any]) -> dict[str, Any]:
-    """Read URLs, PgBouncer, Redis-loss policy (runtime/scale_settings.py), and home."""
+    """Read URLs, PgBouncer and the Redis-loss policy (runtime/scale_settings.py)."""
     try:
-        found = scale_from_env(env, servers["primary_url"], servers["replica_url"])
         check_redis_url(servers["redis_url"])
+        return scale_from_env(env, servers["primary_url"], servers["replica_url"])
     except ScaleSettingsError as error:
         raise ConfigurationError(str(error)) from None
-    return found | {"home": _home(env)}
 
 
 def _tuning(env: Mapping[str, str]) -> dict[str, Any]:
