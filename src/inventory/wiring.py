@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
-import redis
 import redis.asyncio as aioredis
 from dramatiq.brokers.redis import RedisBroker
 from litestar import Litestar
@@ -18,8 +17,8 @@ from inventory.domain.events import ALL_EVENTS
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.store import EventStore
 from inventory.feed.hub import FeedHub
-from inventory.runtime import telemetry
-from inventory.runtime.resources import Resources, pool
+from inventory.runtime import redis_clients, telemetry
+from inventory.runtime.resources import Resources, connect_options, pool
 from inventory.runtime.settings import ConfigurationError, Settings
 from inventory.security.context import Security
 from inventory.security.socket_watch import SocketWatch
@@ -63,22 +62,36 @@ def app(settings: Settings | None = None) -> Litestar:
 
 @asynccontextmanager
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
-    """Open both pools (without waiting for a connection) and Redis; close them after."""
+    """Open the pools (without waiting for a connection) and Redis; close them after:
+    the primary, the read side (INVENTORY_READ_URL) and, when reads go to standbys, a
+    small pool on the replica itself for what the API writes there (report runs)."""
     primary = pool(settings.primary_url, settings, "primary")
-    replica = pool(settings.replica_url, settings, "replica")
-    client = aioredis.Redis.from_url(
+    read_url = settings.read_url or settings.replica_url
+    replica = pool(read_url, settings, "replica")
+    itself = None
+    if read_url != settings.replica_url:
+        itself = pool(settings.replica_url, settings, "replica-writes", max_size=4)
+    client = redis_clients.async_client(
         settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
     )
     # wait=False: the process starts (and /health/ready says what is down) even when a
     # database is unreachable; the pools keep trying in the background.
-    await primary.open(wait=False)
-    await replica.open(wait=False)
+    pools = [p for p in (primary, replica, itself) if p is not None]
+    for each in pools:
+        await each.open(wait=False)
     try:
-        yield Resources(settings, primary, replica, client)
+        yield Resources(settings, primary, replica, client, itself)
     finally:
         await client.aclose()
-        await replica.close()
-        await primary.close()
+        for each in reversed(pools):
+            await each.close()
+
+
+def feed_client(settings: Settings) -> Callable[[], aioredis.Redis]:
+    """A new Redis client for each subscription the feed hub or socket watch (re)opens."""
+    return lambda: redis_clients.async_client(
+        settings.redis_url, socket_connect_timeout=2, socket_keepalive=True
+    )
 
 
 def security_of(resources: Resources, jwt_secret: str) -> Security:
@@ -92,6 +105,7 @@ def security_of(resources: Resources, jwt_secret: str) -> Security:
         budgets=settings.budgets,
         trusted_proxies=settings.trusted_proxies,
         jwt_ttl_seconds=settings.jwt_ttl_seconds,
+        fail_open=settings.rate_limit_fail_open,
     )
 
 
@@ -110,10 +124,10 @@ async def build(settings: Settings) -> AsyncIterator[Services]:
             service=CommandService(resources.primary, after_commit=after_commit, store=store),
             security=security_of(resources, jwt_secret),
             feed_hub=FeedHub(
-                settings.redis_url, settings.redis_namespace, settings.feed_queue_size
+                feed_client(settings), settings.redis_namespace, settings.feed_queue_size
             ),
             socket_watch=SocketWatch(
-                resources.primary, settings.redis_url, settings.redis_namespace
+                resources.primary, feed_client(settings), settings.redis_namespace
             ),
             queue_report=_queue_report,
         )
@@ -156,10 +170,15 @@ def build_worker(settings: Settings) -> Iterator[WorkerContext]:
             max_size=8,
             name="worker-replica",
             check=ConnectionPool.check_connection,
+            kwargs=connect_options(settings),
             open=True,
         ),
-        redis=redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5),
-        commands=CommandServices(settings.primary_url, after_commit=_wake_after),
+        redis=redis_clients.sync_client(
+            settings.redis_url, socket_connect_timeout=2, socket_timeout=5
+        ),
+        commands=CommandServices(
+            settings.primary_url, after_commit=_wake_after, options=connect_options(settings)
+        ),
     )
     worker_context.install(context)
     try:

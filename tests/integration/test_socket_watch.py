@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 
+from inventory.runtime import redis_clients
 from inventory.runtime.resources import Resources
 from inventory.runtime.settings import Settings
 from inventory.security import bootstrap
@@ -16,6 +17,7 @@ from inventory.security.identity import CLI_ACTOR, create_key
 from inventory.security.principal import Principal, Role
 from inventory.security.ratelimit import identity_channel
 from inventory.security.socket_watch import SocketWatch
+from inventory.wiring import feed_client
 
 NEVER = 3600.0  # a re-check interval no test waits for
 
@@ -42,7 +44,7 @@ async def test_an_announced_revocation_closes_the_socket_without_a_recheck(
     resources: Resources, settings: Settings
 ) -> None:
     namespace = f"test-{uuid.uuid4().hex[:8]}"
-    watch = SocketWatch(resources.primary, settings.redis_url, namespace, interval=NEVER)
+    watch = SocketWatch(resources.primary, feed_client(settings), namespace, interval=NEVER)
     watch.start()
     try:
         principal = await new_key(resources, Role.VIEWER, ["*"])
@@ -58,7 +60,7 @@ async def test_an_announced_revocation_closes_the_socket_without_a_recheck(
                     bootstrap.revoke_key,
                     settings.primary_url,
                     principal.id,
-                    settings.redis_url,
+                    lambda: redis_clients.sync_client(settings.redis_url),
                     namespace,
                 )
             )
@@ -72,7 +74,7 @@ async def test_an_announced_revocation_closes_the_socket_without_a_recheck(
 async def test_an_unannounced_scope_change_is_found_by_the_recheck(
     resources: Resources, settings: Settings
 ) -> None:
-    watch = SocketWatch(resources.primary, settings.redis_url, f"t-{uuid.uuid4().hex[:8]}")
+    watch = SocketWatch(resources.primary, feed_client(settings), f"t-{uuid.uuid4().hex[:8]}")
     principal = await new_key(resources, Role.MANAGER, ["a1", "a2"])
     watched = watch.watch(principal, frozenset({"a1", "a2"}), None)
     async with await psycopg.AsyncConnection.connect(settings.primary_url) as conn:

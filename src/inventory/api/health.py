@@ -19,6 +19,7 @@ from inventory.projectors.backlog import backlogs
 from inventory.readmodels.registry import projector_names
 from inventory.runtime import replication_status
 from inventory.runtime.resources import Resources
+from inventory.runtime.standby_status import Standby, standby_status
 
 CHECK_TIMEOUT = 2.0
 
@@ -60,14 +61,39 @@ async def _primary(r: Resources) -> dict[str, Any]:
     return {}
 
 
+def _standby_lag(standby: Standby, max_seconds: float) -> dict[str, Any]:
+    """A standby of the replica serves as well as its replay is recent: no apply worker
+    runs there (notes: a standby's subscription is a copy), so its lag stands in for one."""
+    detail = {
+        "standby": True,
+        "replay_lag_seconds": round(standby.replay_lag_seconds, 3),
+        "replay_lag_bytes": standby.replay_lag_bytes,
+    }
+    if not standby.streaming:
+        raise CheckFailed("the standby is not receiving WAL from its upstream", detail)
+    if standby.replay_lag_seconds > max_seconds:
+        raise CheckFailed(
+            f"the standby's replay is {standby.replay_lag_seconds:.1f} s behind "
+            f"(more than {max_seconds:g} s)",
+            detail,
+        )
+    return detail
+
+
 async def _replica(r: Resources) -> dict[str, Any]:
+    """The read side (INVENTORY_READ_URL): it answers, and a standby there keeps up."""
     async with r.replica.connection(timeout=CHECK_TIMEOUT) as conn:
-        await replication_status.ping(conn)
+        standby = await standby_status(conn)
+    if standby.in_recovery:
+        return _standby_lag(standby, r.settings.max_standby_lag_seconds)
     return {}
 
 
 async def _subscription(r: Resources) -> dict[str, Any]:
-    async with r.replica.connection(timeout=CHECK_TIMEOUT) as conn:
+    async with r.replica_itself.connection(timeout=CHECK_TIMEOUT) as conn:
+        standby = await standby_status(conn)
+        if standby.in_recovery:
+            return _standby_lag(standby, r.settings.max_standby_lag_seconds)
         row = await replication_status.subscription_status(conn)
     if row is None:
         raise CheckFailed("the subscription does not exist; run `inventory migrate`")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -125,10 +126,13 @@ class ReportRunController(Controller):
         """Queue a `movements` or `stock` report; poll `GET /v1/reports/{id}` for it."""
         params = checked_params(request.user, data)
         report_id = str(uuid.uuid4())
-        async with state.resources.replica.connection() as conn:
+        # The replica itself, never a read standby (read-only: ReadOnlySqlTransaction).
+        async with state.resources.replica_itself.connection() as conn:
             await report_runs.insert_run(conn, report_id, data.kind, params, request.user.id)
         try:
-            state.queue_report(report_id)  # wiring.py: the worker's build_report actor
+            # A thread: the send is a blocking Redis call, and a Redis failing over must
+            # hold this request only, never the event loop's others.
+            await asyncio.to_thread(state.queue_report, report_id)  # the build_report actor
         except Exception as error:  # noqa: BLE001 - the row stands; the worker's sweep re-sends
             log.warning("report not queued; the sweep will send it", error=str(error))
         return ReportRun(
@@ -159,7 +163,9 @@ class ReportRunController(Controller):
     ) -> Response[Any]:
         """The report's status, and its rows once done (`format=csv`: the rows as CSV).
         Only its requester, admins and auditors may read it."""
-        async with state.resources.replica.connection() as conn:
+        # Where the run was written: a standby may not have the row yet (a 404 to a
+        # client polling the id it was just given).
+        async with state.resources.replica_itself.connection() as conn:
             stored = await report_runs.read_run(conn, report_id)
         if stored is None or not may_read(request.user, stored.requested_by, stored.params):
             raise ApiError(404, "report_not_found", f"No report {report_id} of yours.")

@@ -74,7 +74,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.wait < 0:
         raise ConfigurationError("--wait must be a number of seconds, 0 or more")
     settings = Settings.from_env()
-    return verify(settings.primary_url, settings.replica_url, store=args.store, wait=args.wait)
+    # Session-bound (SET TimeZone, one snapshot over two cursors): never through PgBouncer.
+    primary = settings.primary_direct_url or settings.primary_url
+    return verify(primary, settings.replica_url, store=args.store, wait=args.wait)
 
 
 def add(commands: Any) -> None:

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from inventory.cli.common import SERVER_ENV, actions, add_command, stores_of
+from inventory.runtime import redis_clients
 from inventory.runtime.settings import ConfigurationError, Settings
 from inventory.security.context import CACHE_SECONDS
 from inventory.security.principal import ROLES, Role
@@ -21,7 +22,10 @@ def _revoke(settings: Settings, raw_id: str) -> int:
     except ValueError:
         raise ConfigurationError(f"{raw_id!r} is not an API key id") from None
     signalled = bootstrap.revoke_key(
-        settings.primary_url, key_id, settings.redis_url, settings.redis_namespace
+        settings.primary_url,
+        key_id,
+        lambda: redis_clients.sync_client(settings.redis_url, socket_connect_timeout=2),
+        settings.redis_namespace,
     )
     print(f"revoked API key {key_id}")  # noqa: T201
     if not signalled:

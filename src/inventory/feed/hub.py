@@ -142,8 +142,12 @@ class Subscriber:
 class FeedHub:
     """Subscribes to Redis for the whole process and dispatches to its subscribers."""
 
-    def __init__(self, redis_url: str, namespace: str, queue_size: int) -> None:
-        self.redis_url = redis_url
+    def __init__(
+        self, connect: Callable[[], aioredis.Redis], namespace: str, queue_size: int
+    ) -> None:
+        # A new client per subscription: after a Redis (or Sentinel) failover the next
+        # one reaches the new master.
+        self.connect = connect
         self.pattern = messages.channel_pattern(namespace)
         self.queue_size = queue_size
         self.subscribers: set[Subscriber] = set()
@@ -225,9 +229,7 @@ class FeedHub:
             pause = min(pause * 2, 2.0)
 
     async def _listen(self) -> None:
-        client = aioredis.Redis.from_url(
-            self.redis_url, socket_connect_timeout=2, socket_keepalive=True
-        )
+        client = self.connect()
         try:
             async with client.pubsub() as pubsub:
                 await pubsub.psubscribe(self.pattern)

@@ -20,8 +20,16 @@ class Resources:
 
     settings: Settings
     primary: AsyncConnectionPool  # writes: commands append here
-    replica: AsyncConnectionPool  # reads: queries, history and the feed
+    replica: AsyncConnectionPool  # reads: queries, history and the feed (INVENTORY_READ_URL)
     redis: aioredis.Redis
+    # The replica server itself when reads go elsewhere (standbys cannot take writes).
+    replica_server: AsyncConnectionPool | None = None
+
+    @property
+    def replica_itself(self) -> AsyncConnectionPool:
+        """The replica (INVENTORY_REPLICA_URL): what the API writes on the read side (report
+        runs) and reads back at once; the read pool when both URLs are one."""
+        return self.replica_server or self.replica
 
 
 class RecentUse:
@@ -53,13 +61,23 @@ class RecentUse:
         self.returned[conn] = time.monotonic()
 
 
-def pool(url: str, settings: Settings, name: str) -> AsyncConnectionPool:
-    """A pool on `url` sized by `settings`, unopened, lending recent connections unchecked."""
+def connect_options(settings: Settings) -> dict[str, Any]:
+    """psycopg's connection options: behind PgBouncer's transaction pooling, never a
+    server-side prepared statement (the next transaction may land on another backend)."""
+    return {"prepare_threshold": None} if settings.pgbouncer else {}
+
+
+def pool(
+    url: str, settings: Settings, name: str, max_size: int | None = None
+) -> AsyncConnectionPool:
+    """A pool on `url` sized by `settings` (or `max_size`), unopened, lending recent
+    connections unchecked."""
     recent = RecentUse()
+    largest = max(settings.pool_max_size, settings.pool_min_size) if max_size is None else max_size
     return AsyncConnectionPool(
         url,
-        min_size=settings.pool_min_size,
-        max_size=max(settings.pool_max_size, settings.pool_min_size),
+        min_size=min(settings.pool_min_size, largest),
+        max_size=largest,
         name=name,
         open=False,
         timeout=10.0,
@@ -69,5 +87,5 @@ def pool(url: str, settings: Settings, name: str) -> AsyncConnectionPool:
         reconnect_timeout=5.0,
         check=recent.check,
         reset=recent.reset,
-        kwargs={"application_name": f"inventory-{name}"},
+        kwargs={"application_name": f"inventory-{name}", **connect_options(settings)},
     )

@@ -11,9 +11,13 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 import msgspec
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
+from inventory.runtime.scale_settings import (
+    ScaleSettingsError,
+    check_libpq_url,
+    check_redis_url,
+    scale_from_env,
+)
 from inventory.security.ratelimit import DEFAULT_BUDGETS, Budget
 
 
@@ -36,53 +40,12 @@ def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
 
 
 def _check_postgres(name: str, value: str) -> str:
-    """A libpq connection string: a URL (hosts may be listed, `h1:5432,h2:5432`) or the
-    key=value form (`host=h1,h2 port=5432,5432 ...`); every host needs a name and a port
-    that libpq will take, so a typo fails at start-up rather than at the first failover."""
-    if "://" not in value:
-        return _check_postgres_keywords(name, value)
-    parts = urlsplit(value)
-    if parts.scheme not in ("postgresql", "postgres"):
-        return _check_url(name, value, ("postgresql", "postgres"))
-    for host in parts.netloc.rpartition("@")[2].split(","):
-        if not _host_ok(host):
-            raise ConfigurationError(
-                f"{name} lists a host it cannot use ({host!r}): write "
-                f"postgresql://user:password@host1:5432,host2:5432/db, got {redact(value)!r}"
-            )
-    return value
-
-
-def _check_postgres_keywords(name: str, value: str) -> str:
+    """A libpq connection string, URL or key=value, that may list several hosts
+    (`h1:5432,h2:5432`): a typo fails at start-up rather than at the first failover."""
     try:
-        params = conninfo_to_dict(value)
-    except psycopg.ProgrammingError:
-        raise ConfigurationError(
-            f"{name} must be a URL like postgresql://user:password@host:port/db or "
-            f"key=value pairs like 'host=h1,h2 port=5432,5432 dbname=db', got {redact(value)!r}"
-        ) from None
-    hosts = str(params.get("host") or "").split(",")
-    ports = str(params.get("port") or "5432").split(",")
-    if not all(hosts) or not all(_is_port(port) for port in ports):
-        raise ConfigurationError(f"{name} needs host= and numeric ports, got {redact(value)!r}")
-    if len(ports) not in (1, len(hosts)):
-        raise ConfigurationError(
-            f"{name} lists {len(hosts)} hosts but {len(ports)} ports, got {redact(value)!r}"
-        )
-    return value
-
-
-def _host_ok(host: str) -> bool:
-    """`name`, `name:port`, `[v6]` or `[v6]:port`."""
-    if host.startswith("["):
-        address, _, rest = host[1:].partition("]")
-        return bool(address) and (not rest or (rest[0] == ":" and _is_port(rest[1:])))
-    hostname, colon, port = host.partition(":")
-    return bool(hostname) and (not colon or _is_port(port))
-
-
-def _is_port(text: str) -> bool:
-    return text.isdigit() and 0 < int(text) <= 65535
+        return check_libpq_url(name, value)
+    except ScaleSettingsError as error:
+        raise ConfigurationError(f"{error}, got {redact(value)!r}") from None
 
 
 def redact(url: str) -> str:
@@ -127,12 +90,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Observability (docs/observability.md): where a worker serves its metrics (port 0: off).
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 9310
+    # More than one box (docs/scaling.md): queries and the feed on `read_url` (standbys of
+    # the replica), session-bound work on `primary_direct_url` (around PgBouncer); from_env
+    # fills both, "" means the replica's and the primary's own URL.
+    read_url: str = ""
+    primary_direct_url: str = ""
+    pgbouncer: bool = False
+    rate_limit_fail_open: bool = True
+    max_standby_lag_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
         """Build the settings from the environment, or raise ConfigurationError."""
         env = os.environ if env is None else env
-        return cls(**_servers(env), **_tuning(env), **_observability(env), home=_home(env))
+        servers = _servers(env)
+        scale = _scale(env, servers)
+        return cls(**servers, **_tuning(env), **_observability(env), **scale, home=_home(env))
 
 
 class MigrationSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -182,13 +155,21 @@ def _servers(env: Mapping[str, str]) -> dict[str, Any]:
             f"{', '.join(missing)} not set (run `inventory dev`, or source "
             "$INVENTORY_HOME/dev.env, or export the server URLs)"
         )
-    redis_schemes = ("redis", "rediss", "unix")
     return {
         "primary_url": _check_postgres("INVENTORY_PRIMARY_URL", env["INVENTORY_PRIMARY_URL"]),
         "replica_url": _check_postgres("INVENTORY_REPLICA_URL", env["INVENTORY_REPLICA_URL"]),
-        "redis_url": _check_url("INVENTORY_REDIS_URL", env["INVENTORY_REDIS_URL"], redis_schemes),
+        "redis_url": env["INVENTORY_REDIS_URL"],  # checked in _scale: Sentinel URLs too
         **_databases(env),
     }
+
+
+def _scale(env: Mapping[str, str], servers: dict[str, Any]) -> dict[str, Any]:
+    """Read URLs, PgBouncer and the Redis-loss policy (runtime/scale_settings.py)."""
+    try:
+        check_redis_url(servers["redis_url"])
+        return scale_from_env(env, servers["primary_url"], servers["replica_url"])
+    except ScaleSettingsError as error:
+        raise ConfigurationError(str(error)) from None
 
 
 def _tuning(env: Mapping[str, str]) -> dict[str, Any]:

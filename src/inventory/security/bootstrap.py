@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import psycopg
+import redis
 
 from inventory.security import changes, identity
 from inventory.security.identity import CLI_ACTOR
@@ -72,9 +73,9 @@ def create_key(url: str, name: str, role: Role, stores: list[str]) -> CreatedKey
     )
 
 
-def revoke_key(url: str, key_id: str, redis_url: str, namespace: str) -> bool:
+def revoke_key(url: str, key_id: str, connect: Callable[[], redis.Redis], namespace: str) -> bool:
     """Revoke a key, then announce it (security/changes.py) so API processes drop cached
     principals and close its sockets at once; False when Redis was unreachable (caches
     then expire and sockets are re-checked within seconds)."""
     _run(url, lambda conn: identity.revoke_key(conn, CLI_ACTOR, key_id))
-    return changes.announce_sync(redis_url, namespace)
+    return changes.announce_sync(connect, namespace)

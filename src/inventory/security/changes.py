@@ -8,15 +8,17 @@ them every few seconds, so a message lost with Redis delays a close by that peri
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import redis
 
 from inventory.security.ratelimit import epoch_key, identity_channel
 
 
-def announce_sync(redis_url: str, namespace: str) -> bool:
+def announce_sync(connect: Callable[[], redis.Redis], namespace: str) -> bool:
     """Advance the epoch and tell every API process; False when Redis is unreachable."""
     try:
-        with redis.Redis.from_url(redis_url, socket_connect_timeout=2) as client:
+        with connect() as client:
             pipe = client.pipeline(transaction=False)
             pipe.incr(epoch_key(namespace))
             pipe.publish(identity_channel(namespace), b"changed")

@@ -87,11 +87,12 @@ class Security:
         budgets: Mapping[str, Budget],
         trusted_proxies: Sequence[str],
         jwt_ttl_seconds: int,
+        fail_open: bool = True,
     ) -> Security:
         """Build from the process's primary pool and Redis client (wiring.py)."""
         return cls(
             authenticator=Authenticator(primary, jwt_secret, trusted_proxies),
-            limiter=RateLimiter(redis, namespace, budgets),
+            limiter=RateLimiter(redis, namespace, budgets, fail_open=fail_open),
             jwt_secret=jwt_secret,
             jwt_ttl_seconds=jwt_ttl_seconds,
         )

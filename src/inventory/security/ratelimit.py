@@ -27,7 +27,8 @@ log = structlog.get_logger(__name__)
 
 REDIS_FAILURES = Counter(
     "inventory_rate_limit_redis_failures",
-    "Rate-limit decisions taken without Redis (it was unreachable): the call was allowed.",
+    "Rate-limit decisions taken without Redis (it was unreachable): the call was allowed "
+    "(INVENTORY_RATE_LIMIT_WITHOUT_REDIS=open) or refused (closed).",
     ["policy"],
 )
 
@@ -98,7 +99,7 @@ class Decision:
     window_seconds: int
     remaining: int
     reset_seconds: int
-    degraded: bool = False  # Redis was unreachable: allowed without counting
+    degraded: bool = False  # Redis was unreachable: decided by policy, not counted
     epoch: int | None = None  # the identity epoch read with the decision (None: degraded)
 
     def headers(self) -> dict[str, str]:
@@ -119,9 +120,17 @@ class RateLimiter:
     """Budgets by name (see Settings.budgets), counted in Redis under `namespace`."""
 
     def __init__(
-        self, client: aioredis.Redis, namespace: str, budgets: Mapping[str, Budget]
+        self,
+        client: aioredis.Redis,
+        namespace: str,
+        budgets: Mapping[str, Budget],
+        *,
+        fail_open: bool = True,
     ) -> None:
         self._redis = client
+        # Without Redis nothing can be counted: admit every call (open: a till keeps
+        # selling while Redis fails over) or refuse every call with 429 (closed).
+        self._fail_open = fail_open
         self._namespace = namespace
         self._budgets = dict(budgets)
         self._script = client.register_script(HIT)
@@ -167,7 +176,8 @@ class RateLimiter:
     def _failed(self, what: str, error: Exception) -> None:
         self._skip_until = time.monotonic() + BACKOFF_SECONDS
         REDIS_FAILURES.labels(policy=what).inc()
-        log.warning("rate limit not enforced: Redis unavailable", policy=what, error=str(error))
+        outcome = "not enforced" if self._fail_open else "refusing every call"
+        log.warning(f"rate limit {outcome}: Redis unavailable", policy=what, error=str(error))
 
     async def epoch(self) -> int | None:
         """The identity epoch, or None when Redis is unreachable."""
@@ -198,17 +208,21 @@ class RateLimiter:
         return self._budgets[policy]
 
     async def hit(self, policy: str, subject: str, *, budget: str | None = None) -> Decision:
-        """Count one call of `subject` against `policy` and decide; allowed when Redis is down."""
+        """Count one call of `subject` against `policy` and decide; when Redis is down,
+        allowed (fail open) or refused for a second (fail closed)."""
         rule = self._budgets[budget or policy]
         window_ms = rule.window_seconds * 1000
         key = f"{self._namespace}:ratelimit:{policy}:{subject}"
+        if time.monotonic() < self._skip_until:
+            # Within the back-off: decide without asking, and without pushing the next
+            # try further out (steady traffic would otherwise never try Redis again).
+            REDIS_FAILURES.labels(policy=policy).inc()
+            return self._without_redis(policy, rule)
         try:
-            if time.monotonic() < self._skip_until:
-                raise redis.ConnectionError("Redis was unreachable a moment ago")
             count, ttl_ms, epoch = await self._count(key, window_ms)
         except redis.RedisError as error:
             self._failed(policy, error)
-            return Decision(policy, True, rule.limit, rule.window_seconds, rule.limit, 0, True)
+            return self._without_redis(policy, rule)
         return Decision(
             policy=policy,
             allowed=count <= rule.limit,
@@ -218,6 +232,14 @@ class RateLimiter:
             reset_seconds=max(1, math.ceil(ttl_ms / 1000)),
             epoch=epoch,
         )
+
+    def _without_redis(self, policy: str, rule: Budget) -> Decision:
+        """The decision while Redis is away: every call admitted (open) or refused (closed)."""
+        allowed = self._fail_open
+        remaining = rule.limit if allowed else 0
+        reset = 0 if allowed else math.ceil(BACKOFF_SECONDS)
+        window = rule.window_seconds
+        return Decision(policy, allowed, rule.limit, window, remaining, reset, degraded=True)
 
     async def check_request(self, principal: Principal | None, ip: str) -> Decision:
         """An HTTP call: per principal under its role's budget, or per client IP if anonymous."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
@@ -68,12 +69,12 @@ class SocketWatch:
     def __init__(
         self,
         pool: AsyncConnectionPool,
-        redis_url: str,
+        connect: Callable[[], aioredis.Redis],
         namespace: str,
         interval: float = RECHECK_SECONDS,
     ) -> None:
         self._pool = pool
-        self._redis_url = redis_url
+        self._connect = connect  # a new Redis client per subscription (wiring.feed_client)
         self._channel = identity_channel(namespace)
         self._interval = interval
         self.sockets: set[Watched] = set()
@@ -148,9 +149,7 @@ class SocketWatch:
             await asyncio.sleep(1.0)
 
     async def _listen(self) -> None:
-        client = aioredis.Redis.from_url(
-            self._redis_url, socket_connect_timeout=2, socket_keepalive=True
-        )
+        client = self._connect()
         try:
             async with client.pubsub() as pubsub:
                 await pubsub.subscribe(self._channel)

@@ -6,14 +6,19 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AsyncIO
 
-from inventory.runtime import telemetry
+from inventory.runtime import redis_clients, telemetry
 from inventory.runtime.settings import Settings
 
 
 def build_broker(settings: Settings) -> RedisBroker:
     """A Redis broker for `settings`, installed as Dramatiq's global broker."""
+    # A client, not a URL: dramatiq cannot read a Sentinel URL, and a sent message must
+    # not wait forever on a Redis that stopped answering (the sweep makes up for a loss).
+    client = redis_clients.sync_client(
+        settings.redis_url, socket_connect_timeout=2, socket_timeout=5
+    )
     broker = RedisBroker(  # type: ignore[no-untyped-call]
-        url=settings.redis_url, namespace=f"{settings.redis_namespace}-dramatiq"
+        client=client, namespace=f"{settings.redis_namespace}-dramatiq"
     )
     broker.add_middleware(AsyncIO())
     if telemetry.active():

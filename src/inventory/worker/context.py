@@ -38,6 +38,7 @@ class CommandServices:
 
     primary_url: str
     after_commit: Callable[[Sequence[Decision]], None]
+    options: dict[str, Any] = field(default_factory=dict)  # psycopg's (runtime.resources)
     services: dict[int, CommandService] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -52,6 +53,7 @@ class CommandServices:
                 min_size=1,
                 max_size=4,
                 name="worker-primary",
+                kwargs=self.options,
                 open=False,
                 # Retry a lost primary within seconds of its standby's promotion (resources.py).
                 reconnect_timeout=5.0,
