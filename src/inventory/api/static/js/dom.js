@@ -2,13 +2,16 @@
 
 export const $ = (id) => document.getElementById(id);
 
+// Names that are attributes only (or read-only properties) on some elements.
+const ATTRIBUTES = new Set(["list", "role", "for", "form"]);
+
 // el("td", {className: "num", dataset: {sku}}, "text", child) — children are strings or nodes.
 export function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
     if (value === undefined || value === null) continue;
     if (key === "dataset") Object.assign(node.dataset, value);
-    else if (key in node) node[key] = value;
+    else if (key in node && !ATTRIBUTES.has(key)) node[key] = value;
     else node.setAttribute(key, String(value));
   }
   for (const child of children.flat()) {

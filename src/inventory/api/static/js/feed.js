@@ -64,7 +64,12 @@ function connect() {
   feed.live = false;
   socket.onopen = () => {
     badge("catching"); // the backlog comes first; the first heartbeat means we are current
-    if (feed.drops) notice(`Reconnected; resumed after event ${resumePoint() ?? "(now)"}.`);
+    if (feed.drops) {
+      const after = resumePoint();
+      notice(after === null
+        ? "Reconnected; the figures are reloaded (movements during the gap are in the ledger)."
+        : `Reconnected; resumed after event ${after}, nothing missed.`);
+    }
     feed.retry = 0;
     listeners.poll();
   };
