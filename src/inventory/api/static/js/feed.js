@@ -104,7 +104,6 @@ function receive(message) {
   if (message.kind === "heartbeat") {
     feed.live = true;
     if (state.badge !== "live") badge("live");
-    if (feed.drops) notice("");
   } else if (message.kind === "event") onEvent(message);
   else if (message.kind === "alert") listeners.alert(message.alert);
 }
