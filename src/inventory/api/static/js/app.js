@@ -127,6 +127,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("store").addEventListener("change", (e) => pick(e.target.value));
   window.addEventListener("hashchange", route);
   window.addEventListener("resize", drawChart);
+  $("chart-unit").addEventListener("change", drawChart);
   setInterval(drawChart, 15000);
   wireOverview(); wireLookup(); wireAlerts(); wireForms(); wireAdmin();
   renderOverview();

@@ -18,16 +18,17 @@ export function countSold(event) {
   if (!stores.has(event.store)) stores.set(event.store, new Map());
   const perMinute = stores.get(event.store);
   perMinute.set(minute, (perMinute.get(minute) || 0) + units);
-  units_picker();
+  unitsPicker();
 }
 
-function units_picker() {
+function unitsPicker() {
   const picker = $("chart-unit");
   const units = [...sold.keys()].sort();
   if (picker.options.length === units.length) return;
   const chosen = picker.value;
   picker.replaceChildren(...units.map((unit) => new Option(unit, unit)));
   picker.value = units.includes(chosen) ? chosen : units[0];
+  $("chart-unit-label").hidden = units.length === 0;
 }
 
 export function drawChart() {
@@ -51,7 +52,7 @@ export function drawChart() {
     ctx.beginPath(); ctx.moveTo(pad, y); ctx.lineTo(width - 4, y); ctx.stroke();
     ctx.fillText(number.format(top * fraction), 2, y + 4);
   }
-  ctx.fillText(`${unit || "nothing sold yet"} · last ${MINUTES} min`, pad, height - 8);
+  ctx.fillText(unit ? `${unit} · last ${MINUTES} min` : "Nothing sold since this page opened", pad, height - 8);
   series.forEach(([, perMinute], index) => {
     ctx.strokeStyle = COLORS[index % COLORS.length]; ctx.lineWidth = 2; ctx.beginPath();
     for (let i = 0; i < MINUTES; i += 1) {
