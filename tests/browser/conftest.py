@@ -78,7 +78,7 @@ class Shop:
         body = {"username": username, "password": PASSWORD, "role": role, "stores": stores}
         created = self.call("POST", "/v1/users", body)
         assert created.status_code == 201, created.text
-        self.users[role] = username
+        self.users.setdefault(role, username)  # the first of a role is the journeys' own
         self.ids[username] = created.json()["id"]
         return username
 

@@ -242,10 +242,13 @@ def test_an_admin_rescopes_disables_and_resets_a_users_password(shop: Shop, page
     assert refused.status_code == 401
 
 
-def test_a_user_changes_their_password_and_stays_signed_in(shop: Shop, page: Page) -> None:
+def test_a_user_changes_their_password_and_their_other_sessions_end(shop: Shop, page: Page) -> None:
     username = shop.user("viewer", [first_store(shop)])
     sign_in(page, shop.base, username)
     token = page.evaluate("sessionStorage.getItem('inventory.token')")
+    other = httpx.post(
+        f"{shop.base}/v1/auth/token", json={"username": username, "password": PASSWORD}, timeout=10
+    ).json()["access_token"]
     probe = httpx.post(
         f"{shop.base}/v1/me/password", json={"unknown_field": 1}, headers=bearer(token), timeout=10
     )
@@ -258,8 +261,11 @@ def test_a_user_changes_their_password_and_stays_signed_in(shop: Shop, page: Pag
     form.locator("input[name=again]").fill("another long password")
     form.locator("button[type=submit]").click()
     expect(form.locator(".result")).to_contain_text("Password changed")
-    assert httpx.get(f"{shop.base}/v1/me", headers=bearer(token), timeout=10).status_code == 401
+    assert httpx.get(f"{shop.base}/v1/me", headers=bearer(other), timeout=10).status_code == 401
+    assert httpx.get(f"{shop.base}/v1/me", headers=bearer(token), timeout=10).status_code == 200
     expect(page.locator("#who")).to_contain_text(username)
+    fresh = {"username": username, "password": "another long password"}
+    assert httpx.post(f"{shop.base}/v1/auth/token", json=fresh, timeout=10).status_code == 200
 
 
 def test_numbers_follow_the_users_locale_and_the_feed_url_carries_no_token(

@@ -132,6 +132,7 @@ def test_the_badge_goes_offline_when_the_api_stops_and_live_when_it_returns(
 
 def test_the_feed_keeps_flowing_after_a_silent_token_refresh(shop: Shop, page: Page) -> None:
     store, rice = next(iter(shop.stores)), shop.skus["rice"]
+    shop.call("POST", f"/v1/stores/{store}/receipts", {"lines": [{"sku": rice, "quantity": 3}]})
     sign_in(page, shop.base, shop.users["viewer"])
     expect(page.locator("#connection")).to_have_text("live", timeout=15_000)
     before = page.evaluate("sessionStorage.getItem('inventory.token')")
