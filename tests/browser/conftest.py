@@ -88,6 +88,14 @@ class Shop:
         assert sold.status_code == 201, sold.text
         return int(sold.json()["position"])
 
+    def receive(self, store: str, quantities: dict[str, int | str]) -> None:
+        """One receipt, read back so the next page load sees it."""
+        lines = [{"sku": sku, "quantity": quantity} for sku, quantity in quantities.items()]
+        received = self.call("POST", f"/v1/stores/{store}/receipts", {"lines": lines})
+        assert received.status_code == 201, received.text
+        position = received.json()["position"]
+        assert self.call("GET", f"/v1/stores/{store}/stock?min_position={position}").is_success
+
     def answers(self, method: str, path: str, body: Any = None, key: str | None = None) -> bool:
         """False when this branch has no such endpoint (404/405 with no route behind it)."""
         response = self.call(method, path, body, key)

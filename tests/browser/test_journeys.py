@@ -78,11 +78,14 @@ def test_a_clerk_receives_with_a_retry_that_books_once_and_counts_with_the_discr
     page.click("#f-count button[type=submit]")
     expect(page.locator("#f-count .result")).to_contain_text("12.250 kg on hand", timeout=10_000)
 
+    reads: list[str] = []
+    page.on("request", lambda request: reads.append(request.url))
     page.click("#nav a[data-page=overview]")  # reads wait on the count's position
     expect(page.locator(f'#stock tr[data-sku="{lentils}"] td.on-hand')).to_have_text("12.250 kg")
     page.goto(f"{shop.base}/#ledger/{lentils}")
     expect(page.locator("#ledger tbody tr")).to_have_count(2)
     expect(page.locator("#ledger tbody tr").first).to_contain_text("+12.500 kg")
+    assert any("/stock?" in url and "min_position=" in url for url in reads), reads
     assert shop.call("GET", f"/v1/stores/{store}/stock/{lentils}").json()["on_hand"] == "12.250"
 
 
@@ -90,7 +93,7 @@ def test_a_manager_sets_a_reorder_point_adjusts_and_acknowledges_the_alert(
     shop: Shop, page: Page
 ) -> None:
     store, rice = first_store(shop), shop.skus["rice"]
-    shop.call("POST", f"/v1/stores/{store}/receipts", {"lines": [{"sku": rice, "quantity": 10}]})
+    shop.receive(store, {rice: 10})
     sign_in(page, shop.base, shop.users["manager"])
     pick_store(page, store)
     page.click("#nav a[data-page=work]")
@@ -120,7 +123,7 @@ def test_a_manager_sets_a_reorder_point_adjusts_and_acknowledges_the_alert(
 
 def test_an_auditor_reads_every_view_and_finds_no_form(shop: Shop, page: Page) -> None:
     store, rice = first_store(shop), shop.skus["rice"]
-    shop.call("POST", f"/v1/stores/{store}/receipts", {"lines": [{"sku": rice, "quantity": 1}]})
+    shop.receive(store, {rice: 1})
     sign_in(page, shop.base, shop.users["auditor"])
     expect(page.locator("#nav a[data-page=work]")).to_be_hidden()
     page.goto(f"{shop.base}/#work")  # a page the role may not use falls back
@@ -130,6 +133,9 @@ def test_an_auditor_reads_every_view_and_finds_no_form(shop: Shop, page: Page) -
     expect(page.locator(f'#stock tr[data-sku="{rice}"]')).to_be_visible(timeout=10_000)
 
     page.click("#nav a[data-page=product]")
+    page.fill("#q", f"99{rice[4:]}rice")  # the barcode
+    page.keyboard.press("Enter")
+    expect(page.locator("#hits button")).to_have_count(1)
     page.fill("#q", "basmati")
     page.keyboard.press("Enter")
     page.locator("#hits button", has_text="Basmati Rice 5 kg").first.click()
@@ -142,15 +148,14 @@ def test_the_ticker_speaks_in_sentences_marks_late_sales_groups_bursts_and_escap
     shop: Shop, page: Page
 ) -> None:
     store, rice, evil = first_store(shop), shop.skus["rice"], shop.skus["evil"]
-    shop.call(
-        "POST",
-        f"/v1/stores/{store}/receipts",
-        {"lines": [{"sku": s, "quantity": 50} for s in (rice, evil)]},
-    )
+    shop.receive(store, {rice: 50, evil: 50})
     sign_in(page, shop.base, shop.users["viewer"])
     expect(page.locator("#connection")).to_have_text("live", timeout=15_000)
 
+    on_hand = page.locator(f'#stock tr[data-sku="{rice}"] td.on-hand')
+    before = int(on_hand.inner_text().replace(",", ""))
     shop.sell(store, rice, 2)
+    expect(on_hand).to_have_text(f"{before - 2:,}", timeout=5_000)
     expect(page.locator("#ticker li").first).to_have_text(
         re.compile(rf"^Sold 2 {TIMES} Basmati Rice 5 kg at Lahore 1, \d{{1,2}}:\d\d(\s[AP]M)?$"),
         timeout=5_000,
@@ -272,12 +277,10 @@ def test_numbers_follow_the_users_locale_and_the_feed_url_carries_no_token(
     shop: Shop, page: Page
 ) -> None:
     store, lentils = first_store(shop), shop.skus["lentils"]
-    shop.call(
-        "POST", f"/v1/stores/{store}/receipts", {"lines": [{"sku": lentils, "quantity": "1000.5"}]}
-    )
-    context = page.context.browser.new_context(
-        locale="de-DE", viewport={"width": 1440, "height": 900}
-    )  # type: ignore[union-attr]
+    shop.receive(store, {lentils: "1000.5"})
+    browser = page.context.browser
+    assert browser is not None
+    context = browser.new_context(locale="de-DE", viewport={"width": 1440, "height": 900})
     german = context.new_page()
     urls: list[str] = []
     german.on("websocket", lambda socket: urls.append(socket.url))

@@ -71,7 +71,7 @@ def test_every_page_at_both_sizes_passes_axe_fits_the_screen_and_is_photographed
     shop: Shop, browser: Browser
 ) -> None:
     store, rice = next(iter(shop.stores)), shop.skus["rice"]
-    shop.call("POST", f"/v1/stores/{store}/receipts", {"lines": [{"sku": rice, "quantity": 5}]})
+    shop.receive(store, {rice: 5})
     shop.call("PUT", f"/v1/stores/{store}/stock/{rice}/reorder-point", {"min": 9})
     shop.sell(store, rice, 1)
     problems: dict[str, list[str]] = {}
@@ -132,7 +132,7 @@ def test_the_badge_goes_offline_when_the_api_stops_and_live_when_it_returns(
 
 def test_the_feed_keeps_flowing_after_a_silent_token_refresh(shop: Shop, page: Page) -> None:
     store, rice = next(iter(shop.stores)), shop.skus["rice"]
-    shop.call("POST", f"/v1/stores/{store}/receipts", {"lines": [{"sku": rice, "quantity": 3}]})
+    shop.receive(store, {rice: 3})
     sign_in(page, shop.base, shop.users["viewer"])
     expect(page.locator("#connection")).to_have_text("live", timeout=15_000)
     before = page.evaluate("sessionStorage.getItem('inventory.token')")
