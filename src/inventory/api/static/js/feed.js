@@ -3,7 +3,7 @@
 
 import { $, notice } from "./dom.js";
 import { isLate, moved, sentence } from "./format.js";
-import { api, badge, refresh, signOut } from "./session.js";
+import { api, badge, hooks, refresh, signOut } from "./session.js";
 import { FEED_ROLES, can, state } from "./state.js";
 import { drawChart, countSold } from "./chart.js";
 
@@ -87,8 +87,9 @@ async function dropped(code) {
     return;
   }
   if (code === 4403) {
-    badge("offline");
-    notice("This account may no longer watch these stores; sign in again.", true);
+    // The scope shrank: start over from /v1/me with the stores and role as they are now.
+    notice("Your stores or role changed; the dashboard now shows what you may see.", true);
+    await hooks.signedIn();
     return;
   }
   feed.drops += 1;

@@ -75,6 +75,9 @@ export async function showLedger(sku, more = false) {
   $("ledger-title").textContent =
     `${product(sku).name} (${sku}) at ${storeName(state.store)}: every movement in the order it was recorded.`;
   $("ledger").tBodies[0].append(...page.items.map((entry) => ledgerRow(entry, sku)));
+  if (!more && !page.items.length) {
+    $("ledger-title").textContent = `Nothing of ${product(sku).name} (${sku}) has moved at ${storeName(state.store)} yet.`;
+  }
 }
 
 function ledgerRow(entry, sku) {
