@@ -88,7 +88,7 @@ function ledgerRow(entry, sku) {
   if (marks.length) tr.className = entry.absorbed ? "absorbed" : "late";
   tr.append(
     cell("When", when(entry.occurred_at)),
-    cell("What", verb(entry.type)),
+    cell("What", verb(entry.type).replace(/ (for|of)$|:$/, "")),
     cell("Change", signed(entry.delta, sku), "num"),
     cell("On hand after", quantity(entry.on_hand_after, sku), "num"),
     cell("Reason / reference", [entry.reason, entry.reference].filter(Boolean).join(" · ") || "–"),
