@@ -30,6 +30,7 @@ from inventory.api.report_routes import ReportController
 from inventory.api.report_runs import ReportRunController
 from inventory.api.stock_queries import StockQueryController
 from inventory.api.stock_routes import StockCommandController
+from inventory.api.user_routes import SessionController, UserAdminController
 from inventory.feed.hub import FeedHub
 from inventory.runtime import telemetry
 from inventory.runtime.resources import Resources
@@ -77,6 +78,8 @@ ROUTES: list[ControllerRouterHandler] = [
     MetricsController,
     docs_router,
     IdentityController,
+    SessionController,
+    UserAdminController,
     CatalogController,
     StockCommandController,
     HistoryController,

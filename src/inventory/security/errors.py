@@ -63,3 +63,15 @@ class UserNotFound(SecurityError):
 
 class ApiKeyNotFound(SecurityError):
     """No API key has this id (404)."""
+
+
+class LastAdmin(SecurityError):
+    """The change would leave no enabled admin to administer users (409)."""
+
+
+class InvalidScope(SecurityError):
+    """A role and stores that do not go together, e.g. an admin limited to some stores (422)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
