@@ -228,19 +228,6 @@ class IdentityController(Controller):
         next_cursor = items[-1].username if len(records) > limit else None
         return UserList(items, next_cursor)
 
-    @delete(
-        "/users/{user_id:uuid}",
-        summary="Delete a user",
-        **protect(RouteClass.IDENTITY, responses={404: PROBLEM}),
-    )
-    async def delete_user(
-        self, request: ApiRequest, state: State, user_id: FromPath[uuid.UUID]
-    ) -> None:
-        """204; the user's tokens are refused from the next request on, in every process."""
-        async with state.resources.primary.connection() as conn:
-            await identity.delete_user(conn, actor_of(request), str(user_id))
-        await security_of(state).identities_changed()
-
     @post(
         "/api-keys",
         summary="Create an API key",

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, patch, post
+from litestar import Controller, Request, Response, delete, patch, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
@@ -21,7 +21,7 @@ from inventory.api.identity import (
     security_of,
     user_view,
 )
-from inventory.security import users
+from inventory.security import identity, users
 from inventory.security.errors import Forbidden, RateLimited, Unauthorized
 from inventory.security.passwords import MAX_LENGTH, MIN_LENGTH, verify_password_async
 from inventory.security.policy import RouteClass, protect
@@ -190,3 +190,17 @@ class UserAdminController(Controller):
             )
         await security_of(state).identities_changed()
         return Response(None, status_code=204, headers=headers)
+
+    @delete(
+        "/{user_id:uuid}",
+        summary="Delete a user",
+        **protect(RouteClass.IDENTITY, responses={404: PROBLEM, 409: PROBLEM}),
+    )
+    async def delete_user(
+        self, request: ApiRequest, state: State, user_id: FromPath[uuid.UUID]
+    ) -> None:
+        """Admin only: 204; the user's tokens are refused from the next request on and their
+        feed sockets close (4401), in every process. 404 `user_not_found`, 409 `last_admin`."""
+        async with state.resources.primary.connection() as conn:
+            await identity.delete_user(conn, actor_of(request), str(user_id))
+        await security_of(state).identities_changed()
