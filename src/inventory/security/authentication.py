@@ -45,6 +45,11 @@ class Authenticator:
         self._secret = jwt_secret
         self._proxies: tuple[Network, ...] = parse_networks(",".join(trusted_proxies))
 
+    @property
+    def pool(self) -> AsyncConnectionPool:
+        """The primary's pool, where users, keys and idempotency records live."""
+        return self._pool
+
     def client_ip(self, peer: str | None, headers: Headers) -> str:
         """The caller's IP (X-Forwarded-For only from trusted proxies)."""
         forwarded = ", ".join(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from inventory.security.principal import Principal
     from inventory.security.ratelimit import Decision
 
 
@@ -38,11 +39,12 @@ class Forbidden(SecurityError):
 class RateLimited(SecurityError):
     """A budget is spent (429); the decision carries the headers."""
 
-    def __init__(self, decision: Decision) -> None:
+    def __init__(self, decision: Decision, principal: Principal | None = None) -> None:
         super().__init__(
             f"Too many calls: at most {decision.limit} per {decision.window_seconds} s."
         )
         self.decision = decision
+        self.principal = principal  # the caller, when known (a replay may still pass)
 
 
 class UserExists(SecurityError):
