@@ -15,6 +15,7 @@ from litestar.types import ControllerRouterHandler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from inventory.api import projection_metrics
+from inventory.api.alert_routes import AlertController
 from inventory.api.auth import security_middleware
 from inventory.api.catalog_routes import CatalogController
 from inventory.api.dashboard import dashboard_router
@@ -86,6 +87,7 @@ ROUTES: list[ControllerRouterHandler] = [
     ReportController,
     ReportRunController,
     StockQueryController,
+    AlertController,
     feed,
     dashboard_router,
 ]
