@@ -9,7 +9,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody, Parameter, QueryParameter
 
 from inventory.api import reads
 from inventory.api.commands import actor_of
@@ -102,8 +102,8 @@ class AlertController(Controller):
         kind: AlertKind | None = None,
         alert_state: Annotated[
             AlertState,
-            Parameter(
-                query="state",
+            QueryParameter(
+                name="state",
                 description="`open`: not acknowledged yet; `acknowledged`; `all` (default).",
             ),
         ] = "all",
