@@ -94,6 +94,15 @@ def openapi_config() -> OpenAPIConfig:
             " the WebSocket `GET /v1/feed`: authenticate it with `Authorization: Bearer`,"
             " or from a browser with the subprotocols `inventory.v1` and"
             " `bearer.<token>` (answered with `inventory.v1`); `?token=` still works."
+            "\n\n**Reading your own writes.** Writes go to the primary, reads to read models"
+            " on a replica a few milliseconds behind: a read sent right after a write may"
+            " answer the state before it, by design. Every write answers a `position`"
+            " (catalog and store writes also a `Location`); pass it to the next read as"
+            " `?min_position=<position>` and the read waits (up to 5 s, else 503"
+            " `read_model_lagging`) until it shows the write. Every read answers"
+            " `X-Read-Position`.\n\n**Retries.** Send an `Idempotency-Key` and keep it"
+            " across retries: a retry answers the first response (`Idempotent-Replayed:"
+            " true`) and costs no rate budget."
         ),
         path="/schema",
         render_plugins=[ReferencePlugin()],

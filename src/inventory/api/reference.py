@@ -25,6 +25,13 @@ SCOPED = {
 }
 # Responses whose schema Litestar cannot see (a handler returning Response[Any]).
 RESPONSE_SCHEMAS = {("post", "/v1/auth/token"): "TokenResponse"}
+WRITES = {RouteClass.STOCK_COMMAND, RouteClass.MANAGER_COMMAND, RouteClass.CATALOG_WRITE}
+READ_YOUR_WRITE = (
+    "**Reading your write:** the answer's `position` is this write's; pass it to the next"
+    " read as `?min_position=<position>` (e.g. `GET /v1/stores/lhr1/stock/RICE-5KG"
+    "?min_position=120443`) and the read waits until it shows the write. A read without"
+    " it may answer the state before the write: reads come from a replica, by design."
+)
 CODE = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")
 
 
@@ -74,7 +81,10 @@ def _problem_example(status: int, response: dict[str, Any]) -> None:
 def _operation(method: str, path: str, operation: dict[str, Any], route_class: Any) -> None:
     description = operation.get("description", "").strip()
     if description:
-        operation["description"] = f"{description}\n\n{who_may_call(route_class)}"
+        notes = [description, who_may_call(route_class)]
+        if route_class is not None and RouteClass(route_class) in WRITES:
+            notes.append(READ_YOUR_WRITE)
+        operation["description"] = "\n\n".join(notes)
     for media in operation.get("requestBody", {}).get("content", {}).values():
         _example(media, _ref_name(media))
     for status, response in operation.get("responses", {}).items():
