@@ -16,8 +16,11 @@ import psycopg
 import pytest
 
 from inventory.runtime.settings import Settings
+from inventory.security.errors import LastAdmin
+from inventory.security.identity import Actor, delete_user
 from inventory.security.principal import Role
 from inventory.security.tokens import issue_token
+from inventory.security.users import UserChanges, update_user
 from tests.e2e.api_servers import ApiServer, api_key, api_servers, bearer, open_store
 from tests.e2e.test_credentials import close_code, connect
 
@@ -382,3 +385,28 @@ async def test_an_admin_reset_closes_every_feed_of_the_user(world: World) -> Non
     assert reset.status_code == 204
 
     assert await close_code(socket) == 4401
+
+
+async def test_the_last_enabled_admin_cannot_be_disabled_demoted_or_deleted(
+    world: World, settings: Settings
+) -> None:
+    admin = world.user("admin")
+    actor = Actor("test", "cli", "test", "admin")
+    async with await psycopg.AsyncConnection.connect(settings.primary_url) as conn:
+        # In one transaction, rolled back: every other admin disabled, as if this were
+        # the last one; other tests never see it.
+        async with conn.transaction(force_rollback=True):
+            await conn.execute(
+                "UPDATE users SET disabled_at = now() WHERE role = 'admin' AND id <> %s",
+                (admin["id"],),
+            )
+            for change in (UserChanges(disabled=True), UserChanges(role=Role.MANAGER)):
+                with pytest.raises(LastAdmin):
+                    await update_user(conn, actor, admin["id"], change)
+            with pytest.raises(LastAdmin):
+                await delete_user(conn, actor, admin["id"])
+            record, changed = await update_user(conn, actor, admin["id"], UserChanges(stores=["*"]))
+            assert record.role == "admin" and changed == []
+    world.user("admin")  # with another enabled admin, this one may go
+    disabled = world.call("PATCH", f"/v1/users/{admin['id']}", json={"disabled": True})
+    assert disabled.status_code == 200, disabled.text
