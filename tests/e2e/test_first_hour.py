@@ -111,6 +111,7 @@ async def test_a_tills_retry_storm_is_answered_from_the_record_without_spending_
     print(f"retry storm under a clerk budget of {CLERK_BUDGET}/60: {figure}")  # noqa: T201
     assert refused == 0 and replayed == REPLAYS
     assert all(r.content == first.content for r in storm)
+    assert not any("Retry-After" in r.headers for r in storm)
     # The storm spent nothing: the sale and this call are all the budget has counted.
     assert after.status_code == 200
     remaining = int(after.headers["RateLimit"].split("r=")[1].split(";")[0])

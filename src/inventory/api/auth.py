@@ -8,6 +8,7 @@ budget a keyed write whose response is stored is let through to be replayed.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -56,7 +57,8 @@ async def _identify(security: Security, scope: Scope, ip: str) -> tuple[Principa
     except RateLimited as refused:
         if not await _replay_waits(security, scope, refused):
             raise
-        return refused.principal, refused.decision
+        # Admitted after all: no Retry-After on an answer that is not a refusal.
+        return refused.principal, dataclasses.replace(refused.decision, allowed=True)
 
 
 def _with_limits(
