@@ -139,3 +139,31 @@ async def test_fresh_commands_over_budget_are_still_refused(
         answers = await asyncio.gather(*calls)
 
     assert sum(r.status_code == 429 for r in answers) == 10
+
+
+def test_the_favicon_and_the_web_app_manifest_are_served_locally(api: ApiServer) -> None:
+    icon = httpx.get(f"{api.base_url}/favicon.ico", timeout=30)
+    manifest = httpx.get(f"{api.base_url}/manifest.webmanifest", timeout=30)
+
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+    assert icon.content.startswith(b"\x00\x00\x01\x00")
+    assert manifest.status_code == 200
+    assert manifest.headers["content-type"].startswith("application/manifest+json")
+    body = manifest.json()
+    assert body["start_url"] == "/" and body["icons"]
+    for entry in body["icons"]:
+        assert entry["src"].startswith("/")  # our own origin, no CDN
+        image = httpx.get(f"{api.base_url}{entry['src']}", timeout=30)
+        assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+
+
+def test_the_reference_tells_who_may_call_and_how_to_read_ones_writes(api: ApiServer) -> None:
+    document = httpx.get(f"{api.base_url}/schema/openapi.json", timeout=30).json()
+
+    sale = document["paths"]["/v1/stores/{store}/sales"]["post"]
+    assert "**Who may call it:** admin, manager, clerk" in sale["description"]
+    assert "min_position" in sale["description"]
+    example = sale["responses"]["201"]["content"]["application/json"]["example"]
+    assert example["position"] > 0
+    assert "min_position" in document["info"]["description"]
+    assert 'href="/favicon.ico"' in httpx.get(f"{api.base_url}/docs", timeout=30).text
