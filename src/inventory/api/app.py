@@ -15,6 +15,7 @@ from litestar.types import ControllerRouterHandler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from inventory.api import projection_metrics
+from inventory.api.alert_routes import AlertController
 from inventory.api.auth import security_middleware
 from inventory.api.catalog_routes import CatalogController
 from inventory.api.dashboard import dashboard_router
@@ -30,6 +31,7 @@ from inventory.api.report_routes import ReportController
 from inventory.api.report_runs import ReportRunController
 from inventory.api.stock_queries import StockQueryController
 from inventory.api.stock_routes import StockCommandController
+from inventory.api.user_routes import SessionController, UserAdminController
 from inventory.feed.hub import FeedHub
 from inventory.runtime import telemetry
 from inventory.runtime.resources import Resources
@@ -77,12 +79,15 @@ ROUTES: list[ControllerRouterHandler] = [
     MetricsController,
     docs_router,
     IdentityController,
+    SessionController,
+    UserAdminController,
     CatalogController,
     StockCommandController,
     HistoryController,
     ReportController,
     ReportRunController,
     StockQueryController,
+    AlertController,
     feed,
     dashboard_router,
 ]

@@ -1,11 +1,14 @@
 """The security middleware: who is calling (into `request.user`), and are they within budget.
 
 Authorization is not decided here: each route's guard (security/policy.py) does that.
-Health and metrics are exempt, so probes are never refused.
+Health and metrics are exempt, so probes are never refused. A call answered from the
+idempotency record (a replay) spends no budget: its count is given back, and once over
+budget a keyed write whose response is stored is let through to be replayed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -15,9 +18,14 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from inventory.api.errors import send_problem
 from inventory.security.context import Security
-from inventory.security.errors import SecurityError
+from inventory.security.errors import RateLimited, SecurityError
+from inventory.security.principal import Principal
+from inventory.security.ratelimit import Decision
 
 EXEMPT_PREFIXES = ("/health", "/metrics")
+WRITES = frozenset({"POST", "PUT", "PATCH"})
+REPLAYED = "idempotent-replayed"
+MAX_KEY_LENGTH = 255
 
 
 def _security(scope: Scope) -> Security:
@@ -29,6 +37,47 @@ def client_ip_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     """The client IP the middleware settled on, for a request or a WebSocket."""
     ip: str = connection.scope.get("state", {}).get("client_ip", "unknown")
     return ip
+
+
+async def _replay_waits(security: Security, scope: Scope, refused: RateLimited) -> bool:
+    """Over budget, a keyed write whose response is stored still passes: the idempotency
+    record answers it, and a replay spends no budget."""
+    if refused.principal is None or scope.get("method") not in WRITES:
+        return False
+    keys = [value for name, value in scope["headers"] if name == b"idempotency-key"]
+    if len(keys) != 1 or not 0 < len(keys[0]) <= MAX_KEY_LENGTH:
+        return False
+    return await security.replay_waits(refused.principal, keys[0].decode("latin-1"))
+
+
+async def _identify(security: Security, scope: Scope, ip: str) -> tuple[Principal | None, Decision]:
+    """The caller and its budget's decision; RateLimited unless a replay waits for it."""
+    try:
+        return await security.identify(scope["headers"], ip)
+    except RateLimited as refused:
+        if not await _replay_waits(security, scope, refused):
+            raise
+        # Admitted after all: no Retry-After on an answer that is not a refusal.
+        return refused.principal, dataclasses.replace(refused.decision, allowed=True)
+
+
+def _with_limits(
+    send: Send, security: Security, principal: Principal | None, decision: Decision
+) -> Send:
+    """`send` adding the budget's RateLimit headers, and refunding a replayed call."""
+    limit_headers = decision.headers()
+
+    async def send_with_limits(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = MutableScopeHeaders.from_message(message)
+            for name, value in limit_headers.items():
+                if name not in headers:  # a stricter budget (login) already spoke
+                    headers[name] = value
+            if principal is not None and headers.get(REPLAYED) == "true":
+                await security.replayed(principal)
+        await send(message)
+
+    return send_with_limits
 
 
 def security_middleware(app: ASGIApp) -> ASGIApp:
@@ -47,21 +96,11 @@ def security_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         try:
-            principal, decision = await security.identify(scope["headers"], ip)
+            principal, decision = await _identify(security, scope, ip)
         except SecurityError as error:
             await send_problem(scope, receive, send, error)
             return
         scope["user"] = principal
-        limit_headers = decision.headers()
-
-        async def send_with_limits(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableScopeHeaders.from_message(message)
-                for name, value in limit_headers.items():
-                    if name not in headers:  # a stricter budget (login) already spoke
-                        headers[name] = value
-            await send(message)
-
-        await app(scope, receive, send_with_limits)
+        await app(scope, receive, _with_limits(send, security, principal, decision))
 
     return middleware

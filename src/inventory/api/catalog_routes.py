@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 from typing import Annotated, Any
+from urllib.parse import quote
 
+import msgspec
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
@@ -12,17 +14,19 @@ from litestar.params import JSONBody, Parameter
 
 from inventory.api import reads, schemas
 from inventory.api.commands import (
+    EntityResponder,
     OptionalIdempotencyKey,
     now,
     optional_idempotency_key,
-    product_responder,
     run_command,
-    store_responder,
 )
 from inventory.api.errors import ApiError, Problem
+from inventory.domain.state import ProductState, StoreState
+from inventory.domain.streams import product_stream, store_stream
 from inventory.readmodels import catalog
 from inventory.security.policy import RouteClass, protect
 from inventory.security.principal import Principal
+from inventory.service import Decision
 
 ApiRequest = Request[Principal, Any, State]
 
@@ -40,6 +44,55 @@ CHANGE_RESPONSES = {
     404: ResponseSpec(Problem, description="product_not_found"),
     422: ResponseSpec(Problem, description="validation_failed, idempotency_key_reused"),
 }
+
+
+class WrittenProduct(schemas.Product, frozen=True, kw_only=True):
+    """A product as the write left it, with the `position` a read waits on
+    (`?min_position=`); null when the write changed nothing."""
+
+    position: int | None
+
+
+class WrittenStore(schemas.Store, frozen=True, kw_only=True):
+    """A store as the write left it, with the `position` a read waits on."""
+
+    position: int | None
+
+
+class WrittenResponder(EntityResponder):
+    """The entity after the command and the position of its last event, so the read that
+    follows can wait for it: a product read right after its 201 is then never a 404."""
+
+    def accepted(self, decision: Decision) -> tuple[int, bytes]:
+        """The entity's public view and `position` (a mark the service fills in)."""
+        head = decision.after.head(self.stream)
+        position = decision.result.position
+        body: msgspec.Struct
+        if isinstance(head.state, ProductState):
+            view = msgspec.structs.asdict(schemas.Product.of(head.state, head.version))
+            body = WrittenProduct(**view, position=position)
+        elif isinstance(head.state, StoreState):
+            view = msgspec.structs.asdict(schemas.Store.of(head.state, head.version))
+            body = WrittenStore(**view, position=position)
+        else:
+            raise TypeError(f"{self.stream} is neither a product nor a store")
+        return self.status, msgspec.json.encode(body)
+
+
+async def _written(
+    request: ApiRequest,
+    data: Any,
+    command: Any,
+    *,
+    key: str | None,
+    responder: WrittenResponder,
+    location: str,
+) -> Response[Any]:
+    """Run a catalog write; its answer (replayed or not) names where to read the entity."""
+    response = await run_command(request, command, data, key=key, responder=responder)
+    if (response.status_code or 0) < 300:
+        response.headers["Location"] = location
+    return response
 
 
 def _cursor(raw: str | None) -> str:
@@ -74,12 +127,15 @@ class CatalogController(Controller):
         request: ApiRequest,
         data: JSONBody[schemas.NewProduct],
         key: OptionalIdempotencyKey = None,
-    ) -> Response[schemas.Product]:
-        """A new SKU; `decimals` (0-3) fixes how exact its quantities are, for good."""
-        responder = product_responder(data.sku, 201)
+    ) -> Response[WrittenProduct]:
+        """Admin only: a new SKU; `decimals` (0-3) fixes how exact its quantities are, for
+        good. 201 with the product, its `position` and `Location`: read it back with
+        `GET /v1/products/{sku}?min_position=<position>`. 409 `product_exists`."""
+        responder = WrittenResponder(product_stream(data.sku), 201)
         key = optional_idempotency_key(key)
-        return await run_command(
-            request, data.to_command(now()), data, key=key, responder=responder
+        command, location = data.to_command(now()), f"/v1/products/{quote(data.sku, safe='')}"
+        return await _written(
+            request, data, command, key=key, responder=responder, location=location
         )
 
     @patch(
@@ -93,11 +149,15 @@ class CatalogController(Controller):
         sku: str,
         data: JSONBody[schemas.ProductChanges],
         key: OptionalIdempotencyKey = None,
-    ) -> Response[schemas.Product]:
-        """Name, description, barcode or category; absent fields stay as they are."""
-        command, responder = data.to_command(sku, now()), product_responder(sku)
+    ) -> Response[WrittenProduct]:
+        """Admin only: name, description, barcode or category; absent fields stay as they
+        are. 200 with the product, its `position` and `Location`. 404 `product_not_found`."""
+        command, responder = data.to_command(sku, now()), WrittenResponder(product_stream(sku), 200)
         key = optional_idempotency_key(key)
-        return await run_command(request, command, data, key=key, responder=responder)
+        location = f"/v1/products/{quote(sku, safe='')}"
+        return await _written(
+            request, data, command, key=key, responder=responder, location=location
+        )
 
     @get("/products", summary="List products", **protect(RouteClass.CATALOG_READ))
     async def list_products(
@@ -141,13 +201,16 @@ class CatalogController(Controller):
         request: ApiRequest,
         data: JSONBody[schemas.NewStore],
         key: OptionalIdempotencyKey = None,
-    ) -> Response[schemas.Store]:
-        """A store with its time zone, negative-stock policy (`deny` by default) and how many
-        days back clerks and API keys may date its commands (`backdate_days`, 30)."""
-        responder = store_responder(data.id)
+    ) -> Response[WrittenStore]:
+        """Admin only: a store with its time zone, negative-stock policy (`deny` by default)
+        and how many days back clerks and API keys may date its commands (`backdate_days`,
+        30). 201 with the store, its `position` and `Location`: read it back with
+        `GET /v1/stores/{id}?min_position=<position>`. 409 `store_exists`."""
+        responder = WrittenResponder(store_stream(data.id), 201)
         key = optional_idempotency_key(key)
-        return await run_command(
-            request, data.to_command(now()), data, key=key, responder=responder
+        command, location = data.to_command(now()), f"/v1/stores/{quote(data.id, safe='')}"
+        return await _written(
+            request, data, command, key=key, responder=responder, location=location
         )
 
     @get("/stores", summary="List stores", **protect(RouteClass.CATALOG_READ))

@@ -35,6 +35,8 @@ from inventory.security.errors import (
     ApiKeyNotFound,
     Forbidden,
     InvalidCredentials,
+    InvalidScope,
+    LastAdmin,
     RateLimited,
     SecurityError,
     Unauthorized,
@@ -196,7 +198,7 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
     )
 
 
-def _security(exc: SecurityError) -> Response[Problem]:  # noqa: PLR0911 - a table
+def _security(exc: SecurityError) -> Response[Problem]:  # noqa: C901, PLR0911 - a table
     match exc:
         case Unauthorized():
             challenge = 'Bearer error="invalid_token"' if exc.invalid else "Bearer"
@@ -217,6 +219,11 @@ def _security(exc: SecurityError) -> Response[Problem]:  # noqa: PLR0911 - a tab
             return problem_response(404, "user_not_found", str(exc))
         case ApiKeyNotFound():
             return problem_response(404, "api_key_not_found", str(exc))
+        case LastAdmin():
+            return problem_response(409, "last_admin", str(exc))
+        case InvalidScope():
+            errors = [{"field": "stores", "message": problem} for problem in exc.problems]
+            return problem_response(422, "validation_failed", str(exc), errors=errors)
     return problem_response(403, "forbidden", str(exc))
 
 

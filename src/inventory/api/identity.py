@@ -72,6 +72,7 @@ class User(msgspec.Struct):
     role: Role
     stores: list[str]
     created_at: datetime
+    disabled: bool = False
 
 
 class UserList(msgspec.Struct):
@@ -119,25 +120,36 @@ class CreatedApiKey(msgspec.Struct):
     key: str
 
 
-def _security(state: State) -> Security:
+def security_of(state: State) -> Security:
+    """The process's authenticator and rate limiter."""
     security: Security = state.security
     return security
 
 
-def _actor(request: ApiRequest) -> Actor:
+def actor_of(request: ApiRequest) -> Actor:
+    """The caller as the audit events name it."""
     request_id = structlog.contextvars.get_contextvars().get("request_id")
     return Actor.of(request.user, request_id)
 
 
-def _scope_errors(stores: list[str], role: Role) -> None:
+def scope_errors(stores: list[str], role: Role) -> None:
+    """422 `validation_failed` when `stores` is not a valid scope for `role`."""
     problems = check_scope(stores, role)
     if problems:
         errors = [{"field": "stores", "message": problem} for problem in problems]
         raise ApiError(422, "validation_failed", "; ".join(problems), errors=errors)
 
 
-def _user(record: UserRecord) -> User:
-    return User(record.id, record.username, Role(record.role), record.stores, record.created_at)
+def user_view(record: UserRecord) -> User:
+    """A user as the API shows it."""
+    return User(
+        record.id,
+        record.username,
+        Role(record.role),
+        record.stores,
+        record.created_at,
+        record.disabled,
+    )
 
 
 PROBLEM = ResponseSpec(Problem, description="A problem", media_type="application/problem+json")
@@ -161,7 +173,7 @@ class IdentityController(Controller):
     ) -> Response[Any]:
         """At most a few attempts per minute per username and client IP (429 beyond);
         a wrong username and a wrong password are the same 401 `invalid_credentials`."""
-        security = _security(state)
+        security = security_of(state)
         decision = await security.limiter.check_login(data.username, client_ip_of(request))
         if not decision.allowed:
             raise RateLimited(decision)
@@ -171,7 +183,9 @@ class IdentityController(Controller):
         if not await verify_password_async(row[1] if row else None, data.password):
             raise InvalidCredentials("The username or password is wrong.", decision.headers())
         assert row is not None
-        token = issue_token(security.jwt_secret, row[0], security.jwt_ttl_seconds)
+        token = issue_token(
+            security.jwt_secret, row[0], security.jwt_ttl_seconds, generation=row[2]
+        )
         body = TokenResponse(token, "bearer", security.jwt_ttl_seconds)
         return Response(body, headers={**decision.headers(), "Cache-Control": "no-store"})
 
@@ -188,17 +202,17 @@ class IdentityController(Controller):
     )
     async def create_user(self, request: ApiRequest, state: State, data: JSONBody[NewUser]) -> User:
         """201 with the user (no password); 409 `user_exists`; 422 for unknown stores."""
-        _scope_errors(data.stores, data.role)
+        scope_errors(data.stores, data.role)
         async with state.resources.primary.connection() as conn:
             record = await identity.create_user(
                 conn,
-                _actor(request),
+                actor_of(request),
                 username=data.username,
                 password=data.password,
                 role=data.role,
                 stores=data.stores,
             )
-        return _user(record)
+        return user_view(record)
 
     @get("/users", summary="List users", **protect(RouteClass.IDENTITY))
     async def list_users(
@@ -210,22 +224,9 @@ class IdentityController(Controller):
         """Live users by username; `next_cursor` continues after the last one."""
         async with state.resources.primary.connection() as conn:
             records = await identity.list_users(conn, after=cursor, limit=limit + 1)
-        items = [_user(record) for record in records[:limit]]
+        items = [user_view(record) for record in records[:limit]]
         next_cursor = items[-1].username if len(records) > limit else None
         return UserList(items, next_cursor)
-
-    @delete(
-        "/users/{user_id:uuid}",
-        summary="Delete a user",
-        **protect(RouteClass.IDENTITY, responses={404: PROBLEM}),
-    )
-    async def delete_user(
-        self, request: ApiRequest, state: State, user_id: FromPath[uuid.UUID]
-    ) -> None:
-        """204; the user's tokens are refused from the next request on, in every process."""
-        async with state.resources.primary.connection() as conn:
-            await identity.delete_user(conn, _actor(request), str(user_id))
-        await _security(state).identities_changed()
 
     @post(
         "/api-keys",
@@ -236,10 +237,10 @@ class IdentityController(Controller):
         self, request: ApiRequest, state: State, data: JSONBody[NewApiKey]
     ) -> CreatedApiKey:
         """201 with the key's secret, shown this once; only its hash is stored."""
-        _scope_errors(data.stores, data.role)
+        scope_errors(data.stores, data.role)
         async with state.resources.primary.connection() as conn:
             created = await identity.create_key(
-                conn, _actor(request), name=data.name, role=data.role, stores=data.stores
+                conn, actor_of(request), name=data.name, role=data.role, stores=data.stores
             )
         r = created.record
         return CreatedApiKey(
@@ -272,5 +273,5 @@ class IdentityController(Controller):
     ) -> None:
         """204; the key is refused from the next request on, in every API process."""
         async with state.resources.primary.connection() as conn:
-            await identity.revoke_key(conn, _actor(request), str(key_id))
-        await _security(state).identities_changed()
+            await identity.revoke_key(conn, actor_of(request), str(key_id))
+        await security_of(state).identities_changed()

@@ -4,7 +4,7 @@ alerts. Every handler waits for `min_position` and answers with `X-Read-Position
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import psycopg
 from litestar import Controller, Request, Response, get
@@ -28,7 +28,6 @@ from inventory.api.query_views import (
 from inventory.api.schemas import Page
 from inventory.domain.window import representable_problem
 from inventory.readmodels import catalog
-from inventory.readmodels.alerts import Alert, open_alerts
 from inventory.readmodels.bitemporal import PastLevel, level_at
 from inventory.readmodels.ledger import ledger_page
 from inventory.readmodels.search import search as search_products
@@ -45,8 +44,6 @@ MinPosition = Annotated[int | None, reads.MinPosition]
 StoreList = Annotated[str | None, Parameter(description="Only these stores (comma-separated).")]
 NOT_FOUND = {404: ResponseSpec(Problem, description="store_not_found / product_not_found")}
 FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
-
-AlertKind = Literal["low_stock", "negative_stock", "count_discrepancy"]
 
 
 async def decimals_of(conn: Conn, sku: str) -> int:
@@ -240,21 +237,3 @@ class StockQueryController(Controller):
         async with reads.reading(state.resources.replica, min_position, store) as (conn, headers):
             rows = await search_products(conn, q, stores, limit)
         return Response(Page(search_hits(rows), None), headers=headers)
-
-    @get("/alerts", summary="Open alerts", **protect(RouteClass.QUERY, store="store"))
-    async def alerts(
-        self,
-        *,
-        request: ApiRequest,
-        state: State,
-        store: str | None = None,
-        kind: AlertKind | None = None,
-        cursor: Cursor = None,
-        limit: Limit = 100,
-        min_position: MinPosition = None,
-    ) -> Response[Page[Alert]]:
-        """Open low-stock, negative-stock and count-discrepancy alerts in scope."""
-        after, stores = decode_int_cursor(cursor), request.user.scoped([store] if store else None)
-        async with reads.reading(state.resources.replica, min_position, store) as (conn, headers):
-            items = await open_alerts(conn, after, stores, kind, limit)
-        return page(items, limit, lambda item: item.id, headers)

@@ -6,7 +6,8 @@ are split into batches.
 
 Table: projections/0007_stock_ledger.sql (`alerts`, beside the ledger: the stock
 projector, stock_levels/projector.py, folds levels, ledger and alerts at once).
-`open_alerts` is the API's read; the feed's alerts by seq are feed_publication.py's.
+The API's reads are alert_reads.py's (with acknowledgements, which are events on the
+primary so that a rebuild of this table keeps them); the feed's are feed_publication.py's.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import msgspec
 from inventory.domain.events import StockCounted, StockEvent, StockSold
 from inventory.domain.state import StockState, level_of
 from inventory.readmodels.projection import Cursor, ReplicaEvent
-from inventory.readmodels.rows import Conn, fetch
 
 Key = tuple[str, str, str]  # store, sku, kind
 
@@ -167,44 +167,3 @@ class AlertBook:
                         details,
                     )
                 )
-
-
-class Alert(msgspec.Struct, frozen=True, kw_only=True):
-    """An open alert on one item at one store."""
-
-    id: int
-    store: str
-    sku: str
-    kind: str
-    opened_seq: int
-    opened_at: datetime
-    details: dict[str, Any]
-
-
-ALERTS = """
-SELECT id, store, sku, kind, opened_seq, opened_at, details FROM alerts
-WHERE closed_seq IS NULL AND id > %(after)s
-  AND (%(stores)s::text[] IS NULL OR store = ANY(%(stores)s))
-  AND (%(kind)s::text IS NULL OR kind = %(kind)s)
-ORDER BY id LIMIT %(limit)s
-"""
-
-
-async def open_alerts(
-    conn: Conn, after: int, stores: list[str] | None, kind: str | None, limit: int
-) -> list[Alert]:
-    """Open alerts after id `after`, of `stores` (None: every one) and `kind` (None: any)."""
-    params = {"after": after, "kind": kind, "limit": limit, "stores": stores}
-    rows = await fetch(conn, ALERTS, params)
-    return [
-        Alert(
-            id=r[0],
-            store=r[1],
-            sku=r[2],
-            kind=r[3],
-            opened_seq=r[4],
-            opened_at=r[5],
-            details=r[6],
-        )
-        for r in rows
-    ]

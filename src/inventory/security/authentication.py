@@ -11,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from inventory.security import identity
 from inventory.security.client_ip import Network, client_ip, parse_networks
 from inventory.security.errors import Unauthorized
-from inventory.security.principal import Principal
+from inventory.security.principal import Principal, TokenSession
 from inventory.security.tokens import InvalidToken, looks_like_jwt, verify_token
 
 MAX_TOKEN_LENGTH = 4096
@@ -45,6 +45,11 @@ class Authenticator:
         self._secret = jwt_secret
         self._proxies: tuple[Network, ...] = parse_networks(",".join(trusted_proxies))
 
+    @property
+    def pool(self) -> AsyncConnectionPool:
+        """The primary's pool, where users, keys and idempotency records live."""
+        return self._pool
+
     def client_ip(self, peer: str | None, headers: Headers) -> str:
         """The caller's IP (X-Forwarded-For only from trusted proxies)."""
         forwarded = ", ".join(
@@ -70,7 +75,8 @@ class Authenticator:
                 raise Unauthorized("The token is not valid or has expired.") from None
             expires_at = claims.expires_at
             async with self._pool.connection() as conn:
-                principal = await identity.user_principal(conn, subject, ip)
+                session = TokenSession(claims.generation, claims.token_id)
+                principal = await identity.user_principal(conn, subject, session, ip)
         else:
             async with self._pool.connection() as conn:
                 principal = await identity.key_principal(conn, token, ip)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
+from inventory.security import replays
 from inventory.security.authentication import Authenticator, Headers, bearer_token
 from inventory.security.errors import RateLimited, Unauthorized
 from inventory.security.principal import Principal
@@ -113,7 +114,7 @@ class Security:
             principal = dataclasses.replace(cached.principal, ip=ip)
             decision = await self.limiter.check_request(principal, ip)
             if decision.epoch == cached.epoch:
-                return principal, self._admit(decision)
+                return principal, self._admit(decision, principal)
             self.cache.entries.pop(key, None)
         # The decision just read the epoch; otherwise read it now, before the lookup.
         epoch = decision.epoch if cached is not None else await self.limiter.epoch()
@@ -125,18 +126,28 @@ class Security:
         if epoch is not None:
             self.cache.put(key, principal, epoch, expires_at)
         if cached is not None:  # this call was already counted against the principal
-            return principal, self._admit(decision)
-        return principal, self._admit(await self.limiter.check_request(principal, ip))
+            return principal, self._admit(decision, principal)
+        return principal, self._admit(await self.limiter.check_request(principal, ip), principal)
 
     async def _charge_anonymous(self, refused: Unauthorized, ip: str) -> None:
         """Bad credentials spend the IP's anonymous budget (guessing is throttled)."""
         refused.headers = self._admit(await self.limiter.check_request(None, ip)).headers()
 
     @staticmethod
-    def _admit(decision: Decision) -> Decision:
+    def _admit(decision: Decision, principal: Principal | None = None) -> Decision:
         if not decision.allowed:
-            raise RateLimited(decision)
+            raise RateLimited(decision, principal)
         return decision
+
+    async def replay_waits(self, principal: Principal, key: str) -> bool:
+        """True when a response is stored under `key` for `principal`: the call will be
+        answered from the idempotency record, which spends no rate budget (a till's retry
+        storm must not lock it out). One primary lookup, made only once over budget."""
+        return await replays.stored(self.authenticator.pool, principal.id, key)
+
+    async def replayed(self, principal: Principal) -> None:
+        """A call answered from the idempotency record gives back what it spent."""
+        await self.limiter.refund_request(principal)
 
     async def identities_changed(self) -> None:
         """After a revocation or deletion commits: every process drops its cached principals

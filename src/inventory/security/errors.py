@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from inventory.security.principal import Principal
     from inventory.security.ratelimit import Decision
 
 
@@ -38,11 +39,12 @@ class Forbidden(SecurityError):
 class RateLimited(SecurityError):
     """A budget is spent (429); the decision carries the headers."""
 
-    def __init__(self, decision: Decision) -> None:
+    def __init__(self, decision: Decision, principal: Principal | None = None) -> None:
         super().__init__(
             f"Too many calls: at most {decision.limit} per {decision.window_seconds} s."
         )
         self.decision = decision
+        self.principal = principal  # the caller, when known (a replay may still pass)
 
 
 class UserExists(SecurityError):
@@ -63,3 +65,15 @@ class UserNotFound(SecurityError):
 
 class ApiKeyNotFound(SecurityError):
     """No API key has this id (404)."""
+
+
+class LastAdmin(SecurityError):
+    """The change would leave no enabled admin to administer users (409)."""
+
+
+class InvalidScope(SecurityError):
+    """A role and stores that do not go together, e.g. an admin limited to some stores (422)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems

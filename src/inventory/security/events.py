@@ -45,9 +45,32 @@ class ApiKeyRevoked(msgspec.Struct, frozen=True, tag="identity.api_key_revoked")
     prefix: str
 
 
+class UserChanged(msgspec.Struct, frozen=True, tag="identity.user_changed"):
+    """An admin changed a user's role, stores or disabled flag; `changed` names which.
+    A disabled user's tokens are refused from the next request on."""
+
+    user_id: str
+    username: str
+    role: str
+    stores: list[str]
+    disabled: bool
+    changed: list[str]
+
+
+class PasswordChanged(msgspec.Struct, frozen=True, tag="identity.password_changed"):
+    """A user's password was changed by the user (`reset` false) or reset by an admin;
+    the user's other tokens are refused from the next request on."""
+
+    user_id: str
+    username: str
+    reset: bool
+
+
 IDENTITY_EVENTS: tuple[type[msgspec.Struct], ...] = (
     UserCreated,
     UserDeleted,
     ApiKeyCreated,
     ApiKeyRevoked,
+    UserChanged,
+    PasswordChanged,
 )

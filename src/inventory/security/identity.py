@@ -19,7 +19,13 @@ from inventory.eventstore.codec import Codec
 from inventory.eventstore.records import NewEvent, StreamWrite
 from inventory.eventstore.store import EventStore
 from inventory.security import api_keys
-from inventory.security.errors import ApiKeyNotFound, UnknownStores, UserExists, UserNotFound
+from inventory.security.errors import (
+    ApiKeyNotFound,
+    LastAdmin,
+    UnknownStores,
+    UserExists,
+    UserNotFound,
+)
 from inventory.security.events import (
     AUDIT_STREAM,
     IDENTITY_EVENTS,
@@ -29,7 +35,7 @@ from inventory.security.events import (
     UserDeleted,
 )
 from inventory.security.passwords import hash_password
-from inventory.security.principal import ALL_STORES, Principal, Role
+from inventory.security.principal import ALL_STORES, Principal, Role, TokenSession
 from inventory.security.records import ApiKeyRecord, CreatedKey, UserRecord
 
 Connection = psycopg.AsyncConnection[Any]
@@ -67,7 +73,7 @@ class Actor:
 CLI_ACTOR = Actor(id="cli", kind="cli", name="inventory command", role=Role.ADMIN.value)
 
 
-async def _append(conn: Connection, event: msgspec.Struct, actor: Actor) -> None:
+async def append_audit(conn: Connection, event: msgspec.Struct, actor: Actor) -> None:
     await _store.append(conn, [StreamWrite(AUDIT_STREAM, [NewEvent(event)])], actor.metadata())
 
 
@@ -112,7 +118,7 @@ async def create_user(
             )
             row = await cursor.fetchone()
             assert row is not None
-            await _append(conn, UserCreated(user_id, username, role.value, stores), actor)
+            await append_audit(conn, UserCreated(user_id, username, role.value, stores), actor)
     except psycopg.errors.UniqueViolation:
         raise UserExists(f"a user named {username!r} already exists") from None
     return UserRecord(user_id, username, role.value, stores, row[0])
@@ -124,8 +130,8 @@ async def list_users(
     """Live users by username, after the username `after`."""
     async with conn.cursor(row_factory=tuple_row) as cur:
         await cur.execute(
-            "SELECT id::text, username, role, stores, created_at FROM users"
-            " WHERE deleted_at IS NULL AND username > %s ORDER BY username LIMIT %s",
+            "SELECT id::text, username, role, stores, created_at, disabled_at IS NOT NULL"
+            " FROM users WHERE deleted_at IS NULL AND username > %s ORDER BY username LIMIT %s",
             (after or "", limit),
         )
         return [UserRecord(*row) for row in await cur.fetchall()]
@@ -140,17 +146,32 @@ async def user_exists(conn: Connection, username: str) -> bool:
 
 
 async def delete_user(conn: Connection, actor: Actor, user_id: str) -> None:
-    """Mark a user deleted and record it; UserNotFound when there is no such live user."""
+    """Mark a user deleted (its tokens' generation passes) and record it; UserNotFound
+    when there is no such live user, LastAdmin when it is the last enabled admin."""
     async with conn.transaction():
+        await keep_an_admin(conn, user_id)
         cursor = await conn.execute(
-            "UPDATE users SET deleted_at = now() WHERE id = %s AND deleted_at IS NULL"
-            " RETURNING username",
+            "UPDATE users SET deleted_at = now(), token_generation = token_generation + 1,"
+            " kept_token = NULL WHERE id = %s AND deleted_at IS NULL RETURNING username",
             (user_id,),
         )
         row = await cursor.fetchone()
         if row is None:
             raise UserNotFound(f"no user with id {user_id}")
-        await _append(conn, UserDeleted(user_id, row[0]), actor)
+        await append_audit(conn, UserDeleted(user_id, row[0]), actor)
+
+
+async def keep_an_admin(conn: Connection, user_id: str) -> None:
+    """LastAdmin when `user_id` is the only enabled admin and the change (a delete, a
+    disable or another role) would leave none. The admins' rows stay locked until the
+    transaction ends, so two admins cannot remove each other at once."""
+    cursor = await conn.execute(
+        "SELECT id::text FROM users WHERE role = 'admin' AND deleted_at IS NULL"
+        " AND disabled_at IS NULL ORDER BY id FOR UPDATE",
+    )
+    admins = {row[0] for row in await cursor.fetchall()}
+    if admins == {user_id}:
+        raise LastAdmin("this is the last enabled admin: make another admin first")
 
 
 async def create_key(
@@ -174,7 +195,7 @@ async def create_key(
         )
         row = await cursor.fetchone()
         assert row is not None
-        await _append(conn, ApiKeyCreated(key_id, name, new.prefix, role.value, stores), actor)
+        await append_audit(conn, ApiKeyCreated(key_id, name, new.prefix, role.value, stores), actor)
     record = ApiKeyRecord(key_id, name, new.prefix, role.value, stores, row[0])
     return CreatedKey(record, new.key)
 
@@ -203,29 +224,34 @@ async def revoke_key(conn: Connection, actor: Actor, key_id: str) -> None:
         row = await cursor.fetchone()
         if row is None:
             raise ApiKeyNotFound(f"no active API key with id {key_id}")
-        await _append(conn, ApiKeyRevoked(key_id, row[0], row[1]), actor)
+        await append_audit(conn, ApiKeyRevoked(key_id, row[0], row[1]), actor)
 
 
-async def login_row(conn: Connection, username: str) -> tuple[str, str] | None:
-    """(user id, password hash) of the live user `username`, or None."""
+async def login_row(conn: Connection, username: str) -> tuple[str, str, int] | None:
+    """(user id, password hash, token generation) of the live, enabled user `username`."""
     cursor = await conn.execute(
-        "SELECT id::text, password_hash FROM users WHERE username = %s AND deleted_at IS NULL",
+        "SELECT id::text, password_hash, token_generation FROM users"
+        " WHERE username = %s AND deleted_at IS NULL AND disabled_at IS NULL",
         (username,),
     )
     row = await cursor.fetchone()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0], row[1], row[2])
 
 
-async def user_principal(conn: Connection, user_id: str, ip: str) -> Principal | None:
-    """The live user `user_id` as a principal, or None when deleted or unknown."""
+async def user_principal(
+    conn: Connection, user_id: str, session: TokenSession, ip: str
+) -> Principal | None:
+    """The live, enabled user `user_id` as a principal, or None when deleted, disabled,
+    unknown, or when the token's generation has passed (a password change, a reset)."""
     cursor = await conn.execute(
-        "SELECT username, role, stores FROM users WHERE id = %s AND deleted_at IS NULL",
-        (user_id,),
+        "SELECT username, role, stores FROM users WHERE id = %s AND deleted_at IS NULL"
+        " AND disabled_at IS NULL AND (token_generation = %s OR kept_token = %s)",
+        (user_id, session.generation, session.token_id),
     )
     row = await cursor.fetchone()
     if row is None:
         return None
-    return Principal(user_id, "user", row[0], Role(row[1]), tuple(row[2]), ip)
+    return Principal(user_id, "user", row[0], Role(row[1]), tuple(row[2]), ip, session)
 
 
 async def key_principal(conn: Connection, key: str, ip: str) -> Principal | None:
@@ -242,29 +268,3 @@ async def key_principal(conn: Connection, key: str, ip: str) -> Principal | None
     if row is None or not api_keys.matches(key, bytes(row[2])):
         return None
     return Principal(row[0], "api_key", row[1], Role(row[3]), tuple(row[4]), ip)
-
-
-async def live_principals(
-    conn: Connection, user_ids: list[str], key_ids: list[str]
-) -> dict[tuple[str, str], Principal]:
-    """The live users and unrevoked keys among these ids, by (kind, id): two queries for
-    every open socket of a process (security/socket_watch.py). The liveness conditions
-    are those of `user_principal` and `key_principal`."""
-    found: dict[tuple[str, str], Principal] = {}
-    if user_ids:
-        cursor = await conn.execute(
-            "SELECT id::text, username, role, stores FROM users"
-            " WHERE id = ANY(%s::uuid[]) AND deleted_at IS NULL",
-            (user_ids,),
-        )
-        for uid, name, role, stores in await cursor.fetchall():
-            found["user", uid] = Principal(uid, "user", name, Role(role), tuple(stores), "")
-    if key_ids:
-        cursor = await conn.execute(
-            "SELECT id::text, name, role, stores FROM api_keys"
-            " WHERE id = ANY(%s::uuid[]) AND revoked_at IS NULL",
-            (key_ids,),
-        )
-        for kid, name, role, stores in await cursor.fetchall():
-            found["api_key", kid] = Principal(kid, "api_key", name, Role(role), tuple(stores), "")
-    return found

@@ -22,6 +22,11 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+async def hash_password_async(password: str) -> str:
+    """`hash_password` off the event loop."""
+    return await asyncio.to_thread(hash_password, password)
+
+
 def verify_password(stored_hash: str | None, password: str) -> bool:
     """True when `password` matches; `stored_hash` None (no such user) still costs a verify."""
     try:

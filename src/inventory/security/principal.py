@@ -26,6 +26,18 @@ PrincipalKind = Literal["user", "api_key"]
 
 
 @dataclass(frozen=True, slots=True)
+class TokenSession:
+    """The token behind a user principal: the generation it was issued under and its id."""
+
+    generation: int
+    token_id: str
+
+    def accepts(self, token: TokenSession) -> bool:
+        """As a user's current session (generation, kept token id): is `token` still good?"""
+        return token.generation == self.generation or token.token_id == self.token_id
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
     """An authenticated caller, as every later route handler sees it (`request.user`)."""
 
@@ -35,6 +47,7 @@ class Principal:
     role: Role
     stores: tuple[str, ...]
     ip: str
+    session: TokenSession | None = None  # a user's token; None for an API key
 
     @property
     def all_stores(self) -> bool:

@@ -52,6 +52,16 @@ return out
 """
 MAX_BATCH = 256
 
+# Gives one call back to a counter that is still running (never below zero, never
+# creating one): a replay answered from the idempotency record is free.
+REFUND = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 then
+    return redis.call('DECR', KEYS[1])
+end
+return 0
+"""
+
 # After a failed Redis call, decide without it for this long instead of waiting for a
 # connect timeout on every request.
 BACKOFF_SECONDS = 1.0
@@ -134,6 +144,7 @@ class RateLimiter:
         self._namespace = namespace
         self._budgets = dict(budgets)
         self._script = client.register_script(HIT)
+        self._refund = client.register_script(REFUND)
         self._skip_until = 0.0
         self.epoch_key = epoch_key(namespace)
         self._pending: list[tuple[str, int, asyncio.Future[tuple[int, int, int]]]] = []
@@ -246,6 +257,15 @@ class RateLimiter:
         if principal is None:
             return await self.hit("anonymous", ip)
         return await self.hit(principal.role.value, f"{principal.kind}:{principal.id}")
+
+    async def refund_request(self, principal: Principal) -> None:
+        """Give back the call `check_request` counted for `principal` (a replay)."""
+        key = f"{self._namespace}:ratelimit:{principal.role.value}:{principal.kind}:{principal.id}"
+        try:
+            if time.monotonic() >= self._skip_until:
+                await self._refund(keys=[key])
+        except redis.RedisError as error:
+            self._failed("refund", error)
 
     async def check_login(self, username: str, ip: str) -> Decision:
         """A login attempt, per username and client IP (hashed: names are not stored)."""

@@ -15,6 +15,7 @@ class UserRecord:
     role: str
     stores: list[str]
     created_at: datetime
+    disabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)

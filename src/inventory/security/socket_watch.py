@@ -3,9 +3,10 @@
 Each process keeps its open sockets' principals here and re-checks them all against the
 primary (two queries, whatever the number of sockets) when another process announces an
 identity change on Redis (security/changes.py) and, whatever Redis does, every
-RECHECK_SECONDS. A socket whose key is revoked, whose user is gone or whose token has
-expired is told to close with 4401; one whose principal may no longer watch what it
-watches (a narrower scope or another role) with 4403.
+RECHECK_SECONDS. A socket whose key is revoked, whose user is gone or disabled, whose
+user's password changed since its token was issued, or whose token has expired is told
+to close with 4401; one whose principal may no longer watch what it watches (a narrower
+scope or another role) with 4403.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 from redis.exceptions import RedisError
 
-from inventory.security import identity
 from inventory.security.policy import RouteClass, permits
 from inventory.security.principal import Principal
 from inventory.security.ratelimit import identity_channel
+from inventory.security.users import live_principals
 
 log = structlog.get_logger(__name__)
 
@@ -57,10 +58,20 @@ class Watched:
             self.close(CLOSE_UNAUTHORIZED, "unauthorized: the token has expired")
         elif current is None:
             self.close(CLOSE_UNAUTHORIZED, "unauthorized: the credentials were revoked")
+        elif not _session_holds(self.principal, current):
+            self.close(CLOSE_UNAUTHORIZED, "unauthorized: the password was changed")
         elif not permits(current, self.route_class, self.stores or ()) or (
             self.stores is None and not current.all_stores
         ):
             self.close(CLOSE_FORBIDDEN, "forbidden: the role or store scope changed")
+
+
+def _session_holds(socket: Principal, current: Principal) -> bool:
+    """True unless the socket's token is from a generation the user has left (a password
+    change or reset since the socket opened)."""
+    if socket.session is None or current.session is None:
+        return True
+    return current.session.accepts(socket.session)
 
 
 class SocketWatch:
@@ -134,7 +145,7 @@ class SocketWatch:
         users = sorted({w.principal.id for w in sockets if w.principal.kind == "user"})
         keys = sorted({w.principal.id for w in sockets if w.principal.kind == "api_key"})
         async with self._pool.connection() as conn:
-            live = await identity.live_principals(conn, users, keys)
+            live = await live_principals(conn, users, keys)
         now = time.time()
         for watched in sockets:
             watched.judge(live.get((watched.principal.kind, watched.principal.id)), now)

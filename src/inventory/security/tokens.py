@@ -23,10 +23,14 @@ class TokenClaims:
     subject: str
     expires_at: int
     token_id: str
+    generation: int = 0  # the user's token generation at issue (0: issued before 0070)
 
 
-def issue_token(secret: str, subject: str, ttl_seconds: int, *, now: float | None = None) -> str:
-    """A signed token for `subject` (a user id) valid for `ttl_seconds`."""
+def issue_token(
+    secret: str, subject: str, ttl_seconds: int, *, now: float | None = None, generation: int = 0
+) -> str:
+    """A signed token for `subject` (a user id) valid for `ttl_seconds`, issued under the
+    user's token `generation` (a password change or a disable advances it)."""
     issued = int(time.time() if now is None else now)
     claims = {
         "iss": ISSUER,
@@ -34,6 +38,7 @@ def issue_token(secret: str, subject: str, ttl_seconds: int, *, now: float | Non
         "iat": issued,
         "exp": issued + ttl_seconds,
         "jti": uuid.uuid4().hex,
+        "gen": generation,
     }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
@@ -56,7 +61,15 @@ def verify_token(secret: str, token: str, *, now: float | None = None) -> TokenC
     subject = claims["sub"]
     if not isinstance(subject, str):
         raise InvalidToken("InvalidSubjectError")
-    return TokenClaims(subject=subject, expires_at=int(expires_at), token_id=str(claims["jti"]))
+    generation = claims.get("gen", 0)
+    if not isinstance(generation, int) or isinstance(generation, bool):
+        raise InvalidToken("InvalidGenerationError")
+    return TokenClaims(
+        subject=subject,
+        expires_at=int(expires_at),
+        token_id=str(claims["jti"]),
+        generation=generation,
+    )
 
 
 def looks_like_jwt(token: str) -> bool:

@@ -1,0 +1,294 @@
+"""Real examples for the API reference (`/docs`): one per schema, one problem per status.
+
+api/docs.py puts them on every operation's request and responses; the unit test
+tests/unit/test_openapi_reference.py fails on an operation left without one, and on an
+example its schema refuses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inventory.api.errors import TITLES
+
+AT = "2026-03-14T14:02:11.532Z"
+STORE, SKU, NAME = "lhr1", "RICE-5KG", "Basmati Rice 5 kg"
+LEVEL = {
+    "store": STORE,
+    "sku": SKU,
+    "on_hand": 38,
+    "reserved": 2,
+    "available": 36,
+    "in_transit_in": 0,
+    "in_transit_out": 5,
+    "version": 42,
+}
+STOCK_LEVEL = {**LEVEL, "name": NAME, "reorder_min": 40, "reorder_max": 120, "updated_at": AT}
+PRODUCT = {
+    "sku": SKU,
+    "name": NAME,
+    "description": "Aged long-grain rice",
+    "barcode": "8964000123457",
+    "unit": "bag",
+    "decimals": 0,
+    "category": "grocery",
+    "discontinued": False,
+    "version": 1,
+}
+STORE_VIEW = {
+    "id": STORE,
+    "name": "Lahore 1",
+    "location": "Gulberg III, Lahore",
+    "timezone": "Asia/Karachi",
+    "negative_stock": "deny",
+    "closed_until": None,
+    "backdate_days": 30,
+    "version": 1,
+}
+USER = {
+    "id": "0b9e4c1e-5d0f-4b6a-9f53-2a1f7c6de001",
+    "username": "amna.k",
+    "role": "manager",
+    "stores": [STORE],
+    "created_at": AT,
+    "disabled": False,
+}
+API_KEY = {
+    "id": "6f1c2a9e-0d3b-4c55-8e0a-5b7d9e2f4a10",
+    "name": "till 3, Lahore 1",
+    "prefix": "k3x9q2mw",
+    "role": "clerk",
+    "stores": [STORE],
+    "created_at": AT,
+}
+ALERT = {
+    "id": 917,
+    "kind": "low_stock",
+    "store": STORE,
+    "sku": SKU,
+    "name": NAME,
+    "unit": "bag",
+    "available": 36,
+    "reorder_min": 40,
+    "opened_at": AT,
+    "acknowledged_at": None,
+    "acknowledged_by": None,
+    "note": None,
+    "opened_seq": 88213,
+    "details": {"available": 36, "reorder_min": 40},
+}
+RESULT = {
+    "command_id": "c0a8012e-7f3d-4e1b-9a44-0c5d2b6e8f17",
+    "position": 120443,
+    "events": [
+        {"position": 120443, "stream": f"stock-{STORE}-{SKU}", "version": 42, "type": "stock.sold"}
+    ],
+    "levels": [LEVEL],
+}
+EVENT = {
+    "seq": 88213,
+    "position": 120443,
+    "stream": f"stock-{STORE}-{SKU}",
+    "version": 42,
+    "type": "stock.sold",
+    "store": STORE,
+    "sku": SKU,
+    "occurred_at": AT,
+    "recorded_at": AT,
+    "data": {"sale_id": "S-2026-000812", "quantity": 2},
+    "metadata": {"actor": {"id": API_KEY["id"], "kind": "api_key"}},
+}
+LEDGER = {
+    "seq": 88213,
+    "position": 120443,
+    "type": "stock.sold",
+    "occurred_at": AT,
+    "recorded_at": AT,
+    "delta": -2,
+    "on_hand_after": 38,
+    "reason": None,
+    "reference": "S-2026-000812",
+    "actor": API_KEY["id"],
+    "absorbed": False,
+}
+REPORT: dict[str, Any] = {
+    "id": "r-5c1e9a",
+    "kind": "movements",
+    "status": "done",
+    "params": {"store": STORE, "from": "2026-03-01"},
+    "requested_at": AT,
+    "started_at": AT,
+    "finished_at": AT,
+    "error": None,
+    "rows": [],
+    "download": None,
+}
+LINES = [{"sku": SKU, "quantity": 2}]
+
+
+def page(item: dict[str, Any]) -> dict[str, Any]:
+    """A page of one item, the last."""
+    return {"items": [item], "next_cursor": None}
+
+
+SCHEMAS: dict[str, Any] = {
+    # identity
+    "TokenRequest": {"username": "amna.k", "password": "correct horse battery staple"},
+    "TokenResponse": {
+        "access_token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
+        "token_type": "bearer",
+        "expires_in": 900,
+    },
+    "Me": {
+        "id": USER["id"],
+        "kind": "user",
+        "name": "amna.k",
+        "role": "manager",
+        "stores": [STORE],
+    },
+    "NewUser": {
+        "username": "amna.k",
+        "password": "correct horse battery staple",
+        "role": "manager",
+        "stores": [STORE],
+    },
+    "User": USER,
+    "UserList": page(USER),
+    "UserChangesBody": {"role": "manager", "stores": [STORE, "khi2"], "disabled": False},
+    "PasswordChange": {
+        "current_password": "correct horse battery staple",
+        "new_password": "a longer passphrase of mine",
+    },
+    "PasswordReset": {"new_password": "temporary passphrase 2026"},
+    "NewApiKey": {"name": "till 3, Lahore 1", "role": "clerk", "stores": [STORE]},
+    "ApiKey": API_KEY,
+    "ApiKeyList": page(API_KEY),
+    "CreatedApiKey": {**API_KEY, "key": "inv_k3x9q2mw_Q2hhbmdlIG1lLCB0aGlzIGlzIGFuIGV4YW1wbGU"},
+    # catalog
+    "NewProduct": {
+        "sku": SKU,
+        "name": NAME,
+        "barcode": "8964000123457",
+        "unit": "bag",
+        "decimals": 0,
+        "category": "grocery",
+    },
+    "ProductChanges": {"name": "Basmati Rice 5 kg (new pack)"},
+    "Product": PRODUCT,
+    "WrittenProduct": {**PRODUCT, "position": 120411},
+    "Page_inventory.api.schemas.Product_": page(PRODUCT),
+    "NewStore": {
+        "id": STORE,
+        "name": "Lahore 1",
+        "location": "Gulberg III, Lahore",
+        "timezone": "Asia/Karachi",
+    },
+    "Store": STORE_VIEW,
+    "WrittenStore": {**STORE_VIEW, "position": 120398},
+    "Page_inventory.api.schemas.Store_": page(STORE_VIEW),
+    # stock commands
+    "CommandResult": RESULT,
+    "Receipt": {
+        "lines": [{"sku": SKU, "quantity": 40, "unit_cost": "1850.00"}],
+        "reference": "GRN-7781",
+        "note": "Weekly delivery",
+    },
+    "Sale": {"sale_id": "S-2026-000812", "lines": LINES, "occurred_at": AT},
+    "Return": {"sale_id": "S-2026-000812", "lines": [{"sku": SKU, "quantity": 1}], "restock": True},
+    "Adjustment": {"lines": [{"sku": SKU, "delta": -1, "reason": "damaged"}], "note": "Torn bag"},
+    "Count": {
+        "lines": [{"sku": SKU, "counted": 37, "expected_version": 42}],
+        "note": "Aisle 4 shelf count",
+    },
+    "Reservation": {
+        "reservation_id": "R-55120",
+        "lines": LINES,
+        "expires_at": "2026-03-15T14:00:00Z",
+    },
+    "Fulfilment": {"sale_id": "S-2026-000813"},
+    "Empty": {},
+    "ReorderPoint": {"min": 40, "max": 120},
+    "PeriodClose": {"until": "2026-02-28T23:59:59+05:00"},
+    "Transfer": {
+        "transfer_id": "T-2026-0031",
+        "from_store": STORE,
+        "to_store": "khi2",
+        "lines": [{"sku": SKU, "quantity": 5}],
+    },
+    "TransferReceipt": {"lines": [{"sku": SKU, "quantity": 4}]},
+    # queries
+    "StockLevel": STOCK_LEVEL,
+    "Page_inventory.api.query_views.StockLevel_": page(STOCK_LEVEL),
+    "Page_inventory.api.query_views.LedgerEntry_": page(LEDGER),
+    "Page_inventory.api.query_views.SearchHit_": page(
+        {
+            "sku": SKU,
+            "name": NAME,
+            "barcode": "8964000123457",
+            "unit": "bag",
+            "decimals": 0,
+            "levels": [STOCK_LEVEL],
+        }
+    ),
+    "Alert": ALERT,
+    "AlertPage": page(ALERT),
+    "Acknowledgement": {"note": "Supplier called: delivery on Tuesday"},
+    "AcknowledgedAlert": {
+        **ALERT,
+        "acknowledged_at": AT,
+        "acknowledged_by": "amna.k",
+        "note": "Supplier called: delivery on Tuesday",
+        "position": 120502,
+    },
+    "Page_inventory.api.history_routes.HistoryEvent_": page(EVENT),
+    "NewReport": {"kind": "movements", "params": {"store": STORE, "from": "2026-03-01"}},
+    "ReportRun": REPORT,
+    "Page_inventory.api.report_routes.MovementTotal_": page(
+        {"store": STORE, "sku": SKU, "type": "stock.sold", "count": 412, "quantity": 519}
+    ),
+    "Page_inventory.api.report_routes.LowStockItem_": page(
+        {k: v for k, v in STOCK_LEVEL.items() if k != "name"}
+    ),
+    # operations
+    "Liveness": {"status": "ok"},
+    "Readiness": {
+        "status": "ready",
+        "failing": [],
+        "checks": {"primary": {"ok": True, "latency_ms": 1.4}},
+    },
+}
+
+PROBLEMS: dict[int, dict[str, Any]] = {
+    400: {"code": "invalid_json", "detail": "The body is not valid JSON."},
+    401: {"code": "unauthorized", "detail": "The token is not valid or has expired."},
+    403: {"code": "forbidden", "detail": "The store 'khi2' is outside this principal's scope."},
+    404: {"code": "not_found", "detail": "Nothing has this id."},
+    409: {
+        "code": "insufficient_stock",
+        "detail": "Not enough stock for RICE-5KG.",
+        "errors": [{"sku": SKU, "available": 1, "requested": 2}],
+    },
+    413: {"code": "body_too_large", "detail": "The request body is larger than 1 MiB."},
+    415: {"code": "unsupported_media_type", "detail": "The body must be application/json."},
+    422: {
+        "code": "validation_failed",
+        "detail": "Expected `int | str`, got `null`",
+        "errors": [{"field": "lines[0].quantity", "message": "Expected `int | str`"}],
+    },
+    429: {"code": "rate_limited", "detail": "Too many calls: at most 600 per 60 s."},
+    503: {
+        "code": "read_model_lagging",
+        "detail": "The read side has not reached position 120443 yet; retry shortly.",
+    },
+}
+
+
+def problem(status: int) -> dict[str, Any]:
+    """A problem+json body as errors.py sends it for `status`."""
+    body = PROBLEMS[status]
+    return {
+        "type": f"urn:inventory:problem:{body['code']}",
+        "title": TITLES[status],
+        "status": status,
+        **body,
+    }
