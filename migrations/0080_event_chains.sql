@@ -1,0 +1,75 @@
+-- The events' hash chain, one per store (docs/audit.md). Each event's `chain` is the hex
+-- SHA-256 of the previous event's chain in the same store (64 zeros for the first) and
+-- the event's canonical encoding, computed by append_events in the append's transaction.
+-- Events without a store form one more chain, keyed '' in event_chains.
+--
+-- The canonical encoding is the jsonb text of the array
+--   [id, stream, version, type, store, sku, occurred_at, recorded_at, data, metadata]
+-- (ids and timestamps as strings, timestamps in UTC as YYYY-MM-DDTHH:MM:SS.ffffffZ,
+-- version a number, store and sku null when absent, data and metadata the stored jsonb):
+-- jsonb's text form is canonical (keys ordered by length then bytes, ", " and ": "
+-- separators, numbers as stored), so src/inventory/eventstore/chain.py and the offline
+-- script of docs/audit.md rebuild it byte for byte from a row or an export line.
+
+-- The head of each store's chain. append_events locks a store's row FOR UPDATE before it
+-- inserts the store's events and keeps it until COMMIT, so one store's appends take
+-- chain links (and positions) in commit order, which is the replica's `seq` order; other
+-- stores' appends never wait on it.
+CREATE TABLE event_chains (
+    store    text   PRIMARY KEY,           -- '' for the events that belong to no store
+    head     text   NOT NULL CHECK (head ~ '^[0-9a-f]{64}$'),
+    events   bigint NOT NULL CHECK (events >= 0),
+    position bigint                        -- the chain's last event
+);
+
+REVOKE ALL ON event_chains FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE ON event_chains TO inventory_app;
+
+CREATE FUNCTION event_link(
+    previous text, id uuid, stream text, version bigint, type text, store text, sku text,
+    occurred_at timestamptz, recorded_at timestamptz, data jsonb, metadata jsonb
+) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+SELECT encode(sha256(convert_to(previous || jsonb_build_array(
+    id::text, stream, version, type, store, sku,
+    to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+    data, metadata)::text, 'UTF8')), 'hex')
+$$;
+
+REVOKE ALL ON FUNCTION event_link FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION event_link TO inventory_app;
+
+-- The events recorded before this migration get their links once, store by store in
+-- position order (the order the replica's initial copy gives them too). The table lock
+-- of ALTER TABLE keeps appends out until the chains and heads are in place; the guard
+-- trigger is disabled only inside this transaction.
+ALTER TABLE events ADD COLUMN chain text;
+ALTER TABLE events DISABLE TRIGGER events_no_update_delete;
+
+DO $$
+DECLARE
+    row   record;
+    heads jsonb := '{}';
+    part  text;
+    link  text;
+BEGIN
+    FOR row IN SELECT * FROM events ORDER BY position LOOP
+        part := coalesce(row.store, '');
+        link := event_link(coalesce(heads ->> part, repeat('0', 64)), row.id, row.stream,
+                           row.version, row.type, row.store, row.sku, row.occurred_at,
+                           row.recorded_at, row.data, row.metadata);
+        heads := heads || jsonb_build_object(part, link);
+        UPDATE events SET chain = link WHERE position = row.position;
+        INSERT INTO event_chains (store, head, events, position)
+        VALUES (part, link, 1, row.position)
+        ON CONFLICT (store) DO UPDATE
+            SET head = excluded.head, events = event_chains.events + 1,
+                position = excluded.position;
+    END LOOP;
+END
+$$;
+
+ALTER TABLE events ENABLE ALWAYS TRIGGER events_no_update_delete;
+ALTER TABLE events ALTER COLUMN chain SET NOT NULL;
+ALTER TABLE events ADD CONSTRAINT events_chain_hex CHECK (chain ~ '^[0-9a-f]{64}$');
