@@ -37,6 +37,7 @@ class ExportedEvent(msgspec.Struct, frozen=True):
     recorded_at: datetime
     data: msgspec.Raw
     metadata: msgspec.Raw
+    chain: str | None
 
 
 def parse_time(text: str) -> datetime:
@@ -51,7 +52,7 @@ def parse_time(text: str) -> datetime:
 
 
 def _line(encoder: msgspec.json.Encoder, row: Row) -> bytes:
-    seq, position, stream, version, type_, store, sku, occurred, recorded, data, meta = row
+    seq, position, stream, version, type_, store, sku, occurred, recorded, data, meta, chain = row
     event = ExportedEvent(
         seq,
         position,
@@ -64,6 +65,7 @@ def _line(encoder: msgspec.json.Encoder, row: Row) -> bytes:
         recorded,
         msgspec.Raw(data.encode()),
         msgspec.Raw(meta.encode()),
+        chain,
     )
     return encoder.encode(event) + b"\n"
 

@@ -182,3 +182,11 @@ def chain_at(conn: psycopg.Connection[Any], store: str, position: int) -> str | 
     """The stored chain of a store's event at `position`; None when there is none."""
     row = conn.execute(CHAIN_AT, (position, store)).fetchone()
     return None if row is None else str(row[0])
+
+
+async def chain_at_async(
+    conn: psycopg.AsyncConnection[Any], store: str, position: int
+) -> str | None:
+    """`chain_at` on an async connection."""
+    row = await (await conn.execute(CHAIN_AT, (position, store))).fetchone()
+    return None if row is None else str(row[0])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from inventory.eventstore.chain_audit import chain_at, chain_heads
+from inventory.eventstore.chain_audit import chain_at, chain_at_async, chain_heads
 
 FORMAT = "inventory-chain-checkpoint/1"
 PREFIX, SUFFIX = "checkpoint-", ".json"
@@ -120,17 +120,28 @@ def load(path: Path, key: Ed25519PublicKey) -> Checkpoint:
 
 def compare(conn: psycopg.Connection[Any], heads: Iterable[Head]) -> list[str]:
     """What differs between the checkpointed heads and the events on the primary now."""
+    pinned = [head for head in heads if head.position is not None]
+    return differences(pinned, [chain_at(conn, h.store, h.position or 0) for h in pinned])
+
+
+async def compare_async(conn: psycopg.AsyncConnection[Any], heads: Iterable[Head]) -> list[str]:
+    """`compare` on an async connection (the API's primary pool)."""
+    pinned = [head for head in heads if head.position is not None]
+    return differences(
+        pinned, [await chain_at_async(conn, h.store, h.position or 0) for h in pinned]
+    )
+
+
+def differences(heads: Sequence[Head], stored: Sequence[str | None]) -> list[str]:
+    """Each checkpointed head against the chain its event carries now (None: gone)."""
     problems = []
-    for head in heads:
-        if head.position is None:
-            continue  # a chain with no event yet at checkpoint time
-        stored = chain_at(conn, head.store, head.position)
+    for head, found in zip(heads, stored, strict=True):
         name = head.store or "(no store)"
-        if stored is None:
+        if found is None:
             problems.append(f"{name}: the checkpointed event at position {head.position} is gone")
-        elif stored != head.chain:
+        elif found != head.chain:
             problems.append(
-                f"{name}: the event at position {head.position} carries chain {stored[:16]}...,"
+                f"{name}: the event at position {head.position} carries chain {found[:16]}...,"
                 f" the checkpoint signed {head.chain[:16]}...: the history up to it was rewritten"
             )
     return problems
