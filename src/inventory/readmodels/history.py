@@ -27,7 +27,7 @@ COLUMNS = sql.SQL(
     " chain"
 )
 EXPORT_COLUMNS = sql.SQL(
-    "seq, position, stream, version, type, store, sku, occurred_at, recorded_at,"
+    "seq, position, id, stream, version, type, store, sku, occurred_at, recorded_at,"
     " data::text, metadata::text, chain"
 )
 
