@@ -71,5 +71,6 @@ END
 $$;
 
 ALTER TABLE events ENABLE ALWAYS TRIGGER events_no_update_delete;
-ALTER TABLE events ALTER COLUMN chain SET NOT NULL;
+-- No NOT NULL: a row inserted past append_events (bench/append.py's pgbench baseline, a
+-- hand-made fix) stays possible, and the audit names it as a break like any other.
 ALTER TABLE events ADD CONSTRAINT events_chain_hex CHECK (chain ~ '^[0-9a-f]{64}$');
