@@ -14,18 +14,14 @@ RETURNS TABLE (id uuid, "position" bigint, stream text, version bigint)
 LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
-    bases   bigint[] := array_fill(0::bigint, ARRAY[jsonb_array_length(writes)]);
-    write   record;
-    current bigint;
-    chained record;
-    heads   jsonb := '{}';
-    head    text;
-    added   record;
-    part    text;
-    link    text;
-    counts   jsonb := '{}';
-    lasts    jsonb := '{}';
-    landed   bigint;
+    bases    bigint[] := array_fill(0::bigint, ARRAY[jsonb_array_length(writes)]);
+    write    record;
+    current  bigint;
+    stores   text[];
+    heads    text[];
+    total    bigint;
+    chained  record;
+    place    int;
     recorded timestamptz := now();
 BEGIN
     FOR write IN
@@ -61,51 +57,90 @@ BEGIN
         END IF;
     END LOOP;
 
-    -- The chains' heads, each store's row locked until COMMIT (see the header).
-    FOR added IN
-        SELECT coalesce(e.value ->> 'store', '') AS store, count(*) AS events
-        FROM jsonb_array_elements(writes) AS w(value),
-             jsonb_array_elements(w.value -> 'events') AS e(value)
-        GROUP BY 1 ORDER BY 1
-    LOOP
-        SELECT c.head INTO head FROM event_chains AS c WHERE c.store = added.store FOR UPDATE;
-        IF head IS NULL THEN
-            INSERT INTO event_chains (store, head, events) VALUES (added.store, repeat('0', 64), 0)
-            ON CONFLICT (store) DO NOTHING;
-            SELECT c.head INTO head FROM event_chains AS c WHERE c.store = added.store FOR UPDATE;
-        END IF;
-        heads := heads || jsonb_build_object(added.store, head);
-        counts := counts || jsonb_build_object(added.store, added.events);
-    END LOOP;
+    -- The chains' heads, each store's row locked in sorted order until COMMIT.
+    SELECT array_agg(DISTINCT coalesce(e.value ->> 'store', '') ORDER BY coalesce(e.value ->> 'store', '')),
+           count(*)
+    INTO stores, total
+    FROM jsonb_array_elements(writes) AS w(value),
+         jsonb_array_elements(w.value -> 'events') AS e(value);
+    IF total = 0 THEN
+        RETURN;
+    END IF;
+    heads := _chain_heads(stores);
+    IF heads IS NULL THEN
+        INSERT INTO event_chains (store, head, events)
+        SELECT s, repeat('0', 64), 0 FROM unnest(stores) AS s ORDER BY s
+        ON CONFLICT (store) DO NOTHING;
+        heads := _chain_heads(stores);
+    END IF;
 
+    IF total = cardinality(stores) THEN
+        -- One event per store (a one-line sale, a receipt): every link follows a head.
+        RETURN QUERY
+        WITH inserted AS (
+            INSERT INTO events AS ev (id, stream, version, type, store, sku, data, metadata,
+                                      occurred_at, recorded_at, chain)
+            SELECT n.id, n.stream, n.version, n.type, n.store, n.sku, n.data, event_metadata,
+                   n.occurred_at, recorded,
+                   event_link(heads[array_position(stores, coalesce(n.store, ''))], n.id,
+                              n.stream, n.version, n.type, n.store, n.sku, n.occurred_at,
+                              recorded, n.data, event_metadata)
+            FROM _new_events(writes, bases, recorded) AS n
+            ORDER BY n.ord, n.place
+            RETURNING ev.id, ev.position, ev.stream, ev.version, ev.chain,
+                      coalesce(ev.store, '') AS part
+        ), moved AS (
+            UPDATE event_chains AS c
+            SET head = i.chain, events = c.events + 1, position = i.position
+            FROM inserted AS i WHERE c.store = i.part
+        )
+        SELECT i.id, i.position, i.stream, i.version FROM inserted AS i ORDER BY i.position;
+        RETURN;
+    END IF;
+
+    -- Several events of one store: each links to the one inserted before it.
     FOR chained IN
-        SELECT (e.value ->> 'id')::uuid AS id, w.value ->> 'stream' AS stream,
-               bases[w.ord] + e.place AS version, e.value ->> 'type' AS type,
-               e.value ->> 'store' AS store, e.value ->> 'sku' AS sku, e.value -> 'data' AS data,
-               coalesce((e.value ->> 'occurred_at')::timestamptz, recorded) AS occurred_at
-        FROM jsonb_array_elements(writes) WITH ORDINALITY AS w(value, ord),
-             jsonb_array_elements(w.value -> 'events') WITH ORDINALITY AS e(value, place)
-        ORDER BY w.ord, e.place
+        SELECT * FROM _new_events(writes, bases, recorded) AS n ORDER BY n.ord, n.place
     LOOP
-        part := coalesce(chained.store, '');
-        link := event_link(heads ->> part, chained.id, chained.stream, chained.version,
-                           chained.type, chained.store, chained.sku, chained.occurred_at, recorded,
-                           chained.data, event_metadata);
-        heads := heads || jsonb_build_object(part, link);
+        place := array_position(stores, coalesce(chained.store, ''));
+        heads[place] := event_link(heads[place], chained.id, chained.stream, chained.version,
+                                   chained.type, chained.store, chained.sku,
+                                   chained.occurred_at, recorded, chained.data, event_metadata);
         INSERT INTO events AS ev (id, stream, version, type, store, sku, data, metadata,
                                   occurred_at, recorded_at, chain)
         VALUES (chained.id, chained.stream, chained.version, chained.type, chained.store,
-                chained.sku, chained.data, event_metadata, chained.occurred_at, recorded, link)
+                chained.sku, chained.data, event_metadata, chained.occurred_at, recorded,
+                heads[place])
         RETURNING ev.id, ev.position, ev.stream, ev.version
         INTO id, "position", stream, version;
-        landed := "position";
-        lasts := lasts || jsonb_build_object(part, landed);
         RETURN NEXT;
+        UPDATE event_chains AS c SET head = heads[place], events = c.events + 1,
+                                     position = append_events."position"
+        WHERE c.store = stores[place];
     END LOOP;
-
-    UPDATE event_chains AS c
-    SET head = heads ->> c.store, events = c.events + (counts ->> c.store)::bigint,
-        position = (lasts ->> c.store)::bigint
-    WHERE counts ? c.store;
 END
 $$;
+
+-- The heads of `stores` (sorted, distinct), each row locked FOR UPDATE in that order;
+-- NULL when a store has no row yet.
+CREATE FUNCTION _chain_heads(stores text[]) RETURNS text[]
+LANGUAGE sql VOLATILE AS $$
+SELECT CASE WHEN count(*) = cardinality(stores) THEN array_agg(l.head ORDER BY l.store) END
+FROM (SELECT c.store, c.head FROM event_chains AS c WHERE c.store = ANY(stores)
+      ORDER BY c.store FOR UPDATE) AS l
+$$;
+
+-- The events of append_events' `writes`, with their versions and business times.
+CREATE FUNCTION _new_events(writes jsonb, bases bigint[], recorded timestamptz)
+RETURNS TABLE (ord bigint, place bigint, id uuid, stream text, version bigint, type text,
+               store text, sku text, data jsonb, occurred_at timestamptz)
+LANGUAGE sql STABLE AS $$
+SELECT w.ord, e.place, (e.value ->> 'id')::uuid, w.value ->> 'stream', bases[w.ord] + e.place,
+       e.value ->> 'type', e.value ->> 'store', e.value ->> 'sku', e.value -> 'data',
+       coalesce((e.value ->> 'occurred_at')::timestamptz, recorded)
+FROM jsonb_array_elements(writes) WITH ORDINALITY AS w(value, ord),
+     jsonb_array_elements(w.value -> 'events') WITH ORDINALITY AS e(value, place)
+$$;
+
+REVOKE ALL ON FUNCTION _chain_heads, _new_events FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _chain_heads, _new_events TO inventory_app;
