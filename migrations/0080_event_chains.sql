@@ -1,7 +1,7 @@
 -- The events' hash chain, one per store (docs/audit.md). Each event's `chain` is the hex
 -- SHA-256 of the previous event's chain in the same store (64 zeros for the first) and
 -- the event's canonical encoding, computed by append_events in the append's transaction.
--- Events without a store form one more chain, keyed '' in event_chains.
+-- Events without a store form one more chain of their own.
 --
 -- The canonical encoding is the jsonb text of the array
 --   [id, stream, version, type, store, sku, occurred_at, recorded_at, data, metadata]
@@ -11,19 +11,10 @@
 -- separators, numbers as stored), so src/inventory/eventstore/chain.py and the offline
 -- script of docs/audit.md rebuild it byte for byte from a row or an export line.
 
--- The head of each store's chain. append_events locks a store's row FOR UPDATE before it
--- inserts the store's events and keeps it until COMMIT, so one store's appends take
--- chain links (and positions) in commit order, which is the replica's `seq` order; other
--- stores' appends never wait on it.
-CREATE TABLE event_chains (
-    store    text   PRIMARY KEY,           -- '' for the events that belong to no store
-    head     text   NOT NULL CHECK (head ~ '^[0-9a-f]{64}$'),
-    events   bigint NOT NULL CHECK (events >= 0),
-    position bigint                        -- the chain's last event
-);
-
-REVOKE ALL ON event_chains FROM PUBLIC;
-GRANT SELECT, INSERT, UPDATE ON event_chains TO inventory_app;
+-- A store's chain head is its last event by position (index events_store_position; the
+-- events of no store get their own index below). append_events reads it under a
+-- transaction-scoped advisory lock per store (0081), which holds no row and writes no WAL.
+CREATE INDEX events_storeless_position ON events (position) WHERE store IS NULL;
 
 CREATE FUNCTION event_link(
     previous text, id uuid, stream text, version bigint, type text, store text, sku text,
@@ -61,11 +52,6 @@ BEGIN
                            row.recorded_at, row.data, row.metadata);
         heads := heads || jsonb_build_object(part, link);
         UPDATE events SET chain = link WHERE position = row.position;
-        INSERT INTO event_chains (store, head, events, position)
-        VALUES (part, link, 1, row.position)
-        ON CONFLICT (store) DO UPDATE
-            SET head = excluded.head, events = event_chains.events + 1,
-                position = excluded.position;
     END LOOP;
 END
 $$;

@@ -1,14 +1,17 @@
 -- append_events with the hash chain (0080): the same contract as 0010 (read 0007's
 -- header), and each event inserted with its `chain` link.
 --
--- Why the store's chain row is locked, and when: two streams of one store (two SKUs) lock
--- different `streams` rows and would otherwise append side by side, committing in any
--- order; the replica numbers events (`seq`) in commit order. Locking the store's
--- event_chains row after the streams (so no stream lock is ever awaited while a chain row
--- is held: no deadlock) and before the first insert makes the store's appends take their
--- links, their positions and their commits in one order: seq order on the replica equals
--- position order within a store equals chain order. Rows are locked in sorted store order
--- (a transfer touches two stores). Different stores lock different rows: no shared queue.
+-- Why a lock per store, and when: two streams of one store (two SKUs) lock different
+-- `streams` rows and would otherwise append side by side, committing in any order; the
+-- replica numbers events (`seq`) in commit order. A transaction-scoped advisory lock per
+-- store, taken after the stream locks (so no stream lock is ever awaited while a store's
+-- lock is held: no deadlock) and before the first insert, and held until the transaction
+-- ends, makes the store's appends read their head, take their positions and commit in one
+-- order: seq order on the replica = position order within a store = chain order. Locks
+-- are taken in sorted store order (a transfer touches two stores). Different stores take
+-- different locks; an advisory lock holds no row and writes no WAL. The head is the
+-- store's last event by position, read after the lock under a fresh READ COMMITTED
+-- snapshot (hence the isolation check: an older snapshot would miss the last commit).
 CREATE OR REPLACE FUNCTION append_events(writes jsonb, event_metadata jsonb)
 RETURNS TABLE (id uuid, "position" bigint, stream text, version bigint)
 LANGUAGE plpgsql VOLATILE AS $$
@@ -20,6 +23,8 @@ DECLARE
     stores   text[];
     heads    text[];
     total    bigint;
+    part     text;
+    head     text;
     chained  record;
     place    int;
     recorded timestamptz := now();
@@ -57,7 +62,7 @@ BEGIN
         END IF;
     END LOOP;
 
-    -- The chains' heads, each store's row locked in sorted order until COMMIT.
+    -- The chains' heads, each store locked in sorted order until the transaction ends.
     SELECT array_agg(DISTINCT coalesce(e.value ->> 'store', '') ORDER BY coalesce(e.value ->> 'store', '')),
            count(*)
     INTO stores, total
@@ -66,13 +71,21 @@ BEGIN
     IF total = 0 THEN
         RETURN;
     END IF;
-    heads := _chain_heads(stores);
-    IF heads IS NULL THEN
-        INSERT INTO event_chains (store, head, events)
-        SELECT s, repeat('0', 64), 0 FROM unnest(stores) AS s ORDER BY s
-        ON CONFLICT (store) DO NOTHING;
-        heads := _chain_heads(stores);
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'append_events needs READ COMMITTED to read the chains'' heads';
     END IF;
+    heads := '{}';
+    FOREACH part IN ARRAY stores LOOP
+        PERFORM pg_advisory_xact_lock(7806, hashtext(part));  -- 7806: the chains' lock space
+        IF part = '' THEN
+            SELECT e.chain INTO head FROM events AS e WHERE e.store IS NULL
+            ORDER BY e.position DESC LIMIT 1;
+        ELSE
+            SELECT e.chain INTO head FROM events AS e WHERE e.store = part
+            ORDER BY e.position DESC LIMIT 1;
+        END IF;
+        heads := heads || coalesce(head, repeat('0', 64));
+    END LOOP;
 
     IF total = cardinality(stores) THEN
         -- One event per store (a one-line sale, a receipt): every link follows a head.
@@ -87,12 +100,7 @@ BEGIN
                               recorded, n.data, event_metadata)
             FROM _new_events(writes, bases, recorded) AS n
             ORDER BY n.ord, n.place
-            RETURNING ev.id, ev.position, ev.stream, ev.version, ev.chain,
-                      coalesce(ev.store, '') AS part
-        ), moved AS (
-            UPDATE event_chains AS c
-            SET head = i.chain, events = c.events + 1, position = i.position
-            FROM inserted AS i WHERE c.store = i.part
+            RETURNING ev.id, ev.position, ev.stream, ev.version
         )
         SELECT i.id, i.position, i.stream, i.version FROM inserted AS i ORDER BY i.position;
         RETURN;
@@ -114,20 +122,8 @@ BEGIN
         RETURNING ev.id, ev.position, ev.stream, ev.version
         INTO id, "position", stream, version;
         RETURN NEXT;
-        UPDATE event_chains AS c SET head = heads[place], events = c.events + 1,
-                                     position = append_events."position"
-        WHERE c.store = stores[place];
     END LOOP;
 END
-$$;
-
--- The heads of `stores` (sorted, distinct), each row locked FOR UPDATE in that order;
--- NULL when a store has no row yet.
-CREATE FUNCTION _chain_heads(stores text[]) RETURNS text[]
-LANGUAGE sql VOLATILE AS $$
-SELECT CASE WHEN count(*) = cardinality(stores) THEN array_agg(l.head ORDER BY l.store) END
-FROM (SELECT c.store, c.head FROM event_chains AS c WHERE c.store = ANY(stores)
-      ORDER BY c.store FOR UPDATE) AS l
 $$;
 
 -- The events of append_events' `writes`, with their versions and business times.
@@ -142,5 +138,5 @@ FROM jsonb_array_elements(writes) WITH ORDINALITY AS w(value, ord),
      jsonb_array_elements(w.value -> 'events') WITH ORDINALITY AS e(value, place)
 $$;
 
-REVOKE ALL ON FUNCTION _chain_heads, _new_events FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION _chain_heads, _new_events TO inventory_app;
+REVOKE ALL ON FUNCTION _new_events FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION _new_events TO inventory_app;

@@ -37,8 +37,7 @@ class Head:
     """One chain's head at checkpoint time."""
 
     store: str
-    events: int
-    position: int | None
+    position: int
     chain: str
 
 
@@ -69,8 +68,8 @@ def _message(body: dict[str, Any]) -> bytes:
 
 
 def take(conn: psycopg.Connection[Any], key: Ed25519PrivateKey, directory: Path) -> Path:
-    """Sign every chain's recorded head (event_chains) and write it to `directory`."""
-    heads = [Head(s, n, p, h) for s, h, n, p in chain_heads(conn)]
+    """Sign every chain's head (its last event) and write it to `directory`."""
+    heads = [Head(store, position, chain) for store, position, chain in chain_heads(conn)]
     now = datetime.now(UTC)
     body = {
         "format": FORMAT,
@@ -120,16 +119,14 @@ def load(path: Path, key: Ed25519PublicKey) -> Checkpoint:
 
 def compare(conn: psycopg.Connection[Any], heads: Iterable[Head]) -> list[str]:
     """What differs between the checkpointed heads and the events on the primary now."""
-    pinned = [head for head in heads if head.position is not None]
-    return differences(pinned, [chain_at(conn, h.store, h.position or 0) for h in pinned])
+    pinned = list(heads)
+    return differences(pinned, [chain_at(conn, h.store, h.position) for h in pinned])
 
 
 async def compare_async(conn: psycopg.AsyncConnection[Any], heads: Iterable[Head]) -> list[str]:
     """`compare` on an async connection (the API's primary pool)."""
-    pinned = [head for head in heads if head.position is not None]
-    return differences(
-        pinned, [await chain_at_async(conn, h.store, h.position or 0) for h in pinned]
-    )
+    pinned = list(heads)
+    return differences(pinned, [await chain_at_async(conn, h.store, h.position) for h in pinned])
 
 
 def differences(heads: Sequence[Head], stored: Sequence[str | None]) -> list[str]:
