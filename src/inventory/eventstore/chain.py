@@ -1,7 +1,8 @@
 """The events' hash chain: an event's canonical encoding and its link (docs/audit.md)."""
 
 # migrations/0080_event_chains.sql computes the same bytes in SQL (event_link); the two
-# must agree byte for byte, and tests/unit/test_chain.py pins both to fixed vectors.
+# must agree byte for byte: tests/integration/test_chain.py checks every link the SQL made,
+# tests/unit/test_chain.py this module against ops/verify_chain.py.
 
 from __future__ import annotations
 
