@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -83,6 +85,8 @@ def test_an_export_writes_the_store_s_events_in_the_range_as_ndjson_in_seq_order
     assert set(lines[0]) == {
         "seq",
         "position",
+        "id",
+        "chain",
         "stream",
         "version",
         "type",
@@ -135,3 +139,54 @@ def test_an_export_to_stdout_and_a_bad_time_is_refused(
     assert [json.loads(line)["type"] for line in lines][-2:] == ["stock.received"] * 2
     assert refused.returncode == 2
     assert "not an RFC 3339 time" in refused.stderr
+
+
+VERIFIER = Path(__file__).resolve().parents[2] / "ops" / "verify_chain.py"
+
+
+def offline(path: Path) -> subprocess.CompletedProcess[str]:
+    """The documented offline verifier, as an auditor runs it: plain python3, no package."""
+    return subprocess.run(
+        [sys.executable, "-I", str(VERIFIER), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_whole_export_verifies_offline_and_an_edited_line_is_named(
+    settings: Settings, server_env: dict[str, str], store_id: str, tmp_path: Path
+) -> None:
+    receipts(settings, store_id, f"Z.{store_id}", days=4)
+    positions = primary_positions(settings.primary_url, [store_id])
+    wait_until(lambda: replicated(settings.replica_url, positions))
+    target = tmp_path / "whole.ndjson"
+    done = inventory(
+        "events",
+        "export",
+        "--store",
+        store_id,
+        "--from",
+        "2000-01-01",
+        "--to",
+        "2100-01-01",
+        "--output",
+        str(target),
+        env=server_env,
+    )
+    assert done.returncode == 0, done.stderr
+
+    whole = offline(target)
+    lines = [json.loads(line) for line in target.read_text().splitlines()]
+    forged = dict(lines[2], data={**lines[2]["data"], "quantity": "300"})
+    edited = tmp_path / "edited.ndjson"
+    edited.write_text("".join(json.dumps(line) + "\n" for line in [*lines[:2], forged, *lines[3:]]))
+    dropped = tmp_path / "dropped.ndjson"
+    dropped.write_text("".join(json.dumps(line) + "\n" for line in [*lines[:1], *lines[2:]]))
+
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    assert whole.stdout.startswith(f"{len(positions)} events verified; {store_id} ends at ")
+    assert offline(edited).returncode == 1
+    assert f"chain broken at position {lines[2]['position']}" in offline(edited).stdout
+    assert f"chain broken at position {lines[2]['position']}" in offline(dropped).stdout

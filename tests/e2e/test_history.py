@@ -153,6 +153,10 @@ def test_a_stream_reads_in_version_order_from_a_version(
     page = response.json()
     assert [i["version"] for i in page["items"]] == [2, 3, 4]
     assert [i["data"]["quantity"] for i in page["items"]] in ([2, 3, 4], ["2", "3", "4"])
+    with psycopg.connect(settings.primary_url) as conn:
+        rows = conn.execute("SELECT version, chain FROM events WHERE stream = %s", (stream,))
+        chains = dict(rows.fetchall())
+    assert [i["chain"] for i in page["items"]] == [chains[2], chains[3], chains[4]]
     rest = admin.get(f"/v1/streams/{stream}/events", cursor=page["next_cursor"]).json()
     assert [i["version"] for i in rest["items"]] == [5]
     assert rest["next_cursor"] is None

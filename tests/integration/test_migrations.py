@@ -68,7 +68,17 @@ def test_the_primary_holds_only_the_functions_the_code_calls(settings: Settings)
         ).fetchall()
 
     assert functions == [
+        (
+            "_new_events",
+            "writes jsonb, bases bigint[], recorded timestamp with time zone",
+        ),
         ("append_events", "writes jsonb, event_metadata jsonb"),
+        (
+            "event_link",
+            "previous text, id uuid, stream text, version bigint, type text, store text,"
+            " sku text, occurred_at timestamp with time zone,"
+            " recorded_at timestamp with time zone, data jsonb, metadata jsonb",
+        ),
         ("events_refuse_change", ""),
         ("lock_streams", "names text[]"),
         ("response_with_positions", "response bytea, positions bigint[]"),

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from inventory.api import projection_metrics
 from inventory.api.alert_routes import AlertController
+from inventory.api.audit_routes import AuditController
 from inventory.api.auth import security_middleware
 from inventory.api.catalog_routes import CatalogController
 from inventory.api.dashboard import dashboard_router
@@ -84,6 +85,7 @@ ROUTES: list[ControllerRouterHandler] = [
     CatalogController,
     StockCommandController,
     HistoryController,
+    AuditController,
     ReportController,
     ReportRunController,
     StockQueryController,

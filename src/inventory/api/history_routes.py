@@ -41,10 +41,13 @@ class HistoryEvent(msgspec.Struct, frozen=True, kw_only=True):
     recorded_at: datetime
     data: dict[str, Any]
     metadata: dict[str, Any]
+    chain: str | None
+    """Hex SHA-256 of the store's previous chain and this event's canonical encoding
+    (docs/audit.md); null only on a replica not yet migrated."""
 
 
 def _event(row: history.Row) -> HistoryEvent:
-    seq, position, stream, version, type_, store, sku, occurred, recorded, data, meta = row
+    seq, position, stream, version, type_, store, sku, occurred, recorded, data, meta, chain = row
     return HistoryEvent(
         seq=seq,
         position=position,
@@ -57,6 +60,7 @@ def _event(row: history.Row) -> HistoryEvent:
         recorded_at=recorded,
         data=data,
         metadata=meta,
+        chain=chain,
     )
 
 

@@ -1,9 +1,10 @@
-"""`inventory audit verify`: check that the recorded history is whole and consistent.
+"""`inventory audit verify` and `checkpoint`: check that the recorded history is whole.
 
 An auditor's questions, each answered from the databases themselves: the primary's
-streams (eventstore/verification.py: versions, events, states) and the replica's copy
-and projectors (projectors/verification.py: replica, order, stalls). Everything is
-read-only and runs as the app role.
+streams (eventstore/verification.py: versions, events, states), its hash chains and the
+newest signed checkpoint (eventstore/chain_checks.py: chains, signed), and the replica's
+copy and projectors (projectors/verification.py: replica, order, stalls). Everything is
+read-only and runs as the app role; `checkpoint` only writes a file.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 from inventory.cli.common import SERVER_ENV, actions, add_command
 from inventory.cli.progress import Progress
 from inventory.domain.events import ALL_EVENTS
+from inventory.eventstore import checkpoints
+from inventory.eventstore.chain_checks import check_chains, check_checkpoint
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.verification import (
     Check,
@@ -35,6 +39,8 @@ def verify(
     *,
     store: str | None = None,
     wait: float = 10.0,
+    signing_key: str | None = None,
+    checkpoint_dir: Path | None = None,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
@@ -47,7 +53,11 @@ def verify(
         checks = [check_versions(primary, store)]
         decodes, states = check_states(primary_url, store, codec, Progress(total, err))
         print(file=err)
-        checks += [decodes, states, check_replica(primary, replica, store, wait)]
+        checks += [decodes, states, check_chains(primary, store, Progress(total, err))]
+        print(file=err)
+        if checkpoint_dir is not None:
+            checks.append(check_checkpoint(primary, signing_key, checkpoint_dir, store))
+        checks.append(check_replica(primary, replica, store, wait))
         checks += [check_order(replica, store), check_stalls(replica, store)]
     scope = f"store {store}" if store else "every store"
     print(f"inventory audit verify: {scope}, {total:,} events on the primary", file=out)
@@ -71,12 +81,35 @@ def _print_checks(checks: list[Check], out: TextIO) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.action == "checkpoint":
+        return checkpoint(Settings.from_env())
     if args.wait < 0:
         raise ConfigurationError("--wait must be a number of seconds, 0 or more")
     settings = Settings.from_env()
     # Session-bound (SET TimeZone, one snapshot over two cursors): never through PgBouncer.
     primary = settings.primary_direct_url or settings.primary_url
-    return verify(primary, settings.replica_url, store=args.store, wait=args.wait)
+    return verify(
+        primary,
+        settings.replica_url,
+        store=args.store,
+        wait=args.wait,
+        signing_key=settings.audit_signing_key,
+        checkpoint_dir=settings.checkpoint_directory,
+    )
+
+
+def checkpoint(settings: Settings, out: TextIO = sys.stdout) -> int:
+    """Sign every chain's head and write it to the checkpoint folder; print where."""
+    if settings.audit_signing_key is None:
+        raise ConfigurationError("INVENTORY_AUDIT_SIGNING_KEY is not set: nothing can sign")
+    key = checkpoints.signing_key(settings.audit_signing_key)
+    with connect(settings.primary_url) as primary:
+        path = checkpoints.take(primary, key, settings.checkpoint_directory)
+    print(f"checkpoint written: {path}", file=out)
+    print(
+        f"public key (keep it with the file): {checkpoints.public_hex(key.public_key())}", file=out
+    )
+    return 0
 
 
 def add(commands: Any) -> None:
@@ -86,13 +119,17 @@ def add(commands: Any) -> None:
         "audit",
         "Verify the recorded history: `verify` checks that every stream's versions run "
         "1..n without a gap and match its head, that every event decodes, that folding each "
-        "stream reproduces its stored state, that the replica's events copy equals the "
+        "stream reproduces its stored state, that every store's hash chain recomputes and "
+        "holds the newest signed checkpoint, that the replica's events copy equals the "
         "primary's row for row, and that seq follows each stream's versions. Read-only; "
-        "prints one line per check and the findings; exits 0 when all pass, 1 otherwise.",
+        "prints one line per check and the findings; exits 0 when all pass, 1 otherwise. "
+        "`checkpoint` signs every chain's head (INVENTORY_AUDIT_SIGNING_KEY) into "
+        "INVENTORY_AUDIT_CHECKPOINT_DIR: run it on a schedule and copy the files away.",
         SERVER_ENV,
         _run,
     )
-    audit_verify = actions(audit).add_parser("verify", help="check the history is whole")
+    subcommands = actions(audit)
+    audit_verify = subcommands.add_parser("verify", help="check the history is whole")
     audit_verify.add_argument("--store", help="only this store's events and streams")
     audit_verify.add_argument(
         "--wait",
@@ -100,3 +137,4 @@ def add(commands: Any) -> None:
         default=10.0,
         help="seconds to wait for replication before a difference counts (default 10)",
     )
+    subcommands.add_parser("checkpoint", help="sign the chains' heads into a checkpoint file")

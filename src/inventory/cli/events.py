@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -24,10 +25,12 @@ from inventory.runtime.settings import ConfigurationError, Settings
 
 
 class ExportedEvent(msgspec.Struct, frozen=True):
-    """One NDJSON line: the history fields of `GET /v1/events`."""
+    """One NDJSON line: the history fields of `GET /v1/events`, the event's id and its
+    chain (what ops/verify_chain.py needs to recompute the chain offline)."""
 
     seq: int
     position: int
+    id: uuid.UUID
     stream: str
     version: int
     type: str
@@ -37,6 +40,7 @@ class ExportedEvent(msgspec.Struct, frozen=True):
     recorded_at: datetime
     data: msgspec.Raw
     metadata: msgspec.Raw
+    chain: str | None
 
 
 def parse_time(text: str) -> datetime:
@@ -51,10 +55,12 @@ def parse_time(text: str) -> datetime:
 
 
 def _line(encoder: msgspec.json.Encoder, row: Row) -> bytes:
-    seq, position, stream, version, type_, store, sku, occurred, recorded, data, meta = row
+    seq, position, id_, stream, version, type_, store, sku, occurred, recorded = row[:10]
+    data, meta, chain = row[10:]
     event = ExportedEvent(
         seq,
         position,
+        id_,
         stream,
         version,
         type_,
@@ -64,6 +70,7 @@ def _line(encoder: msgspec.json.Encoder, row: Row) -> bytes:
         recorded,
         msgspec.Raw(data.encode()),
         msgspec.Raw(meta.encode()),
+        chain,
     )
     return encoder.encode(event) + b"\n"
 

@@ -23,11 +23,12 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 
 COLUMNS = sql.SQL(
-    "seq, position, stream, version, type, store, sku, occurred_at, recorded_at, data, metadata"
+    "seq, position, stream, version, type, store, sku, occurred_at, recorded_at, data, metadata,"
+    " chain"
 )
 EXPORT_COLUMNS = sql.SQL(
-    "seq, position, stream, version, type, store, sku, occurred_at, recorded_at,"
-    " data::text, metadata::text"
+    "seq, position, id, stream, version, type, store, sku, occurred_at, recorded_at,"
+    " data::text, metadata::text, chain"
 )
 
 Row = tuple[Any, ...]

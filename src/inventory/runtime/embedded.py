@@ -29,7 +29,7 @@ log = structlog.get_logger(__name__)
 DATABASE = "inventory"
 APP_ROLE = "inventory"
 REPLICATOR_ROLE = "inventory_replicator"
-SECRET_NAMES = ("postgres", "app", "replicator", "redis", "jwt", "admin")
+SECRET_NAMES = ("postgres", "app", "replicator", "redis", "jwt", "admin", "audit")
 
 
 class EmbeddedTopology:
@@ -97,6 +97,7 @@ class EmbeddedTopology:
                 REPLICATOR_ROLE, s["replicator"], DATABASE
             ),
             "INVENTORY_JWT_SECRET": s["jwt"],
+            "INVENTORY_AUDIT_SIGNING_KEY": s["audit"],
         }
 
     def stop(self) -> None:

@@ -98,6 +98,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pgbouncer: bool = False
     rate_limit_fail_open: bool = True
     max_standby_lag_seconds: float = 30.0
+    # Audit (docs/audit.md): the secret that signs chain checkpoints, and where they go.
+    audit_signing_key: str | None = None
+    audit_checkpoint_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
@@ -105,7 +108,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         env = os.environ if env is None else env
         servers = _servers(env)
         scale = _scale(env, servers)
-        return cls(**servers, **_tuning(env), **_observability(env), **scale, home=_home(env))
+        return cls(
+            **servers,
+            **_tuning(env),
+            **_observability(env),
+            **scale,
+            **_audit(env),
+            home=_home(env),
+        )
+
+    @property
+    def checkpoint_directory(self) -> Path:
+        """Where chain checkpoints go: the setting, or `audit-checkpoints` in the home."""
+        return self.audit_checkpoint_dir or self.home / "audit-checkpoints"
 
 
 class MigrationSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -206,6 +221,18 @@ def _observability(env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "worker_metrics_host": env.get("INVENTORY_WORKER_METRICS_HOST") or "127.0.0.1",
         "worker_metrics_port": port,
+    }
+
+
+def _audit(env: Mapping[str, str]) -> dict[str, Any]:
+    """The checkpoint signing secret (none: checkpoints off) and the checkpoints' folder."""
+    key = env.get("INVENTORY_AUDIT_SIGNING_KEY") or None
+    if key is not None and len(key) < 32:
+        raise ConfigurationError("INVENTORY_AUDIT_SIGNING_KEY must be at least 32 characters")
+    folder = env.get("INVENTORY_AUDIT_CHECKPOINT_DIR")
+    return {
+        "audit_signing_key": key,
+        "audit_checkpoint_dir": Path(folder).resolve() if folder else None,
     }
 
 
