@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from inventory.api.errors import TITLES
-
 AT = "2026-03-14T14:02:11.532Z"
 STORE, SKU, NAME = "lhr1", "RICE-5KG", "Basmati Rice 5 kg"
 LEVEL = {
@@ -97,6 +95,7 @@ EVENT = {
     "recorded_at": AT,
     "data": {"sale_id": "S-2026-000812", "quantity": 2},
     "metadata": {"actor": {"id": API_KEY["id"], "kind": "api_key"}},
+    "chain": "5d0f6b1c9a8e4f27b3c1d2e0a9f8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0",
 }
 LEDGER = {
     "seq": 88213,
@@ -249,6 +248,20 @@ SCHEMAS: dict[str, Any] = {
     "Page_inventory.api.report_routes.LowStockItem_": page(
         {k: v for k, v in STOCK_LEVEL.items() if k != "name"}
     ),
+    "ChainVerification": {
+        "store": STORE,
+        "verified": True,
+        "events": 88213,
+        "head": EVENT["chain"],
+        "first_mismatch": None,
+        "problems": [],
+        "checkpoint": {
+            "file": "checkpoint-20260301T020000Z.json",
+            "taken_at": AT,
+            "ok": True,
+            "problems": [],
+        },
+    },
     # operations
     "Liveness": {"status": "ok"},
     "Readiness": {
@@ -257,38 +270,3 @@ SCHEMAS: dict[str, Any] = {
         "checks": {"primary": {"ok": True, "latency_ms": 1.4}},
     },
 }
-
-PROBLEMS: dict[int, dict[str, Any]] = {
-    400: {"code": "invalid_json", "detail": "The body is not valid JSON."},
-    401: {"code": "unauthorized", "detail": "The token is not valid or has expired."},
-    403: {"code": "forbidden", "detail": "The store 'khi2' is outside this principal's scope."},
-    404: {"code": "not_found", "detail": "Nothing has this id."},
-    409: {
-        "code": "insufficient_stock",
-        "detail": "Not enough stock for RICE-5KG.",
-        "errors": [{"sku": SKU, "available": 1, "requested": 2}],
-    },
-    413: {"code": "body_too_large", "detail": "The request body is larger than 1 MiB."},
-    415: {"code": "unsupported_media_type", "detail": "The body must be application/json."},
-    422: {
-        "code": "validation_failed",
-        "detail": "Expected `int | str`, got `null`",
-        "errors": [{"field": "lines[0].quantity", "message": "Expected `int | str`"}],
-    },
-    429: {"code": "rate_limited", "detail": "Too many calls: at most 600 per 60 s."},
-    503: {
-        "code": "read_model_lagging",
-        "detail": "The read side has not reached position 120443 yet; retry shortly.",
-    },
-}
-
-
-def problem(status: int) -> dict[str, Any]:
-    """A problem+json body as errors.py sends it for `status`."""
-    body = PROBLEMS[status]
-    return {
-        "type": f"urn:inventory:problem:{body['code']}",
-        "title": TITLES[status],
-        "status": status,
-        **body,
-    }

@@ -10,7 +10,8 @@ from litestar import Litestar
 from litestar.routes import HTTPRoute
 
 from inventory.api.contract import ContractJsonPlugin, true_contract
-from inventory.api.examples import SCHEMAS, problem
+from inventory.api.examples import SCHEMAS
+from inventory.api.problem_examples import problem
 from inventory.security.policy import POLICY, RouteClass
 from inventory.security.principal import Role
 
