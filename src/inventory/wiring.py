@@ -24,6 +24,8 @@ from inventory.runtime.settings import ConfigurationError, Settings
 from inventory.security.context import Security
 from inventory.security.socket_watch import SocketWatch
 from inventory.service import CommandService, Decision
+from inventory.webhooks.delivery import Deliverer
+from inventory.webhooks.targets import networks
 from inventory.worker import context as worker_context
 from inventory.worker.broker import build_broker
 from inventory.worker.context import CommandServices, WorkerContext
@@ -160,6 +162,13 @@ def build_worker(settings: Settings) -> Iterator[WorkerContext]:
         ),
         redis=redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5),
         commands=CommandServices(settings.primary_url, after_commit=_wake_after),
+    )
+    context.webhooks = Deliverer(
+        ConnectionPool(
+            settings.primary_url, min_size=0, max_size=8, name="worker-webhooks", open=True
+        ),
+        context.replica,
+        networks(settings.webhook_allowed_networks),
     )
     worker_context.install(context)
     try:

@@ -30,6 +30,7 @@ from inventory.api.report_routes import ReportController
 from inventory.api.report_runs import ReportRunController
 from inventory.api.stock_queries import StockQueryController
 from inventory.api.stock_routes import StockCommandController
+from inventory.api.webhook_routes import WebhookController
 from inventory.feed.hub import FeedHub
 from inventory.runtime import telemetry
 from inventory.runtime.resources import Resources
@@ -83,6 +84,7 @@ ROUTES: list[ControllerRouterHandler] = [
     ReportController,
     ReportRunController,
     StockQueryController,
+    WebhookController,
     feed,
     dashboard_router,
 ]
