@@ -30,6 +30,7 @@ KNOWN_TYPES = frozenset(
     {event.__struct_config__.tag for event in ALL_EVENTS} | {messages.ALERT_OPENED}
 ) - {None}
 Limit = Annotated[int, Parameter(ge=1, le=1000, description="Page size (default 100).")]
+StoreFilter = Annotated[str | None, Parameter(description="Store id(s), comma-separated.")]
 
 
 class NewWebhook(Body):
@@ -180,14 +181,21 @@ class WebhookController(Controller):
         assert row is not None
         return CreatedWebhook(**msgspec.structs.asdict(_view(row)), secret=new.secret)
 
-    @get("/", summary="List webhooks", **protect(RouteClass.MANAGER_COMMAND))
+    @get("/", summary="List webhooks", **protect(RouteClass.MANAGER_COMMAND, store="store"))
     async def list_webhooks(
-        self, request: ApiRequest, state: State, cursor: uuid.UUID | None = None, limit: Limit = 100
+        self,
+        request: ApiRequest,
+        state: State,
+        cursor: uuid.UUID | None = None,
+        limit: Limit = 100,
+        store: StoreFilter = None,
     ) -> Page[Webhook]:
-        """The webhooks whose stores all lie in the caller's scope, by id; no secrets."""
+        """The webhooks whose stores all lie in the caller's scope, by id; no secrets.
+        `store` keeps those that deliver that store's events (its own or every store's)."""
         after = str(cursor) if cursor else None
+        stores = [part for part in store.split(",") if part] if store else None
         async with state.resources.primary.connection() as conn:
-            rows = await subscriptions.listed(conn, _scope(request.user), after, limit + 1)
+            rows = await subscriptions.listed(conn, _scope(request.user), stores, after, limit + 1)
         items = [_view(row) for row in rows[:limit]]
         return Page(items, items[-1].id if len(rows) > limit else None)
 

@@ -98,16 +98,20 @@ WHERE deleted_at IS NULL AND (%(scope)s::text[] IS NULL
 """
 
 
+PAGE = (
+    LISTED
+    + """ AND (%(stores)s::text[] IS NULL OR stores && %(stores)s::text[] OR '*' = ANY(stores))
+    AND (%(after)s::uuid IS NULL OR id > %(after)s::uuid) ORDER BY id LIMIT %(limit)s"""
+)
+
+
 async def listed(
-    conn: Conn, scope: list[str] | None, after: str | None, limit: int
+    conn: Conn, scope: list[str] | None, stores: list[str] | None, after: str | None, limit: int
 ) -> list[Listed]:
-    """Live subscriptions whose stores all lie in `scope` (None: every one), by id."""
-    query = (
-        LISTED
-        + " AND (%(after)s::uuid IS NULL OR id > %(after)s::uuid) ORDER BY id LIMIT %(limit)s"
-    )
-    rows = await _rows(conn, query, {"scope": scope, "after": after, "limit": limit})
-    return [Listed(*row) for row in rows]
+    """Live subscriptions whose stores all lie in `scope` (None: every one) and that
+    deliver events of any of `stores` (None: whichever), by id after `after`."""
+    params = {"scope": scope, "stores": stores, "after": after, "limit": limit}
+    return [Listed(*row) for row in await _rows(conn, PAGE, params)]
 
 
 async def find(conn: Conn, subscription_id: str, scope: list[str] | None) -> Listed | None:
