@@ -21,6 +21,7 @@ import structlog
 from psycopg_pool import ConnectionPool
 
 from inventory.readmodels import webhook_source
+from inventory.readmodels.rows import Row
 from inventory.webhooks import messages, outbox, sender
 from inventory.webhooks.outbox import Conn, Delivery, Subscription
 from inventory.webhooks.signing import signature_header
@@ -54,69 +55,102 @@ class Deliverer:
 
     def run(self, subscription_id: str) -> datetime | None:
         """One round; returns when the next round should start: when the next attempt
-        falls due after a failure here, now when the round ran out of time, None when
-        nothing is left (or another worker holds the subscription, or a retry waits
-        its turn: who failed it scheduled the round, and the sweep is there too)."""
+        falls due after a failure here, now when the round ran out of time or more came
+        meanwhile, None when nothing is left (or another worker holds the subscription, or
+        a retry waits its turn: who failed it scheduled the round, and the sweep is there
+        too)."""
         with self.primary.connection() as guard, guard.transaction():
             if not outbox.try_lock(guard, subscription_id):
                 return None
             with self.primary.connection() as conn:
-                return self._round(conn, subscription_id)
+                due, caught_up = self._round(conn, subscription_id)
+        # A wake-up refused while the lock was held is lost; its events were projected
+        # before it was sent, so this look after the release sees them.
+        if caught_up and self._more(subscription_id):
+            return datetime.now(UTC)
+        return due
 
-    def _round(self, conn: Conn, subscription_id: str) -> datetime | None:
+    def _round(self, conn: Conn, subscription_id: str) -> tuple[datetime | None, bool]:
         ends = time.monotonic() + ROUND_SECONDS
         while time.monotonic() < ends:
             with conn.transaction():
                 subscription = outbox.load(conn, subscription_id)
             if subscription is None:
-                return None
+                return None, False
             for test in _in_tx(conn, outbox.due_tests, subscription_id):
-                self._attempt(conn, subscription, test)
+                self._retry(conn, subscription, test)
             head = _in_tx(conn, outbox.head, subscription_id)
             if head is not None:
                 if head.next_attempt_at > datetime.now(UTC):
-                    return None
-                if not self._attempt(conn, subscription, head):
-                    return self._due(conn, subscription_id)
+                    return None, False
+                if not self._retry(conn, subscription, head):
+                    return self._due(conn, subscription_id), False
                 continue
             sent = self._stream(conn, subscription)
             if sent is None:
-                return None  # caught up
+                return None, True
             if not sent:
-                return self._due(conn, subscription_id)
-        return datetime.now(UTC)
+                return self._due(conn, subscription_id), False
+        return datetime.now(UTC), False
 
     @staticmethod
     def _due(conn: Conn, subscription_id: str) -> datetime | None:
         head = _in_tx(conn, outbox.head, subscription_id)
         return head.next_attempt_at if head is not None else None
 
+    def _events(self, subscription: Subscription, after: int, limit: int) -> list[Row]:
+        parts = None if "*" in subscription.stores else subscription.stores
+        with self.replica.connection() as replica, replica.transaction():
+            return webhook_source.events_from(replica, parts, after, limit)
+
+    def _more(self, subscription_id: str) -> bool:
+        with self.primary.connection() as conn, conn.transaction():
+            subscription = outbox.load(conn, subscription_id)
+        if subscription is None:
+            return False
+        done = subscription.after_part == outbox.ALL_PARTS
+        return bool(self._events(subscription, subscription.after_seq + done, 1))
+
     def _stream(self, conn: Conn, subscription: Subscription) -> bool | None:
         """Send the next batch of the stream in order: True when all went, False at the
         first failure, None when there was nothing new."""
-        parts = None if "*" in subscription.stores else subscription.stores
-        with self.replica.connection() as replica, replica.transaction():
-            events = webhook_source.events_from(replica, parts, subscription.after_seq, BATCH)
-            seqs = [row[0] for row in events]
-            alerts = webhook_source.alerts_opened(replica, seqs) if seqs else []
-        cursor = (subscription.after_seq, subscription.after_part)
-        batch = messages.stream(subscription.id, events, alerts, subscription.types)
-        fresh = [message for message in batch if (message.seq, message.part) > cursor]
-        if not fresh and (not events or events[-1][0] <= subscription.after_seq):
+        events = self._events(subscription, subscription.after_seq, BATCH)
+        if not events:
             return None
-        for message in fresh:
-            with conn.transaction():
-                delivery = outbox.record(conn, subscription.id, message)
-            if not self._attempt(conn, subscription, delivery):
+        with self.replica.connection() as replica, replica.transaction():
+            alerts = webhook_source.alerts_opened(replica, [row[0] for row in events])
+        cursor = (subscription.after_seq, subscription.after_part)
+        for message in messages.stream(subscription.id, events, alerts, subscription.types):
+            if (message.seq, message.part) > cursor and not self._first(
+                conn, subscription, message
+            ):
                 return False
+        if (events[-1][0], outbox.ALL_PARTS) <= cursor:
+            return None
         with conn.transaction():  # past the events of types not subscribed to, too
+            outbox.relaxed(conn)
             outbox.advance(conn, subscription.id, events[-1][0], outbox.ALL_PARTS)
         return True
 
-    def _attempt(self, conn: Conn, subscription: Subscription, delivery: Delivery) -> bool:
-        """Send one message once and record how it went; True when delivered."""
-        outcome = self._send(subscription, delivery)
+    def _first(self, conn: Conn, subscription: Subscription, message: messages.Message) -> bool:
+        """A message's first attempt, recorded with its outcome; True when delivered."""
+        outcome = self._send(subscription, message.webhook_id, message.body)
+        retry = None
+        if not outcome.delivered:
+            retry = datetime.now(UTC) + timedelta(seconds=backoff(1))
+            _failure_logged(subscription, message.webhook_id, outcome, retry)
         with conn.transaction():
+            outbox.relaxed(conn)
+            outbox.first_attempt(
+                conn, subscription.id, message, (outcome.status, outcome.error), retry
+            )
+        return outcome.delivered
+
+    def _retry(self, conn: Conn, subscription: Subscription, delivery: Delivery) -> bool:
+        """Send a logged message again and record how it went; True when delivered."""
+        outcome = self._send(subscription, delivery.webhook_id, delivery.body)
+        with conn.transaction():
+            outbox.relaxed(conn)
             if outcome.delivered:
                 assert outcome.status is not None
                 outbox.delivered(conn, delivery, subscription.id, outcome.status)
@@ -124,18 +158,18 @@ class Deliverer:
             self._failed(conn, subscription, delivery, outcome)
         return False
 
-    def _send(self, subscription: Subscription, delivery: Delivery) -> sender.Outcome:
+    def _send(self, subscription: Subscription, webhook_id: str, body: str) -> sender.Outcome:
         try:
             pinned = pin(parse(subscription.url), self.allowed)
         except TargetRefused as refused:
             return sender.Outcome(None, f"{refused.code}: {refused.detail}")
         timestamp = int(time.time())
-        payload = delivery.body.encode()
+        payload = body.encode()
         headers = {
-            "webhook-id": delivery.webhook_id,
+            "webhook-id": webhook_id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature_header(
-                subscription.secrets, delivery.webhook_id, timestamp, payload
+                subscription.secrets, webhook_id, timestamp, payload
             ),
         }
         return sender.post(pinned, headers, payload, self.timeouts)
@@ -148,14 +182,7 @@ class Deliverer:
         if now - failing_since < GIVE_UP_AFTER:
             when = now + timedelta(seconds=backoff(delivery.attempts + 1))
             outbox.retry_at(conn, delivery, outcome.status, outcome.error, when)
-            log.info(
-                "webhook attempt failed",
-                subscription=subscription.id,
-                webhook_id=delivery.webhook_id,
-                status=outcome.status,
-                error=outcome.error,
-                retry_at=when.isoformat(),
-            )
+            _failure_logged(subscription, delivery.webhook_id, outcome, when)
             return
         stream = delivery.seq is not None
         reason = f"{delivery.webhook_id} failed for 3 days" if stream else None
@@ -168,6 +195,19 @@ class Deliverer:
             webhook_id=delivery.webhook_id,
             attempts=delivery.attempts + 1,
         )
+
+
+def _failure_logged(
+    subscription: Subscription, webhook_id: str, outcome: sender.Outcome, retry: datetime
+) -> None:
+    log.info(
+        "webhook attempt failed",
+        subscription=subscription.id,
+        webhook_id=webhook_id,
+        status=outcome.status,
+        error=outcome.error,
+        retry_at=retry.isoformat(),
+    )
 
 
 def _in_tx(conn: Conn, read: Callable[[Conn, str], T], subscription_id: str) -> T:
