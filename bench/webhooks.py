@@ -199,6 +199,9 @@ def run(env: dict[str, str], args: argparse.Namespace, receiver: Receiver, port:
     stores = [f"wh{n:02d}" for n in range(args.stores)]
     paths = [f"/hook/{n}" for n in range(args.subscriptions)]
     asyncio.run(subscribe(env, port, args.subscriptions, receiver))
+    # Warm-up: the worker started with the subscriptions; measure once it delivers.
+    warm = asyncio.run(append(env["INVENTORY_PRIMARY_URL"], len(stores), None, stores, True))
+    wait_for(receiver, {(p, pos) for p in paths for pos in warm}, 60)
     sent = asyncio.run(
         append(env["INVENTORY_PRIMARY_URL"], args.rate * args.seconds, args.rate, stores, True)
     )

@@ -205,3 +205,26 @@ def test_a_slow_target_does_not_hold_up_another(admin: Client, pos: Pos, store_i
         unsubscribe(admin, slow_hook["id"])
         unsubscribe(admin, fast_hook["id"])
     assert slow_count < 6  # the slow one has taken at least 18 s to answer all six
+
+
+def test_a_subscription_to_two_stores_gets_both_in_one_seq_order(
+    admin: Client, pos: Pos, settings: Settings, store_id: str
+) -> None:
+    stores = [store_id, f"{store_id}b"]
+    with receiving(Receiver()) as receiver:
+        hook = subscribe(admin, receiver.url, stores=stores)
+        receiver.secrets.append(hook["secret"])
+        for store in stores:
+            open_with_stock(pos, store, f"T.{store}", 20)
+        for _ in range(4):
+            for store in stores:
+                sell(pos, store, f"T.{store}", 1)
+        expected = sorted(
+            seq
+            for store in stores
+            for seq in store_seqs(settings, store, primary_events(settings, store))
+        )
+        wait_until(lambda: len(receiver.received) >= len(expected), 60)
+        unsubscribe(admin, hook["id"])
+    assert [r.body["data"]["seq"] for r in receiver.received] == expected
+    assert {r.body["data"]["store"] for r in receiver.received} == set(stores)

@@ -23,18 +23,41 @@ EVENT_COLUMNS = (
 )
 ALERT_KINDS = ["low_stock", "negative_stock"]  # what goes out as `alert.opened`
 
-# A store's events up to its stock checkpoint; every store's when `parts` is NULL.
-EVENTS = f"""
-SELECT {EVENT_COLUMNS} FROM (
-    SELECT e.* FROM projector_checkpoints AS c
+# The cursor is one seq across the subscription's stores, so it may pass an event only
+# once every store's events before it are projected: the bound is the first seq, over the
+# stores, that its store's stock checkpoint does not cover yet.
+EVERY_PARTITION = """
+WITH RECURSIVE walk AS (
+    (SELECT partition FROM events ORDER BY partition LIMIT 1)
+    UNION ALL
+    SELECT (SELECT e.partition FROM events AS e WHERE e.partition > walk.partition
+            ORDER BY e.partition LIMIT 1)
+    FROM walk WHERE walk.partition IS NOT NULL
+), parts AS (SELECT partition FROM walk WHERE partition IS NOT NULL)
+"""
+LISTED_PARTITIONS = "WITH parts AS (SELECT unnest(%(parts)s::text[]) AS partition)"
+BOUND = """, bound AS (
+    SELECT coalesce(min(n.seq), 9223372036854775807) AS seq FROM parts AS p
+    LEFT JOIN projector_checkpoints AS c
+        ON c.projector = %(projector)s AND c.partition = p.partition
     CROSS JOIN LATERAL (
-        SELECT {EVENT_COLUMNS} FROM events
-        WHERE partition = c.partition AND seq >= %(after)s AND seq <= c.seq
-        ORDER BY seq LIMIT %(limit)s
-    ) AS e
-    WHERE c.projector = %(projector)s
-      AND (%(parts)s::text[] IS NULL OR c.partition = ANY(%(parts)s))
-) AS merged ORDER BY seq LIMIT %(limit)s
+        SELECT seq FROM events WHERE partition = p.partition AND seq > coalesce(c.seq, 0)
+        ORDER BY seq LIMIT 1
+    ) AS n
+)
+"""
+EVERY_EVENT = f"""
+SELECT {EVENT_COLUMNS} FROM events
+WHERE seq >= %(after)s AND seq < (SELECT seq FROM bound)
+ORDER BY seq LIMIT %(limit)s
+"""
+# One (partition, seq) index range per store, merged (as readmodels/history.py does).
+LISTED_EVENTS = f"""
+SELECT e.* FROM parts AS p CROSS JOIN LATERAL (
+    SELECT {EVENT_COLUMNS} FROM events
+    WHERE partition = p.partition AND seq >= %(after)s AND seq < (SELECT seq FROM bound)
+    ORDER BY seq LIMIT %(limit)s
+) AS e ORDER BY e.seq LIMIT %(limit)s
 """
 ALERTS = """
 SELECT opened_seq, id, store, sku, kind, opened_at, details FROM alerts
@@ -47,10 +70,14 @@ def events_from(
     conn: psycopg.Connection[Any], parts: list[str] | None, after: int, limit: int
 ) -> list[Row]:
     """Up to `limit` events of the partitions (None: all) from seq `after` on, ascending,
-    none past its store's stock checkpoint."""
+    and short of the first event some store's stock checkpoint does not cover."""
     params = {"after": after, "limit": limit, "parts": parts, "projector": StockLevels.name}
+    if parts is None:
+        query = EVERY_PARTITION + BOUND + EVERY_EVENT
+    else:
+        query = LISTED_PARTITIONS + BOUND + LISTED_EVENTS
     with conn.cursor(row_factory=tuple_row) as cur:
-        cur.execute(EVENTS, params)
+        cur.execute(query, params)
         return cur.fetchall()
 
 
