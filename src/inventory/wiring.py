@@ -23,6 +23,8 @@ from inventory.runtime.settings import ConfigurationError, Settings
 from inventory.security.context import Security
 from inventory.security.socket_watch import SocketWatch
 from inventory.service import CommandService, Decision
+from inventory.webhooks.delivery import Deliverer
+from inventory.webhooks.targets import networks
 from inventory.worker import context as worker_context
 from inventory.worker.broker import build_broker
 from inventory.worker.context import CommandServices, WorkerContext
@@ -153,6 +155,20 @@ def _wake_after(decisions: Sequence[Decision]) -> None:
     wake(partition for decision in decisions for partition in decision.partitions)
 
 
+def _deliverer(settings: Settings, replica: ConnectionPool) -> Deliverer:
+    """Webhook delivery on its own primary pool, so a slow target never starves commands."""
+    primary = ConnectionPool(
+        settings.primary_url,
+        min_size=0,
+        max_size=8,
+        name="worker-webhooks",
+        kwargs=connect_options(settings),
+        reconnect_timeout=5.0,  # follow a promoted standby within seconds (resources.py)
+        open=True,
+    )
+    return Deliverer(primary, replica, networks(settings.webhook_allowed_networks))
+
+
 @contextmanager
 def build_worker(settings: Settings) -> Iterator[WorkerContext]:
     """The worker's context: the broker (before any actor is declared), the replica pool,
@@ -180,6 +196,7 @@ def build_worker(settings: Settings) -> Iterator[WorkerContext]:
             settings.primary_url, after_commit=_wake_after, options=connect_options(settings)
         ),
     )
+    context.webhooks = _deliverer(settings, context.replica)
     worker_context.install(context)
     try:
         yield context

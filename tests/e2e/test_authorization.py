@@ -232,6 +232,22 @@ ROUTES += [
     Route(QUERY, "GET", "/v1/search", query=f"q={SKU}&store={{store}}"),
     Route(QUERY, "GET", "/v1/alerts", query="store={store}"),
 ]
+# Webhooks: no allowance here, so a subscription to 127.0.0.1 is refused (422) after the
+# scope check; one out of scope is answered as missing.
+WEBHOOK = "/v1/webhooks/{webhook_id}"
+ROUTES += [
+    Route(MANAGER, "POST", "/v1/webhooks", lambda s: {"url": "http://127.0.0.1:9/", "stores": [s]}),
+    Route(MANAGER, "GET", "/v1/webhooks", query="store={store}"),
+    *(
+        Route(MANAGER, method, path, params={"webhook_id": ZERO}, hidden_as="webhook_not_found")
+        for method, path in (
+            ("DELETE", WEBHOOK),
+            ("POST", f"{WEBHOOK}/rotate-secret"),
+            ("POST", f"{WEBHOOK}/test"),
+            ("GET", f"{WEBHOOK}/deliveries"),
+        )
+    ),
+]
 # Routes every caller may use without credentials, or that are operations endpoints.
 PUBLIC = {("POST", "/v1/auth/token")}
 # Protected routes whose matrix lives in their own module: a user's session (an API key,

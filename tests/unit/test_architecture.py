@@ -24,7 +24,16 @@ FMT_SKIPS = 5
 # nothing of ours; only the entry points (api, worker, cli) and the composition root
 # (wiring) sit on top, and nothing imports them back. `runtime` may use `security` (the
 # settings' rate-limit budgets, the first admin `inventory dev` creates), never the reverse.
-USE_CASES = {"domain", "eventstore", "service", "readmodels", "projectors", "feed", "security"}
+USE_CASES = {
+    "domain",
+    "eventstore",
+    "service",
+    "readmodels",
+    "projectors",
+    "feed",
+    "security",
+    "webhooks",
+}
 ALLOWED: dict[str, set[str]] = {
     "domain": set(),
     "eventstore": {"domain"},
@@ -33,6 +42,7 @@ ALLOWED: dict[str, set[str]] = {
     "projectors": {"domain", "eventstore", "readmodels"},
     "feed": {"domain", "readmodels"},
     "security": {"domain", "eventstore"},
+    "webhooks": {"domain", "eventstore", "readmodels"},
     "runtime": {"security"},
     "api": USE_CASES | {"runtime"},
     "worker": USE_CASES - {"security"} | {"runtime"},
@@ -43,9 +53,10 @@ ALLOWED: dict[str, set[str]] = {
 the pure ones, and the package root (`inventory.__version__`)."""
 PURE = {"domain", "eventstore", "security", "readmodels"}
 
-SQL_HOMES = {"readmodels", "eventstore", "projectors", "runtime", "security"}
+SQL_HOMES = {"readmodels", "eventstore", "projectors", "runtime", "security", "webhooks"}
 """Where SQL text may live: the read models' own modules, the event store, the projector
-engine's tables (checkpoints, stalls), the migrations runner, and the identity store."""
+engine's tables (checkpoints, stalls), the migrations runner, the identity store, and the
+webhook subscriptions and their delivery log."""
 SQL = re.compile(
     r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+TABLE"
     r"|ALTER\s+TABLE|BEGIN|COMMIT|SAVEPOINT|ROLLBACK)\b",

@@ -33,6 +33,7 @@ from inventory.api.report_runs import ReportRunController
 from inventory.api.stock_queries import StockQueryController
 from inventory.api.stock_routes import StockCommandController
 from inventory.api.user_routes import SessionController, UserAdminController
+from inventory.api.webhook_routes import WebhookController
 from inventory.feed.hub import FeedHub
 from inventory.runtime import telemetry
 from inventory.runtime.resources import Resources
@@ -90,6 +91,7 @@ ROUTES: list[ControllerRouterHandler] = [
     ReportRunController,
     StockQueryController,
     AlertController,
+    WebhookController,
     feed,
     dashboard_router,
 ]

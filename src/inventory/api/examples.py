@@ -97,6 +97,19 @@ EVENT = {
     "metadata": {"actor": {"id": API_KEY["id"], "kind": "api_key"}},
     "chain": "5d0f6b1c9a8e4f27b3c1d2e0a9f8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0",
 }
+WEBHOOK = {
+    "id": "6f1c2d3e-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
+    "url": "https://erp.example.com/hooks/inventory",
+    "stores": [STORE],
+    "types": ["stock.received", "alert.opened"],
+    "description": "ERP replenishment",
+    "status": "active",
+    "created_at": AT,
+    "disabled_at": None,
+    "disabled_reason": None,
+}
+DELIVERY = {"webhook_id": WEBHOOK["id"], "seq": 88213, "type": "stock.received", "attempts": 2}
+DELIVERY |= {"status": "delivered", "last_status_code": 204, "next_attempt_at": None}
 LEDGER = {
     "seq": 88213,
     "position": 120443,
@@ -262,6 +275,16 @@ SCHEMAS: dict[str, Any] = {
             "problems": [],
         },
     },
+    "NewWebhook": {
+        "url": "https://erp.example.com/hooks/inventory",
+        "stores": [STORE],
+        "types": ["stock.received", "alert.opened"],
+        "description": "ERP replenishment",
+    },
+    "CreatedWebhook": {**WEBHOOK, "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+    "Page_inventory.api.webhook_routes.Webhook_": page(WEBHOOK),
+    "RotatedSecret": {"secret": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"},
+    "Page_inventory.api.webhook_routes.DeliveryView_": page(DELIVERY),
     # operations
     "Liveness": {"status": "ok"},
     "Readiness": {

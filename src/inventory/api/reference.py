@@ -35,6 +35,8 @@ READ_YOUR_WRITE = (
 )
 CODE = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")
 
+NO_BODY = {"type": "null"}  # a 202 that only queues work: no content to show
+
 
 def who_may_call(route_class: str | None) -> str:
     """The sentence naming the roles that may call an operation of `route_class`."""
@@ -90,8 +92,8 @@ def _operation(method: str, path: str, operation: dict[str, Any], route_class: A
         _example(media, _ref_name(media))
     for status, response in operation.get("responses", {}).items():
         content = response.get("content", {})
-        if status == "204":
-            response.pop("content", None)  # no body
+        if status == "204" or content.get("application/json", {}).get("schema") == NO_BODY:
+            response.pop("content", None)  # no body (a 204, or a 202 that only queues work)
         elif status.startswith("2") and "application/json" in content:
             media = content["application/json"]
             _example(media, _ref_name(media) or RESPONSE_SCHEMAS.get((method, path)))

@@ -101,6 +101,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Audit (docs/audit.md): the secret that signs chain checkpoints, and where they go.
     audit_signing_key: str | None = None
     audit_checkpoint_dir: Path | None = None
+    # Webhooks (docs/webhooks.md): networks a webhook may target despite the SSRF guard.
+    webhook_allowed_networks: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
@@ -206,6 +208,9 @@ def _tuning(env: Mapping[str, str]) -> dict[str, Any]:
         "feed_heartbeat_seconds": float(min(15, max(1, heartbeat))),
         "feed_queue_size": max(1, _int(env, "INVENTORY_FEED_QUEUE_SIZE", 1000)),
         "trusted_proxies": _networks(env.get("INVENTORY_TRUSTED_PROXIES", "")),
+        "webhook_allowed_networks": _networks(
+            env.get("INVENTORY_WEBHOOK_ALLOWED_NETWORKS", ""), "INVENTORY_WEBHOOK_ALLOWED_NETWORKS"
+        ),
         "budgets": {
             name: _budget(env, f"INVENTORY_RATE_LIMIT_{name.upper()}", default)
             for name, default in DEFAULT_BUDGETS.items()
@@ -249,7 +254,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def _networks(spec: str) -> tuple[str, ...]:
+def _networks(spec: str, name: str = "INVENTORY_TRUSTED_PROXIES") -> tuple[str, ...]:
     networks = []
     for part in spec.split(","):
         if not part.strip():
@@ -258,7 +263,7 @@ def _networks(spec: str) -> tuple[str, ...]:
             networks.append(str(ipaddress.ip_network(part.strip(), strict=False)))
         except ValueError:
             raise ConfigurationError(
-                f"INVENTORY_TRUSTED_PROXIES must list addresses or CIDRs, got {part.strip()!r}"
+                f"{name} must list addresses or CIDRs, got {part.strip()!r}"
             ) from None
     return tuple(networks)
 

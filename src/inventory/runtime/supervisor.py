@@ -64,6 +64,8 @@ class DevSupervisor:
             self.home.mkdir(parents=True, exist_ok=True)
             self._stop_leftover_children()
             env = {**os.environ, **self.topology.start()}
+            # Webhooks to a receiver on this machine are what a developer tries first.
+            env.setdefault("INVENTORY_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
             admin = self._ensure_admin(env)
             self._spawn("api", ["serve", "--host", self.host, "--port", str(self.port)], env)
             self._spawn("worker", ["worker"], env)

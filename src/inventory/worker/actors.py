@@ -10,6 +10,7 @@ from inventory.feed.publisher import publish_partition, publish_partitions
 from inventory.projectors import stalls
 from inventory.projectors.lag import lags
 from inventory.readmodels.registry import PROJECTORS
+from inventory.worker import webhooks
 from inventory.worker.context import WorkerContext, current
 
 # One thread serves this process's wake-ups at a time, every partition woken so far in
@@ -70,6 +71,7 @@ def serve(context: WorkerContext, partitions: list[str]) -> None:
         if projected:
             # Only now, with every read model committed, may the feed show these events.
             publish_partitions(conn, context.redis, namespace, projected)
+    webhooks.wake_covering(context, projected)
 
 
 def publish(context: WorkerContext, partition: str) -> int:

@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from inventory.runtime.settings import Settings
 from inventory.service import CommandService, Decision
+from inventory.webhooks.delivery import Deliverer
 from inventory.worker.containment import Containment
 
 
@@ -76,9 +77,12 @@ class WorkerContext:
     commands: CommandServices  # the primary, for the commands the worker runs (expiry)
     serving: Serving = field(default_factory=Serving)
     containment: Containment = field(default_factory=Containment)
+    webhooks: Deliverer | None = None  # webhook rounds (built by wiring.build_worker)
 
     def close(self) -> None:
         """Close the replica pool and the Redis client at shutdown."""
+        if self.webhooks is not None:
+            self.webhooks.primary.close()
         self.replica.close()
         self.redis.close()
 
