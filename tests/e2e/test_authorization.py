@@ -225,6 +225,7 @@ ROUTES += [
         params={"stream": f"stock-{{store}}-{SKU}"},
         hidden_as="stream_not_found",
     ),
+    Route(HISTORY, "GET", "/v1/audit/verify", query="store={store}"),
     Route(QUERY, "GET", f"{STORE}/stock"),
     Route(QUERY, "GET", f"{STORE}/stock/{{sku}}", params={"sku": SKU}),
     Route(QUERY, "GET", f"{STORE}/stock/{{sku}}/ledger", params={"sku": SKU}),

@@ -43,24 +43,30 @@ def replica_pool(settings: Settings) -> ConnectionPool:
         yield pool
 
 
-async def test_out_of_order_commits_are_projected_once_in_commit_order(
+async def test_a_stores_appends_commit_in_position_order_and_are_projected_once(
     settings: Settings, store_id: str, replica_pool: ConnectionPool
 ) -> None:
+    """Out-of-order commits within one store cannot happen since the chain (migration
+    0081): a second append of the store waits for the first one's commit, so position,
+    commit, `seq` and chain orders agree and the projector sees them in that order."""
     stream_a, stream_b = new_stream(store_id), new_stream(store_id)
     conn_a = await psycopg.AsyncConnection.connect(settings.primary_url)
     conn_b = await psycopg.AsyncConnection.connect(settings.primary_url)
     async with conn_a, conn_b:
         async with conn_a.transaction():
             [position_a] = await append_counted(conn_a, stream_a, store_id)
-            async with conn_b.transaction():
-                [position_b] = await append_counted(conn_b, stream_b, store_id)
-            wait_replicated(settings.replica_url, [position_b])
-            project(replica_pool, heads, store_id)
-            assert [row[0] for row in heads_of(settings.replica_url, store_id)] == [stream_b]
-        wait_replicated(settings.replica_url, [position_a])
+            await conn_b.set_autocommit(True)  # each transaction() a real BEGIN and COMMIT
+            await conn_b.execute("SET lock_timeout = '300ms'")
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                async with conn_b.transaction():  # B must wait for A's commit
+                    await append_counted(conn_b, stream_b, store_id)
+        async with conn_b.transaction():
+            [position_b] = await append_counted(conn_b, stream_b, store_id)
+        wait_replicated(settings.replica_url, [position_a, position_b])
         project(replica_pool, heads, store_id)
+        project(replica_pool, heads, store_id)  # a second pass changes nothing
 
-    assert position_a < position_b  # A took its position first...
+    assert position_a < position_b
     with psycopg.connect(settings.replica_url) as conn:
         seqs = dict(
             conn.execute(
@@ -68,12 +74,12 @@ async def test_out_of_order_commits_are_projected_once_in_commit_order(
                 ([position_a, position_b],),
             ).fetchall()
         )
-    assert seqs[position_b] < seqs[position_a]  # ...but B committed, and was applied, first
+    assert seqs[position_a] < seqs[position_b]
     rows = heads_of(settings.replica_url, store_id)
     assert sorted((stream, version) for stream, version, _ in rows) == sorted(
         [(stream_a, 1), (stream_b, 1)]
     )
-    assert checkpoint_of(settings.replica_url, store_id) == seqs[position_a]
+    assert checkpoint_of(settings.replica_url, store_id) == seqs[position_b]
 
 
 async def test_repeated_and_reordered_runs_change_nothing(

@@ -72,9 +72,12 @@ def _problems(path: str, operation: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
     for status in sorted(statuses(path, operation)):
         described = responses.get(str(status), {}).get("description")
+        content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        if path == "/health/ready" and status == 503:  # the failing checks, as JSON
+            content |= responses.get("503", {}).get("content", {})
         responses[str(status)] = {
             "description": described if described and status != 400 else WHY[status],
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            "content": content,
         }
 
 

@@ -98,6 +98,8 @@ def _operation(method: str, path: str, operation: dict[str, Any], route_class: A
             media = content["application/json"]
             _example(media, _ref_name(media) or RESPONSE_SCHEMAS.get((method, path)))
         elif PROBLEM_JSON in content:
+            if "application/json" in content:  # /health/ready's 503 names its failing checks
+                _example(content["application/json"], _ref_name(content["application/json"]))
             _problem_example(int(status), response)
 
 
