@@ -22,6 +22,11 @@ from tests.e2e.test_containment import READ_MODELS
 
 SKU = "A"
 STOCK = 1_000_000
+# Four tills and the feed clients of one admin key, for a minute or two.
+BUDGETS = {
+    "INVENTORY_RATE_LIMIT_ADMIN": "100000/60",
+    "INVENTORY_RATE_LIMIT_WS_HANDSHAKE": "1000/60",
+}
 
 
 class Tills:
@@ -266,3 +271,25 @@ def assert_feed_resumes(
     seqs = [seq for seq, _ in seen]
     assert seqs == sorted(set(seqs)), "the feed repeated or reordered events"
     assert seen == [pair for pair in copy if pair[0] >= seen[0][0]], "the feed missed events"
+
+
+def assert_nothing_lost(
+    tills: Tills,
+    settings: Settings,
+    *,
+    env: dict[str, str],
+    api: tuple[str, str],
+    store: str,
+    before: list[dict[str, Any]],
+) -> None:
+    """After a failover (`api`: the API's URL and key): no 500, every acknowledged sale
+    once on the new primary, all of it replicated and projected, the feed resumed from
+    `before` whole, read models equal to a rebuild."""
+    base_url, key = api
+    primary = env["INVENTORY_PRIMARY_URL"]
+    assert "500" not in tills.statuses, tills.statuses
+    assert_exactly_once(tills, primary, store)
+    wait_replicated(settings, primary, store)
+    wait_projected(settings, store)
+    assert_feed_resumes(base_url, key, settings, store, before)
+    assert_read_models_equal_rebuild(settings, env, store)
