@@ -1,6 +1,6 @@
 """What one primary, one API process, one replica and one standby each spend per request.
 
-    uv run python bench/scale.py [--seconds 6] [--connections 32]
+    uv run python bench/scale.py [--seconds 6] [--connections 32] [--quick]
 
 Starts a durable embedded topology in a temporary folder, a physical standby of its
 replica (pg_basebackup -R), one worker, and API processes; a keep-alive load generator
@@ -14,12 +14,15 @@ answer of the API processes, the primary, the replica and the standby (psutil, e
 postmaster with its children). docs/scaling.md turns these into how many processes and
 standbys one primary carries. On a shared 2-core machine the rates are bounded by the
 load generator and every server sharing the cores: read the CPU per answer, not the rate.
+Headline (issue 19): two API processes no slower than one, API and primary CPU per sale.
+`--quick`: 2 s per run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import statistics
@@ -122,27 +125,47 @@ def measure(
     request: Callable[[httpx.AsyncClient], object],
     args: argparse.Namespace,
     pids: dict[str, list[int]],
-) -> None:
-    """One run; prints its line."""
+) -> tuple[float, dict[str, float]]:
+    """One run; prints its line; answers per second and CPU ms per answer of each server."""
     before = {what: sum(tree_cpu(pid) for pid in each) for what, each in pids.items()}
     tally = asyncio.run(load(ports, request, args))
     used = {what: sum(tree_cpu(pid) for pid in each) - before[what] for what, each in pids.items()}
     answers = max(1, len(tally.latencies))
     ordered = sorted(tally.latencies) or [0.0]
     p50, p99 = statistics.median(ordered), ordered[int(0.99 * (len(ordered) - 1))]
-    cpu = "  ".join(f"{what} {used[what] / answers * 1000:.2f}" for what in used)
+    per_answer = {what: used[what] / answers * 1000 for what in used}
+    cpu = "  ".join(f"{what} {per_answer[what]:.2f}" for what in used)
     print(
         f"{name:9} {len(tally.latencies) / tally.seconds:7.0f}/s  p50 {p50 * 1000:6.1f} ms"
         f"  p99 {p99 * 1000:6.1f} ms  failures {tally.failures}  CPU ms/answer: {cpu}",
         flush=True,
     )
+    return len(tally.latencies) / tally.seconds, per_answer
+
+
+def headline(metric: str, value: float, goal: str, met: bool) -> None:
+    """One headline figure, in the line bench/run.py reads."""
+    line = {"bench": "scale", "metric": metric, "value": round(value, 3), "goal": goal, "met": met}
+    print("BENCH-RESULT " + json.dumps(line), flush=True)
+
+
+def headlines(one: tuple[float, dict[str, float]], two: tuple[float, dict[str, float]]) -> None:
+    """Issue 19's goals 2 and 3 as this bench measures them (one-line sales)."""
+    ratio = two[0] / one[0] if one[0] else 0.0
+    headline("sales x2 / x1 API processes", ratio, ">= 1.0", ratio >= 1.0)
+    api, primary = one[1]["api"], one[1]["primary"]
+    headline("API CPU ms per one-line sale", api, "<= 0.6", api <= 0.6)
+    headline("primary CPU ms per one-line sale", primary, "<= 0.5", primary <= 0.5)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="2 s per run")
     args = parser.parse_args()
+    if args.quick:
+        args.seconds = 2.0
     folder = Path(tempfile.mkdtemp(prefix="inventory-bench-scale-"))
     folder.chmod(0o755)
     topology = EmbeddedTopology(folder / "home", durable=True)
@@ -202,8 +225,8 @@ def main() -> int:
             ports = [port for _, port in apis]
             pids = {"api": [process.pid for process, _ in apis], **servers}
             asyncio.run(load(ports, sale, argparse.Namespace(seconds=1.0, connections=8)))
-            measure("sales x1", ports[:1], sale, args, pids)
-            measure("sales x2", ports, sale, args, pids)
+            one = measure("sales x1", ports[:1], sale, args, pids)
+            two = measure("sales x2", ports, sale, args, pids)
             measure("reads R", ports, read, args, pids)
             on_standby = {**env, "INVENTORY_READ_URL": read_url(settings.replica_url, standby.port)}
             readers = [spawn_api(on_standby, folder / f"api-s{n}.log") for n in range(2)]
@@ -217,6 +240,7 @@ def main() -> int:
                 )
             )
             measure("reads S", [port for _, port in readers], read, args, pids)
+            headlines(one, two)
     finally:
         for process in processes:
             process.terminate()

@@ -1,17 +1,19 @@
 """Start-up time and idle memory of `inventory dev`, next to one bare PostgreSQL start.
 
-    uv run python bench/startup.py [--runs 5]
+    uv run python bench/startup.py [--runs 5] [--quick]
 
 Each run gets a brand-new INVENTORY_HOME. In a run: one bare embedded PostgreSQL is
 initialised and started (the baseline), then `inventory dev` starts on the empty home
 (first start), is stopped with SIGTERM, starts again on the same home (restart), idles
 3 s, has its process tree's memory read, and is stopped again. Every start and stop is
 bounded; a process still alive at the end is killed and reported as a failure.
+`--quick` is one run. No goal: the figures are printed for comparison over time.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -362,10 +364,30 @@ def report(results: Results, runs: int) -> None:
         print("\nno failures; no process left behind")
 
 
+def headline(results: Results) -> None:
+    """The medians as BENCH-RESULT lines for bench/run.py (no goal: met is null)."""
+    figures = {}
+    if results.bare and results.first:
+        ratio = statistics.median(results.first) / statistics.median(results.bare)
+        figures["first start / bare PostgreSQL"] = round(ratio, 2)
+    for label, values in (("first start s", results.first), ("restart s", results.restart)):
+        if values:
+            figures[label] = round(statistics.median(values), 2)
+    if results.memory:
+        totals = [memory.total_rss / MIB for memory in results.memory]
+        figures["idle RSS MiB"] = round(statistics.median(totals), 1)
+    for metric, value in figures.items():
+        line = {"bench": "startup", "metric": metric, "value": value, "goal": None, "met": None}
+        print("BENCH-RESULT " + json.dumps(line))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs of each kind (default 5)")
+    parser.add_argument("--quick", action="store_true", help="one run")
     args = parser.parse_args()
+    if args.quick:
+        args.runs = 1
     tracker = Tracker()
     results = Results()
     try:
@@ -384,6 +406,7 @@ def main() -> int:
         for root in tracker.roots:
             shutil.rmtree(root, ignore_errors=True)
     report(results, args.runs)
+    headline(results)
     return 1 if results.failures else 0
 
 

@@ -1,7 +1,7 @@
 """Webhook delivery: commit → receiver latency at a steady load, and drain throughput.
 
     uv run python bench/webhooks.py [--rate 50] [--seconds 10] [--burst 2000]
-                                    [--subscriptions 2] [--stores 10]
+                                    [--subscriptions 2] [--stores 10] [--quick]
 
 Starts an embedded topology (durable) in a temporary home, a real worker process allowed
 to send to 127.0.0.0/8, and a receiver on 127.0.0.1 (http.server, one thread per
@@ -16,13 +16,15 @@ subscriptions to every store point at it. Then:
 
 Baseline, same run: the sender alone (`inventory.webhooks.sender.post`, a new connection
 per message as in delivery, no database) posting `--burst` bodies to the same receiver
-from one thread: the ceiling of one subscription's sequential delivery.
+from one thread: the ceiling of one subscription's sequential delivery. `--quick`: 3 s of
+latency phase and a burst of 300. No goal: the figures are printed for comparison.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -222,8 +224,21 @@ def run(env: dict[str, str], args: argparse.Namespace, receiver: Receiver, port:
         f"  {total} messages in {last - woken:.2f} s = {total / (last - woken):7.0f} messages/s"
         f" ({len(burst) / (last - woken):.0f}/s per subscription)"
     )
-    print(f"  floor: the sender alone, one thread: {floor(port, args.burst):7.0f} messages/s")
+    alone = floor(port, args.burst)
+    print(f"  floor: the sender alone, one thread: {alone:7.0f} messages/s")
     print(f"  signatures that failed standardwebhooks: {receiver.bad} of {receiver.count}")
+    per_subscription = len(burst) / (last - woken)
+    headline("commit -> receiver p99 ms", round(p99, 1), None, None)
+    headline(
+        "burst per subscription / sender alone", round(per_subscription / alone, 3), None, None
+    )
+    headline("signatures failed", receiver.bad, "0", receiver.bad == 0)
+
+
+def headline(metric: str, value: float, goal: str | None, met: bool | None) -> None:
+    """One headline figure, in the line bench/run.py reads."""
+    line = {"bench": "webhooks", "metric": metric, "value": value, "goal": goal, "met": met}
+    print("BENCH-RESULT " + json.dumps(line), flush=True)
 
 
 def main() -> None:
@@ -233,7 +248,10 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=2000, help="events in the burst (2000)")
     parser.add_argument("--subscriptions", type=int, default=2, help="subscriptions (2)")
     parser.add_argument("--stores", type=int, default=10, help="stores the load spans (10)")
+    parser.add_argument("--quick", action="store_true", help="3 s of latency, a burst of 300")
     args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.burst = 3, 300
     root = Path(tempfile.mkdtemp(prefix="inventory-bench-"))
     root.chmod(0o755)
     topology = EmbeddedTopology(root / "home", durable=True)
