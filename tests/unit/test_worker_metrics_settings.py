@@ -28,3 +28,53 @@ def test_port_zero_turns_the_listener_off_and_empty_means_the_default() -> None:
         Settings.from_env({**SERVERS, "INVENTORY_WORKER_METRICS_PORT": ""}).worker_metrics_port
         == 9310
     )
+
+
+@pytest.mark.parametrize(
+    ("host", "bound"),
+    [
+        ("0.0.0.0", "0.0.0.0"),  # noqa: S104 - the setting's documented "every interface"
+        ("::1", "::1"),
+        ("[::1]", "::1"),
+        (" 10.1.2.3 ", "10.1.2.3"),
+        ("worker-1.internal", "worker-1.internal"),
+        ("localhost", "localhost"),
+        ("", "127.0.0.1"),
+        ("   ", "127.0.0.1"),
+    ],
+)
+def test_a_worker_metrics_host_is_an_address_or_a_host_name(host: str, bound: str) -> None:
+    settings = Settings.from_env({**SERVERS, "INVENTORY_WORKER_METRICS_HOST": host})
+    assert settings.worker_metrics_host == bound
+
+
+SECRET = "s3cret-Pa55word"  # a password that must never be echoed
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1\x00",
+        "10.0.0.300",
+        "http://127.0.0.1",
+        "127.0.0.1:9310",
+        "-worker",
+        "bad_host",
+        "a b",
+        "x" * 1_000_000,
+        "'; DROP TABLE events; --",
+        f"app:{SECRET}@127.0.0.1",
+        "é.example",
+    ],
+)
+def test_a_bad_worker_metrics_host_is_refused_naming_the_variable(host: str) -> None:
+    env = {
+        **SERVERS,
+        "INVENTORY_PRIMARY_URL": f"postgresql://app:{SECRET}@127.0.0.1:5432/inventory",
+        "INVENTORY_WORKER_METRICS_HOST": host,
+    }
+    with pytest.raises(ConfigurationError, match="INVENTORY_WORKER_METRICS_HOST") as caught:
+        Settings.from_env(env)
+    message = str(caught.value)
+    assert len(message) < 300
+    assert SECRET not in message

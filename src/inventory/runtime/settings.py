@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from inventory.runtime.listen_host import ListenHostError, check_listen_host
 from inventory.runtime.scale_settings import (
     ScaleSettingsError,
     check_libpq_url,
@@ -224,7 +225,7 @@ def _observability(env: Mapping[str, str]) -> dict[str, Any]:
     if port > 65535:
         raise ConfigurationError(f"INVENTORY_WORKER_METRICS_PORT must be 0 to 65535, got {port}")
     return {
-        "worker_metrics_host": env.get("INVENTORY_WORKER_METRICS_HOST") or "127.0.0.1",
+        "worker_metrics_host": _listen_host(env, "INVENTORY_WORKER_METRICS_HOST", "127.0.0.1"),
         "worker_metrics_port": port,
     }
 
@@ -252,6 +253,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 0:
         raise ConfigurationError(f"{name} must not be negative, got {value}")
     return value
+
+
+def _listen_host(env: Mapping[str, str], name: str, default: str) -> str:
+    try:
+        return check_listen_host(name, (env.get(name) or "").strip() or default)
+    except ListenHostError as error:
+        raise ConfigurationError(str(error)) from None
 
 
 def _networks(spec: str, name: str = "INVENTORY_TRUSTED_PROXIES") -> tuple[str, ...]:
