@@ -93,41 +93,55 @@ def check_url(url: str) -> str:
     return url
 
 
-def _master_options(target: SentinelTarget, options: dict[str, Any]) -> dict[str, Any]:
-    return {"db": target.db, "username": target.username, "password": target.password} | options
+@dataclass(frozen=True)
+class _SentinelPlan:
+    """What either client needs to ask the sentinels for the master, from one parse."""
+
+    sentinels: list[tuple[str, int]]
+    sentinel_options: dict[str, Any]
+    service: str
+    master_options: dict[str, Any]
 
 
-def _sentinel_options(target: SentinelTarget, options: dict[str, Any]) -> dict[str, Any]:
+def _sentinel_plan(url: str, options: dict[str, Any]) -> _SentinelPlan | None:
+    """None for a plain Redis URL; for a Sentinel one, the sentinels and both option sets."""
+    if urlsplit(url).scheme != SENTINEL_SCHEME:
+        return None
+    target = parse_sentinel(url)
     # The sentinels answer quickly or not at all: one dead sentinel must not hold a
     # reconnect for the caller's whole socket timeout.
     timeout = min(float(options.get("socket_connect_timeout") or 1.0), 1.0)
-    found: dict[str, Any] = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+    sentinel_options: dict[str, Any] = {
+        "socket_connect_timeout": timeout,
+        "socket_timeout": timeout,
+    }
     if target.sentinel_password:
-        found["password"] = target.sentinel_password
-    return found
+        sentinel_options["password"] = target.sentinel_password
+    master = {"db": target.db, "username": target.username, "password": target.password}
+    return _SentinelPlan(list(target.sentinels), sentinel_options, target.service, master | options)
 
 
 def sync_client(url: str, **options: Any) -> redis.Redis:
     """A blocking client on `url` (the current master when it names sentinels)."""
-    if urlsplit(url).scheme != SENTINEL_SCHEME:
+    plan = _sentinel_plan(url, options)
+    if plan is None:
         return redis.Redis.from_url(url, **options)
-    target = parse_sentinel(url)
     sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-        list(target.sentinels), sentinel_kwargs=_sentinel_options(target, options)
+        plan.sentinels, sentinel_kwargs=plan.sentinel_options
     )
     client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
-        target.service, **_master_options(target, options)
+        plan.service, **plan.master_options
     )
     return client
 
 
 def async_client(url: str, **options: Any) -> aioredis.Redis:
     """An asyncio client on `url` (the current master when it names sentinels)."""
-    if urlsplit(url).scheme != SENTINEL_SCHEME:
+    plan = _sentinel_plan(url, options)
+    if plan is None:
         return aioredis.Redis.from_url(url, **options)
-    target = parse_sentinel(url)
     sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-        list(target.sentinels), sentinel_kwargs=_sentinel_options(target, options)
+        plan.sentinels, sentinel_kwargs=plan.sentinel_options
     )
-    client: aioredis.Redis = sentinel.master_for(target.service, **_master_options(target, options))
+    client: aioredis.Redis = sentinel.master_for(plan.service, **plan.master_options)
     return client
