@@ -7,8 +7,10 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, get
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
+from inventory.api.errors import ApiError, Problem
 from inventory.eventstore import checkpoints
 from inventory.eventstore.chain_audit import Walk, verify_store_async
 from inventory.security.policy import RouteClass, protect
@@ -47,7 +49,18 @@ class ChainVerification(msgspec.Struct, frozen=True, kw_only=True):
     checkpoint: CheckpointResult | None
 
 
-StoreParameter = Annotated[str, Parameter(min_length=1, description="The store to verify.")]
+StoreParameter = Annotated[
+    str,
+    Parameter(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.]*$",  # a store id, as POST /v1/stores takes it
+        description="The store to verify.",
+    ),
+]
+
+
+NOT_FOUND = {404: ResponseSpec(Problem, description="store_not_found")}
 
 
 class AuditController(Controller):
@@ -56,7 +69,11 @@ class AuditController(Controller):
     path = "/v1/audit"
     tags = ("history",)
 
-    @get("/verify", summary="Verify a store's chain", **protect(RouteClass.HISTORY, store="store"))
+    @get(
+        "/verify",
+        summary="Verify a store's chain",
+        **protect(RouteClass.HISTORY, store="store", responses=NOT_FOUND),
+    )
     async def verify(self, *, state: State, store: StoreParameter) -> ChainVerification:
         """Recompute every chain link of the store's events on the primary, in chain order,
         and name the first event whose stored chain differs (an edit, deletion or
@@ -65,6 +82,10 @@ class AuditController(Controller):
             walk = await verify_store_async(conn, store)
             checkpoint = await _checkpoint(state, conn, store)
         problems = [*walk.problems, *(checkpoint.problems if checkpoint else [])]
+        if not walk.events and not problems:
+            # No event and no checkpoint naming one: a store never opened, not a history
+            # that verifies (a checkpoint would show one deleted whole).
+            raise ApiError(404, "store_not_found", f"No store has the id {store!r}.")
         return ChainVerification(
             store=store,
             verified=not problems,

@@ -1,0 +1,101 @@
+"""`GET /v1/audit/verify?store=` given hostile values over a real API: each gets its stable
+4xx problem (never a 500, never a "verified" answer about a store that does not exist)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from inventory.runtime.settings import Settings
+from inventory.security.principal import Role
+from tests.e2e.api_servers import ApiServer, api_key, bearer
+from tests.e2e.reading import events_count
+
+pytestmark = pytest.mark.e2e
+
+OWN, OTHER = (f"av{uuid.uuid4().hex[:8]}" for _ in range(2))
+VERIFY = "/v1/audit/verify"
+
+
+@pytest.fixture(scope="module")
+def http(api: ApiServer, admin_key: str) -> Iterator[httpx.Client]:
+    """An admin's client, with two stores opened."""
+    with httpx.Client(base_url=api.base_url, headers=bearer(admin_key), timeout=60) as client:
+        for store in (OWN, OTHER):
+            opened = client.post("/v1/stores", json={"id": store, "name": store})
+            assert opened.status_code == 201, opened.text
+        yield client
+
+
+def problem_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The response's problem, once its status, media type and code are the ones expected."""
+    assert (response.status_code, response.headers.get("content-type")) == (
+        status,
+        "application/problem+json",
+    ), response.text[:500]
+    problem: dict[str, Any] = response.json()
+    assert problem["code"] == code, problem
+    return problem
+
+
+def test_a_store_of_the_callers_scope_verifies(http: httpx.Client) -> None:
+    answer = http.get(VERIFY, params={"store": OWN})
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["store"], answer.json()["verified"]) == (OWN, True)
+    assert answer.json()["events"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("store", "status", "code"),
+    [
+        ("a\x00b", 400, "invalid_parameter"),
+        ("\x00", 400, "invalid_parameter"),
+        ("", 422, "validation_failed"),
+        ("x" * 10**6, 422, "validation_failed"),
+        ("x" * 65, 422, "validation_failed"),
+        ("'; DROP TABLE events; --", 422, "validation_failed"),
+        ("' OR '1'='1", 422, "validation_failed"),
+        ("%' OR store LIKE '%", 422, "validation_failed"),
+        (" av", 422, "validation_failed"),
+        ("é", 422, "validation_failed"),
+        ("nosuchstore", 404, "store_not_found"),
+        (f"{OWN}x", 404, "store_not_found"),
+    ],
+)
+def test_a_hostile_or_unknown_store_gets_its_stable_problem(
+    http: httpx.Client, settings: Settings, store: str, status: int, code: str
+) -> None:
+    before = events_count(settings)
+    answer = http.get(VERIFY, params={"store": store})
+    problem = problem_of(answer, status, code)
+    assert len(answer.content) < 4096  # a refused value is never echoed back whole
+    assert "verified" not in problem
+    assert events_count(settings) == before
+
+
+@pytest.mark.parametrize(
+    ("role", "scope"),
+    [
+        (Role.MANAGER, [OTHER]),  # a manager of the store: history is for admins and auditors
+        (Role.MANAGER, [OWN]),
+        (Role.AUDITOR, [OWN]),  # another store's auditor
+        (Role.CLERK, [OTHER]),
+        (Role.VIEWER, ["*"]),
+    ],
+)
+def test_a_store_outside_the_callers_rights_is_forbidden(
+    http: httpx.Client, settings: Settings, role: Role, scope: list[str]
+) -> None:
+    key = api_key(settings, role, scope, f"audit hostile {role.value}")
+    for store in (OTHER, "nosuchstore", "'; DROP TABLE events; --"):
+        answer = http.get(VERIFY, params={"store": store}, headers=bearer(key))
+        problem_of(answer, 403, "forbidden")
+
+
+def test_a_repeated_or_unknown_parameter_is_refused(http: httpx.Client) -> None:
+    problem_of(http.get(f"{VERIFY}?store={OWN}&stores={OTHER}"), 400, "unknown_parameter")
+    problem_of(http.get(VERIFY), 422, "validation_failed")
