@@ -203,9 +203,11 @@ def status(code: int | None, timeout: float, results: list[Result], bad: list[st
 
 
 def show(value: object) -> str:
-    """A figure for the table: thousands grouped, small ones with three digits."""
+    """A figure for the table: whole and large ones grouped, small ones with three digits."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "n/a" if value is None else str(value)
+    if isinstance(value, int) or value == 0:
+        return f"{value:,.0f}"
     if abs(value) >= 100:
         return f"{value:,.0f}"
     if abs(value) >= 1:

@@ -101,11 +101,16 @@ def test_the_table_aligns_its_columns_and_spells_out_met() -> None:
 
 
 def test_figures_are_shown_by_size() -> None:
-    assert [run.show(value) for value in (0.31234, 3.14159, 2918.4, None, "x")] == [
+    values = (0.31234, 3.14159, 2918.4, 0.0, 7, 12345, None, True, "x")
+    assert [run.show(value) for value in values] == [
         "0.312",
         "3.14",
         "2,918",
+        "0",
+        "7",
+        "12,345",
         "n/a",
+        "True",
         "x",
     ]
 
