@@ -188,4 +188,8 @@ def test_the_summary_counts_goals_and_names_the_benches_that_failed() -> None:
     assert "3 figures: 1 goals met, 1 NOT met, 1 without a goal" in text
     assert "broken: failed (exit 1)" in text
     assert "good:" not in text
-    assert "total wall time 281 s (goal for --quick: <= 300 s)" in text
+    assert "total wall time 281 s (goal for --quick: <= 300 s, met)" in text
+    assert "total wall time 312 s (goal for --quick: <= 300 s, NOT met)" in run.summary(
+        [good], 312.0, quick=True
+    )
+    assert run.summary([good], 312.0, quick=False).endswith("total wall time 312 s")
