@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import http.client
 import uuid
 from collections.abc import Callable, Iterator
+from http.client import HTTPConnection
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -24,7 +24,7 @@ VERIFY = "/v1/audit/verify"
 
 
 @pytest.fixture(scope="module")
-def http(api: ApiServer, admin_key: str) -> Iterator[httpx.Client]:
+def opened(api: ApiServer, admin_key: str) -> Iterator[httpx.Client]:
     """An admin's client, with two stores opened."""
     with httpx.Client(base_url=api.base_url, headers=bearer(admin_key), timeout=60) as client:
         for store in (OWN, OTHER):
@@ -47,7 +47,7 @@ def problem_of(response: httpx.Response, status: int, code: str) -> dict[str, An
 def raw_get(api: ApiServer, key: str, store: str) -> httpx.Response:
     """GET the verification with `store` as sent, however long (httpx caps a URL at 64 KiB)."""
     where = urlsplit(api.base_url)
-    connection = http.client.HTTPConnection(where.hostname or "", where.port, timeout=60)
+    connection = HTTPConnection(where.hostname or "", where.port, timeout=60)
     try:
         connection.request("GET", f"{VERIFY}?{urlencode({'store': store})}", headers=bearer(key))
         answer = connection.getresponse()
@@ -58,14 +58,16 @@ def raw_get(api: ApiServer, key: str, store: str) -> httpx.Response:
 
 
 @pytest.fixture(scope="module")
-def as_sent(http: httpx.Client, api: ApiServer, admin_key: str) -> Callable[[str], httpx.Response]:
+def as_sent(
+    opened: httpx.Client, api: ApiServer, admin_key: str
+) -> Callable[[str], httpx.Response]:
     """The verification of a store id as sent, by the admin, once the stores are open."""
-    assert http.get("/health/live").status_code == 200
+    assert opened.get("/health/live").status_code == 200
     return lambda store: raw_get(api, admin_key, store)
 
 
-def test_a_store_of_the_callers_scope_verifies(http: httpx.Client) -> None:
-    answer = http.get(VERIFY, params={"store": OWN})
+def test_a_store_of_the_callers_scope_verifies(opened: httpx.Client) -> None:
+    answer = opened.get(VERIFY, params={"store": OWN})
     assert answer.status_code == 200, answer.text
     assert (answer.json()["store"], answer.json()["verified"]) == (OWN, True)
     assert answer.json()["events"] >= 1
@@ -77,7 +79,7 @@ def test_a_store_of_the_callers_scope_verifies(http: httpx.Client) -> None:
         ("a\x00b", 400, "invalid_parameter"),
         ("\x00", 400, "invalid_parameter"),
         ("", 422, "validation_failed"),
-        ("x" * 10**6, 422, "validation_failed"),
+        ("x" * 60_000, 422, "validation_failed"),
         ("x" * 65, 422, "validation_failed"),
         ("'; DROP TABLE events; --", 422, "validation_failed"),
         ("' OR '1'='1", 422, "validation_failed"),
@@ -110,14 +112,26 @@ def test_a_hostile_or_unknown_store_gets_its_stable_problem(
     ],
 )
 def test_a_store_outside_the_callers_rights_is_forbidden(
-    http: httpx.Client, settings: Settings, role: Role, scope: list[str]
+    opened: httpx.Client, settings: Settings, role: Role, scope: list[str]
 ) -> None:
     key = api_key(settings, role, scope, f"audit hostile {role.value}")
     for store in (OTHER, "nosuchstore", "'; DROP TABLE events; --"):
-        answer = http.get(VERIFY, params={"store": store}, headers=bearer(key))
+        answer = opened.get(VERIFY, params={"store": store}, headers=bearer(key))
         problem_of(answer, 403, "forbidden")
 
 
-def test_a_repeated_or_unknown_parameter_is_refused(http: httpx.Client) -> None:
-    problem_of(http.get(f"{VERIFY}?store={OWN}&stores={OTHER}"), 400, "unknown_parameter")
-    problem_of(http.get(VERIFY), 422, "validation_failed")
+def test_a_repeated_or_unknown_parameter_is_refused(opened: httpx.Client) -> None:
+    problem_of(opened.get(f"{VERIFY}?store={OWN}&stores={OTHER}"), 400, "unknown_parameter")
+    problem_of(opened.get(VERIFY), 422, "validation_failed")
+
+
+def test_a_million_character_store_id_is_refused_by_the_http_server(
+    as_sent: Callable[[str], httpx.Response], settings: Settings
+) -> None:
+    # A request line this long never reaches the app: uvicorn's parser refuses it with its
+    # own plain-text 400 (docs/security.md), a 4xx all the same and nothing read or written.
+    before = events_count(settings)
+    answer = as_sent("x" * 10**6)
+    assert answer.status_code == 400, answer.text[:500]
+    assert len(answer.content) < 4096
+    assert events_count(settings) == before

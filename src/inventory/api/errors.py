@@ -162,6 +162,7 @@ def _quantity(value: Any) -> Any:
     return value
 
 
+DETAIL_LIMIT = 300  # characters of a validation problem's detail
 # How msgspec (under Litestar) says the body is not JSON at all.
 NOT_JSON = ("json is malformed", "input data was truncated", "invalid utf-8", "failed to decode")
 
@@ -193,6 +194,8 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
         for item in extra
         if isinstance(item, dict)
     ]
+    if len(detail) > DETAIL_LIMIT:  # Litestar quotes the URL: a hostile one goes back cut
+        detail = f"{detail[:DETAIL_LIMIT]}..."
     return problem_response(
         HTTP_422_UNPROCESSABLE_ENTITY, "validation_failed", detail, errors=errors or None
     )
