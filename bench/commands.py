@@ -218,33 +218,25 @@ def _report(name: str, tallies: list[Tally], base: float | None) -> float:
     return rate
 
 
+def _spy(pid: int, seconds: float, form: str, output: str) -> subprocess.Popen[bytes]:
+    """py-spy (run with uvx) sampling `pid` for `seconds` into `output` as `form`."""
+    command = ["uvx", "--from", "py-spy", "py-spy", "record", "--pid", str(pid)]
+    command += ["--duration", str(round(seconds)), "--format", form, "--output", output]
+    return subprocess.Popen([*command, "--nonblocking", "--gil"])
+
+
 def _profile(
     args: argparse.Namespace, api: subprocess.Popen[bytes], port: int, make: Callable[[], bytes]
 ) -> None:
-    """py-spy (run with uvx) samples the first API process under the `many` load."""
-    seconds = str(round(args.seconds))
-    spy = subprocess.Popen(
-        [
-            "uvx",
-            "--from",
-            "py-spy",
-            "py-spy",
-            "record",
-            "--pid",
-            str(api.pid),
-            "--duration",
-            seconds,
-            "--format",
-            "raw",
-            "--output",
-            args.profile,
-            "--nonblocking",
-            "--gil",
-        ]
-    )
-    time.sleep(1)
-    asyncio.run(_load([port], make, args.seconds, args.connections))
-    spy.wait(60)
+    """Two py-spy samplers of the first API process under the `many` load: the collapsed
+    stacks (`--profile PATH`) and a flame graph beside them (PATH with `.svg`)."""
+    svg = str(Path(args.profile).with_suffix(".svg"))
+    spies = [_spy(api.pid, args.seconds, "raw", args.profile)]
+    spies.append(_spy(api.pid, args.seconds, "flamegraph", svg))
+    time.sleep(1.5)
+    asyncio.run(_load([port], make, args.seconds + 1, args.connections))
+    for spy in spies:
+        spy.wait(60)
 
 
 def _run(

@@ -6,8 +6,10 @@ together with the *identity epoch*, a Redis counter that every revocation and de
 advances after its commit. The rate-limit script returns the epoch in the same round
 trip; a cached principal is used only while the epoch it was resolved under is still the
 current one. The epoch is read *before* the primary lookup that fills the cache, so a
-revocation committed during that lookup leaves the entry already stale. Without Redis
-nothing is cached: every request goes to the primary.
+revocation committed during that lookup leaves the entry already stale. The change is
+also pushed: the announcement published with each advance empties every process's cache
+(security/socket_watch.py listens), and CACHE_SECONDS bounds an entry's life whatever
+Redis does. Without Redis nothing is cached: every request goes to the primary.
 """
 
 from __future__ import annotations
