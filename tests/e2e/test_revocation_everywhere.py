@@ -4,6 +4,7 @@ the caller's principal cached, refuse it on the very next request after a key is
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
 from tests.e2e.api_servers import ApiServer, api_key, api_servers, bearer, open_store
 
+CONCURRENT = 40  # calls in flight at once with a token no process has seen yet
 WARM_CALLS = 3  # enough for each process to resolve the token once and then use its cache
 
 
@@ -135,3 +137,26 @@ def test_a_narrowed_scope_holds_at_once_in_every_process(
     _change(apis[1], admin, user_id, {"stores": ["revoke.b"]})
     assert [_status(server, token, stock) for server in apis] == [403, 403]
     assert [_status(server, token) for server in apis] == [200, 200]
+
+
+async def _concurrently(server: ApiServer, token: str, calls: int) -> list[httpx.Response]:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        return list(
+            await asyncio.gather(
+                *(client.get("/v1/me", headers=bearer(token)) for _ in range(calls))
+            )
+        )
+
+
+def test_concurrent_first_calls_of_a_token_each_count_once_and_a_bad_one_fails_each(
+    apis: list[ApiServer], settings: Settings
+) -> None:
+    key = api_key(settings, Role.CLERK, ["*"], "many tills at once")
+    answers = asyncio.run(_concurrently(apis[0], key, CONCURRENT))
+    assert [answer.status_code for answer in answers] == [200] * CONCURRENT
+    # One shared lookup, but each call spent its own unit of the budget.
+    remaining = {answer.headers["RateLimit"].rsplit("r=", 1)[1].split(";")[0] for answer in answers}
+    assert len(remaining) == CONCURRENT
+    wrong = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
+    refused = asyncio.run(_concurrently(apis[1], wrong, CONCURRENT))
+    assert [answer.status_code for answer in refused] == [401] * CONCURRENT

@@ -6,6 +6,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterable
 
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,6 +17,15 @@ access = logging.getLogger("inventory.api.access")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+def _request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The client's last `X-Request-ID` when well-formed, else a new one."""
+    offered = ""
+    for name, value in headers:
+        if name == b"x-request-id":
+            offered = value.decode("latin-1")
+    return offered if REQUEST_ID.match(offered) else uuid.uuid4().hex
+
+
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
     """Bind a request id (the client's `X-Request-ID` when well-formed) and log the outcome."""
 
@@ -23,11 +33,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] not in ("http", "websocket"):
             await app(scope, receive, send)
             return
-        offered = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                offered = value.decode("latin-1")  # the last one, as a dict of them would
-        request_id = offered if REQUEST_ID.match(offered) else uuid.uuid4().hex
+        request_id = _request_id(scope["headers"])
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
