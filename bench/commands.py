@@ -1,6 +1,7 @@
 """Sales over HTTP against a minimal one-INSERT endpoint on the same primary, side by side.
 
     uv run python bench/commands.py [--seconds 5] [--rounds 3] [--connections 64]
+        [--skus 1000] [--pin CPUS] [--profile PATH] [--quick]
 
 Starts a durable embedded topology in a temporary folder, two `inventory serve` processes
 and two uvicorn processes of `bench/commands_app.py` (one INSERT per request), registers
@@ -14,8 +15,13 @@ each) for `--seconds`, with one API process and with two (connections split even
 Rounds interleave the three. Printed: median requests per second over the rounds, p50 and
 p99 latency (all rounds), CPU per request of the servers under test, of the primary
 (postmaster and backends), and of the replica's processes plus this load generator
-together, the ratio to the minimal endpoint. Goal: many >= 60% of minimal
-with p99 < 100 ms.
+together, the ratio to the minimal endpoint; then issue 19's goals as BENCH-RESULT lines:
+many >= 40% of minimal with p99 < 100 ms, hot >= 20%, API CPU <= 0.6 ms and primary CPU
+<= 0.5 ms per sale, and 2 API processes no slower than 1. Both configurations share the
+machine's CPUs; `--pin 0` confines every server under test to CPU 0 in both, so 2 API
+processes face 1 on the same single core. `--profile PATH` first samples one API process
+under the `many` load with py-spy (collapsed stacks at PATH, a flame graph at PATH.svg).
+`--quick`: 1 round of 2 s, 200 SKUs (about 45 s in all).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import os
 import random
 import shutil
@@ -51,7 +58,10 @@ BENCH = Path(__file__).resolve().parent
 STORE = "bench"
 HOT = "HOT"
 PLENTY = 10**9
-GOAL_RATIO, GOAL_P99 = 0.60, 0.100
+PROFILE_SECONDS = 8.0
+# Issue 19's goals 1 to 3.
+GOAL_RATIO, GOAL_P99, GOAL_HOT = 0.40, 0.100, 0.20
+GOAL_API_MS, GOAL_PRIMARY_MS = 0.6, 0.5
 _encode = msgspec.json.Encoder().encode
 
 
@@ -199,7 +209,17 @@ def _tree_used(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
-def _report(name: str, tallies: list[Tally], base: float | None) -> float:
+@dataclass
+class Figures:
+    """One kind's figures over its rounds."""
+
+    rate: float  # median successful requests per second
+    p99: float  # seconds, over every round
+    cpu_ms: float  # median CPU ms per request of the servers under test
+    primary_ms: float  # median CPU ms per request of the primary
+
+
+def _report(name: str, tallies: list[Tally], base: float | None) -> Figures:
     rate = statistics.median(tally.rate for tally in tallies)
     latencies = [latency for tally in tallies for latency in tally.latencies]
     failures = sum(tally.failures for tally in tallies)
@@ -209,42 +229,109 @@ def _report(name: str, tallies: list[Tally], base: float | None) -> float:
     primary = statistics.median(tally.primary_cpu_per_request for tally in tallies) * 1000
     others = statistics.median(tally.others_cpu_per_request for tally in tallies) * 1000
     failed = f", failures {failures}" if failures else ""
+    p99 = _percentile(latencies, 0.99) if latencies else float("inf")
+    p50 = _percentile(latencies, 0.5) if latencies else float("inf")
     print(
-        f"  {name:8} {rate:7.0f} req/s  p50 {_percentile(latencies, 0.5) * 1000:6.1f} ms"
-        f"  p99 {_percentile(latencies, 0.99) * 1000:6.1f} ms  CPU ms/req: server {cpu:4.2f}"
+        f"  {name:8} {rate:7.0f} req/s  p50 {p50 * 1000:6.1f} ms"
+        f"  p99 {p99 * 1000:6.1f} ms  CPU ms/req: server {cpu:4.2f}"
         f" primary {primary:4.2f} replica+client {others:4.2f}"
         f"  {ratio}  (rounds: {rounds}{failed})"
     )
-    return rate
+    return Figures(rate, p99, cpu, primary)
+
+
+def _result(metric: str, value: float, goal: str, met: bool | None) -> None:
+    """One headline figure for bench/run.py."""
+    line = {"bench": "commands", "metric": metric, "value": round(value, 3), "goal": goal}
+    print("BENCH-RESULT " + json.dumps({**line, "met": met}))
+
+
+def _verdict(by_count: dict[int, dict[str, Figures]], pinned: str) -> bool:
+    """The goals of issue 19 (1 to 3) as BENCH-RESULT lines; True when all are met."""
+    one = by_count[1]
+    many = one["many"].rate / one["minimal"].rate
+    hot = one["hot"].rate / one["minimal"].rate
+    api_ms, db_ms = one["many"].cpu_ms, one["many"].primary_ms
+    checks: list[tuple[str, float, str, bool]] = [
+        ("sale many SKUs / one-INSERT", many, f">= {GOAL_RATIO:.2f}", many >= GOAL_RATIO),
+        ("sale many SKUs p99 ms", one["many"].p99 * 1000, "< 100", one["many"].p99 < GOAL_P99),
+        ("sale hot SKU / one-INSERT", hot, f">= {GOAL_HOT:.2f}", hot >= GOAL_HOT),
+        ("API CPU ms per sale", api_ms, f"<= {GOAL_API_MS}", api_ms <= GOAL_API_MS),
+        ("primary CPU ms per sale", db_ms, f"<= {GOAL_PRIMARY_MS}", db_ms <= GOAL_PRIMARY_MS),
+    ]
+    if 2 in by_count:
+        two = by_count[2]["many"].rate / one["many"].rate
+        where = f" (API on CPUs {pinned})" if pinned else " (unpinned)"
+        checks.append((f"sale many SKUs, 2 API / 1 API{where}", two, ">= 1.00", two >= 1.0))
+    for metric, value, goal, met in checks:
+        _result(metric, value, goal, met)
+    return all(met for *_, met in checks)
+
+
+def _spy(pid: int, seconds: float, form: str, output: str) -> subprocess.Popen[bytes]:
+    """py-spy (run with uvx) sampling `pid` for `seconds` into `output` as `form`."""
+    command = ["uvx", "--from", "py-spy", "py-spy", "record", "--pid", str(pid)]
+    command += ["--duration", str(round(seconds)), "--rate", "250"]
+    command += ["--format", form, "--output", output]
+    return subprocess.Popen([*command, "--nonblocking", "--gil"])
 
 
 def _profile(
     args: argparse.Namespace, api: subprocess.Popen[bytes], port: int, make: Callable[[], bytes]
 ) -> None:
-    """py-spy (run with uvx) samples the first API process under the `many` load."""
-    seconds = str(round(args.seconds))
-    spy = subprocess.Popen(
-        [
-            "uvx",
-            "--from",
-            "py-spy",
-            "py-spy",
-            "record",
-            "--pid",
-            str(api.pid),
-            "--duration",
-            seconds,
-            "--format",
-            "raw",
-            "--output",
-            args.profile,
-            "--nonblocking",
-            "--gil",
-        ]
+    """Two py-spy samplers of the first API process under the `many` load: the collapsed
+    stacks (`--profile PATH`) and a flame graph beside them (PATH with `.svg`)."""
+    svg = str(Path(args.profile).with_suffix(".svg"))
+    asyncio.run(_load([port], make, 2.0, args.connections))  # connections and caches warm
+    spies = [_spy(api.pid, PROFILE_SECONDS, "raw", args.profile)]
+    spies.append(_spy(api.pid, PROFILE_SECONDS, "flamegraph", svg))
+    time.sleep(1.5)
+    asyncio.run(_load([port], make, PROFILE_SECONDS + 1, args.connections))
+    for spy in spies:
+        spy.wait(60)
+
+
+def _pin(pids: list[int], cpus: str) -> None:
+    """Confine the servers under test to `cpus` ("0" or "0,1"), both configurations alike."""
+    if cpus:
+        for pid in pids:
+            psutil.Process(pid).cpu_affinity([int(cpu) for cpu in cpus.split(",")])
+
+
+Kinds = dict[str, tuple[list[int], Callable[[], bytes]]]
+
+
+def _measure(
+    args: argparse.Namespace, kinds: Kinds, count: int, pids: dict[int, int], db: tuple[int, int]
+) -> dict[str, Figures]:
+    """Rounds of each kind against `count` servers of each; their figures, printed."""
+    primary, replica = db
+    tallies: dict[str, list[Tally]] = {name: [] for name in kinds}
+    for ports, make in kinds.values():  # warm-up
+        asyncio.run(_load(ports[:count], make, 1.0, args.connections))
+    for _ in range(args.rounds):
+        for name, (ports, make) in kinds.items():
+            servers = [psutil.Process(pids[port]) for port in ports[:count]]
+            before, database = _cpu(servers), _tree_cpu(primary)
+            others = _tree_cpu(replica), _cpu([psutil.Process()])
+            tally = asyncio.run(_load(ports[:count], make, args.seconds, args.connections))
+            tally.cpu = _cpu(servers) - before
+            tally.primary_cpu = _tree_used(database, _tree_cpu(primary))
+            tally.others_cpu = _tree_used(others[0], _tree_cpu(replica)) + (
+                _cpu([psutil.Process()]) - others[1]
+            )
+            tallies[name].append(tally)
+    pinned = f", servers under test on CPUs {args.pin}" if args.pin else ""
+    print(
+        f"{count} API process(es) (and {count} minimal), {args.connections} connections,"
+        f" {args.rounds} rounds of {args.seconds:.0f} s{pinned}"
     )
-    time.sleep(1)
-    asyncio.run(_load([port], make, args.seconds, args.connections))
-    spy.wait(60)
+    base = _report("minimal", tallies["minimal"], None)
+    return {
+        "minimal": base,
+        "many": _report("many", tallies["many"], base.rate),
+        "hot": _report("hot", tallies["hot"], base.rate),
+    }
 
 
 def _run(
@@ -277,6 +364,7 @@ def _run(
             processes.append(process)
             minimals.append(port)
             pids[port] = process.pid
+        _pin(list(pids.values()), args.pin)
         skus = [f"SKU{n:05d}" for n in range(args.skus)]
         _stock(apis[0], key, skus)
         sales = f"/v1/stores/{STORE}/sales"
@@ -287,34 +375,11 @@ def _run(
         }
         if args.profile:
             _profile(args, processes[0], apis[0], kinds["many"][1])
-        met = True
-        for count in (1, 2):
-            tallies: dict[str, list[Tally]] = {name: [] for name in kinds}
-            for ports, make in kinds.values():  # warm-up
-                asyncio.run(_load(ports[:count], make, 1.0, args.connections))
-            for _ in range(args.rounds):
-                for name, (ports, make) in kinds.items():
-                    servers = [psutil.Process(pids[port]) for port in ports[:count]]
-                    before, database = _cpu(servers), _tree_cpu(primary)
-                    others = _tree_cpu(replica), _cpu([psutil.Process()])
-                    tally = asyncio.run(_load(ports[:count], make, args.seconds, args.connections))
-                    tally.cpu = _cpu(servers) - before
-                    tally.primary_cpu = _tree_used(database, _tree_cpu(primary))
-                    tally.others_cpu = _tree_used(others[0], _tree_cpu(replica)) + (
-                        _cpu([psutil.Process()]) - others[1]
-                    )
-                    tallies[name].append(tally)
-            print(
-                f"{count} API process(es) (and {count} minimal), {args.connections} connections,"
-                f" {args.rounds} rounds of {args.seconds:.0f} s"
-            )
-            base = _report("minimal", tallies["minimal"], None)
-            many = _report("many", tallies["many"], base)
-            _report("hot", tallies["hot"], base)
-            p99 = _percentile([x for t in tallies["many"] for x in t.latencies], 0.99)
-            met &= many / base >= GOAL_RATIO and p99 < GOAL_P99
-        verdict = "met" if met else "NOT met"
-        print(f"goal (many >= {GOAL_RATIO:.0%} of minimal, p99 < 100 ms): {verdict}")
+        by_count = {
+            count: _measure(args, kinds, count, pids, (primary, replica)) for count in (1, 2)
+        }
+        met = _verdict(by_count, args.pin)
+        print(f"goals of issue 19 (1 to 3): {'met' if met else 'NOT met'}")
         return met
     finally:
         for process in processes:
@@ -329,7 +394,16 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--skus", type=int, default=1000)
     parser.add_argument("--profile", help="write py-spy's collapsed stacks of an API here")
+    parser.add_argument(
+        "--pin",
+        default="",
+        help="CPUs (e.g. 0 or 0,1) every server under test is confined to, with one process "
+        "of each and with two: 2 API processes against 1 on the same total CPU (goal 3)",
+    )
+    parser.add_argument("--quick", action="store_true", help="a short run (under a minute)")
     args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.rounds, args.skus = 2.0, 1, 200
     uvloop.install()
 
     folder = Path(tempfile.mkdtemp(prefix="inventory-bench-commands-"))

@@ -118,18 +118,22 @@ async def build(settings: Settings) -> AsyncIterator[Services]:
     async with open_resources(settings) as resources:
         broker = build_broker(settings)
         store = EventStore(Codec(ALL_EVENTS))
+        security = security_of(resources, jwt_secret)
         services = Services(
             settings=settings,
             resources=resources,
             broker=broker,
             store=store,
             service=CommandService(resources.primary, after_commit=after_commit, store=store),
-            security=security_of(resources, jwt_secret),
+            security=security,
             feed_hub=FeedHub(
                 feed_client(settings), settings.redis_namespace, settings.feed_queue_size
             ),
             socket_watch=SocketWatch(
-                resources.primary, feed_client(settings), settings.redis_namespace
+                resources.primary,
+                feed_client(settings),
+                settings.redis_namespace,
+                on_change=security.cache.entries.clear,
             ),
             queue_report=_queue_report,
         )

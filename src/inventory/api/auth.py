@@ -12,7 +12,6 @@ import dataclasses
 from typing import Any
 
 from litestar.connection import ASGIConnection
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,7 +23,7 @@ from inventory.security.ratelimit import Decision
 
 EXEMPT_PREFIXES = ("/health", "/metrics")
 WRITES = frozenset({"POST", "PUT", "PATCH"})
-REPLAYED = "idempotent-replayed"
+REPLAYED = b"idempotent-replayed"
 MAX_KEY_LENGTH = 255
 
 
@@ -65,19 +64,28 @@ def _with_limits(
     send: Send, security: Security, principal: Principal | None, decision: Decision
 ) -> Send:
     """`send` adding the budget's RateLimit headers, and refunding a replayed call."""
-    limit_headers = decision.headers()
+    limits = [(name.lower().encode(), value.encode()) for name, value in decision.headers().items()]
 
     async def send_with_limits(message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = MutableScopeHeaders.from_message(message)
-            for name, value in limit_headers.items():
-                if name not in headers:  # a stricter budget (login) already spoke
-                    headers[name] = value
-            if principal is not None and headers.get(REPLAYED) == "true":
+            headers = list(message.get("headers", ()))
+            present = {name.lower() for name, _ in headers}
+            # A stricter budget (login) may already have spoken: its headers stay.
+            headers += [header for header in limits if header[0] not in present]
+            message["headers"] = headers
+            if principal is not None and _replayed(headers):
                 await security.replayed(principal)
         await send(message)
 
     return send_with_limits
+
+
+def _replayed(headers: list[tuple[bytes, bytes]]) -> bool:
+    """True when the response is the idempotency record's (`Idempotent-Replayed: true`)."""
+    for name, value in headers:
+        if name.lower() == REPLAYED:
+            return value == b"true"
+    return False
 
 
 def security_middleware(app: ASGIApp) -> ASGIApp:

@@ -6,12 +6,15 @@ together with the *identity epoch*, a Redis counter that every revocation and de
 advances after its commit. The rate-limit script returns the epoch in the same round
 trip; a cached principal is used only while the epoch it was resolved under is still the
 current one. The epoch is read *before* the primary lookup that fills the cache, so a
-revocation committed during that lookup leaves the entry already stale. Without Redis
-nothing is cached: every request goes to the primary.
+revocation committed during that lookup leaves the entry already stale. The change is
+also pushed: the announcement published with each advance empties every process's cache
+(security/socket_watch.py listens), and CACHE_SECONDS bounds an entry's life whatever
+Redis does. Without Redis nothing is cached: every request goes to the primary.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import time
@@ -76,6 +79,8 @@ class Security:
     jwt_secret: str
     jwt_ttl_seconds: int
     cache: PrincipalCache = field(default_factory=PrincipalCache)
+    # Lookups in progress by token digest; each ends with its entry (or None on failure).
+    flights: dict[bytes, asyncio.Future[_Cached | None]] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -110,14 +115,44 @@ class Security:
             return None, self._admit(await self.limiter.check_request(None, ip))
         key = self.cache.key(token)
         cached = self.cache.get(key)
-        if cached is not None:
-            principal = dataclasses.replace(cached.principal, ip=ip)
-            decision = await self.limiter.check_request(principal, ip)
-            if decision.epoch == cached.epoch:
-                return principal, self._admit(decision, principal)
-            self.cache.entries.pop(key, None)
-        # The decision just read the epoch; otherwise read it now, before the lookup.
-        epoch = decision.epoch if cached is not None else await self.limiter.epoch()
+        if cached is None:
+            flight = self.flights.get(key)
+            if flight is None:
+                return await self._first(key, token, ip)
+            # Another call is resolving the same token: share its lookup, not its verdict.
+            cached = await asyncio.shield(flight)
+            if cached is None:
+                return await self._first(key, token, ip)
+        principal = dataclasses.replace(cached.principal, ip=ip)
+        decision = await self.limiter.check_request(principal, ip)
+        # The decision read the current epoch: an entry (or a shared lookup, which may have
+        # started before this call arrived) resolved under an older one may be stale.
+        if decision.epoch == cached.epoch:
+            return principal, self._admit(decision, principal)
+        self.cache.entries.pop(key, None)
+        principal = await self._lookup(key, token, ip, decision.epoch)
+        return principal, self._admit(decision, principal)  # already counted
+
+    async def _first(self, key: bytes, token: str, ip: str) -> tuple[Principal, Decision]:
+        """A miss: the epoch, then the primary's lookup, which calls arriving meanwhile with
+        the same token share (a cache entry's expiry under load costs one lookup, not one
+        per call in flight); then this call's own rate-limit decision."""
+        flight: asyncio.Future[_Cached | None] = asyncio.get_running_loop().create_future()
+        owner = self.flights.setdefault(key, flight) is flight
+        try:
+            epoch = await self.limiter.epoch()
+            principal = await self._lookup(key, token, ip, epoch)
+            if epoch is not None:  # without Redis, every call looks its token up itself
+                flight.set_result(_Cached(principal, epoch, 0.0))
+        finally:
+            if not flight.done():
+                flight.set_result(None)
+            if owner:
+                del self.flights[key]
+        return principal, self._admit(await self.limiter.check_request(principal, ip), principal)
+
+    async def _lookup(self, key: bytes, token: str, ip: str, epoch: int | None) -> Principal:
+        """The token's principal from the primary, cached under `epoch` (read before)."""
         try:
             principal, expires_at = await self.authenticator.authenticate_until(token, ip)
         except Unauthorized as refused:
@@ -125,9 +160,7 @@ class Security:
             raise
         if epoch is not None:
             self.cache.put(key, principal, epoch, expires_at)
-        if cached is not None:  # this call was already counted against the principal
-            return principal, self._admit(decision, principal)
-        return principal, self._admit(await self.limiter.check_request(principal, ip), principal)
+        return principal
 
     async def _charge_anonymous(self, refused: Unauthorized, ip: str) -> None:
         """Bad credentials spend the IP's anonymous budget (guessing is throttled)."""

@@ -3,7 +3,8 @@
 Each process keeps its open sockets' principals here and re-checks them all against the
 primary (two queries, whatever the number of sockets) when another process announces an
 identity change on Redis (security/changes.py) and, whatever Redis does, every
-RECHECK_SECONDS. A socket whose key is revoked, whose user is gone or disabled, whose
+RECHECK_SECONDS; the same announcement empties the process's principal cache
+(security/context.py). A socket whose key is revoked, whose user is gone or disabled, whose
 user's password changed since its token was issued, or whose token has expired is told
 to close with 4401; one whose principal may no longer watch what it watches (a narrower
 scope or another role) with 4403.
@@ -83,11 +84,15 @@ class SocketWatch:
         connect: Callable[[], aioredis.Redis],
         namespace: str,
         interval: float = RECHECK_SECONDS,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self._pool = pool
         self._connect = connect  # a new Redis client per subscription (wiring.feed_client)
         self._channel = identity_channel(namespace)
         self._interval = interval
+        # Called on every announcement (and after a lost subscription): the process's
+        # cached principals go at once, before the identity epoch is even read again.
+        self._on_change = on_change
         self.sockets: set[Watched] = set()
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -156,8 +161,13 @@ class SocketWatch:
                 await self._listen()
             except (RedisError, OSError) as error:
                 log.warning("identity announcements lost; resubscribing", error=str(error))
-            self._changed.set()  # something may have changed while unsubscribed
+            self._announced()  # something may have changed while unsubscribed
             await asyncio.sleep(1.0)
+
+    def _announced(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
+        self._changed.set()
 
     async def _listen(self) -> None:
         client = self._connect()
@@ -166,6 +176,6 @@ class SocketWatch:
                 await pubsub.subscribe(self._channel)
                 async for message in pubsub.listen():
                     if message["type"] == "message":
-                        self._changed.set()
+                        self._announced()
         finally:
             await client.aclose()
