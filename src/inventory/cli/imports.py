@@ -18,13 +18,13 @@ from typing import Any, TextIO
 
 from psycopg_pool import AsyncConnectionPool
 
-from inventory.api.import_bodies import row_plan
 from inventory.cli.common import SERVER_ENV, add_command
 from inventory.cli.progress import Progress
 from inventory.domain.authority import Authority
 from inventory.imports.csvfile import FileRefused
 from inventory.imports.decisions import Scope
 from inventory.imports.importer import Importer, Report, file_sha
+from inventory.imports.rows import row_plan
 from inventory.runtime.settings import ConfigurationError, Settings
 from inventory.worker.broker import build_broker
 from inventory.worker.wakeups import wake

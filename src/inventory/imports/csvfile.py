@@ -106,7 +106,7 @@ def records(chunks: Iterable[bytes]) -> Iterator[Record | BadRecord]:
             code = "row_too_long" if "field limit" in str(error) else "validation_failed"
             yield BadRecord(start, None, code, f"malformed CSV: {error}")
             continue
-        if not cells:
+        if not cells and start not in lines.overlong:
             continue  # blank lines separate nothing
         yield _record(start, reader.line_num, cells, header, lines.overlong)
 
@@ -136,7 +136,8 @@ def _header(reader: Iterator[list[str]], lines: _Lines) -> list[str]:
 def _record(
     start: int, end: int, cells: list[str], header: list[str], overlong: set[int]
 ) -> Record | BadRecord:
-    sku = cells[header.index("sku")] if len(cells) > header.index("sku") else None
+    place = header.index("sku")
+    sku = cells[place] if len(cells) > place else None
     sku = None if sku is None or _undecodable(sku) or len(sku) > 100 else sku
     if any(start <= number <= end for number in overlong):
         return BadRecord(start, sku, "row_too_long", f"a line is over {LINE_CAP:,} characters")

@@ -1,35 +1,44 @@
-"""A CSV row held to the very rules of the API's bodies: the catalog's fields and quantities."""
+"""A CSV row held to the very rules of the API's bodies: the catalog's fields and quantities.
+
+The constraints repeat those of `api/schemas.py` (`NewProduct`) and the quantity grammar of
+`api/json_body.py`, which this room may not import; tests/unit/test_import_csv.py fails
+the day they part.
+"""
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Annotated
 
 import msgspec
 
-from inventory.api import schemas
-from inventory.api.json_body import PLAIN_DECIMAL
 from inventory.imports.csvfile import BadRecord, Record
 from inventory.imports.plan import RowOutcome, RowPlan
 
+Sku = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\s/]+$")]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+LongText = Annotated[str, msgspec.Meta(max_length=2000)]
 Barcode = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Unit = Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
 Decimals = Annotated[int, msgspec.Meta(ge=0, le=3)]
 QUANTITIES = ("on_hand", "unit_cost")
+PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 
-class ImportRow(schemas.Body):
+class ImportRow(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """One row: the fields of `POST /v1/products` (all but `sku` optional, as in a PATCH)
     and the quantities of a count (`on_hand`) and of a receipt line (`unit_cost`)."""
 
-    sku: schemas.Sku
-    name: schemas.Text | None = None
-    description: schemas.LongText | None = None
+    sku: Sku
+    name: Text | None = None
+    description: LongText | None = None
     barcode: Barcode | None = None
     unit: Unit | None = None
     decimals: Decimals | None = None
-    category: schemas.Text | None = None
-    on_hand: schemas.Quantity | None = None
-    unit_cost: schemas.Quantity | None = None
+    category: Text | None = None
+    on_hand: Decimal | None = None
+    unit_cost: Decimal | None = None
 
 
 def row_plan(record: Record | BadRecord) -> RowPlan | RowOutcome:
