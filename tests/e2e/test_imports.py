@@ -230,9 +230,8 @@ def test_a_worker_killed_mid_job_is_resumed_with_nothing_doubled(
     started = time.monotonic()
     done = finished(admin, job, timeout=180)
 
-    print(
-        f"killed at {partial['rows']} of {rows} rows; resumed in {time.monotonic() - started:.1f} s"
-    )
+    resumed = time.monotonic() - started
+    print(f"\nkilled at {partial['rows']} of {rows} rows; resumed in {resumed:.1f} s")  # noqa: T201
     assert (done["status"], done["rows"], done["failed"]) == ("done", rows, 0)
     assert product_events(settings, prefix) == rows
     assert store_events(settings, store) == rows + 1  # a count each, and the store's opening
