@@ -4,6 +4,7 @@ mid-job change nothing twice; store scope, 413 and 415."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -11,13 +12,22 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from psycopg_pool import AsyncConnectionPool
 
+from inventory.domain.authority import Authority
+from inventory.imports.decisions import Scope
+from inventory.imports.importer import Importer, Report, file_sha
+from inventory.imports.rows import row_plan
 from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
 from tests.e2e.api_servers import ApiServer, api_key, open_store
@@ -96,6 +106,13 @@ def sample(prefix: str) -> str:
 
 
 BAD_LINES = [5, 6, 7, 9]
+BAD_CELLS = {
+    "negative": "Name,,-4",
+    "decimals": "Name,7,1",
+    "nan": "Name,,NaN",
+    "ragged": "Name,,1,extra",
+    "nul": "Na\x00me,,1",
+}
 
 
 def test_the_cli_lands_good_rows_lists_bad_ones_and_a_rerun_changes_nothing(
@@ -235,3 +252,80 @@ def test_a_worker_killed_mid_job_is_resumed_with_nothing_doubled(
     assert (done["status"], done["rows"], done["failed"]) == ("done", rows, 0)
     assert product_events(settings, prefix) == rows
     assert store_events(settings, store) == rows + 1  # a count each, and the store's opening
+
+
+# A generated row: ("good", sku number, name number, on_hand) or ("bad", kind, sku number).
+GOOD = st.tuples(st.just("good"), st.integers(0, 4), st.integers(0, 2), st.integers(0, 30))
+BAD = st.tuples(st.just("bad"), st.sampled_from(sorted(BAD_CELLS)), st.integers(0, 4))
+
+
+def generated_csv(prefix: str, rows: list[tuple[Any, ...]]) -> bytes:
+    lines = ["sku,name,decimals,on_hand"]
+    for row in rows:
+        if row[0] == "good":
+            lines.append(f"{prefix}-{row[1]},Name {row[2]},,{row[3]}")
+        else:
+            lines.append(f"{prefix}-{row[2]},{BAD_CELLS[row[1]]}")
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def expected_events(rows: list[tuple[Any, ...]]) -> tuple[dict[int, int], dict[int, int]]:
+    """Per SKU: product events (a registration, then one per name change) and counts (the
+    first, then one per changed on_hand): each good row lands exactly once."""
+    names: dict[int, int] = {}
+    levels: dict[int, int] = {}
+    products: dict[int, int] = {}
+    counts: dict[int, int] = {}
+    for kind, sku, name, on_hand in (row for row in rows if row[0] == "good"):
+        assert kind == "good"
+        products[sku] = products.get(sku, 0) + (names.get(sku) != name)
+        counts[sku] = counts.get(sku, 0) + (levels.get(sku) != on_hand)
+        names[sku], levels[sku] = name, on_hand
+    return products, counts
+
+
+def events_by_stream(settings: Settings, prefix: str) -> dict[str, int]:
+    with psycopg.connect(settings.primary_url) as conn:
+        rows = conn.execute(
+            "SELECT stream, count(*) FROM events WHERE stream LIKE %s GROUP BY stream",
+            (f"%-{prefix}-%",),
+        ).fetchall()
+    return {stream: int(count) for stream, count in rows}
+
+
+async def import_bytes(settings: Settings, data: bytes, store: str) -> Report:
+    scope = Scope(store, Authority(role="admin", api_key=False), datetime.now(UTC), "prop")
+    actor = {"id": "test", "kind": "test", "name": "test", "role": "admin"}
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        settings.primary_url, min_size=1, max_size=1, open=False
+    )
+    async with pool:
+        importer = Importer(pool, row_plan, batch_rows=7)  # batches cut through duplicates
+        chunks = [data[i : i + 13] for i in range(0, len(data), 13)]
+        return await importer.run(chunks, sha=file_sha([data]), scope=scope, actor=actor)
+
+
+@hypothesis_settings(max_examples=15, deadline=None)
+@given(rows=st.lists(st.one_of(GOOD, BAD), min_size=1, max_size=30))
+def test_any_file_lands_its_good_rows_exactly_once_and_names_its_bad_lines(
+    settings: Settings, import_store: str, rows: list[tuple[Any, ...]]
+) -> None:
+    prefix = f"P{uuid.uuid4().hex[:8]}"
+    data = generated_csv(prefix, rows)
+
+    report = asyncio.run(import_bytes(settings, data, import_store))
+    again = asyncio.run(import_bytes(settings, data, import_store))
+
+    bad_lines = [line for line, row in enumerate(rows, start=2) if row[0] == "bad"]
+    assert [failure.line for failure in report.failures] == bad_lines
+    assert (report.rows, report.failed) == (len(rows), len(bad_lines))
+    assert (again.decided, again.events) == (0, 0)
+    products, counts = expected_events(rows)
+    expected = {f"product-{prefix}-{sku}": n for sku, n in products.items()}
+    expected |= {f"stock-{import_store}-{prefix}-{sku}": n for sku, n in counts.items()}
+    assert events_by_stream(settings, prefix) == expected
+
+
+@pytest.fixture(scope="module")
+def import_store(settings: Settings) -> str:
+    return new_store(settings)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from inventory.domain.events import ALL_EVENTS
@@ -22,6 +23,7 @@ BATCH_ROWS = 500
 """Rows per transaction: big enough that a row costs little beyond its events, small
 enough that a batch holds its streams' locks briefly (well under a second)."""
 
+RETRIES = 5
 Validate = Callable[[Record | BadRecord], RowPlan | RowOutcome]
 
 
@@ -72,10 +74,7 @@ class Importer:
         rows = (self.validate(record) for record in records(chunks))
         for group in _batches(rows, self.batch_rows):
             metadata = batch.batch_metadata(actor, sha, job)
-            async with self.pool.connection() as conn:
-                decided = await batch.apply(
-                    self.store, conn, group, scope=scope, sha=sha, metadata=metadata
-                )
+            decided = await self._apply(group, scope, sha, metadata)
             report.decided += len(decided)
             report.events += sum(outcome.events for outcome in decided)
             if progress is not None:
@@ -84,6 +83,25 @@ class Importer:
             report.rows, report.failed = await outcomes.summary(conn, scope.store or "", sha)
             report.failures = await outcomes.failures(conn, scope.store or "", sha)
         return report
+
+    async def _apply(
+        self,
+        group: list[RowPlan | RowOutcome],
+        scope: Scope,
+        sha: bytes,
+        metadata: Mapping[str, Any],
+    ) -> list[RowOutcome]:
+        """One batch, rerun after a deadlock with a command locking the same streams."""
+        for attempt in range(1, RETRIES + 1):
+            try:
+                async with self.pool.connection() as conn:
+                    return await batch.apply(
+                        self.store, conn, group, scope=scope, sha=sha, metadata=metadata
+                    )
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+                if attempt == RETRIES:
+                    raise
+        raise AssertionError("unreachable")
 
 
 def _batches(
