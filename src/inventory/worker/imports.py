@@ -88,7 +88,8 @@ async def _run(
 
 def sweep(context: WorkerContext) -> int:
     """Queue the jobs a lost message or a killed worker left behind; how many."""
-    with psycopg.connect(context.settings.primary_url, autocommit=True) as conn:
+    primary, options = context.settings.primary_url, context.commands.options
+    with psycopg.connect(primary, autocommit=True, **options) as conn:
         stalled = jobs.stalled(conn, context.settings.import_stall_seconds)
     for job_id in stalled:
         wake(job_id)
