@@ -249,6 +249,15 @@ ROUTES += [
         )
     ),
 ]
+# Bulk import: without a CSV body, a caller in scope gets 415; another store's job is missing.
+IMPORT = "/v1/imports/{job_id}"
+ROUTES += [
+    Route(MANAGER, "POST", "/v1/imports", query="store={store}"),
+    Route(MANAGER, "GET", IMPORT, params={"job_id": ZERO}, hidden_as="import_not_found"),
+    Route(
+        MANAGER, "GET", f"{IMPORT}/errors", params={"job_id": ZERO}, hidden_as="import_not_found"
+    ),
+]
 # Routes every caller may use without credentials, or that are operations endpoints.
 PUBLIC = {("POST", "/v1/auth/token")}
 # Protected routes whose matrix lives in their own module: a user's session (an API key,

@@ -33,6 +33,7 @@ USE_CASES = {
     "feed",
     "security",
     "webhooks",
+    "imports",
 }
 ALLOWED: dict[str, set[str]] = {
     "domain": set(),
@@ -43,6 +44,7 @@ ALLOWED: dict[str, set[str]] = {
     "feed": {"domain", "readmodels"},
     "security": {"domain", "eventstore"},
     "webhooks": {"domain", "eventstore", "readmodels"},
+    "imports": {"domain", "eventstore"},
     "runtime": {"security"},
     "api": USE_CASES | {"runtime"},
     "worker": USE_CASES - {"security"} | {"runtime"},
@@ -53,10 +55,18 @@ ALLOWED: dict[str, set[str]] = {
 the pure ones, and the package root (`inventory.__version__`)."""
 PURE = {"domain", "eventstore", "security", "readmodels"}
 
-SQL_HOMES = {"readmodels", "eventstore", "projectors", "runtime", "security", "webhooks"}
+SQL_HOMES = {
+    "readmodels",
+    "eventstore",
+    "projectors",
+    "runtime",
+    "security",
+    "webhooks",
+    "imports",
+}
 """Where SQL text may live: the read models' own modules, the event store, the projector
 engine's tables (checkpoints, stalls), the migrations runner, the identity store, and the
-webhook subscriptions and their delivery log."""
+webhook subscriptions and their delivery log, and the imports' jobs and row outcomes."""
 SQL = re.compile(
     r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+TABLE"
     r"|ALTER\s+TABLE|BEGIN|COMMIT|SAVEPOINT|ROLLBACK)\b",

@@ -27,6 +27,7 @@ from inventory.api.feed import feed
 from inventory.api.health import HealthController
 from inventory.api.history_routes import HistoryController
 from inventory.api.identity import IdentityController
+from inventory.api.import_routes import ImportController
 from inventory.api.middleware import request_id_middleware
 from inventory.api.report_routes import ReportController
 from inventory.api.report_runs import ReportRunController
@@ -92,6 +93,7 @@ ROUTES: list[ControllerRouterHandler] = [
     StockQueryController,
     AlertController,
     WebhookController,
+    ImportController,
     feed,
     dashboard_router,
 ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from inventory.api.import_examples import IMPORT_SCHEMAS
+
 AT = "2026-03-14T14:02:11.532Z"
 STORE, SKU, NAME = "lhr1", "RICE-5KG", "Basmati Rice 5 kg"
 LEVEL = {
@@ -285,6 +287,7 @@ SCHEMAS: dict[str, Any] = {
     "Page_inventory.api.webhook_routes.Webhook_": page(WEBHOOK),
     "RotatedSecret": {"secret": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"},
     "Page_inventory.api.webhook_routes.DeliveryView_": page(DELIVERY),
+    **IMPORT_SCHEMAS,
     # operations
     "Liveness": {"status": "ok"},
     "Readiness": {

@@ -16,6 +16,7 @@ from inventory.cli import (
     dev,
     events,
     failover,
+    imports,
     keys,
     migrate,
     projections,
@@ -39,7 +40,20 @@ FAILURES = (
 )
 
 # In the order `inventory --help` lists them; each module adds its own subcommand.
-GROUPS = (dev, migrate, serve, worker, projections, events, demo, audit, users, keys, failover)
+GROUPS = (
+    dev,
+    migrate,
+    serve,
+    worker,
+    projections,
+    events,
+    imports,
+    demo,
+    audit,
+    users,
+    keys,
+    failover,
+)
 
 
 def parser() -> argparse.ArgumentParser:

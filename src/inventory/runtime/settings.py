@@ -83,6 +83,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_namespace: str = "inventory"
     sweep_interval_seconds: float = 5.0
     report_retention_days: int = 30
+    import_stall_seconds: float = 60.0
     jwt_ttl_seconds: int = 900
     feed_heartbeat_seconds: float = 10.0
     feed_queue_size: int = 1000
@@ -205,6 +206,7 @@ def _tuning(env: Mapping[str, str]) -> dict[str, Any]:
         "redis_namespace": env.get("INVENTORY_REDIS_NAMESPACE") or "inventory",
         "sweep_interval_seconds": float(_int(env, "INVENTORY_SWEEP_INTERVAL_SECONDS", 5)),
         "report_retention_days": max(1, _int(env, "INVENTORY_REPORT_RETENTION_DAYS", 30)),
+        "import_stall_seconds": float(max(1, _int(env, "INVENTORY_IMPORT_STALL_SECONDS", 60))),
         "jwt_ttl_seconds": max(1, _int(env, "INVENTORY_JWT_TTL_SECONDS", 900)),
         "feed_heartbeat_seconds": float(min(15, max(1, heartbeat))),
         "feed_queue_size": max(1, _int(env, "INVENTORY_FEED_QUEUE_SIZE", 1000)),

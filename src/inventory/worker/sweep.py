@@ -6,7 +6,7 @@ import threading
 
 import structlog
 
-from inventory.worker import actors, reports, reservations, webhooks
+from inventory.worker import actors, imports, reports, reservations, webhooks
 from inventory.worker.context import WorkerContext
 
 log = structlog.get_logger(__name__)
@@ -21,6 +21,7 @@ def _sweep_forever(context: WorkerContext, stop: threading.Event) -> None:
             requeued = reports.requeue_stale(context)
             expired = reports.expire_finished(context, settings.report_retention_days)
             webhooks.sweep(context)
+            imports.sweep(context)
         except Exception:  # the sweep must outlive a replica or primary restart
             log.exception("sweep failed; retrying next interval")
             continue

@@ -1,0 +1,1 @@
+"""Bulk import of catalog and opening stock from CSV: streamed, batched, idempotent."""
