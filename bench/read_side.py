@@ -260,7 +260,8 @@ def queries(settings: Settings, env: dict[str, str], root: Path, args: argparse.
             samples = asyncio.run(latencies(base, paths, key, args.readers, args.seconds))
             print(f"    {label:<21} {summary(samples)}")
             p99 = statistics.quantiles(samples, n=100)[98] * 1000
-            bench_result(f"{label.strip()} p99 ms, {args.readers} readers", p99, "", None)
+            name = f"search, {label.strip()}" if label.startswith("  ") else label
+            bench_result(f"{name} p99 ms, {args.readers} readers", p99, "", None)
     finally:
         process.terminate()
         process.wait(30)
