@@ -1,19 +1,26 @@
 """Live-feed fan-out: delivery latency from commit to a WebSocket client, beside Redis's
 own publish → receive latency for messages of the same size (the floor).
 
-    uv run python bench/feed.py [--clients 200] [--rate 500] [--seconds 10]
-                                [--client-processes 2]
+    uv run python bench/feed.py [--clients 1000] [--rate 500] [--seconds 10]
+                                [--apis 2] [--client-processes 2] [--quick]
 
-Starts an embedded topology in a temporary home, a real worker and one real API process
-(`python -m inventory worker|serve`), connects `--clients` feed clients to one store
-(raw-socket WebSocket clients spread over `--client-processes` processes, each printing
-its CPU time), then appends one-event commands on a schedule of `--rate` events/s for
+Starts an embedded topology in a temporary home, a real worker and `--apis` real API
+processes (`python -m inventory worker|serve`, each on its own port, as behind a load
+balancer), connects `--clients` feed clients to one store, shared out over the APIs in
+turn (raw-socket WebSocket clients spread over `--client-processes` processes, each
+printing its CPU time), then appends one-event commands on a schedule of `--rate` events/s for
 `--seconds`, each followed by its wake-up. Every client records when each event arrived
 (CLOCK_MONOTONIC is shared by the processes of one machine); latency is timed from the
 append request (its commit happened between request and answer). In the same run a plain
 Redis publisher/subscriber pair exchanges messages of the feed's size at the same rate
 (the floor), and a plain subscriber on the feed's channels times commit → published (the
 worker's share of the latency).
+
+Losses are counted exactly: every (client, event) pair whose event was committed and
+never reached that client, whatever the reason (dropped, a close, the client's time up),
+and every duplicate. `BENCH-RESULT {json}` lines (for bench/run.py): commit → client p99
+(issue 19: < 500 ms at 1,000 clients x 500 events/s with two APIs) and the losses (goal
+0). `--quick`: 5 s of load (about a minute in all).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import multiprocessing
 import os
 import resource
@@ -149,44 +157,48 @@ class FeedClient(asyncio.Protocol):
 
 @dataclass(frozen=True)
 class ClientShare:
-    """What one client process does: `clients` connections to `path` on `port`."""
+    """What one client process does: `clients` connections to `path`, on `ports` in turn."""
 
-    port: int
+    ports: tuple[int, ...]
     path: str
     clients: int
     expect: int  # events each connection waits for
-    seconds: float  # and for at most this long
+    grace: float  # and for at most this long after the load has ended
     out: str  # where its arrivals go
+    done: str  # written with the count of events appended once the load has ended
 
 
 def run_clients(share: ClientShare) -> None:
     """A process holding `clients` feed connections; writes position → [arrival times]."""
-    port, path, clients, expect, seconds, out = (
-        share.port,
-        share.path,
-        share.clients,
-        share.expect,
-        share.seconds,
-        share.out,
-    )
+    ports, path, clients, out = share.ports, share.path, share.clients, share.out
     closed = [0]
+    # Events each connection waits for, and until when: the load's end sets both.
+    expect, deadline = [share.expect], [time.monotonic() + 3600]
 
-    async def client(arrivals: list[tuple[int, float]], ready: asyncio.Event) -> None:
+    def waiting(arrivals: list[tuple[int, float]]) -> bool:
+        return len(arrivals) < expect[0] and time.monotonic() < deadline[0]
+
+    async def watch_done() -> None:
+        done = Path(share.done)
+        # A file the main process writes: a stat every 0.1 s does not block the loop.
+        while not done.exists():  # noqa: ASYNC110, ASYNC240
+            await asyncio.sleep(0.1)
+        count = int(done.read_text())  # noqa: ASYNC240
+        expect[0], deadline[0] = count, time.monotonic() + share.grace
+
+    async def client(arrivals: list[tuple[int, float]], ready: asyncio.Event, port: int) -> None:
         # A client that is closed for falling behind (4008) resumes with `after`, as the
         # dashboard does; `closed` counts those resumptions.
         loop = asyncio.get_running_loop()
         after: int | None = None
-        deadline = time.monotonic() + seconds
-        while len(arrivals) < expect and time.monotonic() < deadline:
+        while waiting(arrivals):
             resume = "" if after is None else f"&after={after}"
             feed = FeedClient(arrivals, path + resume, f"127.0.0.1:{port}")
             await loop.create_connection(lambda: feed, "127.0.0.1", port)  # noqa: B023
             await feed.ready.wait()
             ready.set()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(deadline - time.monotonic()):
-                    while len(arrivals) < expect and not feed.done.done():
-                        await asyncio.wait([feed.done], timeout=0.2)
+            while waiting(arrivals) and not feed.done.done():
+                await asyncio.wait([feed.done], timeout=0.2)
             if feed.transport is not None:
                 feed.transport.close()
             after = feed.after if feed.after is not None else after
@@ -196,10 +208,15 @@ def run_clients(share: ClientShare) -> None:
     async def run() -> list[list[tuple[int, float]]]:
         lists: list[list[tuple[int, float]]] = [[] for _ in range(clients)]
         events = [asyncio.Event() for _ in range(clients)]
-        tasks = [asyncio.create_task(client(lists[i], events[i])) for i in range(clients)]
+        tasks = [
+            asyncio.create_task(client(lists[i], events[i], ports[i % len(ports)]))
+            for i in range(clients)
+        ]
         await asyncio.gather(*(event.wait() for event in events))
         Path(out + ".ready").touch()  # noqa: ASYNC240 - once, before the load starts
+        watcher = asyncio.create_task(watch_done())
         await asyncio.gather(*tasks)
+        watcher.cancel()
         return lists
 
     lists = asyncio.run(run())
@@ -328,9 +345,59 @@ async def load_and_floor(
     return commits, floor, await published
 
 
+def bench_result(metric: str, value: float, goal: str, met: bool | None) -> None:
+    """One headline figure for bench/run.py."""
+    found = {"bench": "feed", "metric": metric, "value": round(value, 2)}
+    print("BENCH-RESULT " + json.dumps({**found, "goal": goal, "met": met}))
+
+
+@dataclass(frozen=True)
+class Losses:
+    """Every (client, event) pair counted: missing, duplicated, out of order."""
+
+    missing: int  # committed events a client never received
+    clients_missing: int  # clients missing at least one
+    duplicates: int  # arrivals of an event a client already had
+    unknown: int  # arrivals of no committed event (never expected: a bench bug if any)
+    out_of_order: int  # clients that saw some event before an earlier one
+
+    @classmethod
+    def count(cls, commits: dict[int, float], lists: list[list[tuple[int, float]]]) -> Losses:
+        """Compare each client's arrivals with every committed event."""
+        committed = set(commits)
+        missing = clients_missing = duplicates = unknown = out_of_order = 0
+        for arrivals in lists:
+            positions = [position for position, _ in arrivals]
+            got = set(positions)
+            gap = len(committed - got)
+            missing += gap
+            clients_missing += gap > 0
+            duplicates += len(positions) - len(got)
+            unknown += len(got - committed)
+            out_of_order += positions != sorted(positions)
+        return cls(missing, clients_missing, duplicates, unknown, out_of_order)
+
+
+def p99_by_second(commits: dict[int, float], lists: list[list[tuple[int, float]]]) -> str:
+    """Commit → client p99 of the events committed in each second of the run."""
+    first = min(commits.values())
+    by_second: dict[int, list[float]] = {}
+    for arrivals in lists:
+        for position, at in arrivals:
+            if position in commits:
+                second = int(commits[position] - first)
+                by_second.setdefault(second, []).append(at - commits[position])
+    return " ".join(
+        f"{statistics.quantiles(v, n=100, method='inclusive')[98] * 1000:.0f}"
+        for _, v in sorted(by_second.items())
+        if len(v) > 1
+    )
+
+
 def report(
     commits: dict[int, float], outs: list[Path], floor: list[float], args: argparse.Namespace
 ) -> None:
+    """The delivery table, the exact losses, the floor, and their BENCH-RESULT lines."""
     lists = [
         arrivals
         for out in outs
@@ -344,41 +411,92 @@ def report(
     ]
     expected = len(commits) * args.clients
     received = sum(len(arrivals) for arrivals in lists)
-    lost = sum(1 for arrivals in lists if {p for p, _ in arrivals} != set(commits))
+    losses = Losses.count(commits, lists)
     span = max((at for arrivals in lists for _, at in arrivals), default=0) - min(commits.values())
-    print(f"clients {args.clients}, offered {args.rate} events/s for {args.seconds} s")
-    print(f"events appended {len(commits)}; delivered {received} of {expected} messages")
-    print(f"delivery rate {received / span:.0f} messages/s; clients missing an event: {lost}")
-    print(f"commit → client: {percentiles(latencies)}")
-    first = min(commits.values())
-    by_second: dict[int, list[float]] = {}
-    for arrivals in lists:
-        for position, at in arrivals:
-            if position in commits:
-                second = int(commits[position] - first)
-                by_second.setdefault(second, []).append(at - commits[position])
     print(
-        "  p99 by second of the run (ms): "
-        + " ".join(
-            f"{statistics.quantiles(v, n=100, method='inclusive')[98] * 1000:.0f}"
-            for _, v in sorted(by_second.items())
-        )
+        f"clients {args.clients} over {args.apis} API process(es), offered {args.rate} events/s"
+        f" for {args.seconds} s"
     )
+    print(f"events appended {len(commits)}; delivered {received} of {expected} messages")
+    print(
+        f"lost (client, event) pairs: {losses.missing} (clients missing any: "
+        f"{losses.clients_missing}); duplicates {losses.duplicates}; unknown {losses.unknown};"
+        f" clients out of order {losses.out_of_order}"
+    )
+    print(f"delivery rate {received / span:.0f} messages/s")
+    print(f"commit → client: {percentiles(latencies)}")
+    print(f"  p99 by second of the run (ms): {p99_by_second(commits, lists)}")
     print(f"redis publish → receive ({args.size} B): {percentiles(floor)}")
+    shape = f"{args.clients} clients x {args.rate}/s, {args.apis} APIs"
+    p99 = statistics.quantiles(latencies, n=100, method="inclusive")[98] * 1000 if latencies else 0
+    goal_shape = args.clients >= 1000 and args.rate >= 500 and args.apis >= 2
+    bench_result(
+        f"commit → client p99 ms ({shape})",
+        p99,
+        "< 500 ms at 1,000 x 500/s, 2 APIs",
+        p99 < 500 and goal_shape and not losses.missing,
+    )
+    lost = losses.missing + losses.duplicates + losses.unknown
+    bench_result(f"messages lost or duplicated ({shape})", lost, "0", lost == 0)
+    redis_p99 = statistics.quantiles(floor, n=100, method="inclusive")[98] * 1000 if floor else 0
+    bench_result(f"redis publish → receive p99 ms ({args.size} B, floor)", redis_p99, "", None)
+
+
+def start_apis(
+    count: int, env: dict[str, str], root: Path, processes: list[subprocess.Popen[bytes]]
+) -> tuple[int, ...]:
+    """`count` API processes, each on its own port, live; their ports."""
+    ports = tuple(free_port() for _ in range(count))
+    for number, port in enumerate(ports):
+        log = root / f"api-{number}.log"
+        processes.append(start(["serve", "--port", str(port)], env, log))
+    for port in ports:
+        wait_live(f"http://127.0.0.1:{port}")
+    return ports
+
+
+def start_clients(
+    ports: tuple[int, ...], path: str, root: Path, args: argparse.Namespace
+) -> tuple[list[multiprocessing.Process], list[Path]]:
+    """The client processes, once every connection of each is open."""
+    expect = args.rate * args.seconds
+    done = root / "load-done"
+    shares = [
+        len(range(i, args.clients, args.client_processes)) for i in range(args.client_processes)
+    ]
+    outs = [root / f"arrivals-{i}.json" for i in range(args.client_processes)]
+    grace = 10 if args.quick else 30  # after the load: later than that is lost
+    clients = [
+        multiprocessing.Process(
+            target=run_clients,
+            args=(ClientShare(ports, path, share, expect, grace, str(out), str(done)),),
+        )
+        for share, out in zip(shares, outs, strict=True)
+    ]
+    for process in clients:
+        process.start()
+    while not all(Path(f"{out}.ready").exists() for out in outs):
+        time.sleep(0.1)
+    return clients, outs
 
 
 def main() -> None:
+    """Run the benchmark and print the figures beside the Redis floor."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--apis", type=int, default=2, help="API processes (2)")
     parser.add_argument(
         "--client-processes", type=int, default=2, help="processes the clients are spread over"
     )
     parser.add_argument(
         "--size", type=int, default=420, help="floor message bytes (420, a feed event)"
     )
+    parser.add_argument("--quick", action="store_true", help="5 s of load (about a minute)")
     args = parser.parse_args()
+    if args.quick:
+        args.seconds = min(args.seconds, 5)
     root = Path(tempfile.mkdtemp(prefix="inventory-bench-feed-"))
     root.chmod(0o755)
     topology = EmbeddedTopology(root / "home", durable=True)
@@ -388,34 +506,16 @@ def main() -> None:
         settings = Settings.from_env({**os.environ, **env})
         build_broker(settings)
         key = bootstrap.create_key(settings.primary_url, "bench", Role.VIEWER, ["*"]).key
-        port = free_port()
         extra = {"INVENTORY_RATE_LIMIT_WS_HANDSHAKE": "100000/60", "INVENTORY_LOG_LEVEL": "warning"}
         processes.append(start(["worker"], {**env, **extra}, root / "worker.log"))
-        processes.append(start(["serve", "--port", str(port)], {**env, **extra}, root / "api.log"))
-        wait_live(f"http://127.0.0.1:{port}")
+        ports = start_apis(args.apis, {**env, **extra}, root, processes)
         path = f"/v1/feed?stores={STORE}&token={key}"
-        expect = args.rate * args.seconds
-        shares = [
-            len(range(i, args.clients, args.client_processes)) for i in range(args.client_processes)
-        ]
-        outs = [root / f"arrivals-{i}.json" for i in range(args.client_processes)]
-        clients = [
-            multiprocessing.Process(
-                target=run_clients,
-                args=(ClientShare(port, path, share, expect, args.seconds + 30, str(out)),),
-            )
-            for share, out in zip(shares, outs, strict=True)
-        ]
-        for process in clients:
-            process.start()
-        while not all(Path(f"{out}.ready").exists() for out in outs):
-            time.sleep(0.1)
-        servers = {
-            name: psutil.Process(p.pid)
-            for name, p in zip(("worker", "api"), processes, strict=True)
-        }
+        clients, outs = start_clients(ports, path, root, args)
+        names = ["worker", *(f"api {n + 1}" for n in range(args.apis))]
+        servers = {name: psutil.Process(p.pid) for name, p in zip(names, processes, strict=True)}
         before = {name: sum(proc.cpu_times()[:2]) for name, proc in servers.items()}
         commits, floor, published = asyncio.run(load_and_floor(env, settings.redis_namespace, args))
+        (root / "load-done").write_text(str(len(commits)))
         for process in clients:
             process.join()
         used = {name: sum(proc.cpu_times()[:2]) - before[name] for name, proc in servers.items()}

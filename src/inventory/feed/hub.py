@@ -1,12 +1,14 @@
 """The API process's one Redis subscription, fanned out to its feed connections.
 
-Each process subscribes once to every store's channel (a pattern) and hands each message
-to the connections that watch its store. A connection in step (nothing queued, no gap,
-its transport below its high-water mark) has the message's frame, built once for
-everyone, written straight to its transport from here (the frames of FLUSH_SECONDS in
-one write); any other gets it through a bounded queue, sent by the connection's own
-task. A connection whose queue is full is marked overflowed (its handler closes it with
-4008) and nobody else waits for it. Redis pub/sub keeps no history, so after every
+Each process subscribes once to every store's channel (a pattern). The messages of a
+tick are joined per store into chains (each one's `prev_seq` the seq of the one before)
+and each connection watching the store is offered each chain once. One in step (nothing
+queued, no gap, its transport below its high-water mark) has the chain's frames, built
+once for everyone, written to its transport from here, one write per tick; any other
+gets the messages through a bounded queue, sent by its own task. A tick lasts from
+FLUSH_SECONDS to FLUSH_MAX, longer as its work grows: under load, fewer and larger
+writes. A connection whose queue is full is marked overflowed (its handler closes it
+with 4008) and nobody else waits for it. Redis pub/sub keeps no history, so after every
 (re)subscription each connection is told to resync from the replica.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,13 +28,18 @@ from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
 from inventory.feed import messages
-from inventory.feed.frames import FrameWriter, text_frame
+from inventory.feed.frames import FrameWriter
+from inventory.feed.live import Live, chains
 
 log = structlog.get_logger(__name__)
 
-# Direct frames wait this long to be written together (one system call per connection
-# for every message of the interval instead of one per message).
+# Messages wait at least this long to be handed out together (one offer and one system
+# call per connection for every message of the tick instead of one per message) ...
 FLUSH_SECONDS = 0.01
+# ... and under load up to TICK_SHARE times as long as the last tick's work took, at most
+# FLUSH_MAX: the fan-out then takes at most about 1 / (1 + TICK_SHARE) of the process.
+TICK_SHARE = 3.0
+FLUSH_MAX = 0.1
 
 DIRECT_DELIVERIES = Counter(
     "inventory_feed_direct_deliveries",
@@ -54,25 +62,6 @@ SUBSCRIPTION_LOSSES = Counter(
     "inventory_feed_subscription_losses",
     "Times this process's Redis subscription for the feed broke (every connection resyncs)",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Live:
-    """One event's messages, ready to send: the event, then the alerts it moved."""
-
-    store: str
-    seq: int
-    prev_seq: int
-    texts: tuple[str, ...]
-    frames: bytes  # the texts' WebSocket frames, one after the other
-
-    @classmethod
-    def of(cls, bundle: messages.Bundle) -> Live:
-        """Decode the JSON texts and build their frames once for every connection."""
-        payloads = (bytes(bundle.event), *(bytes(a) for a in bundle.alerts))
-        texts = tuple(payload.decode() for payload in payloads)
-        frames = b"".join(text_frame(payload) for payload in payloads)
-        return cls(bundle.store, bundle.seq, bundle.prev_seq, texts, frames)
 
 
 class Resync:
@@ -119,11 +108,14 @@ class Subscriber:
                     self.pending.append(frames)
                 return True
         self.leave_direct()
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
-            self.overflowed.set()
-            OVERFLOWS.inc()
+        # The queue holds single messages: its bound counts messages, not chains.
+        for one in item.each() if isinstance(item, Live) else (item,):
+            try:
+                self.queue.put_nowait(one)
+            except asyncio.QueueFull:
+                self.overflowed.set()
+                OVERFLOWS.inc()
+                break
         return False
 
     def flush(self) -> None:
@@ -154,6 +146,8 @@ class FeedHub:
         self.subscribed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._flush: asyncio.TimerHandle | None = None
+        self.arrived: list[Live] = []  # messages of the coming tick, in order
+        self.tick = FLUSH_SECONDS
         # Read positions being read for heartbeats, by store (None: all; api/feed.py).
         self.reading: dict[str | None, asyncio.Task[int]] = {}
 
@@ -188,26 +182,33 @@ class FeedHub:
             SUBSCRIBED.set(0)
 
     def dispatch(self, data: bytes) -> None:
-        """Hand one Redis message to every subscriber watching its store."""
+        """Take one Redis message for the coming tick, which hands it to every subscriber
+        watching its store."""
         try:
             live = Live.of(messages.BUNDLE_DECODER.decode(data))
         except msgspec.DecodeError:
             log.warning("feed message not understood; ignored", size=len(data))
             return
         MESSAGES.inc()
-        direct = 0
-        for subscriber in list(self.subscribers):
-            if subscriber.watches(live.store):
-                direct += subscriber.offer(live)
-        if direct:
-            DIRECT_DELIVERIES.inc(direct)
-            if self._flush is None:
-                self._flush = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._flush_all)
+        self.arrived.append(live)
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(self.tick, self._tick)
 
-    def _flush_all(self) -> None:
+    def _tick(self) -> None:
+        """Offer the tick's chains to the subscribers, then write what each took."""
         self._flush = None
+        started = time.perf_counter()
+        arrived, self.arrived = self.arrived, []
+        direct = 0
+        for live in chains(arrived):
+            for subscriber in list(self.subscribers):
+                if subscriber.watches(live.store):
+                    direct += len(live.each()) if subscriber.offer(live) else 0
         for subscriber in self.subscribers:
             subscriber.flush()
+        DIRECT_DELIVERIES.inc(direct)
+        took = time.perf_counter() - started
+        self.tick = min(FLUSH_MAX, max(FLUSH_SECONDS, took * TICK_SHARE))
 
     def _resync_all(self) -> None:
         for subscriber in list(self.subscribers):

@@ -21,7 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from inventory.feed import messages
 from inventory.feed.frames import FrameWriter
-from inventory.feed.hub import Live
+from inventory.feed.live import Live
 from inventory.readmodels import feed_publication
 from inventory.readmodels.feed_publication import EventRow
 
@@ -72,25 +72,30 @@ class FeedSession:
                 return total
 
     async def deliver(self, live: Live) -> None:
-        """Send a live message unless already sent; resync first if one went missing."""
+        """Send a live message (each of a chain's) unless already sent; resync first if
+        one went missing."""
         if self.stores is not None and live.store not in self.stores:
             return
-        if live.prev_seq > self._sent(live.store):
-            RESYNCS.inc()
-            await self.catch_up()
-        if live.seq > self._sent(live.store):
-            await self._send(live)
+        for one in live.each():
+            if one.prev_seq > self._sent(one.store):
+                RESYNCS.inc()
+                await self.catch_up()
+            if one.seq > self._sent(one.store):
+                await self._send(one)
 
     def direct(self, live: Live) -> bytes | None:
         """`deliver` without waiting, for the hub (`hub.Direct`): the frames to write
         (b"" if sent already), or None when a message is missing before `live` or the
-        connection is not writable now."""
+        connection is not writable now. Of a chain partly sent, the rest."""
         sent = self._sent(live.store)
         if live.seq <= sent:
             return b""
         if live.prev_seq > sent or self.writer is None or not self.writer.writable():
             return None
         self.last_sent[live.store] = live.seq
+        if live.parts and live.parts[0].seq <= sent:
+            # The chain's events follow one another: those after `sent` leave no gap.
+            return b"".join(part.frames for part in live.parts if part.seq > sent)
         return live.frames
 
     def _sent(self, store: str) -> int:

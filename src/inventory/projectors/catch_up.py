@@ -16,19 +16,24 @@ from inventory.readmodels.projection import Cursor, Projector, ReplicaEvent
 
 # The live path: every projector of one or more partitions in one transaction and one
 # events read. Which projectors no rebuild holds (a try: a held one is left to `project`,
-# which waits), with their checkpoint rows created if missing; rows in the order of the
-# names given.
+# which waits) in the order of the names given, and which partitions have events, with
+# the held projectors' checkpoint rows created there if missing. A partition without
+# events gets no rows: a rebuild makes rows only where it reads events, so a catch-up
+# must not leave any elsewhere (the two must agree row for row).
 HOLD = """
 WITH held AS MATERIALIZED (
     SELECT name, n FROM unnest(%(names)s::text[]) WITH ORDINALITY AS given(name, n)
     WHERE pg_try_advisory_xact_lock_shared(hashtext(%(prefix)s || name))
+), present AS MATERIALIZED (
+    SELECT part FROM unnest(%(partitions)s::text[]) AS part
+    WHERE EXISTS (SELECT FROM events WHERE partition = part)
 ), created AS (
     INSERT INTO projector_checkpoints (projector, partition)
-    SELECT name, part FROM held CROSS JOIN unnest(%(partitions)s::text[]) AS part
+    SELECT name, part FROM held CROSS JOIN present
     ORDER BY part, name
     ON CONFLICT DO NOTHING
 )
-SELECT name FROM held ORDER BY n
+SELECT array(SELECT name FROM held ORDER BY n), array(SELECT part FROM present ORDER BY part)
 """
 # Rows are locked in (partition, projector) order (LockRows sits above the sort): two
 # batches, or a batch and a `project`, never hold each other's rows crosswise.
@@ -95,13 +100,15 @@ def _hold(
     """Each held projector's locked checkpoints by partition, and the (projector,
     partition) pairs it could not hold."""
     cur.execute(HOLD, {"names": names, "prefix": LOCK_PREFIX, "partitions": parts})
-    held = [row[0] for row in cur.fetchall()]
+    row = cur.fetchone()
+    held, parts = (row[0], row[1]) if row is not None else ([], [])
     checkpoints: dict[str, dict[str, int]] = {name: {} for name in names}
-    if held:
+    if held and parts:
         cur.execute(LOCK_CHECKPOINTS, (parts, held))
         for name, part, seq in cur.fetchall():
             checkpoints[name][part] = seq
     # Not held, or a checkpoint row gone under our lock (a reset): `project` does them.
+    # A partition with no events has nothing to do and is in neither.
     skipped = tuple(
         (name, part) for name in names for part in parts if part not in checkpoints[name]
     )

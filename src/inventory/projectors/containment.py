@@ -77,6 +77,8 @@ def _first_failing(
     try:
         with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
             checkpoint = lock_checkpoint(cur, projector.name, partition)
+            if checkpoint is None:
+                return None  # no events in the partition: nothing can fail
             events = read_events(cur, partition, checkpoint, batch_size)
             _one_by_one(cur, projector, checkpoint, events)
             if events:

@@ -48,8 +48,9 @@ def read_events(cur: Cursor, partition: str, after: int, limit: int) -> list[Rep
     ]
 
 
-def lock_checkpoint(cur: Cursor, projector: str, partition: str) -> int:
-    """The projector's checkpoint in `partition`, its row locked until the commit."""
+def lock_checkpoint(cur: Cursor, projector: str, partition: str) -> int | None:
+    """The projector's checkpoint in `partition`, its row locked until the commit; None
+    when the partition has no events (and so no row: a rebuild would not make one)."""
     # The checkpoint row is the partition's lock: a second worker woken for the same
     # store waits here, then reads from wherever the first one committed. Waiting (not
     # SKIP LOCKED) matters: a skipped wake-up could be the only one for an event the
@@ -58,20 +59,20 @@ def lock_checkpoint(cur: Cursor, projector: str, partition: str) -> int:
     # The shared lock on the projector's name comes first, in the same statement: a
     # rebuild holds it exclusively from its start to its swap (rebuild.py), so no batch
     # writes to the tables it is replacing, not even one of a partition it has not seen.
+    # (OFFSET 0 keeps it a subquery, so the lock is taken even when the row is not made.)
     cur.execute(
         "INSERT INTO projector_checkpoints (projector, partition)"
-        " SELECT %s, %s FROM (SELECT pg_advisory_xact_lock_shared(hashtext(%s))) AS rebuild"
-        " ON CONFLICT DO NOTHING",
-        (projector, partition, LOCK_PREFIX + projector),
+        " SELECT %s, %s FROM (SELECT pg_advisory_xact_lock_shared(hashtext(%s)),"
+        " EXISTS (SELECT FROM events WHERE partition = %s) AS present OFFSET 0) AS rebuild"
+        " WHERE rebuild.present ON CONFLICT DO NOTHING",
+        (projector, partition, LOCK_PREFIX + projector, partition),
     )
     cur.execute(
         "SELECT seq FROM projector_checkpoints WHERE projector = %s AND partition = %s FOR UPDATE",
         (projector, partition),
     )
     row = cur.fetchone()
-    assert row is not None
-    seq: int = row[0]
-    return seq
+    return None if row is None else int(row[0])
 
 
 def project_batch(
@@ -80,6 +81,8 @@ def project_batch(
     """One transaction: lock, read after the checkpoint, apply, advance. Returns the count."""
     with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
         checkpoint = lock_checkpoint(cur, projector.name, partition)
+        if checkpoint is None:
+            return 0
         events = read_events(cur, partition, checkpoint, batch_size)
         if not events:
             return 0
