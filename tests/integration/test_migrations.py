@@ -68,10 +68,6 @@ def test_the_primary_holds_only_the_functions_the_code_calls(settings: Settings)
         ).fetchall()
 
     assert functions == [
-        (
-            "_new_events",
-            "writes jsonb, bases bigint[], recorded timestamp with time zone",
-        ),
         ("append_events", "writes jsonb, event_metadata jsonb"),
         (
             "event_link",

@@ -6,6 +6,18 @@
 # stream locks; (2) the append, which stores the response, and COMMIT. A command on a
 # document reads the document first; a change dated before its streams' latest events
 # reads their histories under the locks: a round trip each.
+#
+# Early lock release: the transaction commits with synchronous_commit off, so its locks
+# (the streams' rows, the key's, the store's chain lock) go at once, before its commit
+# record reaches the disk, and the next command on those streams or that store need not
+# wait for this one's WAL flush: under load, appends to one store or one hot stream share
+# flushes again instead of queueing one fsync each. Before the command is answered, a
+# statement that follows COMMIT in the same round trip (DURABLE) commits a WAL record of
+# its own with the server's synchronous_commit: it returns once everything before it in
+# the WAL is flushed (and, with a synchronous standby, replicated), this commit included.
+# A transaction that saw this one's writes and wrote after it lands later in the WAL, so a
+# crash loses both or neither; one that only read them (a replay of a stored response)
+# sends DURABLE too before it answers (`settle`).
 
 from __future__ import annotations
 
@@ -26,6 +38,8 @@ from inventory.eventstore.records import Recorded, StreamHead, StreamWrite
 from inventory.eventstore.script import Rows, Script
 
 SAVEPOINT = "decide"
+EARLY_RELEASE = "SET LOCAL synchronous_commit = off"
+DURABLE = "SELECT pg_logical_emit_message(true, 'inventory.durable', '')"
 
 
 class Transaction:
@@ -45,6 +59,7 @@ class Transaction:
         # can travel with other statements (psycopg would send its BEGIN on its own).
         await self._conn.set_autocommit(True)
         self._script.later("BEGIN")
+        self._script.later(EARLY_RELEASE)
         return self
 
     async def __aexit__(
@@ -123,6 +138,7 @@ class Transaction:
             if response is not None:
                 self._script.later(*idempotency.store(response))
             self._script.later("COMMIT")
+            self._script.later(DURABLE)
             await self._script.send()
             return []
         return await self._append_and_commit(appending_, response)
@@ -138,6 +154,7 @@ class Transaction:
         self._script.ask("append", statement)
         self._script.later(f"RELEASE SAVEPOINT {SAVEPOINT}")
         self._script.later("COMMIT")
+        self._script.later(DURABLE)
         try:
             rows = (await self._script.send())["append"]
         except psycopg.Error as error:
@@ -149,6 +166,14 @@ class Transaction:
         if landed.keys() != {recorded.id for recorded in expected}:
             raise AssertionError("append_events returned other events than it was given")
         return [Recorded(r.id, landed[r.id], r.stream, r.version, r.type) for r in expected]
+
+    async def settle(self) -> None:
+        """End the transaction without writing, once what it read is durable: a reply built
+        from another command's writes (a replay, a refusal) waits for them like theirs."""
+        self._script.drop()
+        self._script.later("ROLLBACK")
+        self._script.later(DURABLE)
+        await self._script.send()
 
     def _decide_from_here(self) -> None:
         """The savepoint a refusal rolls back to: after the key's lookup, before the rest."""

@@ -20,6 +20,7 @@ from inventory.domain.errors import CommandRejected, VersionConflict
 from inventory.domain.events import StockEvent
 from inventory.domain.state import decode_state
 from inventory.eventstore.errors import WrongExpectedVersion
+from inventory.eventstore.idempotency import Remembered
 from inventory.eventstore.positions import fill
 from inventory.eventstore.records import NewEvent, Recorded, StreamHead, StreamWrite
 from inventory.eventstore.store import EventStore
@@ -58,12 +59,7 @@ async def attempt(
         if idempotency is not None:
             remembered = await tx.remembered()
             if remembered is not None:
-                if remembered.fingerprint != idempotency.fingerprint:
-                    raise IdempotencyKeyReused(
-                        f"the Idempotency-Key {idempotency.key!r} was first used with"
-                        " another request"
-                    )
-                return Outcome(remembered.status, remembered.body, replayed=True)
+                return await _replay(tx, remembered, idempotency)
         try:
             context = await _context(tx, command, streams)
             return await _decide_and_append(
@@ -71,8 +67,20 @@ async def attempt(
             )
         except CommandRejected as error:
             if idempotency is None:
+                await tx.settle()  # refused on states other commands may not have flushed
                 raise
             return await _refuse(tx, actor, responder, idempotency, error)
+
+
+async def _replay(tx: Transaction, remembered: Remembered, idempotency: Idempotency) -> Outcome:
+    """The key's stored response, once it is durable: the command that stored it may not
+    have had its commit flushed yet (transaction.py, early lock release)."""
+    await tx.settle()
+    if remembered.fingerprint != idempotency.fingerprint:
+        raise IdempotencyKeyReused(
+            f"the Idempotency-Key {idempotency.key!r} was first used with another request"
+        )
+    return Outcome(remembered.status, remembered.body, replayed=True)
 
 
 async def _context(tx: Transaction, command: Command, streams: Streams | str) -> Context:
