@@ -178,6 +178,26 @@ def test_a_body_over_1_mib_is_refused_by_nginx_as_problem_details(
         assert_problem(response, 413, "body_too_large")
 
 
+def test_an_import_over_1_mib_streams_through_to_its_job(
+    admin: httpx.Client, catalogue: tuple[str, str]
+) -> None:
+    """1 MiB is every route's limit but /v1/imports's, whose CSV may reach 100 MiB."""
+    store, prefix = catalogue[0], f"EDGEIMP{uuid.uuid4().hex[:6]}"
+    rows = [f"{prefix}-{n},Item {n},{'d' * 1990}" for n in range(1_200)]
+    body = ("sku,name,description\n" + "\n".join(rows)).encode()
+    assert len(body) > 2 * 1024 * 1024
+
+    response = admin.post(
+        "/v1/imports", params={"store": store}, content=body, headers={"Content-Type": "text/csv"}
+    )
+
+    assert response.status_code == 202, response.text
+    job = f"/v1/imports/{response.json()['id']}"
+    wait_until(lambda: admin.get(job).json()["status"] in ("done", "failed"), 90)
+    final = admin.get(job).json()
+    assert (final["status"], final["rows"], final["failed"]) == ("done", 1_200, 0)
+
+
 def test_no_api_process_answers_502_as_problem_details() -> None:
     nginx = Nginx([free_port(), free_port()])
     nginx.start()

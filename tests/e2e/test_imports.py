@@ -231,6 +231,49 @@ def test_scope_media_type_and_size(
     assert (streamed.status_code, streamed.json()["code"]) == (413, "body_too_large")
 
 
+def upload_state(settings: Settings, store: str) -> tuple[str, str, int]:
+    """The store's newest job: its status, error and stored chunks."""
+    with psycopg.connect(settings.primary_url) as conn:
+        row = conn.execute(
+            "SELECT j.status, coalesce(j.error, ''),"
+            " (SELECT count(*) FROM import_chunks c WHERE c.job_id = j.id)"
+            " FROM import_jobs j WHERE j.store = %s ORDER BY j.created_at DESC LIMIT 1",
+            (store,),
+        ).fetchone()
+    return ("", "", 0) if row is None else (str(row[0]), str(row[1]), int(row[2]))
+
+
+def test_an_upload_gone_silent_is_given_up_with_its_chunks(
+    settings: Settings, admin: Client, worker: list[subprocess.Popen[bytes]]
+) -> None:
+    """An API process killed mid-body would leave its job receiving for ever: the sweep
+    fails a job silent for ten stall periods and deletes its chunks, and a client still
+    sending to it is answered 408 with nothing imported."""
+    store = new_store(settings)
+    events = store_events(settings, store)
+    line = b"SILENT-1,One\n"
+    megabyte = line * ((1 << 20) // len(line) + 1)
+
+    def body() -> Iterator[bytes]:
+        yield b"sku,name\n" + megabyte
+        wait_until(lambda: upload_state(settings, store)[2] == 1, 60)
+        with psycopg.connect(settings.primary_url) as conn:  # as if silent for a day
+            conn.execute(
+                "UPDATE import_jobs SET updated_at = now() - interval '1 day' WHERE store = %s",
+                (store,),
+            )
+        wait_until(lambda: upload_state(settings, store)[0] == "failed", 60)
+        yield megabyte
+
+    response = upload(admin, body(), store)
+
+    assert (response.status_code, response.json()["code"]) == (408, "body_incomplete")
+    status, error, chunks = upload_state(settings, store)
+    assert (status, chunks) == ("failed", 0)
+    assert error.startswith("body_incomplete")
+    assert store_events(settings, store) == events
+
+
 def test_a_worker_killed_mid_job_is_resumed_with_nothing_doubled(
     settings: Settings, api: ApiServer, admin: Client, worker: list[subprocess.Popen[bytes]]
 ) -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
+from psycopg_pool import AsyncConnectionPool
 
 from inventory.api.errors import ApiError, Problem
 from inventory.api.schemas import Page
@@ -23,6 +25,8 @@ from inventory.security.principal import Principal
 
 ApiRequest = Request[Principal, Any, State]
 PROBLEM = ResponseSpec(Problem)
+Pool = AsyncConnectionPool[Any]
+T = TypeVar("T")
 MAX_IMPORT_BYTES = 100 * 1024 * 1024
 StoreParam = Annotated[
     str | None,
@@ -87,22 +91,37 @@ def _check_upload(request: ApiRequest, store: str | None) -> None:
         raise ApiError(413, "body_too_large", "The file is larger than 100 MiB.")
 
 
-async def _receive(request: ApiRequest, conn: Conn, job: uuid.UUID) -> tuple[bytes, int]:
-    """Stream the body into the job's chunks, 1 MiB at a time; its SHA-256 and size."""
+async def _receive(request: ApiRequest, primary: Pool, job: uuid.UUID) -> tuple[bytes, int]:
+    """Stream the body into the job's chunks, 1 MiB at a time; its SHA-256 and size. A
+    connection is held per chunk, not per upload: slow uploads never drain the pool."""
     digest, size, number, pending = hashlib.sha256(), 0, 0, bytearray()
     async for piece in request.stream():
         size += len(piece)
         if size > MAX_IMPORT_BYTES:
-            await jobs.discard(conn, job, "body_too_large", "the body passed 100 MiB")
             raise ApiError(413, "body_too_large", "The file is larger than 100 MiB.")
         digest.update(piece)
         pending += piece
         if len(pending) >= jobs.CHUNK_BYTES:
-            await jobs.add_chunk(conn, job, number, bytes(pending))
+            await _store_chunk(primary, job, number, bytes(pending))
             number, pending = number + 1, bytearray()
     if pending:
-        await jobs.add_chunk(conn, job, number, bytes(pending))
+        await _store_chunk(primary, job, number, bytes(pending))
     return digest.digest(), size
+
+
+async def _store_chunk(primary: Pool, job: uuid.UUID, number: int, data: bytes) -> None:
+    if not await _autocommit(primary, lambda conn: jobs.add_chunk(conn, job, number, data)):
+        raise ApiError(408, "body_incomplete", "The upload went silent and was given up.")
+
+
+async def _autocommit(primary: Pool, step: Callable[[Conn], Awaitable[T]]) -> T:
+    """One autocommit statement group on a pooled primary connection."""
+    async with primary.connection() as conn:
+        await conn.set_autocommit(True)
+        try:
+            return await step(conn)
+        finally:
+            await conn.set_autocommit(False)
 
 
 async def _visible(state: State, principal: Principal, job_id: uuid.UUID) -> jobs.Job:
@@ -128,7 +147,7 @@ class ImportController(Controller):
         **protect(
             RouteClass.MANAGER_COMMAND,
             store="store",
-            responses={413: PROBLEM, 415: PROBLEM, 422: PROBLEM},
+            responses={408: PROBLEM, 413: PROBLEM, 415: PROBLEM, 422: PROBLEM},
         ),
     )
     async def create_import(
@@ -136,22 +155,24 @@ class ImportController(Controller):
     ) -> Response[ImportJob]:
         """202 with the job; a `text/csv` body up to 100 MiB (docs/import.md)."""
         _check_upload(request, store)
-        async with state.resources.primary.connection() as conn:
-            await conn.set_autocommit(True)
-            try:
-                role = request.user.role.value
-                job_id = await jobs.create(conn, store or "", request.user.id, role)
-                try:
-                    sha, size = await _receive(request, conn, job_id)
-                except ApiError:
-                    raise
-                except Exception:
-                    # The client went away mid-body: nothing of it is imported.
-                    await jobs.discard(conn, job_id, "body_incomplete", "the upload broke off")
-                    raise
-                job = await jobs.received(conn, job_id, sha, size)
-            finally:
-                await conn.set_autocommit(False)
+        primary, user = state.resources.primary, request.user
+        job_id = await _autocommit(
+            primary, lambda conn: jobs.create(conn, store or "", user.id, user.role.value)
+        )
+        try:
+            sha, size = await _receive(request, primary, job_id)
+        except Exception as error:
+            # Too large, given up, or the client went away mid-body: nothing is imported.
+            code, why = (
+                (error.code, error.detail)
+                if isinstance(error, ApiError)
+                else ("body_incomplete", "the upload broke off")
+            )
+            await _autocommit(primary, lambda conn: jobs.discard(conn, job_id, code, why))
+            raise
+        job = await _autocommit(primary, lambda conn: jobs.received(conn, job_id, sha, size))
+        if job is None:
+            raise ApiError(408, "body_incomplete", "The upload went silent and was given up.")
         wake(str(job.id))
         headers = {"Location": f"/v1/imports/{job.id}"}
         return Response(_view(job), status_code=202, headers=headers)

@@ -4,7 +4,9 @@
 # while its body streams in, `queued` once whole, `running` while a worker imports it
 # (its updated_at advancing batch by batch), then `done` or `failed`. A running job whose
 # updated_at stands still was abandoned by a killed worker: the sweep queues it again, and
-# the rows' outcomes make the rerun skip what landed.
+# the rows' outcomes make the rerun skip what landed. A receiving job's updated_at
+# advances with each chunk; one silent for long (its API process was killed mid-upload)
+# is failed by the sweep and its chunks deleted, so a broken upload holds no space.
 
 from __future__ import annotations
 
@@ -51,21 +53,27 @@ async def create(conn: Conn, store: str, created_by: str, role: str) -> uuid.UUI
     return job
 
 
-async def add_chunk(conn: Conn, job: uuid.UUID, number: int, data: bytes) -> None:
-    """Store one chunk of the body."""
-    await conn.execute(
-        "INSERT INTO import_chunks (job_id, n, data) VALUES (%s, %s, %s)", (job, number, data)
+async def add_chunk(conn: Conn, job: uuid.UUID, number: int, data: bytes) -> bool:
+    """Store one chunk of a body still being received; False when the sweep has given the
+    upload up (it went silent for too long)."""
+    cursor = await conn.execute(
+        "WITH alive AS (UPDATE import_jobs SET updated_at = now()"
+        " WHERE id = %s AND status = 'receiving' RETURNING id)"
+        " INSERT INTO import_chunks (job_id, n, data) SELECT id, %s, %s FROM alive",
+        (job, number, data),
     )
+    return cursor.rowcount == 1
 
 
-async def received(conn: Conn, job: uuid.UUID, sha: bytes, size: int) -> Job:
-    """The whole body is stored: the job is queued."""
+async def received(conn: Conn, job: uuid.UUID, sha: bytes, size: int) -> Job | None:
+    """The whole body is stored: the job is queued; None when the sweep gave it up."""
     cursor = await conn.execute(
         f"UPDATE import_jobs SET status = 'queued', file_sha = %s, size = %s, updated_at = now()"
-        f" WHERE id = %s RETURNING {COLUMNS}",
+        f" WHERE id = %s AND status = 'receiving' RETURNING {COLUMNS}",
         (sha, size, job),
     )
-    return Job(*(await cursor.fetchone() or ()))
+    row = await cursor.fetchone()
+    return None if row is None else Job(*row)
 
 
 async def discard(conn: Conn, job: uuid.UUID, code: str, message: str) -> None:
@@ -124,6 +132,22 @@ def stalled(conn: Sync, seconds: float) -> list[str]:
         (seconds,),
     ).fetchall()
     return [str(row[0]) for row in rows]
+
+
+def abandon_uploads(conn: Sync, seconds: float) -> int:
+    """Fail the uploads silent for `seconds` (an API process killed mid-body) and delete
+    their chunks; how many."""
+    cursor = conn.execute(
+        "WITH gone AS (UPDATE import_jobs SET status = 'failed', updated_at = now(),"
+        " error = 'body_incomplete: the upload stopped arriving'"
+        " WHERE status = 'receiving' AND updated_at < now() - make_interval(secs => %s)"
+        " RETURNING id),"
+        " dropped AS (DELETE FROM import_chunks WHERE job_id IN (SELECT id FROM gone))"
+        " SELECT count(*) FROM gone",
+        (seconds,),
+    )
+    row = cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 def body(conn: Sync, job: uuid.UUID) -> Iterator[bytes]:

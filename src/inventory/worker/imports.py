@@ -24,6 +24,9 @@ from inventory.worker.wakeups import wake as wake_projectors
 log = structlog.get_logger(__name__)
 
 TIME_LIMIT_MS = 6 * 3600 * 1000  # a 100 MiB file takes minutes; Dramatiq's default is 10
+# An upload whose next 1 MiB has not arrived in ten stall periods (10 min by default) has
+# lost its API process or its client: nginx gives a silent body up after 60 s.
+UPLOAD_SILENCE_FACTOR = 10
 
 
 @dramatiq.actor(
@@ -89,8 +92,12 @@ async def _run(
 def sweep(context: WorkerContext) -> int:
     """Queue the jobs a lost message or a killed worker left behind; how many."""
     primary, options = context.settings.primary_url, context.commands.options
+    silence = context.settings.import_stall_seconds
     with psycopg.connect(primary, autocommit=True, **options) as conn:
-        stalled = jobs.stalled(conn, context.settings.import_stall_seconds)
+        stalled = jobs.stalled(conn, silence)
+        abandoned = jobs.abandon_uploads(conn, silence * UPLOAD_SILENCE_FACTOR)
+    if abandoned:
+        log.warning("import uploads abandoned mid-body; their chunks deleted", jobs=abandoned)
     for job_id in stalled:
         wake(job_id)
     return len(stalled)
