@@ -13,6 +13,7 @@ PROBLEMS: dict[int, dict[str, Any]] = {
     401: {"code": "unauthorized", "detail": "The token is not valid or has expired."},
     403: {"code": "forbidden", "detail": "The store 'khi2' is outside this principal's scope."},
     404: {"code": "not_found", "detail": "Nothing has this id."},
+    408: {"code": "body_incomplete", "detail": "The upload went silent and was given up."},
     409: {
         "code": "insufficient_stock",
         "detail": "Not enough stock for RICE-5KG.",
