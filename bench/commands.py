@@ -422,7 +422,8 @@ def main() -> int:
         assert topology.primary is not None and topology.primary.process is not None
         assert topology.replica is not None and topology.replica.process is not None
         pids = topology.primary.process.pid, topology.replica.process.pid
-        return 0 if _run(args, env, key, *pids) else 1
+        _run(args, env, key, *pids)  # a goal not met is a figure, not a failure (run.py)
+        return 0
     finally:
         topology.stop()
         shutil.rmtree(folder, ignore_errors=True)
