@@ -11,9 +11,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from inventory.domain.context import Change, Context, Head
-from inventory.domain.state import decode_state
-from inventory.eventstore.records import NewEvent, StreamHead, StreamWrite
+from inventory.domain.context import Change, Context
+from inventory.eventstore.decided import context_of, writes_of
 from inventory.eventstore.store import EventStore
 from inventory.imports import outcomes
 from inventory.imports.decisions import Scope, decide_row, streams
@@ -44,10 +43,10 @@ async def apply(
         tx.lock(sorted(write), sorted(read - write))
         locked, shared = await tx.heads()
         known = await outcomes.lock_and_known(conn, key, sha, [row.line for row in rows])
-        context = _context(locked, shared, write | read)
-        decided, changes, context = _decide(rows, known, context, scope)
+        before = context_of(locked, shared, write | read)
+        decided, changes, after = _decide(rows, known, before, scope)
         if changes:
-            tx.append(_writes(changes, locked, shared, context), metadata)
+            tx.append(writes_of(changes, before, after), metadata)
         await outcomes.record(conn, key, sha, decided)
         await tx.commit()
     return decided
@@ -84,33 +83,3 @@ def batch_metadata(actor: Mapping[str, Any], sha: bytes, job: str | None) -> dic
         "request_id": None,
         "import": {"sha256": sha.hex(), "job": job},
     }
-
-
-def _context(
-    locked: Mapping[str, StreamHead], shared: Mapping[str, StreamHead], names: set[str]
-) -> Context:
-    heads = {}
-    for stream in names:
-        head = locked.get(stream) or shared.get(stream) or StreamHead(0, None)
-        heads[stream] = Head(head.version, decode_state(stream, head.state))
-    return Context(heads)
-
-
-def _writes(
-    changes: Sequence[Change],
-    locked: Mapping[str, StreamHead],
-    shared: Mapping[str, StreamHead],
-    after: Context,
-) -> list[StreamWrite]:
-    """One write per stream, expected at the version it was locked at."""
-    grouped: dict[str, list[Change]] = {}
-    for change in changes:
-        grouped.setdefault(change.stream, []).append(change)
-    writes = []
-    for stream, own in grouped.items():
-        head = locked.get(stream) or shared.get(stream)
-        events = [NewEvent(c.event, c.store, c.sku, c.occurred_at) for c in own]
-        writes.append(
-            StreamWrite(stream, events, head.version if head else 0, after.head(stream).state)
-        )
-    return writes

@@ -7,22 +7,23 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 import psycopg
 
 from inventory.domain.availability import HistoryNeed, StockHistory
 from inventory.domain.commands import Command
-from inventory.domain.context import Change, Context, Head, Streams
+from inventory.domain.context import Context, Streams
 from inventory.domain.decider import decide, document_stream, streams_of
 from inventory.domain.errors import CommandRejected, VersionConflict
 from inventory.domain.events import StockEvent
 from inventory.domain.state import decode_state
+from inventory.eventstore.decided import context_of, writes_of
 from inventory.eventstore.errors import WrongExpectedVersion
 from inventory.eventstore.idempotency import Remembered
 from inventory.eventstore.positions import fill
-from inventory.eventstore.records import NewEvent, Recorded, StreamHead, StreamWrite
+from inventory.eventstore.records import Recorded
 from inventory.eventstore.store import EventStore
 from inventory.eventstore.transaction import Transaction
 from inventory.service.outcome import (
@@ -92,7 +93,7 @@ async def _context(tx: Transaction, command: Command, streams: Streams | str) ->
         streams = streams_of(command, decode_state(streams, head.state if head else None))
         tx.lock(streams.write, streams.read)
     locked, shared = await tx.heads()
-    context = _heads_context(locked, shared, streams.all)
+    context = context_of(locked, shared, streams.all)
     needs = context.history_needs(command)
     return await _with_histories(tx, context, needs) if needs else context
 
@@ -116,7 +117,7 @@ async def _decide_and_append(
     try:
         # Every version is known under the locks; only the positions are not, until
         # the events are inserted.
-        expected = tx.append(_writes(changes, context, after), metadata)
+        expected = tx.append(writes_of(changes, context, after), metadata)
         partitions = frozenset(change.store for change in changes)
         events = tuple(change.event for change in changes)
         result = result_of(command_id, expected, changes, after)
@@ -174,31 +175,6 @@ def _conflict(error: WrongExpectedVersion) -> VersionConflict:
             }
         ],
     )
-
-
-def _heads_context(
-    locked: Mapping[str, StreamHead], shared: Mapping[str, StreamHead], streams: Iterable[str]
-) -> Context:
-    heads = {}
-    for stream in streams:
-        head = locked.get(stream) or shared.get(stream) or StreamHead(0, None)
-        heads[stream] = Head(head.version, decode_state(stream, head.state))
-    return Context(heads)
-
-
-def _writes(changes: Sequence[Change], before: Context, after: Context) -> list[StreamWrite]:
-    grouped: dict[str, list[Change]] = {}
-    for change in changes:
-        grouped.setdefault(change.stream, []).append(change)
-    writes = []
-    for stream, own in grouped.items():
-        expected = next(
-            (c.expected_version for c in own if c.expected_version is not None),
-            before.version(stream),
-        )
-        events = [NewEvent(c.event, c.store, c.sku, c.occurred_at) for c in own]
-        writes.append(StreamWrite(stream, events, expected, after.head(stream).state))
-    return writes
 
 
 def _metadata(actor: Actor, command_id: str, idempotency: Idempotency | None) -> dict[str, Any]:
