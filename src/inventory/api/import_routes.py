@@ -110,18 +110,14 @@ async def _receive(request: ApiRequest, primary: Pool, job: uuid.UUID) -> tuple[
 
 
 async def _store_chunk(primary: Pool, job: uuid.UUID, number: int, data: bytes) -> None:
-    if not await _autocommit(primary, lambda conn: jobs.add_chunk(conn, job, number, data)):
+    if not await _committed(primary, lambda conn: jobs.add_chunk(conn, job, number, data)):
         raise ApiError(408, "body_incomplete", "The upload went silent and was given up.")
 
 
-async def _autocommit(primary: Pool, step: Callable[[Conn], Awaitable[T]]) -> T:
-    """One autocommit statement group on a pooled primary connection."""
+async def _committed(primary: Pool, step: Callable[[Conn], Awaitable[T]]) -> T:
+    """One step on a pooled primary connection, committed when the pool takes it back."""
     async with primary.connection() as conn:
-        await conn.set_autocommit(True)
-        try:
-            return await step(conn)
-        finally:
-            await conn.set_autocommit(False)
+        return await step(conn)
 
 
 async def _visible(state: State, principal: Principal, job_id: uuid.UUID) -> jobs.Job:
@@ -156,7 +152,7 @@ class ImportController(Controller):
         """202 with the job; a `text/csv` body up to 100 MiB (docs/import.md)."""
         _check_upload(request, store)
         primary, user = state.resources.primary, request.user
-        job_id = await _autocommit(
+        job_id = await _committed(
             primary, lambda conn: jobs.create(conn, store or "", user.id, user.role.value)
         )
         try:
@@ -168,9 +164,9 @@ class ImportController(Controller):
                 if isinstance(error, ApiError)
                 else ("body_incomplete", "the upload broke off")
             )
-            await _autocommit(primary, lambda conn: jobs.discard(conn, job_id, code, why))
+            await _committed(primary, lambda conn: jobs.discard(conn, job_id, code, why))
             raise
-        job = await _autocommit(primary, lambda conn: jobs.received(conn, job_id, sha, size))
+        job = await _committed(primary, lambda conn: jobs.received(conn, job_id, sha, size))
         if job is None:
             raise ApiError(408, "body_incomplete", "The upload went silent and was given up.")
         wake(str(job.id))
