@@ -252,8 +252,8 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < 0:
-        raise ConfigurationError(f"{name} must not be negative, got {value}")
+    if not 0 <= value < 2**31:  # 10^999 would crash float() or a timedelta later, not here
+        raise ConfigurationError(f"{name} must be from 0 to {2**31 - 1}, got {raw[:24]!r}")
     return value
 
 
