@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from inventory.runtime.lifetimes import LifetimeSettingsError, lifetimes_from_env
+from inventory.runtime.lifetimes import whole as _int
 from inventory.runtime.listen_host import ListenHostError, check_listen_host
 from inventory.runtime.scale_settings import (
     ScaleSettingsError,
@@ -111,15 +113,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """Build the settings from the environment, or raise ConfigurationError."""
         env = os.environ if env is None else env
         servers = _servers(env)
-        scale = _scale(env, servers)
-        return cls(
-            **servers,
-            **_tuning(env),
-            **_observability(env),
-            **scale,
-            **_audit(env),
-            home=_home(env),
-        )
+        try:
+            return cls(
+                **servers,
+                **_tuning(env),
+                **_observability(env),
+                **_scale(env, servers),
+                **_audit(env),
+                **lifetimes_from_env(env),
+                home=_home(env),
+            )
+        except (ScaleSettingsError, LifetimeSettingsError) as error:
+            raise ConfigurationError(str(error)) from None
 
     @property
     def checkpoint_directory(self) -> Path:
@@ -184,15 +189,12 @@ def _servers(env: Mapping[str, str]) -> dict[str, Any]:
 
 def _scale(env: Mapping[str, str], servers: dict[str, Any]) -> dict[str, Any]:
     """Read URLs, PgBouncer and the Redis-loss policy (runtime/scale_settings.py)."""
-    try:
-        check_redis_url(servers["redis_url"])
-        return scale_from_env(env, servers["primary_url"], servers["replica_url"])
-    except ScaleSettingsError as error:
-        raise ConfigurationError(str(error)) from None
+    check_redis_url(servers["redis_url"])
+    return scale_from_env(env, servers["primary_url"], servers["replica_url"])
 
 
 def _tuning(env: Mapping[str, str]) -> dict[str, Any]:
-    """How the service behaves: pools, lags, intervals, secrets, proxies and budgets."""
+    """How the service behaves: pools, lags, secrets, the feed, proxies and budgets."""
     heartbeat = _int(env, "INVENTORY_FEED_HEARTBEAT_SECONDS", 10)
     return {
         "jwt_secret": env.get("INVENTORY_JWT_SECRET") or None,
@@ -204,10 +206,6 @@ def _tuning(env: Mapping[str, str]) -> dict[str, Any]:
         "max_projection_lag_events": _int(env, "INVENTORY_MAX_PROJECTION_LAG_EVENTS", 10_000),
         "max_projection_lag_seconds": float(_int(env, "INVENTORY_MAX_PROJECTION_LAG_SECONDS", 60)),
         "redis_namespace": env.get("INVENTORY_REDIS_NAMESPACE") or "inventory",
-        "sweep_interval_seconds": float(_int(env, "INVENTORY_SWEEP_INTERVAL_SECONDS", 5)),
-        "report_retention_days": max(1, _int(env, "INVENTORY_REPORT_RETENTION_DAYS", 30)),
-        "import_stall_seconds": float(max(1, _int(env, "INVENTORY_IMPORT_STALL_SECONDS", 60))),
-        "jwt_ttl_seconds": max(1, _int(env, "INVENTORY_JWT_TTL_SECONDS", 900)),
         "feed_heartbeat_seconds": float(min(15, max(1, heartbeat))),
         "feed_queue_size": max(1, _int(env, "INVENTORY_FEED_QUEUE_SIZE", 1000)),
         "trusted_proxies": _networks(env.get("INVENTORY_TRUSTED_PROXIES", "")),
@@ -242,19 +240,6 @@ def _audit(env: Mapping[str, str]) -> dict[str, Any]:
         "audit_signing_key": key,
         "audit_checkpoint_dir": Path(folder).resolve() if folder else None,
     }
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
-    if not 0 <= value < 2**31:  # 10^999 would crash float() or a timedelta later, not here
-        raise ConfigurationError(f"{name} must be from 0 to {2**31 - 1}, got {raw[:24]!r}")
-    return value
 
 
 def _listen_host(env: Mapping[str, str], name: str, default: str) -> str:
