@@ -67,7 +67,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     """Open the pools (without waiting for a connection) and Redis; close them after:
     the primary, the read side (INVENTORY_READ_URL) and, when reads go to standbys, a
     small pool on the replica itself for what the API writes there (report runs)."""
-    primary = pool(settings.primary_url, settings, "primary")
+    primary = pool(settings.primary_url, settings, "primary", writer=True)
     read_url = settings.read_url or settings.replica_url
     replica = pool(read_url, settings, "replica")
     itself = None

@@ -279,7 +279,13 @@ def handle_exception(  # noqa: PLR0911 - one arm per kind of error, read as a ta
             return _validation(request, exc)
         case HTTPException():
             return _http(request, exc)
-        case psycopg.OperationalError() | psycopg_pool.PoolTimeout() | redis.ConnectionError():
+        # A read-only server (a demoted primary) wrote nothing; the writer's pool moves on.
+        case (
+            psycopg.OperationalError()
+            | psycopg.errors.ReadOnlySqlTransaction()
+            | psycopg_pool.PoolTimeout()
+            | redis.ConnectionError()
+        ):
             log.warning("dependency unavailable", error=str(exc), error_type=type(exc).__name__)
             return problem_response(
                 HTTP_503_SERVICE_UNAVAILABLE,

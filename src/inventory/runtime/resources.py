@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 import redis.asyncio as aioredis
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from inventory.runtime.settings import Settings
@@ -44,8 +45,11 @@ class RecentUse:
     at 64 readers (bench/README.md, read_side.py).
     """
 
-    def __init__(self, fresh_seconds: float = 1.0) -> None:
+    def __init__(self, fresh_seconds: float = 1.0, *, writable_only: bool = False) -> None:
         self.fresh_seconds = fresh_seconds
+        # A writer's pool over several hosts drops a connection to a server gone read-only
+        # (a demoted primary): its next connect finds the writable one.
+        self.writable_only = writable_only
         self.returned: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
             weakref.WeakKeyDictionary()
         )
@@ -55,10 +59,39 @@ class RecentUse:
         returned = self.returned.get(conn)
         if returned is None or time.monotonic() - returned >= self.fresh_seconds:
             await AsyncConnectionPool.check_connection(conn)
+        self._refuse_read_only(conn)
 
     async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Note when `conn` came back (the pool calls this for each one returned idle)."""
+        self._refuse_read_only(conn)
         self.returned[conn] = time.monotonic()
+
+    def _refuse_read_only(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Raise (the pool then discards `conn`) when its server last reported itself
+        read-only; PostgreSQL 14+ reports both settings unasked, so this costs no round trip."""
+        if self.writable_only and read_only(conn):
+            raise psycopg.OperationalError("the server went read-only: connection dropped")
+
+
+def read_only(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """Whether `conn`'s server said it takes no writes: `default_transaction_read_only`
+    (ALTER SYSTEM, a fenced primary) or `in_hot_standby` (a demoted one)."""
+    status = conn.info.parameter_status
+    return "on" in (status("default_transaction_read_only"), status("in_hot_standby"))
+
+
+def several_hosts(url: str) -> bool:
+    """Whether the libpq connection string lists more than one host."""
+    params = conninfo_to_dict(url)
+    return "," in str(params.get("host") or params.get("hostaddr") or "")
+
+
+def writer_options(url: str) -> dict[str, Any]:
+    """A writer's connection options: over several hosts, only the read-write one (libpq's
+    `target_session_attrs`, unless the URL names its own); one host is taken as it is."""
+    if several_hosts(url) and "target_session_attrs" not in conninfo_to_dict(url):
+        return {"target_session_attrs": "read-write"}
+    return {}
 
 
 def connect_options(settings: Settings) -> dict[str, Any]:
@@ -68,11 +101,13 @@ def connect_options(settings: Settings) -> dict[str, Any]:
 
 
 def pool(
-    url: str, settings: Settings, name: str, max_size: int | None = None
+    url: str, settings: Settings, name: str, max_size: int | None = None, *, writer: bool = False
 ) -> AsyncConnectionPool:
     """A pool on `url` sized by `settings` (or `max_size`), unopened, lending recent
-    connections unchecked."""
-    recent = RecentUse()
+    connections unchecked; a `writer` (the primary's) never keeps one to a read-only
+    server when the URL lists another."""
+    recent = RecentUse(writable_only=writer and several_hosts(url))
+    options = writer_options(url) if writer else {}
     largest = max(settings.pool_max_size, settings.pool_min_size) if max_size is None else max_size
     return AsyncConnectionPool(
         url,
@@ -87,5 +122,5 @@ def pool(
         reconnect_timeout=5.0,
         check=recent.check,
         reset=recent.reset,
-        kwargs={"application_name": f"inventory-{name}", **connect_options(settings)},
+        kwargs={"application_name": f"inventory-{name}", **connect_options(settings), **options},
     )
