@@ -20,12 +20,19 @@ from tests.e2e.reading import primary_positions, replicated, wait_until
 
 pytestmark = pytest.mark.e2e
 
-MIDNIGHT = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+def last_midnight() -> datetime:
+    """00:00 UTC today, read when a test runs: a suite crossing midnight sees its own day."""
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def receipts(settings: Settings, store: str, sku: str, days: int) -> None:
-    """A store with one receipt at noon on each of the last `days` days."""
+def receipts(
+    settings: Settings, store: str, sku: str, days: int, midnight: datetime | None = None
+) -> None:
+    """A store with one receipt at noon on each of the `days` days before `midnight`
+    (the last one, read now, unless given)."""
     now = datetime.now(UTC)
+    midnight = midnight or last_midnight()
     run_commands(
         settings,
         OpenStore(store_id=store, name=store, now=now),
@@ -34,7 +41,7 @@ def receipts(settings: Settings, store: str, sku: str, days: int) -> None:
             ReceiveStock(
                 store_id=store,
                 lines=(ReceiptLine(sku=sku, quantity=Decimal(day + 1)),),
-                occurred_at=MIDNIGHT - timedelta(days=day, hours=12),
+                occurred_at=midnight - timedelta(days=day, hours=12),
                 now=now,
             )
             for day in range(days)
@@ -56,11 +63,12 @@ def test_an_export_writes_the_store_s_events_in_the_range_as_ndjson_in_seq_order
     settings: Settings, server_env: dict[str, str], store_id: str, tmp_path: Path
 ) -> None:
     sku = f"X.{store_id}"
-    receipts(settings, store_id, sku, days=5)
-    receipts(settings, f"{store_id}n", sku, days=5)  # a neighbour's events stay out
+    midnight = last_midnight()
+    receipts(settings, store_id, sku, days=5, midnight=midnight)
+    receipts(settings, f"{store_id}n", sku, days=5, midnight=midnight)  # a neighbour's stay out
     positions = primary_positions(settings.primary_url, [store_id, f"{store_id}n"])
     wait_until(lambda: replicated(settings.replica_url, positions))
-    start, end = MIDNIGHT - timedelta(days=3), MIDNIGHT - timedelta(days=1)
+    start, end = midnight - timedelta(days=3), midnight - timedelta(days=1)
     target = tmp_path / "events.ndjson"
 
     done = inventory(
@@ -134,7 +142,9 @@ def test_an_export_to_stdout_and_a_bad_time_is_refused(
     assert everything.returncode == 0, everything.stderr
     lines = everything.stdout.splitlines()
     assert len(lines) == len(
-        expected_seqs(settings, store_id, MIDNIGHT.replace(year=2000), MIDNIGHT.replace(year=2100))
+        expected_seqs(
+            settings, store_id, datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+        )
     )
     assert [json.loads(line)["type"] for line in lines][-2:] == ["stock.received"] * 2
     assert refused.returncode == 2
