@@ -26,7 +26,7 @@ from inventory.security.errors import Forbidden, RateLimited, Unauthorized
 from inventory.security.passwords import MAX_LENGTH, MIN_LENGTH, verify_password_async
 from inventory.security.policy import RouteClass, protect
 from inventory.security.principal import Principal, Role
-from inventory.security.tokens import issue_token
+from inventory.security.tokens import refreshed_token
 
 ApiRequest = Request[Principal, Any, State]
 NewPassword = Annotated[str, msgspec.Meta(min_length=MIN_LENGTH, max_length=MAX_LENGTH)]
@@ -54,9 +54,17 @@ class UserChangesBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def _token(request: ApiRequest, state: State, generation: int) -> Response[TokenResponse]:
-    security = security_of(state)
-    ttl = security.jwt_ttl_seconds
-    token = issue_token(security.jwt_secret, request.user.id, ttl, generation=generation)
+    """A fresh token of the caller's session, no longer than the session may last."""
+    security, session = security_of(state), request.user.session
+    assert session is not None
+    token, ttl = refreshed_token(
+        security.jwt_secret,
+        request.user.id,
+        generation=generation,
+        session_started=session.started_at,
+        ttl_seconds=security.jwt_ttl_seconds,
+        session_max_seconds=state.resources.settings.session_max_seconds,
+    )
     return Response(TokenResponse(token, "bearer", ttl), headers={"Cache-Control": "no-store"})
 
 
@@ -82,8 +90,10 @@ class SessionController(Controller):
     )
     async def refresh(self, request: ApiRequest, state: State) -> Response[TokenResponse]:
         """Any signed-in user, before the token expires: a new token with a fresh expiry,
-        the same shape as `/v1/auth/token`. An API key, an expired token, or one refused
-        since (password changed, user disabled or deleted) is 401 `unauthorized`."""
+        the same shape as `/v1/auth/token`, never past INVENTORY_SESSION_MAX_SECONDS from
+        the sign-in. An API key, an expired token, a session at its maximum length, or a
+        token refused since (password changed, user disabled or deleted) is 401
+        `unauthorized`."""
         principal = request.user
         if principal.session is None:
             raise Unauthorized("Only a user's token can be refreshed; an API key does not expire.")

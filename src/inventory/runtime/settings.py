@@ -87,6 +87,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     report_retention_days: int = 30
     import_stall_seconds: float = 60.0
     jwt_ttl_seconds: int = 900
+    session_max_seconds: int = 43_200  # a signed-in session's refreshes end 12 h after login
     feed_heartbeat_seconds: float = 10.0
     feed_queue_size: int = 1000
     trusted_proxies: tuple[str, ...] = ()

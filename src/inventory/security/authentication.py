@@ -75,7 +75,7 @@ class Authenticator:
                 raise Unauthorized("The token is not valid or has expired.") from None
             expires_at = claims.expires_at
             async with self._pool.connection() as conn:
-                session = TokenSession(claims.generation, claims.token_id)
+                session = TokenSession(claims.generation, claims.token_id, claims.session_started)
                 principal = await identity.user_principal(conn, subject, session, ip)
         else:
             async with self._pool.connection() as conn:

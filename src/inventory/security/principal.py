@@ -27,10 +27,12 @@ PrincipalKind = Literal["user", "api_key"]
 
 @dataclass(frozen=True, slots=True)
 class TokenSession:
-    """The token behind a user principal: the generation it was issued under and its id."""
+    """The token behind a user principal: the generation it was issued under, its id and
+    when its session signed in (epoch seconds)."""
 
     generation: int
     token_id: str
+    started_at: int = 0
 
     def accepts(self, token: TokenSession) -> bool:
         """As a user's current session (generation, kept token id): is `token` still good?"""

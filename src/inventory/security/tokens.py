@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import jwt
 
+from inventory.security.errors import Unauthorized
+
 ALGORITHM = "HS256"
 ISSUER = "inventory"
 
@@ -24,13 +26,21 @@ class TokenClaims:
     expires_at: int
     token_id: str
     generation: int = 0  # the user's token generation at issue (0: issued before 0070)
+    session_started: int = 0  # when its session signed in (`auth_time`; else its `iat`)
 
 
 def issue_token(
-    secret: str, subject: str, ttl_seconds: int, *, now: float | None = None, generation: int = 0
+    secret: str,
+    subject: str,
+    ttl_seconds: int,
+    *,
+    now: float | None = None,
+    generation: int = 0,
+    session_started: int | None = None,
 ) -> str:
     """A signed token for `subject` (a user id) valid for `ttl_seconds`, issued under the
-    user's token `generation` (a password change or a disable advances it)."""
+    user's token `generation` (a password change or a disable advances it), in the session
+    that signed in at `session_started` (a login: now)."""
     issued = int(time.time() if now is None else now)
     claims = {
         "iss": ISSUER,
@@ -39,8 +49,32 @@ def issue_token(
         "exp": issued + ttl_seconds,
         "jti": uuid.uuid4().hex,
         "gen": generation,
+        "auth_time": issued if session_started is None else session_started,
     }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def refreshed_token(
+    secret: str,
+    subject: str,
+    *,
+    generation: int,
+    session_started: int,
+    ttl_seconds: int,
+    session_max_seconds: int,
+    now: float | None = None,
+) -> tuple[str, int]:
+    """A fresh token of the same session and its lifetime, which never outlasts the
+    session's `session_max_seconds` from its sign-in; Unauthorized once that has passed."""
+    issued = int(time.time() if now is None else now)
+    left = session_started + session_max_seconds - issued
+    if left <= 0:
+        raise Unauthorized("The session has reached its maximum length; sign in again.")
+    ttl = min(ttl_seconds, left)
+    token = issue_token(
+        secret, subject, ttl, now=issued, generation=generation, session_started=session_started
+    )
+    return token, ttl
 
 
 def verify_token(secret: str, token: str, *, now: float | None = None) -> TokenClaims:
@@ -61,14 +95,15 @@ def verify_token(secret: str, token: str, *, now: float | None = None) -> TokenC
     subject = claims["sub"]
     if not isinstance(subject, str):
         raise InvalidToken("InvalidSubjectError")
-    generation = claims.get("gen", 0)
-    if not isinstance(generation, int) or isinstance(generation, bool):
+    generation, started = claims.get("gen", 0), claims.get("auth_time", claims["iat"])
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in (generation, started)):
         raise InvalidToken("InvalidGenerationError")
     return TokenClaims(
         subject=subject,
         expires_at=int(expires_at),
         token_id=str(claims["jti"]),
         generation=generation,
+        session_started=started,
     )
 
 
