@@ -27,14 +27,15 @@ def whole(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 def lifetimes_from_env(env: Mapping[str, str]) -> dict[str, Any]:
-    """The sweep's interval, a report's retention, an import's stall allowance, an
-    access token's lifetime and a session's (each at least 1 where 0 would mean "never";
-    a session lasts at least one token)."""
+    """The sweep's interval, a report's and an import's retention, an import's stall
+    allowance, an access token's lifetime and a session's (each at least 1 where 0 would
+    mean "never"; a session lasts at least one token)."""
     token = max(1, whole(env, "INVENTORY_JWT_TTL_SECONDS", 900))
     return {
         "sweep_interval_seconds": float(whole(env, "INVENTORY_SWEEP_INTERVAL_SECONDS", 5)),
         "report_retention_days": max(1, whole(env, "INVENTORY_REPORT_RETENTION_DAYS", 30)),
         "import_stall_seconds": float(max(1, whole(env, "INVENTORY_IMPORT_STALL_SECONDS", 60))),
+        "import_retention_days": max(1, whole(env, "INVENTORY_IMPORT_RETENTION_DAYS", 30)),
         "jwt_ttl_seconds": token,
         "session_max_seconds": max(token, whole(env, "INVENTORY_SESSION_MAX_SECONDS", 43_200)),
     }

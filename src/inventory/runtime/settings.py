@@ -86,6 +86,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sweep_interval_seconds: float = 5.0
     report_retention_days: int = 30
     import_stall_seconds: float = 60.0
+    import_retention_days: int = 30
     jwt_ttl_seconds: int = 900
     session_max_seconds: int = 43_200  # a signed-in session's refreshes end 12 h after login
     feed_heartbeat_seconds: float = 10.0

@@ -12,7 +12,7 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from inventory.domain.authority import Authority
-from inventory.imports import jobs
+from inventory.imports import jobs, retention
 from inventory.imports.csvfile import FileRefused
 from inventory.imports.decisions import Scope
 from inventory.imports.importer import Importer
@@ -101,3 +101,10 @@ def sweep(context: WorkerContext) -> int:
     for job_id in stalled:
         wake(job_id)
     return len(stalled)
+
+
+def expire_finished(context: WorkerContext) -> retention.Expired:
+    """Delete the jobs and row outcomes past INVENTORY_IMPORT_RETENTION_DAYS, in batches."""
+    primary, options = context.settings.primary_url, context.commands.options
+    with psycopg.connect(primary, autocommit=True, **options) as conn:
+        return retention.expire(conn, context.settings.import_retention_days)

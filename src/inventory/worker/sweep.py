@@ -22,6 +22,7 @@ def _sweep_forever(context: WorkerContext, stop: threading.Event) -> None:
             expired = reports.expire_finished(context, settings.report_retention_days)
             webhooks.sweep(context)
             imports.sweep(context)
+            outcomes = imports.expire_finished(context)
         except Exception:  # the sweep must outlive a replica or primary restart
             log.exception("sweep failed; retrying next interval")
             continue
@@ -33,6 +34,8 @@ def _sweep_forever(context: WorkerContext, stop: threading.Event) -> None:
             log.info("sweep re-sent reports whose message was lost", reports=requeued)
         if expired:
             log.info("sweep deleted reports past their retention", reports=expired)
+        if outcomes.jobs or outcomes.rows:
+            log.info("sweep deleted imports past their retention", **vars(outcomes))
 
 
 def start_background(context: WorkerContext, stop: threading.Event) -> None:
