@@ -5,8 +5,9 @@ from __future__ import annotations
 import signal
 import threading
 
+import redis
 import structlog
-from dramatiq import Worker
+from dramatiq import Broker, Worker
 
 from inventory.worker import metrics
 from inventory.worker.context import WorkerContext
@@ -17,6 +18,8 @@ log = structlog.get_logger(__name__)
 # this many milliseconds (Dramatiq's default is 1,000): the wake-up that ends a quiet spell
 # waits up to that long (bench/projection.py at 20 events/s: p99 0.5 s with the default).
 IDLE_POLL_MS = 100
+# How long SIGTERM waits for the actors in hand (Dramatiq's whole stop shares it).
+STOP_TIMEOUT_MS = 10_000
 
 
 def run_worker(context: WorkerContext, *, threads: int = 4) -> None:
@@ -39,4 +42,20 @@ def run_worker(context: WorkerContext, *, threads: int = 4) -> None:
     finally:
         log.info("worker stopping")
         metrics.stop(server)
-        worker.stop(timeout=10_000)
+        _stop(worker, broker)
+
+
+def _stop(worker: Worker, broker: Broker) -> None:
+    """Stop Dramatiq's threads within STOP_TIMEOUT_MS, with or without Redis."""
+    try:
+        worker.stop(timeout=STOP_TIMEOUT_MS)
+    except redis.RedisError as error:
+        # Without Redis, Dramatiq's requeue of its prefetched messages raises before the
+        # worker_shutdown hooks run, so the AsyncIO middleware's event loop thread (not a
+        # daemon) is never stopped and the process never exits. Run the hooks ourselves;
+        # the unacknowledged messages come back to a worker once their lease runs out.
+        log.warning(
+            "worker stopped without Redis: its unacknowledged messages are redelivered later",
+            error=str(error),
+        )
+        broker.emit_after("worker_shutdown", worker)
