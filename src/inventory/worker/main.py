@@ -18,8 +18,6 @@ log = structlog.get_logger(__name__)
 # this many milliseconds (Dramatiq's default is 1,000): the wake-up that ends a quiet spell
 # waits up to that long (bench/projection.py at 20 events/s: p99 0.5 s with the default).
 IDLE_POLL_MS = 100
-# How long SIGTERM waits for the actors in hand (Dramatiq's whole stop shares it).
-STOP_TIMEOUT_MS = 10_000
 
 
 def run_worker(context: WorkerContext, *, threads: int = 4) -> None:
@@ -46,9 +44,10 @@ def run_worker(context: WorkerContext, *, threads: int = 4) -> None:
 
 
 def _stop(worker: Worker, broker: Broker) -> None:
-    """Stop Dramatiq's threads within STOP_TIMEOUT_MS, with or without Redis."""
+    """Stop Dramatiq's threads within 10 s (the systemd unit outwaits it), with or without
+    Redis."""
     try:
-        worker.stop(timeout=STOP_TIMEOUT_MS)
+        worker.stop(timeout=10_000)
     except redis.RedisError as error:
         # Without Redis, Dramatiq's requeue of its prefetched messages raises before the
         # worker_shutdown hooks run, so the AsyncIO middleware's event loop thread (not a
