@@ -22,8 +22,10 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from inventory.api import reads
-from inventory.feed.frames import frame_writer
+from inventory.feed import messages
+from inventory.feed.frames import frame_writer, text_frame
 from inventory.feed.hub import FeedHub, Resync, Subscriber
+from inventory.feed.live import Live
 from inventory.feed.session import FeedSession
 from inventory.runtime.resources import Resources
 from inventory.security.policy import RouteClass
@@ -168,10 +170,35 @@ async def _send_loop(
             beat_at = loop.time() + interval
             sent_at_beat = dict(session.last_sent)
             continue
+        await _deliver(session, [item, *_rest(subscriber)])
+
+
+def _rest(subscriber: Subscriber) -> list[Live | Resync]:
+    """Everything else queued now: a connection behind catches up in few, large writes."""
+    queue = subscriber.queue
+    return [queue.get_nowait() for _ in range(queue.qsize())]
+
+
+async def _deliver(session: FeedSession, items: list[Live | Resync]) -> None:
+    """Send queued items in order: with a frame writer, the live messages between two
+    resyncs in one write; without, message by message through ASGI."""
+    lives: list[Live] = []
+    for item in items:
         if isinstance(item, Resync):
+            await _deliver_lives(session, lives)
+            lives = []
             await session.catch_up()
         else:
-            await session.deliver(item)
+            lives.append(item)
+    await _deliver_lives(session, lives)
+
+
+async def _deliver_lives(session: FeedSession, lives: list[Live]) -> None:
+    if session.writer is not None:
+        await session.write_all(lives)
+        return
+    for live in lives:
+        await session.deliver(live)
 
 
 async def _heartbeat(
@@ -187,12 +214,17 @@ async def _heartbeat(
     if session.last_sent == sent_at_last:
         subscriber.leave_direct()  # what follows is sent from here
         await session.catch_up()
-        position = await _position(resources, socket.app.state.feed_hub, session.stores)
-    else:
-        # Read while live messages still go out directly; only the send stops them.
-        position = await _position(resources, socket.app.state.feed_hub, session.stores)
+    # Read while live messages still go out directly.
+    position = await _position(resources, socket.app.state.feed_hub, session.stores)
+    beat = {"kind": "heartbeat", "read_position": position}
+    if session.writer is None:
         subscriber.leave_direct()
-    await socket.send_json({"kind": "heartbeat", "read_position": position})
+        await socket.send_json(beat)
+        return
+    # After the frames the hub has pending, and without leaving the direct path: a
+    # heartbeat through ASGI would queue every message that arrives meanwhile.
+    subscriber.flush()
+    session.writer.write(text_frame(messages.encode(beat)))
 
 
 async def _position(resources: Resources, hub: FeedHub, stores: frozenset[str] | None) -> int:

@@ -55,6 +55,11 @@ OVERFLOWS = Counter(
     "inventory_feed_overflows",
     "Feed connections whose queue filled (a consumer too slow): closed with 4008, to resync",
 )
+RELIEVED = Counter(
+    "inventory_feed_queue_resyncs",
+    "Feed connections whose queue filled while their client still read: the queue was "
+    "dropped and the connection reread the replica in pages instead",
+)
 SUBSCRIBED = Gauge(
     "inventory_feed_subscribed", "1 while this process's Redis subscription for the feed is up"
 )
@@ -113,10 +118,23 @@ class Subscriber:
             try:
                 self.queue.put_nowait(one)
             except asyncio.QueueFull:
-                self.overflowed.set()
-                OVERFLOWS.inc()
+                self._full()
                 break
         return False
+
+    def _full(self) -> None:
+        """The queue is full. A client still reading (its transport has room) waits only
+        on this process: its task rereads the replica from what it sent, in pages, instead
+        (what the queue held and what did not fit is there). One that stopped reading is
+        too slow: 4008."""
+        if self.writer is not None and self.writer.writable():
+            RELIEVED.inc()
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(RESYNC)
+            return
+        self.overflowed.set()
+        OVERFLOWS.inc()
 
     def flush(self) -> None:
         """Write the pending frames in one go."""

@@ -61,12 +61,17 @@ class FeedSession:
                 self.last_sent[store] = int(bound)
 
     async def catch_up(self) -> int:
-        """Send everything the read models hold past `last_sent`, in seq order; the count."""
+        """Send everything the read models hold past `last_sent`, in seq order; the count.
+        With a frame writer, each page of the replica goes out in one write."""
         total = 0
         while True:
             rows, levels, alerts = await self._page()
-            for bundle in messages.bundles(rows, levels, alerts):
-                await self._send(Live.of(bundle))
+            lives = [Live.of(bundle) for bundle in messages.bundles(rows, levels, alerts)]
+            if self.writer is None:
+                for live in lives:
+                    await self._send(live)
+            else:
+                await self.write_all(lives)
             total += len(rows)
             if len(rows) < PAGE:
                 return total
@@ -82,6 +87,32 @@ class FeedSession:
                 await self.catch_up()
             if one.seq > self._sent(one.store):
                 await self._send(one)
+
+    async def write_all(self, lives: list[Live]) -> None:
+        """`deliver` for many messages with a frame writer: the frames of all those not sent
+        yet in one write, once the transport has room (a gap first writes what comes before
+        it, then reads the replica from what was sent)."""
+        assert self.writer is not None
+        frames: list[bytes] = []
+        for live in lives:
+            if self.stores is not None and live.store not in self.stores:
+                continue
+            for one in live.each():
+                if one.prev_seq > self._sent(one.store):
+                    await self._write(frames)
+                    frames = []
+                    RESYNCS.inc()
+                    await self.catch_up()
+                if one.seq > self._sent(one.store):
+                    frames.append(one.frames)
+                    self.last_sent[one.store] = one.seq
+        await self._write(frames)
+
+    async def _write(self, frames: list[bytes]) -> None:
+        if frames and self.writer is not None:
+            # As ASGI send would: wait while the client's socket and transport are full.
+            await self.writer.drained()
+            self.writer.write(b"".join(frames))
 
     def direct(self, live: Live) -> bytes | None:
         """`deliver` without waiting, for the hub (`hub.Direct`): the frames to write
