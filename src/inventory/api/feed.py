@@ -97,8 +97,10 @@ async def _serve(
     watched: Watched,
 ) -> None:
     writer = subscriber.writer = frame_writer(socket.scope)
+    history = socket.app.state.feed_hub.history
+    send = socket.send_text
     session = FeedSession(
-        resources.replica, subscriber.stores, after or 0, socket.send_text, writer
+        resources.replica, subscriber.stores, after or 0, send, writer, history=history
     )
     sender = asyncio.create_task(_send_loop(socket, resources, session, subscriber, after))
     reader = asyncio.create_task(_read_loop(socket))
@@ -213,7 +215,7 @@ async def _heartbeat(
     `prev_seq`, so a busy connection does not query the replica every interval)."""
     if session.last_sent == sent_at_last:
         subscriber.leave_direct()  # what follows is sent from here
-        await session.catch_up()
+        await session.catch_up(replica=True)  # the hub's history lacks a lost message too
     # Read while live messages still go out directly.
     position = await _position(resources, socket.app.state.feed_hub, session.stores)
     beat = {"kind": "heartbeat", "read_position": position}

@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 
 from inventory.feed import messages
 from inventory.feed.frames import FrameWriter
-from inventory.feed.live import Live, chains
+from inventory.feed.live import History, Live, chains
 
 log = structlog.get_logger(__name__)
 
@@ -165,6 +165,8 @@ class FeedHub:
         self._task: asyncio.Task[None] | None = None
         self._flush: asyncio.TimerHandle | None = None
         self.arrived: list[Live] = []  # messages of the coming tick, in order
+        # Twice a queue: a connection whose queue filled catches up from here.
+        self.history = History(2 * queue_size)
         self.tick = FLUSH_SECONDS
         # Read positions being read for heartbeats, by store (None: all; api/feed.py).
         self.reading: dict[str | None, asyncio.Task[int]] = {}
@@ -219,6 +221,7 @@ class FeedHub:
         arrived, self.arrived = self.arrived, []
         direct = 0
         for live in chains(arrived):
+            self.history.add(live)
             for subscriber in list(self.subscribers):
                 if subscriber.watches(live.store):
                     direct += len(live.each()) if subscriber.offer(live) else 0
@@ -240,6 +243,7 @@ class FeedHub:
             except (RedisError, OSError) as error:
                 log.warning("feed subscription lost; reconnecting", error=str(error))
             SUBSCRIBED.set(0)
+            self.history.clear()
             if self.subscribed.is_set():
                 SUBSCRIPTION_LOSSES.inc()
                 pause = 0.1  # it had worked: retry promptly
@@ -269,5 +273,6 @@ class FeedHub:
             # what was published before it, connections now read from the replica.
             self.subscribed.set()
             SUBSCRIBED.set(1)
+            self.history.clear()  # what came before may have gaps nobody can see
             self._resync_all()
             log.info("feed subscribed", pattern=self.pattern)

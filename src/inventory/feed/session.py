@@ -21,7 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from inventory.feed import messages
 from inventory.feed.frames import FrameWriter
-from inventory.feed.live import Live
+from inventory.feed.live import History, Live
 from inventory.readmodels import feed_publication
 from inventory.readmodels.feed_publication import EventRow
 
@@ -46,12 +46,15 @@ class FeedSession:
         after: int,
         send: Send,
         writer: FrameWriter | None = None,
+        *,
+        history: History | None = None,
     ) -> None:
         self.pool = pool
         self.stores = stores
         self.after = after  # the cursor of every store not in `last_sent`
         self.send = send
         self.writer = writer
+        self.history = history
         self.last_sent: dict[str, int] = dict.fromkeys(stores or (), after)
 
     async def start_at_now(self) -> None:
@@ -60,21 +63,41 @@ class FeedSession:
             for store, bound in await feed_publication.projected_bounds(conn, self._scope()):
                 self.last_sent[store] = int(bound)
 
-    async def catch_up(self) -> int:
+    async def catch_up(self, *, replica: bool = False) -> int:
         """Send everything the read models hold past `last_sent`, in seq order; the count.
-        With a frame writer, each page of the replica goes out in one write."""
+        From the hub's history when it holds all of that (unless `replica`), else from
+        the replica; with a frame writer, in one write per page."""
+        recent = None if replica else self._recent()
+        if recent is not None:
+            await self._send_all(recent)
+            return len(recent)
         total = 0
         while True:
             rows, levels, alerts = await self._page()
-            lives = [Live.of(bundle) for bundle in messages.bundles(rows, levels, alerts)]
-            if self.writer is None:
-                for live in lives:
-                    await self._send(live)
-            else:
-                await self.write_all(lives)
+            await self._send_all([Live.of(b) for b in messages.bundles(rows, levels, alerts)])
             total += len(rows)
             if len(rows) < PAGE:
                 return total
+
+    def _recent(self) -> list[Live] | None:
+        """What the connection lacks, if the hub's history holds it all (and in which
+        store each message falls is known: a connection to every store reads the replica)."""
+        if self.history is None or self.stores is None:
+            return None
+        found: list[Live] = []
+        for store in sorted(self.stores):
+            lives = self.history.after(store, self._sent(store))
+            if lives is None:
+                return None
+            found += lives
+        return found
+
+    async def _send_all(self, lives: list[Live]) -> None:
+        if self.writer is not None:
+            await self.write_all(lives)
+            return
+        for live in lives:
+            await self._send(live)
 
     async def deliver(self, live: Live) -> None:
         """Send a live message (each of a chain's) unless already sent; resync first if
