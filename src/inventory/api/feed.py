@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine, Hashable
 from typing import Any
 
 import structlog
@@ -26,7 +27,7 @@ from inventory.feed import messages
 from inventory.feed.frames import frame_writer, text_frame
 from inventory.feed.hub import FeedHub, Resync, Subscriber
 from inventory.feed.live import Live
-from inventory.feed.session import FeedSession
+from inventory.feed.session import FeedSession, projected_bounds
 from inventory.runtime.resources import Resources
 from inventory.security.policy import RouteClass
 from inventory.security.principal import Principal
@@ -213,11 +214,16 @@ async def _heartbeat(
     """The heartbeat; after a quiet spell, first a look at the replica in case a message
     never came (while messages flow, a lost one shows as a gap in the next one's
     `prev_seq`, so a busy connection does not query the replica every interval)."""
-    if session.last_sent == sent_at_last:
+    hub: FeedHub = socket.app.state.feed_hub
+    if session.last_sent == sent_at_last and session.behind(
+        await _shared(
+            hub, ("bounds", session.stores), projected_bounds(resources.replica, session.stores)
+        )
+    ):
         subscriber.leave_direct()  # what follows is sent from here
         await session.catch_up(replica=True)  # the hub's history lacks a lost message too
     # Read while live messages still go out directly.
-    position = await _position(resources, socket.app.state.feed_hub, session.stores)
+    position = await _position(resources, hub, session.stores)
     beat = {"kind": "heartbeat", "read_position": position}
     if session.writer is None:
         subscriber.leave_direct()
@@ -230,13 +236,20 @@ async def _heartbeat(
 
 
 async def _position(resources: Resources, hub: FeedHub, stores: frozenset[str] | None) -> int:
-    # Connections whose heartbeats fall due together (they connected together) share one
-    # replica query per store.
     store = next(iter(stores)) if stores is not None and len(stores) == 1 else None
-    task = hub.reading.get(store)
+    position: int = await _shared(hub, store, reads.read_position(resources.replica, store))
+    return position
+
+
+async def _shared(hub: FeedHub, key: Hashable, read: Coroutine[Any, Any, Any]) -> Any:
+    """`read`'s answer, or that of the same read already under way: connections whose
+    heartbeats fall due together (they connected together) share one replica query."""
+    task = hub.reading.get(key)
     if task is None:
-        task = asyncio.create_task(reads.read_position(resources.replica, store))
-        hub.reading[store] = task
-        task.add_done_callback(lambda _: hub.reading.pop(store, None))
+        task = asyncio.create_task(read)
+        hub.reading[key] = task
+        task.add_done_callback(lambda _: hub.reading.pop(key, None))
+    else:
+        read.close()  # not needed: never awaited
     # Shielded: one connection going away must not cancel the others' read.
     return await asyncio.shield(task)

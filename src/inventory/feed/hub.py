@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,8 +168,9 @@ class FeedHub:
         # Twice a queue: a connection whose queue filled catches up from here.
         self.history = History(2 * queue_size)
         self.tick = FLUSH_SECONDS
-        # Read positions being read for heartbeats, by store (None: all; api/feed.py).
-        self.reading: dict[str | None, asyncio.Task[int]] = {}
+        # Replica reads under way for heartbeats, shared by the connections that need the
+        # same one (api/feed.py).
+        self.reading: dict[Hashable, asyncio.Task[Any]] = {}
 
     def subscribe(self, stores: frozenset[str] | None) -> Subscriber:
         """A new subscriber; from now on it receives every message of its stores."""

@@ -92,6 +92,14 @@ class History:
             return []
         return [one for one in ring if one.seq > seq]
 
+    def latest(self, stores: frozenset[str] | None) -> dict[str, int] | None:
+        """The seq of the latest message of each of `stores`, or None unless there is
+        one for each (and `stores` names them)."""
+        if stores is None:
+            return None
+        found = {store: ring[-1].seq for store in stores if (ring := self.stores.get(store))}
+        return found if len(found) == len(stores) else None
+
     def clear(self) -> None:
         """Forget everything (the subscription broke: messages may be missing)."""
         self.stores.clear()

@@ -12,7 +12,7 @@ path (`direct`): the same rule, applied synchronously in the hub's dispatch.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from prometheus_client import Counter
@@ -58,7 +58,13 @@ class FeedSession:
         self.last_sent: dict[str, int] = dict.fromkeys(stores or (), after)
 
     async def start_at_now(self) -> None:
-        """Without `after`: start each store at what the read models hold now."""
+        """Without `after`: start each store at what the read models hold now (at the
+        hub's latest message when it has some for every store: that much is held, and
+        what follows comes live)."""
+        latest = self.history.latest(self.stores) if self.history is not None else None
+        if latest is not None:
+            self.last_sent.update(latest)
+            return
         async with self.pool.connection() as conn:
             for store, bound in await feed_publication.projected_bounds(conn, self._scope()):
                 self.last_sent[store] = int(bound)
@@ -67,17 +73,27 @@ class FeedSession:
         """Send everything the read models hold past `last_sent`, in seq order; the count.
         From the hub's history when it holds all of that (unless `replica`), else from
         the replica; with a frame writer, in one write per page."""
-        recent = None if replica else self._recent()
-        if recent is not None:
-            await self._send_all(recent)
-            return len(recent)
         total = 0
         while True:
-            rows, levels, alerts = await self._page()
+            if (recent := None if replica else self._recent()) is not None:
+                await self._send_all(recent)
+                return total + len(recent)
+            page = await self._page(use_history=not replica)
+            if page is None:
+                continue  # while it waited for a connection, the hub got the rest
+            rows, levels, alerts = page
             await self._send_all([Live.of(b) for b in messages.bundles(rows, levels, alerts)])
             total += len(rows)
             if len(rows) < PAGE:
                 return total
+
+    def behind(self, bounds: Iterable[tuple[str, int]]) -> bool:
+        """Whether the read models hold more than was sent, given each store's bound."""
+        return any(
+            int(bound) > self._sent(store)
+            for store, bound in bounds
+            if self.stores is None or store in self.stores
+        )
 
     def _recent(self) -> list[Live] | None:
         """What the connection lacks, if the hub's history holds it all (and in which
@@ -164,9 +180,11 @@ class FeedSession:
         return None if self.stores is None else sorted(self.stores)
 
     async def _page(
-        self,
-    ) -> tuple[list[EventRow], dict[int, tuple[Any, ...]], dict[int, list[dict[str, Any]]]]:
+        self, *, use_history: bool
+    ) -> tuple[list[EventRow], dict[int, tuple[Any, ...]], dict[int, list[dict[str, Any]]]] | None:
         async with self.pool.connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+            if use_history and self._recent() is not None:
+                return None
             rows = await feed_publication.catch_up_page(
                 cur, self._scope(), self.last_sent, self.after, PAGE
             )
@@ -175,3 +193,14 @@ class FeedSession:
             seqs = [row.seq for row in rows]
             levels, alert_rows = await feed_publication.read_extras_async(cur, seqs)
         return rows, levels, messages.alert_messages(alert_rows)
+
+
+async def projected_bounds(
+    pool: AsyncConnectionPool[Any], stores: frozenset[str] | None
+) -> list[tuple[str, int]]:
+    """(store, seq) of what every projector holds, in each of `stores` (None: every one)."""
+    scope = None if stores is None else sorted(stores)
+    async with pool.connection() as conn:
+        return [
+            (row[0], int(row[1])) for row in await feed_publication.projected_bounds(conn, scope)
+        ]
