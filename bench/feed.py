@@ -60,7 +60,9 @@ from inventory.security.principal import Role
 from inventory.worker.broker import build_broker
 
 STORE = "bench"
-WRITERS = 8
+# Connections appending: one store's appends take turns on its chain lock, so 500/s
+# needs more than a few in flight when an append's round trip is tens of ms.
+WRITERS = 16
 
 
 class Counted(msgspec.Struct, frozen=True, tag="test.counted"):
@@ -256,7 +258,7 @@ def run_clients(share: ClientShare) -> None:
     Path(out).write_bytes(msgspec.json.encode([arrivals.positions() for arrivals in lists]))
 
 
-async def offer_load(url: str, rate: int, seconds: int) -> dict[int, float]:
+async def offer_load(url: str, rate: int, seconds: int, writers: int) -> dict[int, float]:
     """Append `rate * seconds` one-event commands on schedule; position → request time."""
     from inventory.worker.wakeups import wake  # noqa: PLC0415 - after build_broker
 
@@ -266,7 +268,7 @@ async def offer_load(url: str, rate: int, seconds: int) -> dict[int, float]:
 
     async def writer(number: int) -> None:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-            for i in range(number, rate * seconds, WRITERS):
+            for i in range(number, rate * seconds, writers):
                 if (delay := started + i / rate - time.monotonic()) > 0:
                     await asyncio.sleep(delay)
                 write = StreamWrite(
@@ -277,7 +279,7 @@ async def offer_load(url: str, rate: int, seconds: int) -> dict[int, float]:
                 commits[recorded.position] = sent
                 wake([STORE])
 
-    await asyncio.gather(*(writer(n) for n in range(WRITERS)))
+    await asyncio.gather(*(writer(n) for n in range(writers)))
     return commits
 
 
@@ -367,7 +369,7 @@ async def load_and_floor(
     redis_url = env["INVENTORY_REDIS_URL"]
     published = asyncio.create_task(watch_published(redis_url, namespace, args.rate * args.seconds))
     commits, floor = await asyncio.gather(
-        offer_load(env["INVENTORY_PRIMARY_URL"], args.rate, args.seconds),
+        offer_load(env["INVENTORY_PRIMARY_URL"], args.rate, args.seconds, args.writers),
         redis_floor(redis_url, args.rate, args.seconds, args.size),
     )
     return commits, floor, await published
@@ -445,7 +447,12 @@ def report(
         f"clients {args.clients} over {args.apis} API process(es), offered {args.rate} events/s"
         f" for {args.seconds} s"
     )
-    print(f"events appended {len(commits)}; delivered {received} of {expected} messages")
+    first, last = min(commits.values()), max(commits.values())
+    rate = (len(commits) - 1) / (last - first) if last > first else 0.0
+    print(
+        f"events appended {len(commits)} at {rate:.0f}/s ({args.writers} connections); "
+        f"delivered {received} of {expected} messages"
+    )
     print(
         f"lost (client, event) pairs: {losses.missing} (clients missing any: "
         f"{losses.clients_missing}); duplicates {losses.duplicates}; unknown {losses.unknown};"
@@ -455,9 +462,10 @@ def report(
     print(f"commit → client: {percentiles(latencies)}")
     print(f"  p99 by second of the run (ms): {p99_by_second(commits, lists)}")
     print(f"redis publish → receive ({args.size} B): {percentiles(floor)}")
-    shape = f"{args.clients} clients x {args.rate}/s, {args.apis} APIs"
+    shape = f"{args.clients} clients x {args.rate}/s ({rate:.0f}/s committed), {args.apis} APIs"
     p99 = statistics.quantiles(latencies, n=100, method="inclusive")[98] * 1000 if latencies else 0
-    goal_shape = args.clients >= 1000 and args.rate >= 500 and args.apis >= 2
+    # The goal's shape, and its rate actually committed (not only offered).
+    goal_shape = args.clients >= 1000 and min(args.rate, rate / 0.95) >= 500 and args.apis >= 2
     bench_result(
         f"commit → client p99 ms ({shape})",
         p99,
@@ -515,6 +523,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--apis", type=int, default=2, help="API processes (2)")
+    parser.add_argument(
+        "--writers", type=int, default=WRITERS, help=f"connections appending ({WRITERS})"
+    )
     parser.add_argument(
         "--client-processes", type=int, default=2, help="processes the clients are spread over"
     )
