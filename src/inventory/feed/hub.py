@@ -7,9 +7,12 @@ queued, no gap, its transport below its high-water mark) has the chain's frames,
 once for everyone, written to its transport from here, one write per tick; any other
 gets the messages through a bounded queue, sent by its own task. A tick lasts from
 FLUSH_SECONDS to FLUSH_MAX, longer as its work grows: under load, fewer and larger
-writes. A connection whose queue is full is marked overflowed (its handler closes it
-with 4008) and nobody else waits for it. Redis pub/sub keeps no history, so after every
-(re)subscription each connection is told to resync from the replica.
+writes. The hub keeps each store's latest messages (`History`), from which a connection
+that fell behind catches up. A connection whose queue is full while its client still
+reads drops the queue and catches up instead; one whose client stopped reading is marked
+overflowed (its handler closes it with 4008); nobody else waits for either. Redis pub/sub
+keeps no history, so after every (re)subscription each connection is told to resync from
+the replica.
 """
 
 from __future__ import annotations
