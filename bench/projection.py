@@ -2,7 +2,7 @@
 
     uv run python bench/projection.py [--rate 1000] [--seconds 20] [--stores 20]
                                       [--events 1000000] [--rounds 1] [--no-worker]
-                                      [--quick]
+                                      [--generators 1] [--writers 16] [--quick]
 
 `--quick`: 8 s of load and a 100,000-event rebuild (about a minute in all). Besides its
 tables it prints `BENCH-RESULT {json}` lines: the stock_levels lag p50 and p99 at the
@@ -12,9 +12,11 @@ stream_heads rebuild's rate against the copy floor.
 Starts a durable embedded topology in a temporary home and a real worker process
 (`python -m inventory worker`, as production runs it), then:
 
-1. lag: appends one-event commands through `EventStore.append` on a schedule of `--rate`
-   events/s for `--seconds`, spread over `--stores` stores, each followed by the wake-up a
-   command sends after its commit. An observer process polls the replica: each event's
+1. lag: appends one-event commands through `EventStore.append` (a command's transaction:
+   early lock release, the durable marker; a "commands/s" equivalent without the HTTP
+   layer) on a schedule of `--rate` events/s for `--seconds`, spread over `--stores`
+   stores, each followed by the wake-up a command sends after its commit, from
+   `--generators` processes of `--writers` connections each. An observer process polls the replica: each event's
    arrival in the events copy (replication, the baseline) and the first `stream_heads`
    checkpoint of its store that covers it (end to end). Both are timed from the moment
    the append's request was sent. `--no-worker` runs the same load with no worker (the
@@ -607,7 +609,12 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1000, help="events/s offered (1000)")
     parser.add_argument("--seconds", type=int, default=20, help="duration of the load (20)")
     parser.add_argument("--stores", type=int, default=20, help="stores the load spans (20)")
-    parser.add_argument("--generators", type=int, default=2, help="load generator processes (2)")
+    parser.add_argument(
+        "--generators",
+        type=int,
+        default=1,
+        help="load generator processes (1; more where cores allow)",
+    )
     parser.add_argument(
         "--writers", type=int, default=WRITERS, help=f"connections per generator ({WRITERS})"
     )
