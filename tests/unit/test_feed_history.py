@@ -53,3 +53,16 @@ def test_the_oldest_messages_leave_a_full_history() -> None:
         history.add(_live("a", seq, prev))
     assert _seqs(history.after("a", 4)) == [5, 6, 7]
     assert history.after("a", 3) is None
+
+
+def test_past_its_bound_the_history_forgets_the_stores_written_to_least_lately() -> None:
+    history = History(size=2, stores=2)
+    history.add(_live("a", 1, 0))
+    history.add(_live("b", 2, 0))
+    history.add(_live("a", 3, 1))
+    history.add(_live("c", 4, 0))
+    history.add(_live("c", 5, 4))  # five messages held, room for four: b goes
+
+    assert history.after("b", 0) is None
+    assert _seqs(history.after("a", 0)) == [1, 3]
+    assert _seqs(history.after("c", 0)) == [4, 5]

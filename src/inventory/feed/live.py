@@ -66,21 +66,28 @@ class History:
     connection that fell behind catches up from here (frames built already, no replica
     read) when what it lacks is all here."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.stores: dict[str, deque[Live]] = {}
+    def __init__(self, size: int, stores: int = 10) -> None:
+        self.size = size  # messages per store
+        self.most = size * stores  # in all: the stores written to least lately go first
+        self.held = 0
+        self.stores: dict[str, deque[Live]] = {}  # the store written to last, last
 
     def add(self, live: Live) -> None:
         """Keep a chain's messages; a gap before one starts its store's history anew."""
-        ring = self.stores.get(live.store)
+        ring = self.stores.pop(live.store, None)
         if ring is None:
-            ring = self.stores[live.store] = deque(maxlen=self.size)
+            ring = deque(maxlen=self.size)
+        self.stores[live.store] = ring
+        self.held -= len(ring)
         for one in live.each():
             if ring and one.prev_seq != ring[-1].seq:
                 if one.seq <= ring[-1].seq:
                     continue  # republished: held already
                 ring.clear()
             ring.append(one)
+        self.held += len(ring)
+        while self.held > self.most:
+            self.held -= len(self.stores.pop(next(iter(self.stores))))
 
     def after(self, store: str, seq: int) -> list[Live] | None:
         """Every message of `store` after `seq` that the hub has handed out, or None when
@@ -103,3 +110,4 @@ class History:
     def clear(self) -> None:
         """Forget everything (the subscription broke: messages may be missing)."""
         self.stores.clear()
+        self.held = 0
