@@ -16,11 +16,12 @@ Starts a durable embedded topology in a temporary home and a real worker process
    early lock release, the durable marker; a "commands/s" equivalent without the HTTP
    layer) on a schedule of `--rate` events/s for `--seconds`, spread over `--stores`
    stores, each followed by the wake-up a command sends after its commit, from
-   `--generators` processes of `--writers` connections each. An observer process polls the replica: each event's
-   arrival in the events copy (replication, the baseline) and the first `stream_heads`
-   checkpoint of its store that covers it (end to end). Both are timed from the moment
-   the append's request was sent. `--no-worker` runs the same load with no worker (the
-   floor: what the generator, the servers and Redis take by themselves).
+   `--generators` processes of `--writers` connections each. An observer process polls
+   the replica: each event's arrival in the events copy (replication, the baseline) and
+   the first `stream_heads` checkpoint of its store that covers it (end to end). Both are
+   timed from the moment the append's request was sent. `--no-worker` runs the same load
+   with no worker (the floor: what the generator, the servers and Redis take by
+   themselves).
 2. rebuild: stops the worker, loads `--events` events straight into the primary's events
    table (`generate_series`, as the superuser; streams of 100 events over the stores),
    waits for the replica, then times `inventory projections rebuild stream_heads` beside
