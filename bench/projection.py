@@ -2,7 +2,7 @@
 
     uv run python bench/projection.py [--rate 1000] [--seconds 20] [--stores 20]
                                       [--events 1000000] [--rounds 1] [--no-worker]
-                                      [--quick]
+                                      [--generators 1] [--writers 16] [--quick]
 
 `--quick`: 8 s of load and a 100,000-event rebuild (about a minute in all). Besides its
 tables it prints `BENCH-RESULT {json}` lines: the stock_levels lag p50 and p99 at the
@@ -12,13 +12,16 @@ stream_heads rebuild's rate against the copy floor.
 Starts a durable embedded topology in a temporary home and a real worker process
 (`python -m inventory worker`, as production runs it), then:
 
-1. lag: appends one-event commands through `EventStore.append` on a schedule of `--rate`
-   events/s for `--seconds`, spread over `--stores` stores, each followed by the wake-up a
-   command sends after its commit. An observer process polls the replica: each event's
-   arrival in the events copy (replication, the baseline) and the first `stream_heads`
-   checkpoint of its store that covers it (end to end). Both are timed from the moment
-   the append's request was sent. `--no-worker` runs the same load with no worker (the
-   floor: what the generator, the servers and Redis take by themselves).
+1. lag: appends one-event commands through `EventStore.append` (a command's transaction:
+   early lock release, the durable marker; a "commands/s" equivalent without the HTTP
+   layer) on a schedule of `--rate` events/s for `--seconds`, spread over `--stores`
+   stores, each followed by the wake-up a command sends after its commit, from
+   `--generators` processes of `--writers` connections each. An observer process polls
+   the replica: each event's arrival in the events copy (replication, the baseline) and
+   the first `stream_heads` checkpoint of its store that covers it (end to end). Both are
+   timed from the moment the append's request was sent. `--no-worker` runs the same load
+   with no worker (the floor: what the generator, the servers and Redis take by
+   themselves).
 2. rebuild: stops the worker, loads `--events` events straight into the primary's events
    table (`generate_series`, as the superuser; streams of 100 events over the stores),
    waits for the replica, then times `inventory projections rebuild stream_heads` beside
@@ -35,6 +38,7 @@ import json
 import multiprocessing
 import multiprocessing.synchronize
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -42,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -169,39 +173,58 @@ def observe(
     Path(out).write_bytes(msgspec.json.encode({"copy": copy, "checkpoints": checkpoints}))
 
 
-@dataclass
-class Load:
+class Load(msgspec.Struct):
     """What the load generator did: when each event's append was sent (by position), how
-    late on its schedule, and how long each append took."""
+    late on its schedule, how long each append took, and the generators' own CPU."""
 
     started: float
     ended: float = 0.0
-    commits: dict[int, float] = field(default_factory=dict)
-    lateness: list[float] = field(default_factory=list)
-    round_trips: list[float] = field(default_factory=list)
+    commits: dict[int, float] = msgspec.field(default_factory=dict)
+    lateness: list[float] = msgspec.field(default_factory=list)
+    round_trips: list[float] = msgspec.field(default_factory=list)
+    cpu: float = 0.0  # seconds, the generator processes' (the main one's is measured apart)
+
+    def merge(self, other: Load) -> None:
+        """Take in another generator's share of the same schedule."""
+        self.ended = max(self.ended, other.ended)
+        self.commits.update(other.commits)
+        self.lateness += other.lateness
+        self.round_trips += other.round_trips
+        self.cpu += other.cpu
 
 
-async def offer_load(url: str, rate: int, seconds: int, stores: list[str]) -> Load:
-    """Append `rate * seconds` one-event commands on schedule, waking the projectors after
-    each commit."""
+@dataclass(frozen=True)
+class Share:
+    """One generator's part of the schedule: writers `part`, `part + parts`, ... of
+    `writers * parts`, each taking every (writers * parts)-th event from its number on."""
+
+    rate: int
+    seconds: int
+    stores: list[str]
+    started: float  # CLOCK_MONOTONIC, shared by the processes of one machine
+    part: int = 0
+    parts: int = 1
+    writers: int = WRITERS
+
+
+async def offer_load(url: str, share: Share) -> Load:
+    """Append this share of `rate * seconds` one-event commands on schedule, waking the
+    projectors after each commit."""
     from inventory.worker.wakeups import wake  # noqa: PLC0415 - after build_broker
 
     store = EventStore(Codec(ALL_EVENTS))
     connections = [
-        await psycopg.AsyncConnection.connect(url, autocommit=True) for _ in range(WRITERS)
+        await psycopg.AsyncConnection.connect(url, autocommit=True) for _ in range(share.writers)
     ]
-    load = Load(started=time.monotonic() + 0.1)
-    started, commits, lateness, round_trips = (
-        load.started,
-        load.commits,
-        load.lateness,
-        load.round_trips,
-    )
+    load = Load(started=share.started)
+    commits, lateness, round_trips = load.commits, load.lateness, load.round_trips
+    stores, rate, step = share.stores, share.rate, share.writers * share.parts
 
-    async def writer(number: int) -> None:
-        async with connections[number] as conn:
-            for i in range(number, rate * seconds, WRITERS):
-                due = started + i / rate
+    async def writer(local: int) -> None:
+        number = local * share.parts + share.part
+        async with connections[local] as conn:
+            for i in range(number, rate * share.seconds, step):
+                due = share.started + i / rate
                 if (delay := due - time.monotonic()) > 0:
                     await asyncio.sleep(delay)
                 lateness.append(time.monotonic() - due)
@@ -220,8 +243,41 @@ async def offer_load(url: str, rate: int, seconds: int, stores: list[str]) -> Lo
                 round_trips.append(time.monotonic() - sent)
                 wake([partition])  # as the command service does after its commit
 
-    await asyncio.gather(*(writer(n) for n in range(WRITERS)))
+    await asyncio.gather(*(writer(n) for n in range(share.writers)))
     load.ended = time.monotonic()
+    return load
+
+
+def generate(env: dict[str, str], share: Share, out: str) -> None:
+    """A generator process: its share of the load, written to `out` with its CPU time."""
+    build_broker(Settings.from_env({**os.environ, **env}))
+    load = asyncio.run(offer_load(env["INVENTORY_PRIMARY_URL"], share))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    load.cpu = usage.ru_utime + usage.ru_stime
+    Path(out).write_bytes(msgspec.json.encode(load))
+
+
+def offer_in_processes(env: dict[str, str], root: Path, args: argparse.Namespace) -> Load:
+    """The load from `--generators` processes on one schedule, merged."""
+    context = multiprocessing.get_context("spawn")
+    started = time.monotonic() + 2.0  # after the processes have started and connected
+    stores = [f"store-{n:02d}" for n in range(args.stores)]
+    shares = [
+        Share(args.rate, args.seconds, stores, started, part, args.generators, args.writers)
+        for part in range(args.generators)
+    ]
+    outs = [str(root / f"load-{share.part}.json") for share in shares]
+    processes = [
+        context.Process(target=generate, args=(env, share, out))
+        for share, out in zip(shares, outs, strict=True)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    load = Load(started=started)
+    for out in outs:
+        load.merge(msgspec.json.decode(Path(out).read_bytes(), type=Load))
     return load
 
 
@@ -276,7 +332,6 @@ def lag_run(
 ) -> None:
     """Part 1: the steady load, observed; prints the table. Without a worker among
     `components`, it waits for replication only and prints the floor."""
-    stores = [f"store-{n:02d}" for n in range(args.stores)]
     context = multiprocessing.get_context("spawn")
     ready, stop, out = context.Event(), context.Event(), str(root / "observed.json")
     observer = context.Process(
@@ -291,14 +346,13 @@ def lag_run(
             raise RuntimeError("the observer process did not start")
         components.start()
         wall_before = time.monotonic()
-        load = asyncio.run(
-            offer_load(env["INVENTORY_PRIMARY_URL"], args.rate, args.seconds, stores)
-        )
+        load = offer_in_processes(env, root, args)
         if with_worker:
             wait_projected(env["INVENTORY_REPLICA_URL"], max(load.commits), timeout=120)
         else:
             wait_replicated(env["INVENTORY_PRIMARY_ADMIN_URL"], env["INVENTORY_REPLICA_URL"])
         components.stop()
+        components.used["generator"] += load.cpu
         wall = time.monotonic() - wall_before
     finally:
         stop.set()
@@ -311,6 +365,7 @@ def lag_run(
     print(
         f"\nprojection lag: {args.rate} events/s offered for {args.seconds} s over "
         f"{args.stores} stores, one event per append, a wake-up per commit, "
+        f"{args.generators} generator process(es) x {args.writers} connections, "
         + ("1 worker process" if with_worker else "NO worker (the floor)")
     )
     print(
@@ -530,7 +585,8 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    asyncio.run(offer_load(env["INVENTORY_PRIMARY_URL"], WRITERS, 1, ["warm-up"]))
+    warm_up = Share(WRITERS, 1, ["warm-up"], time.monotonic() + 0.1)
+    asyncio.run(offer_load(env["INVENTORY_PRIMARY_URL"], warm_up))
     with psycopg.connect(env["INVENTORY_PRIMARY_ADMIN_URL"]) as conn:
         last = conn.execute("SELECT max(position) FROM events").fetchone()
     assert last is not None
@@ -554,6 +610,15 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1000, help="events/s offered (1000)")
     parser.add_argument("--seconds", type=int, default=20, help="duration of the load (20)")
     parser.add_argument("--stores", type=int, default=20, help="stores the load spans (20)")
+    parser.add_argument(
+        "--generators",
+        type=int,
+        default=1,
+        help="load generator processes (1; more where cores allow)",
+    )
+    parser.add_argument(
+        "--writers", type=int, default=WRITERS, help=f"connections per generator ({WRITERS})"
+    )
     parser.add_argument("--events", type=int, default=1_000_000, help="rebuild size (1000000)")
     parser.add_argument("--rounds", type=int, default=1, help="floor + rebuild rounds (1)")
     parser.add_argument(

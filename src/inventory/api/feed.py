@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine, Hashable
 from typing import Any
 
 import structlog
@@ -22,9 +23,11 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from inventory.api import reads
-from inventory.feed.frames import frame_writer
+from inventory.feed import messages
+from inventory.feed.frames import frame_writer, text_frame
 from inventory.feed.hub import FeedHub, Resync, Subscriber
-from inventory.feed.session import FeedSession
+from inventory.feed.live import Live
+from inventory.feed.session import FeedSession, projected_bounds
 from inventory.runtime.resources import Resources
 from inventory.security.policy import RouteClass
 from inventory.security.principal import Principal
@@ -95,8 +98,10 @@ async def _serve(
     watched: Watched,
 ) -> None:
     writer = subscriber.writer = frame_writer(socket.scope)
+    history = socket.app.state.feed_hub.history
+    send = socket.send_text
     session = FeedSession(
-        resources.replica, subscriber.stores, after or 0, socket.send_text, writer
+        resources.replica, subscriber.stores, after or 0, send, writer, history=history
     )
     sender = asyncio.create_task(_send_loop(socket, resources, session, subscriber, after))
     reader = asyncio.create_task(_read_loop(socket))
@@ -168,10 +173,35 @@ async def _send_loop(
             beat_at = loop.time() + interval
             sent_at_beat = dict(session.last_sent)
             continue
+        await _deliver(session, [item, *_rest(subscriber)])
+
+
+def _rest(subscriber: Subscriber) -> list[Live | Resync]:
+    """Everything else queued now: a connection behind catches up in few, large writes."""
+    queue = subscriber.queue
+    return [queue.get_nowait() for _ in range(queue.qsize())]
+
+
+async def _deliver(session: FeedSession, items: list[Live | Resync]) -> None:
+    """Send queued items in order: with a frame writer, the live messages between two
+    resyncs in one write; without, message by message through ASGI."""
+    lives: list[Live] = []
+    for item in items:
         if isinstance(item, Resync):
+            await _deliver_lives(session, lives)
+            lives = []
             await session.catch_up()
         else:
-            await session.deliver(item)
+            lives.append(item)
+    await _deliver_lives(session, lives)
+
+
+async def _deliver_lives(session: FeedSession, lives: list[Live]) -> None:
+    if session.writer is not None:
+        await session.write_all(lives)
+        return
+    for live in lives:
+        await session.deliver(live)
 
 
 async def _heartbeat(
@@ -184,25 +214,42 @@ async def _heartbeat(
     """The heartbeat; after a quiet spell, first a look at the replica in case a message
     never came (while messages flow, a lost one shows as a gap in the next one's
     `prev_seq`, so a busy connection does not query the replica every interval)."""
-    if session.last_sent == sent_at_last:
+    hub: FeedHub = socket.app.state.feed_hub
+    if session.last_sent == sent_at_last and session.behind(
+        await _shared(
+            hub, ("bounds", session.stores), projected_bounds(resources.replica, session.stores)
+        )
+    ):
         subscriber.leave_direct()  # what follows is sent from here
-        await session.catch_up()
-        position = await _position(resources, socket.app.state.feed_hub, session.stores)
-    else:
-        # Read while live messages still go out directly; only the send stops them.
-        position = await _position(resources, socket.app.state.feed_hub, session.stores)
+        await session.catch_up(replica=True)  # the hub's history lacks a lost message too
+    # Read while live messages still go out directly.
+    position = await _position(resources, hub, session.stores)
+    beat = {"kind": "heartbeat", "read_position": position}
+    if session.writer is None:
         subscriber.leave_direct()
-    await socket.send_json({"kind": "heartbeat", "read_position": position})
+        await socket.send_json(beat)
+        return
+    # After the frames the hub has pending, and without leaving the direct path: a
+    # heartbeat through ASGI would queue every message that arrives meanwhile.
+    subscriber.flush()
+    session.writer.write(text_frame(messages.encode(beat)))
 
 
 async def _position(resources: Resources, hub: FeedHub, stores: frozenset[str] | None) -> int:
-    # Connections whose heartbeats fall due together (they connected together) share one
-    # replica query per store.
     store = next(iter(stores)) if stores is not None and len(stores) == 1 else None
-    task = hub.reading.get(store)
+    position: int = await _shared(hub, store, reads.read_position(resources.replica, store))
+    return position
+
+
+async def _shared(hub: FeedHub, key: Hashable, read: Coroutine[Any, Any, Any]) -> Any:
+    """`read`'s answer, or that of the same read already under way: connections whose
+    heartbeats fall due together (they connected together) share one replica query."""
+    task = hub.reading.get(key)
     if task is None:
-        task = asyncio.create_task(reads.read_position(resources.replica, store))
-        hub.reading[store] = task
-        task.add_done_callback(lambda _: hub.reading.pop(store, None))
+        task = asyncio.create_task(read)
+        hub.reading[key] = task
+        task.add_done_callback(lambda _: hub.reading.pop(key, None))
+    else:
+        read.close()  # not needed: never awaited
     # Shielded: one connection going away must not cancel the others' read.
     return await asyncio.shield(task)

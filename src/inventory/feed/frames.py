@@ -30,6 +30,10 @@ class FrameWriter(Protocol):
         """Write `frames` now; nothing once the connection is closing or closed."""
         ...
 
+    async def drained(self) -> None:
+        """Return once the transport is below its high-water mark (at once if it is)."""
+        ...
+
 
 def text_frame(payload: bytes) -> bytes:
     """One final, unmasked text frame carrying `payload` (UTF-8 JSON)."""

@@ -7,9 +7,12 @@ queued, no gap, its transport below its high-water mark) has the chain's frames,
 once for everyone, written to its transport from here, one write per tick; any other
 gets the messages through a bounded queue, sent by its own task. A tick lasts from
 FLUSH_SECONDS to FLUSH_MAX, longer as its work grows: under load, fewer and larger
-writes. A connection whose queue is full is marked overflowed (its handler closes it
-with 4008) and nobody else waits for it. Redis pub/sub keeps no history, so after every
-(re)subscription each connection is told to resync from the replica.
+writes. The hub keeps each store's latest messages (`History`), from which a connection
+that fell behind catches up. A connection whose queue is full while its client still
+reads drops the queue and catches up instead; one whose client stopped reading is marked
+overflowed (its handler closes it with 4008); nobody else waits for either. Redis pub/sub
+keeps no history, so after every (re)subscription each connection is told to resync from
+the replica.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +32,7 @@ from redis.exceptions import RedisError
 
 from inventory.feed import messages
 from inventory.feed.frames import FrameWriter
-from inventory.feed.live import Live, chains
+from inventory.feed.live import History, Live, chains
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +57,11 @@ MESSAGES = Counter(
 OVERFLOWS = Counter(
     "inventory_feed_overflows",
     "Feed connections whose queue filled (a consumer too slow): closed with 4008, to resync",
+)
+RELIEVED = Counter(
+    "inventory_feed_queue_resyncs",
+    "Feed connections whose queue filled while their client still read: the queue was "
+    "dropped and the connection reread the replica in pages instead",
 )
 SUBSCRIBED = Gauge(
     "inventory_feed_subscribed", "1 while this process's Redis subscription for the feed is up"
@@ -113,10 +121,23 @@ class Subscriber:
             try:
                 self.queue.put_nowait(one)
             except asyncio.QueueFull:
-                self.overflowed.set()
-                OVERFLOWS.inc()
+                self._full()
                 break
         return False
+
+    def _full(self) -> None:
+        """The queue is full. A client still reading (its transport has room) waits only
+        on this process: its task rereads the replica from what it sent, in pages, instead
+        (what the queue held and what did not fit is there). One that stopped reading is
+        too slow: 4008."""
+        if self.writer is not None and self.writer.writable():
+            RELIEVED.inc()
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(RESYNC)
+            return
+        self.overflowed.set()
+        OVERFLOWS.inc()
 
     def flush(self) -> None:
         """Write the pending frames in one go."""
@@ -147,9 +168,12 @@ class FeedHub:
         self._task: asyncio.Task[None] | None = None
         self._flush: asyncio.TimerHandle | None = None
         self.arrived: list[Live] = []  # messages of the coming tick, in order
+        # Twice a queue: a connection whose queue filled catches up from here.
+        self.history = History(2 * queue_size)
         self.tick = FLUSH_SECONDS
-        # Read positions being read for heartbeats, by store (None: all; api/feed.py).
-        self.reading: dict[str | None, asyncio.Task[int]] = {}
+        # Replica reads under way for heartbeats, shared by the connections that need the
+        # same one (api/feed.py).
+        self.reading: dict[Hashable, asyncio.Task[Any]] = {}
 
     def subscribe(self, stores: frozenset[str] | None) -> Subscriber:
         """A new subscriber; from now on it receives every message of its stores."""
@@ -201,6 +225,7 @@ class FeedHub:
         arrived, self.arrived = self.arrived, []
         direct = 0
         for live in chains(arrived):
+            self.history.add(live)
             for subscriber in list(self.subscribers):
                 if subscriber.watches(live.store):
                     direct += len(live.each()) if subscriber.offer(live) else 0
@@ -222,6 +247,7 @@ class FeedHub:
             except (RedisError, OSError) as error:
                 log.warning("feed subscription lost; reconnecting", error=str(error))
             SUBSCRIBED.set(0)
+            self.history.clear()
             if self.subscribed.is_set():
                 SUBSCRIPTION_LOSSES.inc()
                 pause = 0.1  # it had worked: retry promptly
@@ -251,5 +277,6 @@ class FeedHub:
             # what was published before it, connections now read from the replica.
             self.subscribed.set()
             SUBSCRIBED.set(1)
+            self.history.clear()  # what came before may have gaps nobody can see
             self._resync_all()
             log.info("feed subscribed", pattern=self.pattern)

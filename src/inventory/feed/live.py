@@ -1,7 +1,8 @@
-"""A live message ready to send (its frames built once), and chains of them."""
+"""A live message ready to send (frames built once), chains of them, the latest per store."""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from inventory.feed import messages
@@ -58,3 +59,55 @@ def chains(lives: list[Live]) -> list[Live]:
         run = open_chains[live.store] = [live]
         ordered.append(run)
     return [Live.chain(run) for run in ordered]
+
+
+class History:
+    """The latest messages the hub handed out, per store, with no gap among them: a
+    connection that fell behind catches up from here (frames built already, no replica
+    read) when what it lacks is all here."""
+
+    def __init__(self, size: int, stores: int = 10) -> None:
+        self.size = size  # messages per store
+        self.most = size * stores  # in all: the stores written to least lately go first
+        self.held = 0
+        self.stores: dict[str, deque[Live]] = {}  # the store written to last, last
+
+    def add(self, live: Live) -> None:
+        """Keep a chain's messages; a gap before one starts its store's history anew."""
+        ring = self.stores.pop(live.store, None)
+        if ring is None:
+            ring = deque(maxlen=self.size)
+        self.stores[live.store] = ring
+        self.held -= len(ring)
+        for one in live.each():
+            if ring and one.prev_seq != ring[-1].seq:
+                if one.seq <= ring[-1].seq:
+                    continue  # republished: held already
+                ring.clear()
+            ring.append(one)
+        self.held += len(ring)
+        while self.held > self.most:
+            self.held -= len(self.stores.pop(next(iter(self.stores))))
+
+    def after(self, store: str, seq: int) -> list[Live] | None:
+        """Every message of `store` after `seq` that the hub has handed out, or None when
+        some of them are not here (older than the history, or lost)."""
+        ring = self.stores.get(store)
+        if not ring or ring[0].prev_seq > seq:
+            return None
+        if ring[-1].seq <= seq:
+            return []
+        return [one for one in ring if one.seq > seq]
+
+    def latest(self, stores: frozenset[str] | None) -> dict[str, int] | None:
+        """The seq of the latest message of each of `stores`, or None unless there is
+        one for each (and `stores` names them)."""
+        if stores is None:
+            return None
+        found = {store: ring[-1].seq for store in stores if (ring := self.stores.get(store))}
+        return found if len(found) == len(stores) else None
+
+    def clear(self) -> None:
+        """Forget everything (the subscription broke: messages may be missing)."""
+        self.stores.clear()
+        self.held = 0

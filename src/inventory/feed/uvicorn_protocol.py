@@ -34,6 +34,9 @@ class _Frames:
         if self._open():
             self.protocol.transport.write(frames)
 
+    async def drained(self) -> None:
+        await self.protocol.writable.wait()
+
     def _open(self) -> bool:
         protocol = self.protocol
         return (
