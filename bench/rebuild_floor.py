@@ -181,7 +181,7 @@ def server_floor(settings: Settings, saved: dict[str, bytes], phases: Phases) ->
         with phases.phase("read events (the rebuild's query, COPY out, bytes discarded)"):
             for partition in partitions:
                 statement = f"COPY ({PARTITION_EVENTS}) TO STDOUT (FORMAT BINARY)"
-                with conn.cursor() as cur, cur.copy(statement, (partition,)) as copy:
+                with conn.cursor() as cur, cur.copy(statement, (partition, 2**62)) as copy:
                     for _ in copy:
                         pass
                 conn.commit()
