@@ -100,17 +100,19 @@ def rebuild(
     on_total: Callable[[int], None] | None = None,
     on_phase: Callable[[str], None] = lambda _: None,
     on_stall: Callable[[Stall], None] = lambda _: None,
+    set_based: bool = True,
 ) -> int:
     """Rebuild `projectors` in one transaction on the replica at `url`; returns the events
     read. `workers`: folds at once (None: WORKERS from PARALLEL_FROM events, else one).
     `on_phase` is called with each phase's name as it ends (for benchmarks); `on_stall`
-    with each projector stopped at an event it cannot take, once committed."""
+    with each projector stopped at an event it cannot take, once committed. `set_based`:
+    the read models that can be built by SQL are (else every one is folded in Python)."""
     run = _Run(url, projectors, progress)
     with psycopg.connect(url) as conn:
         try:
             with conn.transaction(), conn.cursor() as cur:
                 _lock(cur, run.names)
-                plan = make_plan(cur, projectors, workers, on_total)
+                plan = make_plan(cur, projectors, workers, on_total, set_based=set_based)
                 run.committed = len(plan.groups) > 1
                 _shadows(url, cur, run.tables, committed=run.committed)
                 run.helpers.extend(Helper(url, plan.fed, g, chunk) for g in plan.groups[1:])
@@ -148,13 +150,17 @@ def _fold_all(
         out.transaction(),
         out.cursor() as into,
     ):
-        fed = fed_of(*plan.fed)
+        fed = fed_of(*plan.fed, run.projectors)
         progress = lambda n: run.count(n + collected(run.helpers))  # noqa: E731
         heads, stops = fold(reader, into, fed, plan.groups[0], chunk=chunk, progress=progress)
         on_phase("fold")
         for _, builder in fed.builders:
             builder.finish(into)
         on_phase("finish")
+        # While the helpers fold on: SQL up to the stops known so far (redone below for a
+        # read model a helper stopped).
+        built = plan.build_by_sql(into, stops)
+        on_phase("sql")
         for helper in run.helpers:
             helped, stopped = helper.wait(run.count)
             heads.update(helped)
@@ -164,9 +170,7 @@ def _fold_all(
             for projector in run.projectors:
                 if projector.name in plan.folded:
                     projector.merge_folds(into)
-        for name, build in plan.built.items():
-            build.build(into, plan.bounds_of(name, stops))
-        on_phase("sql")
+        plan.build_by_sql(into, stops, built)
     return heads, stops
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 
 from inventory.projectors.rebuild_contain import Fed, Feeder, Stop, Stops
-from inventory.readmodels.projection import Cursor
+from inventory.readmodels.projection import Cursor, Projector
 from inventory.readmodels.rebuild_sql import set_build
 from inventory.readmodels.registry import by_name
 
@@ -167,9 +167,13 @@ def collected(helpers: Sequence[Helper]) -> int:
     return sum(helper.progressed() for helper in helpers)
 
 
-def fed_of(names: Sequence[str], watched: Sequence[str]) -> Fed:
-    """Fresh builders for the projectors `names`, watchers for the `watched` (built by SQL)."""
-    builders = [(name, by_name(name).builder()) for name in names]
+def fed_of(
+    names: Sequence[str], watched: Sequence[str], projectors: Sequence[Projector] = ()
+) -> Fed:
+    """Fresh builders for the projectors `names` (those of `projectors`, else the
+    registry's), watchers for the `watched` (built by SQL)."""
+    given = {projector.name: projector for projector in projectors}
+    builders = [(name, (given.get(name) or by_name(name)).builder()) for name in names]
     watchers: list[tuple[str, Callable[[str], bool]]] = []
     for name in watched:
         build = set_build(name)

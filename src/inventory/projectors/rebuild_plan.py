@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from psycopg import sql
+
 from inventory.projectors.rebuild_contain import Stops
-from inventory.readmodels.projection import Cursor, Projector
+from inventory.readmodels.projection import Cursor, Projector, shadow
 from inventory.readmodels.rebuild_sql import SetBuild, set_build
 
 WORKERS = 2  # folds at once: this process and helpers (the fold is CPU-bound Python)
@@ -29,6 +31,7 @@ class Plan:
     bounds: dict[str, int]
     folded: list[str]
     built: dict[str, SetBuild]
+    tables: dict[str, tuple[str, ...]]  # projector: its tables
 
     @property
     def fed(self) -> tuple[list[str], list[str]]:
@@ -43,14 +46,34 @@ class Plan:
             for partition, bound in self.bounds.items()
         }
 
+    def build_by_sql(
+        self, into: Cursor, stops: Stops, built: dict[str, dict[str, int]] | None = None
+    ) -> dict[str, dict[str, int]]:
+        """Build the read models of `built` into their shadows, each up to its bounds
+        (`bounds_of`); one `built` already up to other bounds is emptied and built again.
+        Returns the bounds each was built up to."""
+        done: dict[str, dict[str, int]] = {}
+        for name, build in self.built.items():
+            bounds = done[name] = self.bounds_of(name, stops)
+            if built is not None and built.get(name) == bounds:
+                continue
+            if built is not None:
+                for table in self.tables[name]:
+                    into.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(shadow(table))))
+            build.build(into, bounds)
+        return done
+
 
 def make_plan(
     cur: Cursor,
     projectors: Sequence[Projector],
     workers: int | None,
     on_total: Callable[[int], None] | None,
+    *,
+    set_based: bool = True,
 ) -> Plan:
-    """The plan of a rebuild of `projectors`, read in the rebuild's transaction."""
+    """The plan of a rebuild of `projectors`, read in the rebuild's transaction (with
+    `set_based` False, every read model is folded)."""
     cur.execute(PARTITIONS)
     found = cur.fetchall()
     counts: dict[str, int] = {partition: count for partition, count, _ in found}
@@ -63,12 +86,13 @@ def make_plan(
     groups = share_out(counts, workers) or [[]]
     built: dict[str, SetBuild] = {}
     for projector in projectors:
-        build = set_build(projector.name)
+        build = set_build(projector.name) if set_based else None
         if build is not None and build.usable(cur):
             built[projector.name] = build
     folded = sorted(p.name for p in projectors if p.name not in built)
     shares = [{partition: bounds[partition] for partition in group} for group in groups]
-    return Plan(shares, bounds, folded, built)
+    tables = {projector.name: projector.tables for projector in projectors}
+    return Plan(shares, bounds, folded, built, tables)
 
 
 def share_out(counts: dict[str, int], workers: int) -> list[list[str]]:

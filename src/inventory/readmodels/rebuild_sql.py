@@ -40,30 +40,34 @@ SELECT stream, min(partition COLLATE "C"), max(version), max(seq) FROM bounded G
 # next of its store in fold order (partition, then seq); a movement takes the one it
 # falls in, or UTC before any. `zones` maps each zone name to the one PostgreSQL uses:
 # itself, or UTC for a name the domain does not know (`inventory.domain.zones.zone`).
-# Days outside datetime's range are its first or last (`inventory.domain.window`).
+# Days outside datetime's range are its first or last (`inventory.domain.window`); only
+# an instant within a day of them can be such (the cheap test first). The events are
+# scanned twice rather than materialised once: the zone events through the type index.
+ZONE_EVENTS = """
+SELECT e.data->>'store_id' AS store, e.partition COLLATE "C" AS part, e.seq,
+       coalesce(e.data->>'timezone', 'UTC') AS name
+FROM unnest(%(partitions)s::text[], %(lasts)s::bigint[]) AS b(partition, last)
+JOIN events AS e ON e.partition = b.partition AND e.seq <= b.last
+WHERE e.type = 'store.opened' OR (e.type = 'store.updated' AND e.data->>'timezone' IS NOT NULL)
+"""
 MOVEMENTS = (
-    "WITH"
-    + BOUNDED
-    + """,
-names AS (SELECT * FROM unnest(%(names)s::text[], %(zones)s::text[]) AS n(name, zone)),
-changes AS (
-    SELECT data->>'store_id' AS store, partition COLLATE "C" AS part, seq,
-           coalesce(data->>'timezone', 'UTC') AS name
-    FROM bounded
-    WHERE type = 'store.opened' OR (type = 'store.updated' AND data->>'timezone' IS NOT NULL)
-),
+    "WITH changes AS ("
+    + ZONE_EVENTS
+    + """),
 spans AS (
-    SELECT c.store, c.part, c.seq, n.zone,
+    SELECT c.store, c.part, c.seq, coalesce(n.zone, 'UTC') AS zone,
            lead(c.part) OVER w AS next_part, lead(c.seq) OVER w AS next_seq
-    FROM changes AS c JOIN names AS n ON n.name = c.name
+    FROM changes AS c
+    LEFT JOIN unnest(%(names)s::text[], %(zones)s::text[]) AS n(name, zone) ON n.name = c.name
     WINDOW w AS (PARTITION BY c.store ORDER BY c.part, c.seq)
 ),
 moves AS (
-    SELECT m.store, m.sku, m.type, m.occurred_at AT TIME ZONE coalesce(s.zone, 'UTC') AS local,
+    SELECT m.store, m.sku, m.type, m.occurred_at, coalesce(s.zone, 'UTC') AS zone,
            CASE m.type WHEN 'stock.adjusted' THEN m.data->>'delta'
                        WHEN 'stock.counted' THEN m.data->>'counted'
                        ELSE m.data->>'quantity' END::numeric AS quantity
-    FROM bounded AS m
+    FROM unnest(%(partitions)s::text[], %(lasts)s::bigint[]) AS b(partition, last)
+    JOIN events AS m ON m.partition = b.partition AND m.seq <= b.last
     LEFT JOIN spans AS s ON s.store = m.store
         AND (m.partition COLLATE "C", m.seq) > (s.part, s.seq)
         AND (s.next_seq IS NULL OR (m.partition COLLATE "C", m.seq) < (s.next_part, s.next_seq))
@@ -71,8 +75,11 @@ moves AS (
 )
 INSERT INTO {table} (store, day, sku, type, count, quantity)
 SELECT store,
-       CASE WHEN local < '0001-01-01' THEN '0001-01-01'::date
-            WHEN local >= '10000-01-01' THEN '9999-12-31'::date ELSE local::date END,
+       CASE WHEN occurred_at > '0001-01-03Z' AND occurred_at < '9999-12-30Z'
+                THEN (occurred_at AT TIME ZONE zone)::date
+            WHEN occurred_at AT TIME ZONE zone < '0001-01-01' THEN '0001-01-01'::date
+            WHEN occurred_at AT TIME ZONE zone >= '10000-01-01' THEN '9999-12-31'::date
+            ELSE (occurred_at AT TIME ZONE zone)::date END,
        sku, type, count(*), sum(quantity)
 FROM moves GROUP BY 1, 2, 3, 4
 """
@@ -80,15 +87,9 @@ FROM moves GROUP BY 1, 2, 3, 4
 
 # The zone each store has after its last zone event in fold order.
 ZONES = (
-    "WITH"
-    + BOUNDED
-    + """
-INSERT INTO {table} (store, timezone)
-SELECT DISTINCT ON (data->>'store_id') data->>'store_id', coalesce(data->>'timezone', 'UTC')
-FROM bounded
-WHERE type = 'store.opened' OR (type = 'store.updated' AND data->>'timezone' IS NOT NULL)
-ORDER BY data->>'store_id', partition COLLATE "C" DESC, seq DESC
-"""
+    "INSERT INTO {table} (store, timezone) SELECT DISTINCT ON (store) store, name FROM ("
+    + ZONE_EVENTS
+    + ") AS changes ORDER BY store, part DESC, seq DESC"
 )
 ZONE_NAMES = """
 SELECT DISTINCT data->>'timezone' FROM events
