@@ -5,7 +5,10 @@ the live projector, and the rest is rebuilt."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,6 +17,7 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
+from inventory.cli import projections as admin
 from inventory.domain import stock_events as s
 from inventory.domain.events import StoreOpened, StoreUpdated
 from inventory.eventstore.records import NewEvent, StreamWrite
@@ -21,6 +25,7 @@ from inventory.projectors.engine import project
 from inventory.projectors.rebuild import rebuild
 from inventory.readmodels.registry import PROJECTORS, by_name
 from inventory.runtime.settings import Settings
+from inventory.wiring import build_worker
 from tests.projection_helpers import stock_store, wait_replicated
 
 MIDNIGHT = datetime(2026, 3, 2, tzinfo=UTC)  # a UTC day boundary
@@ -196,3 +201,91 @@ def test_a_rebuild_gives_the_live_rows(
     rebuild(settings.replica_url, projectors, lambda _: None, workers=workers, set_based=set_based)
 
     assert _rows(settings, tag, stores) == live
+
+
+# Far above any position the primary hands out in a test session.
+POISON_POSITION = 8_000_000_000_000_000_000
+STALL_FIELDS = """
+SELECT projector, partition, seq, position, stream, event_type, error_class, error
+FROM projection_stalls WHERE partition = %s ORDER BY projector
+"""
+CHECKPOINTS = """
+SELECT projector, seq, position FROM projector_checkpoints WHERE partition = %s ORDER BY 1
+"""
+
+
+@pytest.fixture
+def poisoned(settings: Settings) -> Iterator[tuple[str, int]]:
+    """A store with a receipt, an event that cannot be decoded (written into the events
+    copy as replication would) and another receipt; removed again afterwards."""
+    store = f"p{uuid.uuid4().hex[:10]}"
+    position = POISON_POSITION + uuid.uuid4().int % 1_000_000
+
+    def receipt(n: int) -> StreamWrite:
+        received = s.StockReceived(
+            store_id=store, sku="SKU", quantity=Decimal(n), occurred_at=MIDNIGHT
+        )
+        return StreamWrite(f"stock-{store}-SKU", [NewEvent(received, store, "SKU", MIDNIGHT)])
+
+    asyncio.run(_append(settings, [receipt(1)]))
+    with psycopg.connect(settings.replica_admin_url, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute(
+            "INSERT INTO events (position, id, stream, version, type, store, sku, data,"
+            " metadata, occurred_at, recorded_at)"
+            " VALUES (%s, gen_random_uuid(), %s, 99, 'stock.received', %s, 'SKU',"
+            " '{\"quantity\": \"lots\"}', '{}', now(), now())",
+            (position, f"stock-{store}-SKU", store),
+        )
+    asyncio.run(_append(settings, [receipt(2)]))
+    yield store, position
+    with psycopg.connect(settings.replica_admin_url, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("DELETE FROM events WHERE position = %s", (position,))
+        conn.execute("DELETE FROM projection_stalls WHERE partition = %s", (store,))
+
+
+def _state(settings: Settings, store: str) -> dict[str, list[tuple[Any, ...]]]:
+    with psycopg.connect(settings.replica_url) as conn:
+        return {
+            "stalls": conn.execute(STALL_FIELDS, (store,)).fetchall(),
+            "checkpoints": conn.execute(CHECKPOINTS, (store,)).fetchall(),
+            "levels": conn.execute(
+                "SELECT on_hand, version, last_seq FROM stock_levels WHERE store = %s", (store,)
+            ).fetchall(),
+            "days": conn.execute(
+                "SELECT day, type, count, quantity FROM daily_movements WHERE store = %s",
+                (store,),
+            ).fetchall(),
+            "heads": conn.execute(
+                "SELECT stream, version FROM stream_heads WHERE partition = %s", (store,)
+            ).fetchall(),
+        }
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_rebuild_stops_a_projector_at_an_event_it_cannot_take_as_the_worker_does(
+    settings: Settings, poisoned: tuple[str, int], workers: int
+) -> None:
+    store, _ = poisoned
+    with build_worker(settings) as context:
+        from inventory.worker import actors
+
+        actors.serve(context, [store])  # contained: stock and daily totals stop at it
+    live = _state(settings, store)
+    assert {row[0] for row in live["stalls"]} == {"stock", "daily_movements"}
+    checkpoints = {name: seq for name, seq, _ in live["checkpoints"]}
+    assert checkpoints["stock"] == checkpoints["daily_movements"] < checkpoints["stream_heads"]
+    assert live["levels"] == [(Decimal(1), 1, checkpoints["stock"])]
+
+    out = io.StringIO()
+    names = [p.name for p in PROJECTORS]
+    assert admin.rebuild(settings.replica_url, names, out=out, workers=workers) == 1
+
+    assert _state(settings, store) == live
+    printed = out.getvalue()
+    assert f"projector stock stalled in store {store}" in printed
+    assert "msgspec.ValidationError" in printed
+    with psycopg.connect(settings.replica_url) as conn:
+        left = conn.execute("SELECT relname FROM pg_class WHERE relname LIKE '%%__rebuild%%'")
+        assert left.fetchall() == []
