@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import psycopg
 from psycopg import sql
 
 from inventory.projectors.rebuild_contain import Stops
@@ -50,17 +51,26 @@ class Plan:
         self, into: Cursor, stops: Stops, built: dict[str, dict[str, int]] | None = None
     ) -> dict[str, dict[str, int]]:
         """Build the read models of `built` into their shadows, each up to its bounds
-        (`bounds_of`); one `built` already up to other bounds is emptied and built again.
-        Returns the bounds each was built up to."""
+        (`bounds_of`), and return those built with their bounds. The first time (`built`
+        None: the helpers' stops are not known yet), a statement that meets an event it
+        cannot read (one a helper will stop at) is undone and left for the second, which
+        empties and builds again one built up to other bounds."""
         done: dict[str, dict[str, int]] = {}
         for name, build in self.built.items():
-            bounds = done[name] = self.bounds_of(name, stops)
-            if built is not None and built.get(name) == bounds:
-                continue
-            if built is not None:
-                for table in self.tables[name]:
-                    into.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(shadow(table))))
-            build.build(into, bounds)
+            bounds = self.bounds_of(name, stops)
+            if built is None:
+                try:
+                    with into.connection.transaction():  # a savepoint
+                        build.build(into, bounds)
+                except psycopg.errors.DataError:
+                    continue
+            elif built.get(name) != bounds:
+                if name in built:
+                    for table in self.tables[name]:
+                        statement = sql.SQL("DELETE FROM {}").format(sql.Identifier(shadow(table)))
+                        into.execute(statement)
+                build.build(into, bounds)
+            done[name] = bounds
         return done
 
 
