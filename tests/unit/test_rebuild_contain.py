@@ -89,3 +89,5 @@ def test_partitions_are_shared_out_by_event_count() -> None:
     assert share_out(counts, 2) == [["", "a", "d"], ["b", "c"]]
     assert share_out(counts, 1) == [["", "a", "b", "c", "d"]]
     assert share_out({}, 2) == []
+    # This process first, while a helper starts: the helper gets less.
+    assert share_out(counts, 2, head_start=6) == [["", "a", "c"], ["b", "d"]]

@@ -54,7 +54,7 @@ from inventory.projectors.rebuild_fold import (
     reader_connection,
 )
 from inventory.projectors.rebuild_index import INDEX_MEMORY, index_steps
-from inventory.projectors.rebuild_plan import Plan, make_plan
+from inventory.projectors.rebuild_plan import Plan, SideBuild, make_plan
 from inventory.projectors.stalls import Stall
 from inventory.readmodels.projection import Cursor, Projector
 
@@ -151,21 +151,22 @@ def _fold_all(
         out.cursor() as into,
     ):
         fed = fed_of(*plan.fed, run.projectors)
+        # With helpers, the SQL builds run beside the folds, up to the plan's bounds
+        # (built again below for a read model a fold stopped); otherwise after the fold.
+        side = SideBuild(run.url, plan) if run.helpers and plan.built else None
         progress = lambda n: run.count(n + collected(run.helpers))  # noqa: E731
         heads, stops = fold(reader, into, fed, plan.groups[0], chunk=chunk, progress=progress)
         on_phase("fold")
         for _, builder in fed.builders:
             builder.finish(into)
         on_phase("finish")
-        # While the helpers fold on: SQL up to the stops known so far (redone below for a
-        # read model a helper stopped).
-        built = plan.build_by_sql(into, stops)
-        on_phase("sql")
         for helper in run.helpers:
             helped, stopped = helper.wait(run.count)
             heads.update(helped)
             stops.update(stopped)
         on_phase("helpers")
+        built = side.result() if side is not None else {}
+        on_phase("sql")
         if run.helpers:
             for projector in run.projectors:
                 if projector.name in plan.folded:

@@ -3,6 +3,7 @@ which read models are folded in Python and which are built by SQL (`rebuild_sql`
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -15,9 +16,12 @@ from inventory.readmodels.rebuild_sql import SetBuild, set_build
 
 WORKERS = 2  # folds at once: this process and helpers (the fold is CPU-bound Python)
 PARALLEL_FROM = 50_000  # events below which one fold is quicker than starting a helper
+# Events this process folds while a helper process starts (about 0.4 s of imports).
+HELPER_START = 15_000
 
 # Each partition's events and its last seq: what the rebuild reads there (events that
 # reach the copy later are the live projectors', from the checkpoints it leaves).
+Built = dict[str, dict[str, int]]  # projector: the bounds its read model was built up to
 PARTITIONS = """
 SELECT partition, count(*), max(seq) FROM events GROUP BY partition ORDER BY partition
 """
@@ -48,30 +52,57 @@ class Plan:
         }
 
     def build_by_sql(
-        self, into: Cursor, stops: Stops, built: dict[str, dict[str, int]] | None = None
-    ) -> dict[str, dict[str, int]]:
+        self, into: Cursor, stops: Stops, built: Built | None = None, *, final: bool = True
+    ) -> Built:
         """Build the read models of `built` into their shadows, each up to its bounds
-        (`bounds_of`), and return those built with their bounds. The first time (`built`
-        None: the helpers' stops are not known yet), a statement that meets an event it
-        cannot read (one a helper will stop at) is undone and left for the second, which
-        empties and builds again one built up to other bounds."""
-        done: dict[str, dict[str, int]] = {}
+        (`bounds_of`), and return those built with their bounds; one `built` already up
+        to the same bounds is left, one up to others emptied and built again. Not `final`
+        (the helpers' stops not known yet), a statement that meets an event it cannot
+        read (one a helper will stop at) is undone and left for the final pass."""
+        done: Built = {}
         for name, build in self.built.items():
             bounds = self.bounds_of(name, stops)
-            if built is None:
-                try:
-                    with into.connection.transaction():  # a savepoint
-                        build.build(into, bounds)
-                except psycopg.errors.DataError:
-                    continue
-            elif built.get(name) != bounds:
-                if name in built:
-                    for table in self.tables[name]:
-                        statement = sql.SQL("DELETE FROM {}").format(sql.Identifier(shadow(table)))
-                        into.execute(statement)
-                build.build(into, bounds)
+            if built is not None and built.get(name) == bounds:
+                done[name] = bounds
+                continue
+            if built is not None and name in built:
+                for table in self.tables[name]:
+                    into.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(shadow(table))))
+            try:
+                with into.connection.transaction():  # a savepoint
+                    build.build(into, bounds)
+            except psycopg.errors.DataError:
+                if final:
+                    raise
+                continue
             done[name] = bounds
         return done
+
+
+class SideBuild:
+    """The SQL builds up to the plan's bounds, on a connection of their own, in a thread
+    (waiting on the server) while the folds run: committed shadows only."""
+
+    def __init__(self, url: str, plan: Plan) -> None:
+        self.url, self.plan = url, plan
+        self.built: Built = {}
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            with psycopg.connect(self.url) as conn, conn.transaction(), conn.cursor() as cur:
+                self.built = self.plan.build_by_sql(cur, {}, final=False)
+        except BaseException as error:  # noqa: BLE001 # raised in the rebuild's thread
+            self.error = error
+
+    def result(self) -> Built:
+        """What was built (committed), once done; its error, if it failed."""
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.built
 
 
 def make_plan(
@@ -93,7 +124,7 @@ def make_plan(
         on_total(total)
     if workers is None:
         workers = WORKERS if total >= PARALLEL_FROM else 1
-    groups = share_out(counts, workers) or [[]]
+    groups = share_out(counts, workers, HELPER_START) or [[]]
     built: dict[str, SetBuild] = {}
     for projector in projectors:
         build = set_build(projector.name) if set_based else None
@@ -105,11 +136,12 @@ def make_plan(
     return Plan(shares, bounds, folded, built, tables)
 
 
-def share_out(counts: dict[str, int], workers: int) -> list[list[str]]:
+def share_out(counts: dict[str, int], workers: int, head_start: int = 0) -> list[list[str]]:
     """The partitions in up to `workers` groups of about equal event counts (the largest
-    partition first, each to the lightest group); each group's partitions in name order."""
+    partition first, each to the lightest group), the first group (this process's)
+    `head_start` events more; each group's partitions in name order."""
     groups: list[tuple[int, list[str]]] = [
-        (0, []) for _ in range(max(min(workers, len(counts)), 1))
+        (head_start if index else 0, []) for index in range(max(min(workers, len(counts)), 1))
     ]
     for partition in sorted(counts, key=lambda p: (-counts[p], p)):
         lightest = min(range(len(groups)), key=lambda i: groups[i][0])
