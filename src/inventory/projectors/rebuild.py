@@ -44,7 +44,7 @@ from psycopg import sql
 
 from inventory.projectors import stalls
 from inventory.projectors.engine import LOCK_PREFIX
-from inventory.projectors.rebuild_contain import Stop, Stops
+from inventory.projectors.rebuild_contain import Fed, Stop, Stops
 from inventory.projectors.rebuild_fold import (
     Heads,
     Helper,
@@ -102,11 +102,9 @@ def rebuild(
     on_stall: Callable[[Stall], None] = lambda _: None,
     set_based: bool = True,
 ) -> int:
-    """Rebuild `projectors` in one transaction on the replica at `url`; returns the events
-    read. `workers`: folds at once (None: WORKERS from PARALLEL_FROM events, else one).
-    `on_phase` is called with each phase's name as it ends (for benchmarks); `on_stall`
-    with each projector stopped at an event it cannot take, once committed. `set_based`:
-    the read models that can be built by SQL are (else every one is folded in Python)."""
+    """Rebuild `projectors` in one replica transaction; returns the events read. `workers`:
+    folds at once (None: the plan's choice); `on_phase` gets each phase's name as it ends,
+    `on_stall` each stall met once committed; `set_based` False folds every read model."""
     run = _Run(url, projectors, progress)
     with psycopg.connect(url) as conn:
         try:
@@ -129,8 +127,8 @@ def rebuild(
             if run.committed:
                 _discard(url, run.names, run.tables)
             raise
-    for stop in stops.values():
-        on_stall(stop.stall)
+    for stall in (stop.stall for stop in stops.values()):
+        on_stall(stall)
     return run.read
 
 
@@ -154,16 +152,13 @@ def _fold_all(
         # With helpers, the SQL builds run beside the folds, up to the plan's bounds
         # (built again below for a read model a fold stopped); otherwise after the fold.
         side = SideBuild(run.url, plan) if run.helpers and plan.built else None
-        progress = lambda n: run.count(n + collected(run.helpers))  # noqa: E731
-        heads, stops = fold(reader, into, fed, plan.groups[0], chunk=chunk, progress=progress)
+        heads, stops = _fold_own(run, reader, into, fed, plan, chunk=chunk)
         on_phase("fold")
         for _, builder in fed.builders:
             builder.finish(into)
         on_phase("finish")
         for helper in run.helpers:
-            helped, stopped = helper.wait(run.count)
-            heads.update(helped)
-            stops.update(stopped)
+            _add(heads, stops, helper.wait(run.count))
         on_phase("helpers")
         built = side.result() if side is not None else {}
         on_phase("sql")
@@ -173,6 +168,31 @@ def _fold_all(
                     projector.merge_folds(into)
         plan.build_by_sql(into, stops, built)
     return heads, stops
+
+
+def _fold_own(
+    run: _Run,
+    reader: psycopg.Connection[Any],
+    into: Cursor,
+    fed: Fed,
+    plan: Plan,
+    *,
+    chunk: int,
+) -> tuple[Heads, Stops]:
+    """This process's fold of its partitions (none when no event needs reading)."""
+
+    def progress(n: int) -> None:
+        run.count(n + collected(run.helpers))
+
+    if not plan.needs_fold:  # every read model by SQL, none that decodes
+        progress(plan.total)
+        return plan.heads(), {}
+    return fold(reader, into, fed, plan.groups[0], chunk=chunk, progress=progress)
+
+
+def _add(heads: Heads, stops: Stops, found: tuple[Heads, Stops]) -> None:
+    heads.update(found[0])
+    stops.update(found[1])
 
 
 def _index(url: str, cur: Cursor, tables: list[str], *, committed: bool, sessions: int) -> None:

@@ -23,7 +23,8 @@ HELPER_START = 15_000
 # reach the copy later are the live projectors', from the checkpoints it leaves).
 Built = dict[str, dict[str, int]]  # projector: the bounds its read model was built up to
 PARTITIONS = """
-SELECT partition, count(*), max(seq) FROM events GROUP BY partition ORDER BY partition
+SELECT partition, count(*), max(seq), max(position) FROM events
+GROUP BY partition ORDER BY partition
 """
 
 
@@ -37,6 +38,18 @@ class Plan:
     folded: list[str]
     built: dict[str, SetBuild]
     tables: dict[str, tuple[str, ...]]  # projector: its tables
+    positions: dict[str, int]  # partition: its highest position up to its bound
+    total: int = 0  # events up to the bounds
+
+    @property
+    def needs_fold(self) -> bool:
+        """Whether any event must be read in Python: for a projector folded, or for one
+        built by SQL that stops at an event it cannot decode."""
+        return bool(self.folded) or any(build.decodes for build in self.built.values())
+
+    def heads(self) -> dict[str, tuple[int, int]]:
+        """Each partition's last seq and highest position, as a fold would find them."""
+        return {p: (bound, self.positions[p]) for p, bound in self.bounds.items()}
 
     @property
     def fed(self) -> tuple[list[str], list[str]]:
@@ -117,23 +130,27 @@ def make_plan(
     `set_based` False, every read model is folded)."""
     cur.execute(PARTITIONS)
     found = cur.fetchall()
-    counts: dict[str, int] = {partition: count for partition, count, _ in found}
-    bounds: dict[str, int] = {partition: last for partition, _, last in found}
+    counts: dict[str, int] = {partition: count for partition, count, _, _ in found}
+    bounds: dict[str, int] = {partition: last for partition, _, last, _ in found}
+    positions: dict[str, int] = {partition: highest for partition, _, _, highest in found}
     total = sum(counts.values())
     if on_total is not None:
         on_total(total)
-    if workers is None:
-        workers = WORKERS if total >= PARALLEL_FROM else 1
-    groups = share_out(counts, workers, HELPER_START) or [[]]
     built: dict[str, SetBuild] = {}
     for projector in projectors:
         build = set_build(projector.name) if set_based else None
         if build is not None and build.usable(cur):
             built[projector.name] = build
     folded = sorted(p.name for p in projectors if p.name not in built)
-    shares = [{partition: bounds[partition] for partition in group} for group in groups]
     tables = {projector.name: projector.tables for projector in projectors}
-    return Plan(shares, bounds, folded, built, tables)
+    plan = Plan([], bounds, folded, built, tables, positions, total)
+    if not plan.needs_fold:
+        workers = 1  # nothing to fold: no helper
+    elif workers is None:
+        workers = WORKERS if total >= PARALLEL_FROM else 1
+    groups = share_out(counts, workers, HELPER_START) or [[]]
+    plan.groups = [{partition: bounds[partition] for partition in group} for group in groups]
+    return plan
 
 
 def share_out(counts: dict[str, int], workers: int, head_start: int = 0) -> list[list[str]]:
