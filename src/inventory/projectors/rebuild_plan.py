@@ -144,11 +144,12 @@ def make_plan(
     folded = sorted(p.name for p in projectors if p.name not in built)
     tables = {projector.name: projector.tables for projector in projectors}
     plan = Plan([], bounds, folded, built, tables, positions, total)
+    head_start = HELPER_START if workers is None else 0  # as many folds as asked for
     if not plan.needs_fold:
         workers = 1  # nothing to fold: no helper
     elif workers is None:
         workers = WORKERS if total >= PARALLEL_FROM else 1
-    groups = share_out(counts, workers, HELPER_START) or [[]]
+    groups = share_out(counts, workers, head_start) or [[]]
     plan.groups = [{partition: bounds[partition] for partition in group} for group in groups]
     return plan
 
