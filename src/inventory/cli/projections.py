@@ -16,6 +16,7 @@ from inventory.projectors import stalls
 from inventory.projectors.lag import lags
 from inventory.projectors.rebuild import CHUNK
 from inventory.projectors.rebuild import rebuild as rebuild_models
+from inventory.projectors.stalls import Stall
 from inventory.readmodels.registry import PROJECTORS, by_name
 from inventory.runtime.settings import ConfigurationError, Settings
 
@@ -50,26 +51,34 @@ def rebuild(
     online: in one replica transaction, into shadow tables that replace the old ones at
     its commit (`rebuild.py`). Until then queries keep reading the old rows; the live
     worker waits on the projector's lock meanwhile, then resumes from the checkpoints the
-    rebuild left. `workers`: folds at once (`rebuild.rebuild`)."""
+    rebuild left. `workers`: folds at once (`rebuild.rebuild`). A projector that cannot
+    take an event stops there in its partition, recorded as a stall as the worker records
+    it; the rest is rebuilt and committed, the stalls printed, and the exit status is 1."""
     names = [name] if isinstance(name, str) else list(name)
-    projectors = [by_name(n) for n in names]
-    label = ", ".join(names)
     progress = Progress(0, out)
     started = time.monotonic()
 
     def on_total(total: int) -> None:
         progress.total = max(total, 1)
 
+    stalled: list[Stall] = []
     applied = rebuild_models(
-        replica_url, projectors, progress, chunk=batch_size, workers=workers, on_total=on_total
+        replica_url,
+        [by_name(n) for n in names],
+        progress,
+        chunk=batch_size,
+        workers=workers,
+        on_total=on_total,
+        on_stall=stalled.append,
     )
     elapsed = time.monotonic() - started
-    print(
-        f"\nrebuilt {label}: {applied} events in {elapsed:.1f} s "
-        f"({applied / max(elapsed, 1e-9):,.0f} events/s)",
-        file=out,
-    )
-    return 0
+    rate = applied / max(elapsed, 1e-9)
+    label = f"{', '.join(names)}: {applied} events in {elapsed:.1f} s ({rate:,.0f} events/s)"
+    print(f"\nrebuilt {label}", file=out)
+    # As the worker does: the rest is rebuilt, each stall recorded (health shows it).
+    for stall in stalled:
+        print(stall.describe(), file=out)
+    return 1 if stalled else 0
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -42,17 +42,25 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from inventory.projectors import stalls
 from inventory.projectors.engine import LOCK_PREFIX
-from inventory.projectors.rebuild_fold import Heads, Helper, collected, fold, reader_connection
+from inventory.projectors.rebuild_contain import Fed, Stop, Stops
+from inventory.projectors.rebuild_fold import (
+    Heads,
+    Helper,
+    collected,
+    fed_of,
+    fold,
+    reader_connection,
+)
 from inventory.projectors.rebuild_index import INDEX_MEMORY, index_steps
-from inventory.readmodels.projection import Builder, Cursor, Projector
+from inventory.projectors.rebuild_plan import Plan, SideBuild, make_plan
+from inventory.projectors.stalls import Stall
+from inventory.readmodels.projection import Cursor, Projector
 
 CHUNK = 5000
 SWAP_WAIT_MS = 250
-WORKERS = 2  # folds at once: this process and helpers (the fold is CPU-bound Python)
-PARALLEL_FROM = 50_000  # events below which one fold is quicker than starting a helper
 
-PARTITIONS = "SELECT partition, count(*) FROM events GROUP BY partition ORDER BY partition"
 CHECKPOINT = """
 INSERT INTO projector_checkpoints (projector, partition, seq, position)
 SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[])
@@ -91,26 +99,27 @@ def rebuild(
     workers: int | None = None,
     on_total: Callable[[int], None] | None = None,
     on_phase: Callable[[str], None] = lambda _: None,
+    on_stall: Callable[[Stall], None] = lambda _: None,
+    set_based: bool = True,
 ) -> int:
-    """Rebuild `projectors` in one transaction on the replica at `url`; returns the events
-    read. `workers`: folds at once (None: WORKERS from PARALLEL_FROM events, else one).
-    `on_phase` is called with each phase's name as it ends (for benchmarks)."""
+    """Rebuild `projectors` in one replica transaction; returns the events read. `workers`:
+    folds at once (None: the plan's choice); `on_phase` gets each phase's name as it ends,
+    `on_stall` each stall met once committed; `set_based` False folds every read model."""
     run = _Run(url, projectors, progress)
     with psycopg.connect(url) as conn:
         try:
             with conn.transaction(), conn.cursor() as cur:
                 _lock(cur, run.names)
-                groups = _groups(cur, workers, on_total)
-                run.committed = len(groups) > 1
+                plan = make_plan(cur, projectors, workers, on_total, set_based=set_based)
+                run.committed = len(plan.groups) > 1
                 _shadows(url, cur, run.tables, committed=run.committed)
-                run.helpers.extend(Helper(url, run.names, group, chunk) for group in groups[1:])
-                builders = [p.builder() for p in projectors]
+                run.helpers.extend(Helper(url, plan.fed, g, chunk) for g in plan.groups[1:])
                 on_phase("shadows")
-                heads = _fold_all(run, conn, builders, groups[0], chunk=chunk, on_phase=on_phase)
+                heads, stops = _fold_all(run, conn, plan, chunk=chunk, on_phase=on_phase)
                 on_phase("merge")
-                _index(url, cur, run.tables, committed=run.committed, sessions=len(groups))
+                _index(url, cur, run.tables, committed=run.committed, sessions=len(plan.groups))
                 on_phase("index")
-                _swap(conn, run.names, run.tables, heads)
+                _swap(conn, run.names, run.tables, heads, stops)
                 on_phase("swap")
         except BaseException:
             for helper in run.helpers:
@@ -118,44 +127,72 @@ def rebuild(
             if run.committed:
                 _discard(url, run.names, run.tables)
             raise
+    for stall in (stop.stall for stop in stops.values()):
+        on_stall(stall)
     return run.read
 
 
 def _fold_all(
     run: _Run,
     conn: psycopg.Connection[Any],
-    builders: list[Builder],
-    partitions: list[str],
+    plan: Plan,
     *,
     chunk: int,
     on_phase: Callable[[str], None],
-) -> Heads:
-    """This process's fold of `partitions`, then the helpers' (merged); all the heads."""
+) -> tuple[Heads, Stops]:
+    """This process's fold of its partitions, then the helpers' (merged), then the read
+    models built by SQL: all the heads, and where projectors stopped."""
     with (
         reader_connection(run.url) as reader,
         _writer(run.url, conn, committed=run.committed) as out,
         out.transaction(),
         out.cursor() as into,
     ):
-        heads = fold(
-            reader,
-            into,
-            builders,
-            partitions,
-            chunk=chunk,
-            progress=lambda n: run.count(n + collected(run.helpers)),
-        )
+        fed = fed_of(*plan.fed, run.projectors)
+        # With helpers, the SQL builds run beside the folds, up to the plan's bounds
+        # (built again below for a read model a fold stopped); otherwise after the fold.
+        side = SideBuild(run.url, plan) if run.helpers and plan.built else None
+        heads, stops = _fold_own(run, reader, into, fed, plan, chunk=chunk)
         on_phase("fold")
-        for builder in builders:
+        for _, builder in fed.builders:
             builder.finish(into)
         on_phase("finish")
         for helper in run.helpers:
-            heads.update(helper.wait(run.count))
+            _add(heads, stops, helper.wait(run.count))
         on_phase("helpers")
+        built = side.result() if side is not None else {}
+        on_phase("sql")
         if run.helpers:
             for projector in run.projectors:
-                projector.merge_folds(into)
-    return heads
+                if projector.name in plan.folded:
+                    projector.merge_folds(into)
+        plan.build_by_sql(into, stops, built)
+    return heads, stops
+
+
+def _fold_own(
+    run: _Run,
+    reader: psycopg.Connection[Any],
+    into: Cursor,
+    fed: Fed,
+    plan: Plan,
+    *,
+    chunk: int,
+) -> tuple[Heads, Stops]:
+    """This process's fold of its partitions (none when no event needs reading)."""
+
+    def progress(n: int) -> None:
+        run.count(n + collected(run.helpers))
+
+    if not plan.needs_fold:  # every read model by SQL, none that decodes
+        progress(plan.total)
+        return plan.heads(), {}
+    return fold(reader, into, fed, plan.groups[0], chunk=chunk, progress=progress)
+
+
+def _add(heads: Heads, stops: Stops, found: tuple[Heads, Stops]) -> None:
+    heads.update(found[0])
+    stops.update(found[1])
 
 
 def _index(url: str, cur: Cursor, tables: list[str], *, committed: bool, sessions: int) -> None:
@@ -188,20 +225,6 @@ def _lock(cur: Cursor, names: Sequence[str]) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (LOCK_PREFIX + name,))
 
 
-def _groups(
-    cur: Cursor, workers: int | None, on_total: Callable[[int], None] | None
-) -> list[list[str]]:
-    """The partitions shared out among the folds (one group at least, maybe empty)."""
-    cur.execute(PARTITIONS)
-    counts: dict[str, int] = dict(cur.fetchall())
-    total = sum(counts.values())
-    if on_total is not None:
-        on_total(total)
-    if workers is None:
-        workers = WORKERS if total >= PARALLEL_FROM else 1
-    return share_out(counts, workers) or [[]]
-
-
 def _shadows(url: str, cur: Cursor, tables: list[str], *, committed: bool) -> None:
     """Empty shadows: in the rebuild's transaction, or committed for helpers to fill."""
     if committed:
@@ -212,29 +235,31 @@ def _shadows(url: str, cur: Cursor, tables: list[str], *, committed: bool) -> No
 
 
 def _swap(
-    conn: psycopg.Connection[Any], names: Sequence[str], tables: list[str], heads: Heads
+    conn: psycopg.Connection[Any],
+    names: Sequence[str],
+    tables: list[str],
+    heads: Heads,
+    stops: Stops,
 ) -> None:
-    """Swap the indexed shadows in, replace the checkpoints (in the transaction)."""
+    """Swap the indexed shadows in, replace the checkpoints and the projectors' stalls
+    (in the transaction): a projector stopped in a partition stays before its event."""
     with conn.cursor() as cur:
         _lock_old_tables(conn, tables)
         cur.execute("SELECT read_model_swap(%s)", (tables,))
         cur.execute("DELETE FROM projector_checkpoints WHERE projector = ANY(%s)", (names,))
-        pairs = [(n, part, seq, pos) for n in names for part, (seq, pos) in heads.items()]
+        pairs = [
+            (n, part, *_checkpoint(stops.get((n, part)), head))
+            for n in names
+            for part, head in heads.items()
+        ]
         columns = [list(column) for column in zip(*pairs, strict=True)]
         cur.execute(CHECKPOINT, columns or [[], [], [], []])
+        cur.execute("DELETE FROM projection_stalls WHERE projector = ANY(%s)", (names,))
+    stalls.record(conn, [stop.stall for stop in stops.values()])
 
 
-def share_out(counts: dict[str, int], workers: int) -> list[list[str]]:
-    """The partitions in up to `workers` groups of about equal event counts (the largest
-    partition first, each to the lightest group); each group's partitions in name order."""
-    groups: list[tuple[int, list[str]]] = [
-        (0, []) for _ in range(max(min(workers, len(counts)), 1))
-    ]
-    for partition in sorted(counts, key=lambda p: (-counts[p], p)):
-        lightest = min(range(len(groups)), key=lambda i: groups[i][0])
-        load, members = groups[lightest]
-        groups[lightest] = (load + counts[partition], [*members, partition])
-    return [sorted(members) for _, members in groups if members]
+def _checkpoint(stop: Stop | None, head: tuple[int, int]) -> tuple[int, int]:
+    return (stop.seq, stop.position) if stop is not None else head
 
 
 def _discard(url: str, names: Sequence[str], tables: Sequence[str]) -> None:

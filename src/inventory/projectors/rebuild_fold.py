@@ -9,24 +9,27 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 
-from inventory.readmodels.decoding import domain_event
-from inventory.readmodels.projection import Builder, Cursor, ReplicaEvent
+from inventory.projectors.rebuild_contain import Fed, Feeder, Stop, Stops
+from inventory.readmodels.projection import Cursor, Projector
+from inventory.readmodels.rebuild_sql import set_build
 from inventory.readmodels.registry import by_name
 
 Heads = dict[str, tuple[int, int]]  # partition: last seq, highest position
-FOLDED, HEADS = b"rebuild-folded ", b"rebuild-heads "  # a helper's stdout lines
+Bounds = Mapping[str, int]  # partition: the last seq a rebuild reads there
+# A helper's stdout lines.
+FOLDED, HEADS, STOPS = b"rebuild-folded ", b"rebuild-heads ", b"rebuild-stops "
 
 # data and metadata arrive as their JSON text's UTF-8 bytes (no str round trip).
 PARTITION_EVENTS = """
 SELECT seq, position, stream, version, type, store, sku, convert_to(data::text, 'UTF8'),
        convert_to(metadata::text, 'UTF8'), occurred_at, recorded_at, partition
-FROM events WHERE partition = %s ORDER BY seq
+FROM events WHERE partition = %s AND seq <= %s ORDER BY seq
 """
 
 
@@ -48,36 +51,31 @@ def reader_connection(url: str) -> Iterator[psycopg.Connection[Any]]:
 def fold(
     reader: psycopg.Connection[Any],
     cur: Cursor,
-    builders: Sequence[Builder],
-    partitions: Sequence[str],
+    fed: Fed,
+    bounds: Bounds,
     *,
     chunk: int,
     progress: Callable[[int], None],
-) -> Heads:
-    """Feed every event of `partitions` to `builders` (reading on `reader`, writing with
-    `cur`, chunk by chunk); returns each partition's last seq and highest position."""
-    prefixes = tuple(prefix for b in builders for prefix in b.prefixes)
+) -> tuple[Heads, Stops]:
+    """Feed every event of the partitions of `bounds`, up to each one's bound seq, to the
+    builders of `fed` (reading on `reader`, writing with `cur`, chunk by chunk); returns
+    each partition's last seq and highest position, and where projectors stopped."""
     heads: Heads = {}
-    for partition in partitions:
-        last = highest = -1
+    stops: Stops = {}
+    for partition, bound in bounds.items():
+        feeder = Feeder(fed, partition, stops)
         # A server-side cursor, fetched a chunk at a time (binary: no text parsing).
         with reader.transaction(), reader.cursor("rebuild_events", binary=True) as source:
             source.itersize = chunk
-            source.execute(PARTITION_EVENTS, (partition,))
+            source.execute(PARTITION_EVENTS, (partition, bound))
             while rows := source.fetchmany(chunk):
-                for row in rows:
-                    event = ReplicaEvent(*row)
-                    decoded = domain_event(event) if event.type.startswith(prefixes) else None
-                    for builder in builders:
-                        builder.feed(event, decoded)
-                    highest = max(highest, event.position)
-                last = rows[-1][0]
-                for builder in builders:
+                feeder.feed(rows)
+                for _, builder in fed.builders:
                     builder.flush(cur)
                 progress(len(rows))
-        if last >= 0:
-            heads[partition] = (last, highest)
-    return heads
+        if feeder.last:
+            heads[partition] = feeder.before()
+    return heads, stops
 
 
 class Helper:
@@ -86,7 +84,9 @@ class Helper:
     FOLDED line per chunk folded (the count), then a HEADS line (JSON) once it has
     committed."""
 
-    def __init__(self, url: str, names: list[str], partitions: list[str], chunk: int) -> None:
+    def __init__(
+        self, url: str, fed: tuple[list[str], list[str]], bounds: Bounds, chunk: int
+    ) -> None:
         # stderr to a file: a pipe read only at the end could fill and stall the helper.
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115 # closed by _close
         self.process = subprocess.Popen(
@@ -96,12 +96,20 @@ class Helper:
             stderr=self.errors,
         )
         assert self.process.stdin is not None
-        arguments = {"url": url, "names": names, "partitions": partitions, "chunk": chunk}
+        names, watched = fed
+        arguments = {
+            "url": url,
+            "names": names,
+            "watched": watched,
+            "bounds": list(bounds.items()),
+            "chunk": chunk,
+        }
         self.process.stdin.write(json.dumps(arguments).encode())
         self.process.stdin.close()
         self.folded = 0  # counted by the reader thread, taken by `progressed`
         self.taken = 0
         self.heads: Heads | None = None
+        self.stops: Stops = {}
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -111,6 +119,9 @@ class Helper:
             if line.startswith(HEADS):
                 found = json.loads(line.removeprefix(HEADS))
                 self.heads = {part: (seq, pos) for part, (seq, pos) in found.items()}
+            elif line.startswith(STOPS):
+                stops = [Stop.from_json(v) for v in json.loads(line.removeprefix(STOPS))]
+                self.stops = {(s.stall.projector, s.stall.partition): s for s in stops}
             elif line.startswith(FOLDED):
                 self.folded += int(line.removeprefix(FOLDED))
 
@@ -139,8 +150,8 @@ class Helper:
             self.process.stdout.close()
         return errors
 
-    def wait(self, progress: Callable[[int], None]) -> Heads:
-        """The helper's heads once it has committed; RebuildFailed if it failed."""
+    def wait(self, progress: Callable[[int], None]) -> tuple[Heads, Stops]:
+        """The helper's heads and stops once it has committed; RebuildFailed if it failed."""
         while self.process.poll() is None:
             progress(self.progressed())
             time.sleep(0.05)
@@ -149,30 +160,46 @@ class Helper:
         errors = self._close()
         if self.process.returncode != 0 or self.heads is None:
             raise RebuildFailed(f"rebuild helper exited with {self.process.returncode}: {errors}")
-        return self.heads
+        return self.heads, self.stops
 
 
 def collected(helpers: Sequence[Helper]) -> int:
     return sum(helper.progressed() for helper in helpers)
 
 
-def help_fold(url: str, names: list[str], partitions: list[str], chunk: int) -> None:
-    """A helper's work: fold `partitions` in a transaction of its own, commit, print the
-    heads (see `Helper`)."""
+def fed_of(
+    names: Sequence[str], watched: Sequence[str], projectors: Sequence[Projector] = ()
+) -> Fed:
+    """Fresh builders for the projectors `names` (those of `projectors`, else the
+    registry's), watchers for the `watched` (built by SQL)."""
+    given = {projector.name: projector for projector in projectors}
+    builders = [(name, (given.get(name) or by_name(name)).builder()) for name in names]
+    watchers: list[tuple[str, Callable[[str], bool]]] = []
+    for name in watched:
+        build = set_build(name)
+        assert build is not None, name
+        watchers.append((name, build.decodes.__contains__))
+    return Fed(builders, watchers)
+
+
+def help_fold(url: str, fed: tuple[list[str], list[str]], bounds: Bounds, chunk: int) -> None:
+    """A helper's work: fold the partitions of `bounds` in a transaction of its own,
+    commit, print the stops and heads (see `Helper`)."""
 
     def tick(count: int) -> None:
         sys.stdout.write(f"{FOLDED.decode()}{count}\n")
         sys.stdout.flush()
 
-    builders = [by_name(name).builder() for name in names]
+    folds = fed_of(*fed)
     with (
         reader_connection(url) as reader,
         psycopg.connect(url) as conn,
         conn.transaction(),
         conn.cursor() as cur,
     ):
-        heads = fold(reader, cur, builders, partitions, chunk=chunk, progress=tick)
-        for builder in builders:
+        heads, stops = fold(reader, cur, folds, bounds, chunk=chunk, progress=tick)
+        for _, builder in folds.builders:
             builder.finish(cur)
+    sys.stdout.write(f"{STOPS.decode()}{json.dumps([s.as_json() for s in stops.values()])}\n")
     sys.stdout.write(f"{HEADS.decode()}{json.dumps(heads)}\n")
     sys.stdout.flush()

@@ -11,7 +11,9 @@ from inventory.projectors.rebuild_fold import help_fold
 def main() -> None:
     """Fold the partitions named on stdin; exit non-zero (traceback on stderr) on failure."""
     arguments = json.loads(sys.stdin.read())
-    help_fold(arguments["url"], arguments["names"], arguments["partitions"], arguments["chunk"])
+    fed = (arguments["names"], arguments["watched"])
+    bounds = dict(arguments["bounds"])
+    help_fold(arguments["url"], fed, bounds, arguments["chunk"])
 
 
 if __name__ == "__main__":

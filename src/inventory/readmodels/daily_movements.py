@@ -157,6 +157,7 @@ class MovementsBuilder:
     """Totals over every event: the same sums the additive upserts reach batch by batch."""
 
     prefixes: tuple[str, ...] = ("stock.", "store.")
+    decodes = MOVEMENT_TYPES | ZONE_TYPES  # what `apply` decodes (a rebuild stops on those)
 
     def __init__(self) -> None:
         self.totals = Totals({})
