@@ -7,8 +7,10 @@ Starts an embedded topology in a temporary folder, creates an API key, and runs 
 bearer lookup on the primary, one Redis script per call, the route's guard) and
 `auth_app:plain` (the same endpoint without it). A keep-alive HTTP/1.1 load generator
 with N connections hits each in turn for the given seconds, alternating over several
-rounds, and prints requests per second and the overhead (and a BENCH-RESULT line).
-Goal: under 15%. `--quick`: 2 rounds of 2 s.
+rounds, and prints requests per second, each server's CPU time per request, and the
+overhead (and a BENCH-RESULT line). Goal: under 15%. `--quick`: 2 rounds of 2 s.
+`--profile PATH`: py-spy's collapsed stacks of the secured server under load at PATH
+(and a flame graph at PATH with `.svg`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from inventory.runtime.embedded import EmbeddedTopology
 from inventory.runtime.processes import free_port
@@ -55,15 +58,41 @@ async def _connection(port: int, request: bytes, stop: float, counts: list[int])
         counts.append(done)
 
 
-async def _load(port: int, headers: dict[str, str], seconds: float, connections: int) -> float:
+async def _load(port: int, headers: dict[str, str], seconds: float, connections: int) -> int:
     lines = [b"GET /bench/ping HTTP/1.1", b"Host: 127.0.0.1"]
     lines += [f"{name}: {value}".encode() for name, value in headers.items()]
     request = b"\r\n".join(lines) + b"\r\n\r\n"
     counts: list[int] = []
-    started = time.perf_counter()
-    stop = started + seconds
+    stop = time.perf_counter() + seconds
     await asyncio.gather(*(_connection(port, request, stop, counts) for _ in range(connections)))
-    return sum(counts) / (time.perf_counter() - started)
+    return sum(counts)
+
+
+def _round(
+    server: subprocess.Popen[bytes], port: int, headers: dict[str, str], seconds: float, n: int
+) -> tuple[float, float]:
+    """Requests per second and the server's CPU milliseconds (user + system) per request."""
+    process = psutil.Process(server.pid)
+    cpu = sum(process.cpu_times()[:2])
+    started = time.perf_counter()
+    done = asyncio.run(_load(port, headers, seconds, n))
+    elapsed = time.perf_counter() - started
+    return done / elapsed, (sum(process.cpu_times()[:2]) - cpu) * 1000 / max(1, done)
+
+
+def _profile(
+    path: str, server: subprocess.Popen[bytes], port: int, headers: dict[str, str], n: int
+) -> None:
+    """py-spy (through uvx, 250 Hz, GIL-holding samples) on the secured server for 8 s."""
+    spies = []
+    for form, output in (("raw", path), ("flamegraph", str(Path(path).with_suffix(".svg")))):
+        command = ["uvx", "--from", "py-spy", "py-spy", "record", "--pid", str(server.pid)]
+        command += ["--duration", "8", "--rate", "250", "--format", form, "--output", output]
+        spies.append(subprocess.Popen([*command, "--nonblocking", "--gil"]))
+    time.sleep(1.5)
+    asyncio.run(_load(port, headers, 9.0, n))
+    for spy in spies:
+        spy.wait(60)
 
 
 def _serve(factory: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
@@ -103,6 +132,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="a short run (under a minute)")
+    parser.add_argument("--profile", help="write py-spy's collapsed stacks of the secured app here")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.rounds = 2.0, 2
@@ -123,23 +153,36 @@ def main() -> int:
         auth = {"Authorization": f"Bearer {key}"}
         asyncio.run(_load(secured_port, auth, 1.0, args.connections))  # warm-up
         asyncio.run(_load(plain_port, auth, 1.0, args.connections))
+        if args.profile:
+            _profile(args.profile, secured, secured_port, auth, args.connections)
         with_security, without = [], []
         for _ in range(args.rounds):
-            without.append(asyncio.run(_load(plain_port, auth, args.seconds, args.connections)))
+            without.append(_round(plain, plain_port, auth, args.seconds, args.connections))
             with_security.append(
-                asyncio.run(_load(secured_port, auth, args.seconds, args.connections))
+                _round(secured, secured_port, auth, args.seconds, args.connections)
             )
-        base, ours = statistics.median(without), statistics.median(with_security)
+        base = statistics.median(rate for rate, _ in without)
+        ours = statistics.median(rate for rate, _ in with_security)
+        base_cpu = statistics.median(cpu for _, cpu in without)
+        our_cpu = statistics.median(cpu for _, cpu in with_security)
         overhead = 1 - ours / base
         print(f"{args.connections} connections, {args.rounds} rounds of {args.seconds:.0f} s each")
-        print(f"  without security  {base:8.0f} req/s  (rounds: {[round(x) for x in without]})")
-        print(
-            f"  with security     {ours:8.0f} req/s  (rounds: {[round(x) for x in with_security]})"
-        )
+        for name, rate, cpu, rounds in (
+            ("without security", base, base_cpu, without),
+            ("with security   ", ours, our_cpu, with_security),
+        ):
+            print(
+                f"  {name}  {rate:8.0f} req/s  server CPU {cpu:.3f} ms/req"
+                f"  (rounds: {[round(x) for x, _ in rounds]})"
+            )
         print(f"  overhead          {overhead:8.1%}  (goal: under {GOAL_OVERHEAD:.0%})")
+        print(f"  security's CPU    {our_cpu - base_cpu:8.3f} ms/req")
         result = {"bench": "auth", "metric": "security overhead on a trivial endpoint"}
         result |= {"value": round(overhead, 3), "goal": f"< {GOAL_OVERHEAD:.2f}"}
         print("BENCH-RESULT " + json.dumps({**result, "met": overhead < GOAL_OVERHEAD}))
+        result = {"bench": "auth", "metric": "security's server CPU ms per call"}
+        result |= {"value": round(our_cpu - base_cpu, 3), "goal": None, "met": None}
+        print("BENCH-RESULT " + json.dumps(result))
         return 0
     finally:
         for server in servers:

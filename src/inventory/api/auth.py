@@ -1,6 +1,7 @@
 """The security middleware: who is calling (into `request.user`), and are they within budget.
 
-Authorization is not decided here: each route's guard (security/policy.py) does that.
+Authorization is decided after the door's checks, by `policy_middleware` (the route's
+class and store scope, security/policy.py).
 Health and metrics are exempt, so probes are never refused. A call answered from the
 idempotency record (a replay) spends no budget: its count is given back, and once over
 budget a keyed write whose response is stored is let through to be replayed.
@@ -18,6 +19,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from inventory.api.errors import send_problem
 from inventory.security.context import Security
 from inventory.security.errors import RateLimited, SecurityError
+from inventory.security.policy import authorize_route
 from inventory.security.principal import Principal
 from inventory.security.ratelimit import Decision
 
@@ -110,5 +112,20 @@ def security_middleware(app: ASGIApp) -> ASGIApp:
             return
         scope["user"] = principal
         await app(scope, receive, _with_limits(send, security, principal, decision))
+
+    return middleware
+
+
+def policy_middleware(app: ASGIApp) -> ASGIApp:
+    """401 or 403 for an HTTP call its route's policy refuses (security/policy.py)."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            try:
+                authorize_route(ASGIConnection(scope, receive, send))
+            except SecurityError as error:
+                await send_problem(scope, receive, send, error)
+                return
+        await app(scope, receive, send)
 
     return middleware
