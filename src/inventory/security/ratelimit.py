@@ -22,6 +22,7 @@ import structlog
 from prometheus_client import Counter
 
 from inventory.security.principal import Principal
+from inventory.security.redis_script import ScriptChannel
 
 log = structlog.get_logger(__name__)
 
@@ -143,7 +144,7 @@ class RateLimiter:
         self._fail_open = fail_open
         self._namespace = namespace
         self._budgets = dict(budgets)
-        self._script = client.register_script(HIT)
+        self._script = ScriptChannel(client, HIT)  # every request's: on its own connection
         self._refund = client.register_script(REFUND)
         self._skip_until = 0.0
         self.epoch_key = epoch_key(namespace)
@@ -171,8 +172,7 @@ class RateLimiter:
     ) -> None:
         try:
             result = await self._script(
-                keys=[self.epoch_key, *(key for key, _, _ in batch)],
-                args=[window for _, window, _ in batch],
+                [self.epoch_key, *(key for key, _, _ in batch)], [window for _, window, _ in batch]
             )
         except Exception as error:  # noqa: BLE001 - handed to every waiting caller
             for _, _, future in batch:
