@@ -26,6 +26,7 @@ from inventory.security.ratelimit import Decision
 EXEMPT_PREFIXES = ("/health", "/metrics")
 WRITES = frozenset({"POST", "PUT", "PATCH"})
 REPLAYED = b"idempotent-replayed"
+LIMIT_HEADERS = frozenset({b"ratelimit-policy", b"ratelimit", b"retry-after"})
 MAX_KEY_LENGTH = 255
 
 
@@ -66,28 +67,34 @@ def _with_limits(
     send: Send, security: Security, principal: Principal | None, decision: Decision
 ) -> Send:
     """`send` adding the budget's RateLimit headers, and refunding a replayed call."""
-    limits = [(name.lower().encode(), value.encode()) for name, value in decision.headers().items()]
+    limits = decision.raw_headers()
 
     async def send_with_limits(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", ()))
-            present = {name.lower() for name, _ in headers}
+            present, replayed = _present(headers)
             # A stricter budget (login) may already have spoken: its headers stay.
             headers += [header for header in limits if header[0] not in present]
             message["headers"] = headers
-            if principal is not None and _replayed(headers):
+            if principal is not None and replayed:
                 await security.replayed(principal)
         await send(message)
 
     return send_with_limits
 
 
-def _replayed(headers: list[tuple[bytes, bytes]]) -> bool:
-    """True when the response is the idempotency record's (`Idempotent-Replayed: true`)."""
+def _present(headers: list[tuple[bytes, bytes]]) -> tuple[set[bytes], bool]:
+    """The RateLimit headers already set, and whether the response is the idempotency
+    record's (its first `Idempotent-Replayed` reads `true`), in one pass."""
+    present: set[bytes] = set()
+    replayed: bool | None = None
     for name, value in headers:
-        if name.lower() == REPLAYED:
-            return value == b"true"
-    return False
+        lowered = name.lower()
+        if lowered in LIMIT_HEADERS:
+            present.add(lowered)
+        elif lowered == REPLAYED and replayed is None:
+            replayed = value == b"true"
+    return present, bool(replayed)
 
 
 def security_middleware(app: ASGIApp) -> ASGIApp:

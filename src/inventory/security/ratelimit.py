@@ -122,6 +122,10 @@ class Decision:
             headers["Retry-After"] = str(max(1, self.reset_seconds))
         return headers
 
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """`headers()` as an ASGI message carries them (lower-case names, bytes)."""
+        return [(name.lower().encode(), value.encode()) for name, value in self.headers().items()]
+
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
