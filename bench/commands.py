@@ -1,7 +1,7 @@
 """Sales over HTTP against a minimal one-INSERT endpoint on the same primary, side by side.
 
     uv run python bench/commands.py [--seconds 5] [--rounds 3] [--connections 64]
-        [--skus 1000] [--pin CPUS] [--profile PATH] [--quick]
+        [--skus 1000] [--pin CPUS] [--profile PATH] [--baseline SRC] [--quick]
 
 Starts a durable embedded topology in a temporary folder, two `inventory serve` processes
 and two uvicorn processes of `bench/commands_app.py` (one INSERT per request), registers
@@ -21,6 +21,9 @@ many >= 40% of minimal with p99 < 100 ms, hot >= 20%, API CPU <= 0.6 ms and prim
 machine's CPUs; `--pin 0` confines every server under test to CPU 0 in both, so 2 API
 processes face 1 on the same single core. `--profile PATH` first samples one API process
 under the `many` load with py-spy (collapsed stacks at PATH, a flame graph at PATH.svg).
+`--baseline SRC`: one more API process running another source tree's code (SRC/src,
+e.g. `git archive main | tar -x -C SRC`), measured with one process as `many@base`
+beside `many` in the same rounds: before and after a change, in one run.
 `--quick`: 1 round of 2 s, 200 SKUs (about 45 s in all).
 """
 
@@ -306,6 +309,7 @@ def _measure(
 ) -> dict[str, Figures]:
     """Rounds of each kind against `count` servers of each; their figures, printed."""
     primary, replica = db
+    kinds = {name: kind for name, kind in kinds.items() if len(kind[0]) >= count}
     tallies: dict[str, list[Tally]] = {name: [] for name in kinds}
     for ports, make in kinds.values():  # warm-up
         asyncio.run(_load(ports[:count], make, 1.0, args.connections))
@@ -328,9 +332,8 @@ def _measure(
     )
     base = _report("minimal", tallies["minimal"], None)
     return {
-        "minimal": base,
-        "many": _report("many", tallies["many"], base.rate),
-        "hot": _report("hot", tallies["hot"], base.rate),
+        name: _report(name, found, base.rate) if name != "minimal" else base
+        for name, found in tallies.items()
     }
 
 
@@ -373,6 +376,15 @@ def _run(
             "many": (apis, _requests(sales, key, skus)),
             "hot": (apis, _requests(sales, key, [HOT])),
         }
+        if args.baseline:
+            source = str(Path(args.baseline).resolve() / "src")
+            process, port = _spawn(
+                ["inventory", "serve"], {**bench_env, "PYTHONPATH": source}, "/health/live"
+            )
+            processes.append(process)
+            pids[port] = process.pid
+            _pin([process.pid], args.pin)
+            kinds["many@base"] = ([port], kinds["many"][1])
         if args.profile:
             _profile(args, processes[0], apis[0], kinds["many"][1])
         by_count = {
@@ -399,6 +411,10 @@ def main() -> int:
         default="",
         help="CPUs (e.g. 0 or 0,1) every server under test is confined to, with one process "
         "of each and with two: 2 API processes against 1 on the same total CPU (goal 3)",
+    )
+    parser.add_argument(
+        "--baseline",
+        help="a source tree (its src/ runs one more API process) measured beside this one",
     )
     parser.add_argument("--quick", action="store_true", help="a short run (under a minute)")
     args = parser.parse_args()

@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from inventory.api import projection_metrics
 from inventory.api.alert_routes import AlertController
 from inventory.api.audit_routes import AuditController
-from inventory.api.auth import security_middleware
+from inventory.api.auth import policy_middleware, security_middleware
 from inventory.api.catalog_routes import CatalogController
 from inventory.api.dashboard import dashboard_router
 from inventory.api.docs import docs_router, openapi_config
@@ -28,7 +28,7 @@ from inventory.api.health import HealthController
 from inventory.api.history_routes import HistoryController
 from inventory.api.identity import IdentityController
 from inventory.api.import_routes import ImportController
-from inventory.api.middleware import request_id_middleware
+from inventory.api.middleware import RequestMetrics, request_id_middleware
 from inventory.api.report_routes import ReportController
 from inventory.api.report_runs import ReportRunController
 from inventory.api.stock_queries import StockQueryController
@@ -115,14 +115,18 @@ def _middleware() -> list[Middleware]:
         prefix="inventory",
         group_path=True,
         exclude=["/metrics", "/health", "/docs"],
+        middleware_class=RequestMetrics,
     )
     # The door runs after authentication: an anonymous caller learns nothing of a route.
+    # Each route's policy (role, store scope) is decided after the door's checks, by a
+    # middleware rather than a Litestar guard: Litestar copies the handler per guard call.
     return [
         *_tracing(),
         request_id_middleware,
         prometheus.middleware,
         security_middleware,
         door_middleware,
+        policy_middleware,
     ]
 
 

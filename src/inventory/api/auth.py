@@ -1,6 +1,7 @@
 """The security middleware: who is calling (into `request.user`), and are they within budget.
 
-Authorization is not decided here: each route's guard (security/policy.py) does that.
+Authorization is decided after the door's checks, by `policy_middleware` (the route's
+class and store scope, security/policy.py).
 Health and metrics are exempt, so probes are never refused. A call answered from the
 idempotency record (a replay) spends no budget: its count is given back, and once over
 budget a keyed write whose response is stored is let through to be replayed.
@@ -18,12 +19,14 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from inventory.api.errors import send_problem
 from inventory.security.context import Security
 from inventory.security.errors import RateLimited, SecurityError
+from inventory.security.policy import authorize_route
 from inventory.security.principal import Principal
 from inventory.security.ratelimit import Decision
 
 EXEMPT_PREFIXES = ("/health", "/metrics")
 WRITES = frozenset({"POST", "PUT", "PATCH"})
 REPLAYED = b"idempotent-replayed"
+LIMIT_HEADERS = frozenset({b"ratelimit-policy", b"ratelimit", b"retry-after"})
 MAX_KEY_LENGTH = 255
 
 
@@ -64,28 +67,34 @@ def _with_limits(
     send: Send, security: Security, principal: Principal | None, decision: Decision
 ) -> Send:
     """`send` adding the budget's RateLimit headers, and refunding a replayed call."""
-    limits = [(name.lower().encode(), value.encode()) for name, value in decision.headers().items()]
+    limits = decision.raw_headers()
 
     async def send_with_limits(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", ()))
-            present = {name.lower() for name, _ in headers}
+            present, replayed = _present(headers)
             # A stricter budget (login) may already have spoken: its headers stay.
             headers += [header for header in limits if header[0] not in present]
             message["headers"] = headers
-            if principal is not None and _replayed(headers):
+            if principal is not None and replayed:
                 await security.replayed(principal)
         await send(message)
 
     return send_with_limits
 
 
-def _replayed(headers: list[tuple[bytes, bytes]]) -> bool:
-    """True when the response is the idempotency record's (`Idempotent-Replayed: true`)."""
+def _present(headers: list[tuple[bytes, bytes]]) -> tuple[set[bytes], bool]:
+    """The RateLimit headers already set, and whether the response is the idempotency
+    record's (its first `Idempotent-Replayed` reads `true`), in one pass."""
+    present: set[bytes] = set()
+    replayed: bool | None = None
     for name, value in headers:
-        if name.lower() == REPLAYED:
-            return value == b"true"
-    return False
+        lowered = name.lower()
+        if lowered in LIMIT_HEADERS:
+            present.add(lowered)
+        elif lowered == REPLAYED and replayed is None:
+            replayed = value == b"true"
+    return present, bool(replayed)
 
 
 def security_middleware(app: ASGIApp) -> ASGIApp:
@@ -110,5 +119,20 @@ def security_middleware(app: ASGIApp) -> ASGIApp:
             return
         scope["user"] = principal
         await app(scope, receive, _with_limits(send, security, principal, decision))
+
+    return middleware
+
+
+def policy_middleware(app: ASGIApp) -> ASGIApp:
+    """401 or 403 for an HTTP call its route's policy refuses (security/policy.py)."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            try:
+                authorize_route(ASGIConnection(scope, receive, send))
+            except SecurityError as error:
+                await send_problem(scope, receive, send, error)
+                return
+        await app(scope, receive, send)
 
     return middleware

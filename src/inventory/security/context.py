@@ -123,7 +123,9 @@ class Security:
             cached = await asyncio.shield(flight)
             if cached is None:
                 return await self._first(key, token, ip)
-        principal = dataclasses.replace(cached.principal, ip=ip)
+        principal = cached.principal
+        if principal.ip != ip:  # the same key from another address
+            principal = dataclasses.replace(principal, ip=ip)
         decision = await self.limiter.check_request(principal, ip)
         # The decision read the current epoch: an entry (or a shared lookup, which may have
         # started before this call arrived) resolved under an older one may be stale.

@@ -22,6 +22,7 @@ import structlog
 from prometheus_client import Counter
 
 from inventory.security.principal import Principal
+from inventory.security.redis_script import ScriptChannel
 
 log = structlog.get_logger(__name__)
 
@@ -33,8 +34,8 @@ REDIS_FAILURES = Counter(
 )
 
 # KEYS[1]: the identity epoch (see security/context.py); KEYS[2..]: budget counters, with
-# their windows in ARGV. Calls that arrive in the same event-loop turn share one script
-# call (one round trip); inside it each counter is incremented and read atomically, as
+# their windows in ARGV. Calls that arrive while the previous script call is in flight
+# share the next one (one round trip); inside it each counter is incremented and read atomically, as
 # if alone, so the decisions are exactly those of one script per call.
 HIT = """
 local out = {tonumber(redis.call('GET', KEYS[1]) or '0')}
@@ -121,6 +122,10 @@ class Decision:
             headers["Retry-After"] = str(max(1, self.reset_seconds))
         return headers
 
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """`headers()` as an ASGI message carries them (lower-case names, bytes)."""
+        return [(name.lower().encode(), value.encode()) for name, value in self.headers().items()]
+
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
@@ -143,36 +148,38 @@ class RateLimiter:
         self._fail_open = fail_open
         self._namespace = namespace
         self._budgets = dict(budgets)
-        self._script = client.register_script(HIT)
+        self._script = ScriptChannel(client, HIT)  # every request's: on its own connection
         self._refund = client.register_script(REFUND)
         self._skip_until = 0.0
         self.epoch_key = epoch_key(namespace)
         self._pending: list[tuple[str, int, asyncio.Future[tuple[int, int, int]]]] = []
-        self._flushes: set[asyncio.Task[None]] = set()
+        self._sender: asyncio.Task[None] | None = None
 
     async def _count(self, key: str, window_ms: int) -> tuple[int, int, int]:
         """(count, ttl in ms, identity epoch) after one increment of `key`, batched."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[int, int, int]] = loop.create_future()
+        future: asyncio.Future[tuple[int, int, int]] = asyncio.get_running_loop().create_future()
         self._pending.append((key, window_ms, future))
-        if len(self._pending) == 1:
-            loop.call_soon(self._flush)
+        if self._sender is None:
+            self._sender = asyncio.ensure_future(self._send_all())
         return await future
 
-    def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            task = asyncio.ensure_future(self._run(batch))
-            self._flushes.add(task)
-            task.add_done_callback(self._flushes.discard)
+    async def _send_all(self) -> None:
+        """One script call after another until none is pending: the calls that arrive
+        while one is in flight make the next batch (one call per round trip, however many
+        requests; the script runs on one connection, security/redis_script.py)."""
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                await self._run(batch)
+        finally:
+            self._sender = None
 
     async def _run(
         self, batch: list[tuple[str, int, asyncio.Future[tuple[int, int, int]]]]
     ) -> None:
         try:
             result = await self._script(
-                keys=[self.epoch_key, *(key for key, _, _ in batch)],
-                args=[window for _, window, _ in batch],
+                [self.epoch_key, *(key for key, _, _ in batch)], [window for _, window, _ in batch]
             )
         except Exception as error:  # noqa: BLE001 - handed to every waiting caller
             for _, _, future in batch:
