@@ -21,6 +21,7 @@ from inventory.domain.streams import transfer_stream
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.store import EventStore
 from inventory.service.attempt import attempt
+from inventory.service.cache import HeadCache
 from inventory.service.outcome import Actor, Decision, Idempotency, Outcome, Responder
 
 log = structlog.get_logger(__name__)
@@ -39,6 +40,9 @@ class CommandService:
     """Runs in a thread after accepted commands commit (wake-ups, expiry timers), for
     every command that committed since it last ran."""
     store: EventStore = field(default_factory=lambda: EventStore(Codec(ALL_EVENTS)))
+    heads: HeadCache | None = field(default_factory=HeadCache)
+    """The streams' heads commands are decided on in one round trip (once.py); None: every
+    command takes the locked path."""
     _committed: list[Decision] = field(default_factory=list, init=False, repr=False)
     _sender: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
@@ -71,6 +75,7 @@ class CommandService:
                         actor=actor,
                         responder=responder,
                         idempotency=idempotency,
+                        heads=self.heads,
                     )
             except (StreamNotInContext, psycopg.errors.DeadlockDetected) as error:
                 if attempt_number == RETRIES:

@@ -1,0 +1,126 @@
+"""A command in one round trip: decided on the heads this process cached, checked where written."""
+
+# The locked path (attempt.py) reads the streams' heads under their locks, decides, then
+# writes: two round trips. Here the decision is made first, on cached heads, and one call
+# (eventstore/once.py, migrations/0096) takes the same locks, checks that every stream is
+# still at the version the decision assumed and only then appends and stores the
+# response. When a head is stale nothing is written and the command takes the locked path,
+# which caches what it read. So is a command this path cannot prove from heads alone: one
+# that needs histories (rule 4), and one refused on cached heads (a stale head could refuse
+# wrongly; the locked path decides and stores the refusal).
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from inventory.domain.commands import Command
+from inventory.domain.context import Change, Context, StreamNotInContext, Streams
+from inventory.domain.decider import decide, document_stream, streams_of
+from inventory.domain.errors import CommandRejected
+from inventory.eventstore.append import appending
+from inventory.eventstore.decided import writes_of
+from inventory.eventstore.idempotency import Response
+from inventory.eventstore.once import Stale, command_once
+from inventory.eventstore.records import StreamHead, StreamWrite
+from inventory.eventstore.store import EventStore
+from inventory.service.cache import HeadCache
+from inventory.service.outcome import Actor, Idempotency, Outcome, Responder
+from inventory.service.rendering import accepted, landed, metadata_of, replayed
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """A decision on cached heads: the streams, the heads assumed, the changes and after."""
+
+    streams: Streams
+    context: Context
+    changes: list[Change]
+    after: Context
+    writes: list[StreamWrite]
+
+
+async def attempt_once(
+    store: EventStore,
+    conn: psycopg.AsyncConnection[Any],
+    heads: HeadCache,
+    command: Command,
+    *,
+    actor: Actor,
+    responder: Responder,
+    idempotency: Idempotency | None,
+) -> Outcome | None:
+    """The command decided on `heads`, in one round trip; None: take the locked path."""
+    decided = _decided(heads, command)
+    if decided is None:
+        return None
+    streams, context, changes, after = (
+        decided.streams,
+        decided.context,
+        decided.changes,
+        decided.after,
+    )
+    command_id = str(uuid.uuid4())
+    assumed = {stream: context.version(stream) for stream in sorted(streams.write)}
+    locked = {stream: StreamHead(version, None) for stream, version in assumed.items()}
+    metadata = metadata_of(actor, command_id, idempotency)
+    append = appending(store.codec, decided.writes, metadata, locked=locked)
+    response = accepted(responder, command_id, append.expected(), changes, after)
+    stored = _stored(actor, idempotency, response)
+    read = {stream: context.version(stream) for stream in sorted(streams.read - streams.write)}
+    try:
+        answer = await command_once(conn, append, (assumed, read), stored)
+    except Stale as stale:
+        heads.misses += 1
+        heads.forget(stale.current)
+        return None
+    heads.hits += 1
+    if not isinstance(answer, list):
+        assert idempotency is not None  # a response is stored under a key only
+        return replayed(answer, idempotency)
+    heads.keep(after.heads)
+    return landed(response, command_id, answer, changes, after)
+
+
+def _stored(
+    actor: Actor, idempotency: Idempotency | None, response: tuple[int, bytes]
+) -> Response | None:
+    if idempotency is None:
+        return None
+    return Response(actor.id, idempotency.key, idempotency.fingerprint, *response)
+
+
+def _decided(heads: HeadCache, command: Command) -> _Decided | None:
+    """The command decided on cached heads, or None when that decision cannot be trusted
+    or needs more than heads."""
+    streams = _streams(heads, command)
+    if streams is None:
+        return None
+    context = Context({stream: heads.get(stream) for stream in streams.all})
+    if context.history_needs(command):
+        return None
+    try:
+        changes = decide(command, context)
+    except (CommandRejected, StreamNotInContext):
+        return None
+    after = context.advanced(changes)
+    writes = writes_of(changes, context, after)
+    if any(write.expected_version != context.version(write.stream) for write in writes):
+        return None  # a count line's version that is not the cached one: refused, or stale
+    return _Decided(streams, context, changes, after, writes)
+
+
+def _streams(heads: HeadCache, command: Command) -> Streams | None:
+    """The command's streams; a document's as its cached state names them (its own stream
+    among them, so its version is checked too), or None when they cannot be named."""
+    document = document_stream(command)
+    if document is None:
+        return streams_of(command, None)
+    try:
+        streams = streams_of(command, heads.get(document).state)
+    except (CommandRejected, StreamNotInContext, TypeError, ValueError):
+        return None
+    return streams if document in streams.all else None
