@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 
 from inventory.domain.context import Head
 from inventory.domain.state import initial_state
@@ -25,6 +27,7 @@ class HeadCache:
     def __init__(self, capacity: int = CAPACITY) -> None:
         self.capacity = capacity
         self._heads: OrderedDict[str, Head] = OrderedDict()
+        self._turns: dict[str, asyncio.Future[None]] = {}
         self.hits = 0
         """Commands answered in one round trip (the bench reports the rate)."""
         self.misses = 0
@@ -53,3 +56,23 @@ class HeadCache:
         """Drop what is known of `streams` (found stale)."""
         for stream in streams:
             self._heads.pop(stream, None)
+
+    @asynccontextmanager
+    async def turn(self, streams: Iterable[str]) -> AsyncIterator[None]:
+        """Wait until no other command of this process writes `streams`, and hold them."""
+        # Commands of one process on one stream take turns here rather than on the
+        # stream's row: each then decides on the heads the one before it left, and one
+        # round trip does (without turns, all but one would find their heads stale and
+        # pay a round trip more). Taken before a pooled connection, so waiting holds none.
+        names = sorted(set(streams))
+        while busy := {self._turns[name] for name in names if name in self._turns}:
+            await asyncio.wait(busy)
+        mine = asyncio.get_running_loop().create_future()
+        for name in names:
+            self._turns[name] = mine
+        try:
+            yield
+        finally:
+            for name in names:
+                del self._turns[name]
+            mine.set_result(None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from inventory.eventstore.codec import Codec
 from inventory.eventstore.store import EventStore
 from inventory.service.attempt import attempt
 from inventory.service.cache import HeadCache
+from inventory.service.once import written
 from inventory.service.outcome import Actor, Decision, Idempotency, Outcome, Responder
 
 log = structlog.get_logger(__name__)
@@ -67,7 +69,7 @@ class CommandService:
         CommandRejected when there is no idempotency key to store the refusal under."""
         for attempt_number in range(1, RETRIES + 1):
             try:
-                async with self.pool.connection() as conn:
+                async with self._turn(command), self.pool.connection() as conn:
                     outcome = await attempt(
                         self.store,
                         conn,
@@ -88,6 +90,11 @@ class CommandService:
                     self._sender = asyncio.create_task(self._send_committed(self.after_commit))
             return outcome
         raise AssertionError("unreachable")
+
+    def _turn(self, command: Command) -> AbstractAsyncContextManager[None]:
+        """The command's turn on the streams it writes, among this process's commands."""
+        streams = self.heads and written(self.heads, command)
+        return self.heads.turn(streams) if self.heads and streams else nullcontext()
 
     async def drain(self) -> None:
         """Wait until the after-commit work of every command so far has run."""

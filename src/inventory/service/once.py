@@ -113,6 +113,12 @@ def _decided(heads: HeadCache, command: Command) -> _Decided | None:
     return _Decided(streams, context, changes, after, writes)
 
 
+def written(heads: HeadCache, command: Command) -> frozenset[str]:
+    """The streams the command writes, as far as the cache can name them (none: unknown)."""
+    streams = _streams(heads, command)
+    return streams.write if streams is not None else frozenset()
+
+
 def _streams(heads: HeadCache, command: Command) -> Streams | None:
     """The command's streams; a document's as its cached state names them (its own stream
     among them, so its version is checked too), or None when they cannot be named."""
