@@ -27,7 +27,7 @@ class HeadCache:
     def __init__(self, capacity: int = CAPACITY) -> None:
         self.capacity = capacity
         self._heads: OrderedDict[str, Head] = OrderedDict()
-        self._turns: dict[str, asyncio.Future[None]] = {}
+        self._tails: dict[str, asyncio.Future[None]] = {}
         self.hits = 0
         """Commands answered in one round trip (the bench reports the rate)."""
         self.misses = 0
@@ -59,20 +59,41 @@ class HeadCache:
 
     @asynccontextmanager
     async def turn(self, streams: Iterable[str]) -> AsyncIterator[None]:
-        """Wait until no other command of this process writes `streams`, and hold them."""
+        """Wait until the commands of this process that came first and write any of
+        `streams` are done, and hold them until this one is (first come, first served)."""
         # Commands of one process on one stream take turns here rather than on the
         # stream's row: each then decides on the heads the one before it left, and one
         # round trip does (without turns, all but one would find their heads stale and
-        # pay a round trip more). Taken before a pooled connection, so waiting holds none.
+        # pay a round trip more). Each waits on its predecessors only: no herd wakes.
+        # Taken before a pooled connection, so waiting holds none.
         names = sorted(set(streams))
-        while busy := {self._turns[name] for name in names if name in self._turns}:
-            await asyncio.wait(busy)
-        mine = asyncio.get_running_loop().create_future()
+        before = {self._tails[name] for name in names if name in self._tails}
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         for name in names:
-            self._turns[name] = mine
+            self._tails[name] = mine
         try:
+            if before:
+                await asyncio.wait(before)
             yield
         finally:
             for name in names:
-                del self._turns[name]
+                if self._tails.get(name) is mine:
+                    del self._tails[name]
+            _done_after(mine, before)
+
+
+def _done_after(mine: asyncio.Future[None], before: set[asyncio.Future[None]]) -> None:
+    """Mark `mine` done once `before` are: a command cancelled while it waited still keeps
+    its successors behind its predecessors."""
+    pending = {future for future in before if not future.done()}
+    if not pending:
+        mine.set_result(None)
+        return
+
+    def one_done(future: asyncio.Future[None]) -> None:
+        pending.discard(future)
+        if not pending and not mine.done():
             mine.set_result(None)
+
+    for future in list(pending):
+        future.add_done_callback(one_done)
