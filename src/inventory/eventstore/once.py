@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from inventory.eventstore.append import Appending
+from inventory.eventstore.append import WRONG_EXPECTED_VERSION, Appending
 from inventory.eventstore.idempotency import Remembered, Response, lock_key, remembered
 from inventory.eventstore.records import Recorded
 from inventory.eventstore.script import Script
@@ -57,6 +57,10 @@ async def command_once(
     except psycopg.Error as error:
         if error.sqlstate == STALE and not conn.closed:
             raise Stale(_current(error.diag.message_detail or "")) from None
+        if error.sqlstate == WRONG_EXPECTED_VERSION and not conn.closed:
+            # append_events' own check, under the locks command_once just checked: not
+            # expected, but the locked path then decides (and answers) it properly.
+            raise Stale({}) from None
         await release(conn)
         raise
     except BaseException:
