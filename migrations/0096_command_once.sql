@@ -7,8 +7,9 @@
 --      ones FOR SHARE in sorted order, each version compared with the one the decision
 --      assumed;
 --   3. on any difference, nothing written: SQLSTATE IV412 with one line per stale stream
---      (stream, assumed version, current version, tab-separated) in DETAIL; the caller
---      rolls back and takes the locked path;
+--      (stream, assumed version, current version, current state as JSON, tab-separated)
+--      in DETAIL, read under the locks; the caller rolls back and decides again on them
+--      (the next call checks them like any), or takes the locked path;
 --   4. else append_events (0095, called, not redefined), the response stored with its
 --      position marks filled (response_with_positions, 0060), and the appended events'
 --      rows returned (id, position, stream, version), in position order.
@@ -35,6 +36,7 @@ DECLARE
     stale text[] := '{}';
     place int;
     current bigint;
+    current_state jsonb;
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
     IF key_lock IS NOT NULL THEN
@@ -58,10 +60,11 @@ BEGIN
         END IF;
     END IF;
 
-    FOR head IN SELECT l.stream, l.version FROM lock_streams(write_streams) AS l LOOP
+    FOR head IN SELECT l.stream, l.version, l.state FROM lock_streams(write_streams) AS l LOOP
         place := array_position(write_streams, head.stream);
         IF head.version <> write_versions[place] THEN
-            stale := stale || (head.stream || E'\t' || write_versions[place] || E'\t' || head.version);
+            stale := stale || (head.stream || E'\t' || write_versions[place] || E'\t'
+                               || head.version || E'\t' || coalesce(head.state::text, ''));
         END IF;
     END LOOP;
     -- One at a time, in sorted order: the order the locks are taken in is the point.
@@ -70,9 +73,12 @@ BEGIN
         ORDER BY n.name
     LOOP
         current := NULL;
-        SELECT r.version INTO current FROM streams AS r WHERE r.stream = head.name FOR SHARE;
+        current_state := NULL;
+        SELECT r.version, r.state INTO current, current_state
+        FROM streams AS r WHERE r.stream = head.name FOR SHARE;
         IF coalesce(current, 0) <> head.assumed THEN
-            stale := stale || (head.name || E'\t' || head.assumed || E'\t' || coalesce(current, 0));
+            stale := stale || (head.name || E'\t' || head.assumed || E'\t' || coalesce(current, 0)
+                               || E'\t' || coalesce(current_state::text, ''));
         END IF;
     END LOOP;
     IF cardinality(stale) > 0 THEN

@@ -15,10 +15,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from inventory.eventstore.append import WRONG_EXPECTED_VERSION, Appending
 from inventory.eventstore.idempotency import Remembered, Response, lock_key, remembered
-from inventory.eventstore.records import Recorded
+from inventory.eventstore.records import Recorded, StreamHead
 from inventory.eventstore.script import Script
 from inventory.eventstore.transaction import DURABLE, release
 
@@ -31,12 +32,13 @@ STALE = "IV412"  # the SQLSTATE command_once raises when an assumed version is n
 
 
 class Stale(Exception):
-    """The heads a decision assumed are not current: nothing was written; the connection's
-    transaction is left failed (`transaction.Transaction` rolls it back with its first
-    round trip)."""
+    """The heads a decision assumed are not current: nothing was written; `current` holds
+    the stale streams' heads as read under their locks (not yet known to be durable). The
+    connection's transaction is left failed: the next call, or `transaction.Transaction`,
+    rolls it back with its first round trip."""
 
-    def __init__(self, current: Mapping[str, int]) -> None:
-        super().__init__(", ".join(f"{name} at {version}" for name, version in current.items()))
+    def __init__(self, current: Mapping[str, StreamHead]) -> None:
+        super().__init__(", ".join(f"{name} at {head.version}" for name, head in current.items()))
         self.current = dict(current)
 
 
@@ -113,10 +115,13 @@ def _key(response: Response | None) -> tuple[Any, ...]:
 
 
 async def _send(conn: psycopg.AsyncConnection[Any], params: tuple[Any, ...]) -> list[Any]:
-    """BEGIN, the call, COMMIT and the durable marker, as one simple query."""
-    if not conn.autocommit:
-        await conn.set_autocommit(True)
+    """BEGIN, the call, COMMIT and the durable marker, as one simple query (after the
+    ROLLBACK of a call that found its heads stale)."""
     script = Script(conn)
+    if conn.info.transaction_status == TransactionStatus.INERROR:
+        script.later("ROLLBACK")
+    elif not conn.autocommit:
+        await conn.set_autocommit(True)
     script.later("BEGIN")
     script.ask("once", (ONCE, params))
     script.later("COMMIT")
@@ -124,10 +129,10 @@ async def _send(conn: psycopg.AsyncConnection[Any], params: tuple[Any, ...]) -> 
     return (await script.send())["once"]
 
 
-def _current(detail: str) -> dict[str, int]:
-    """The stale streams' current versions, from command_once's DETAIL lines."""
+def _current(detail: str) -> dict[str, StreamHead]:
+    """The stale streams' current heads, from command_once's DETAIL lines."""
     current = {}
     for line in detail.splitlines():
-        stream, _, version = line.split("\t")
-        current[stream] = int(version)
+        stream, _, version, state = line.split("\t")
+        current[stream] = StreamHead(int(version), state.encode() if state else None)
     return current
