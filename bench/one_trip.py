@@ -79,6 +79,7 @@ class Run:
     primary_cpu: float = 0.0
     latencies: list[float] = field(default_factory=list)
     hits: int = 0
+    refreshed: int = 0
 
     @property
     def rate(self) -> float:
@@ -160,11 +161,13 @@ async def _measure(
             for name, load in loads[mode].items():
                 heads = service.heads
                 hits = heads.hits if heads else 0
+                refreshed = heads.refreshed if heads else 0
                 cpu, database = sum(me.cpu_times()[:2]), _tree_cpu(primary)
                 run = await _load(service, load, args.seconds, args.tasks)
                 run.cpu = sum(me.cpu_times()[:2]) - cpu
                 run.primary_cpu = _tree_cpu(primary) - database
                 run.hits = (heads.hits - hits) if heads else 0
+                run.refreshed = (heads.refreshed - refreshed) if heads else 0
                 runs.setdefault((mode, name), []).append(run)
     return runs
 
@@ -181,10 +184,11 @@ def _report(args: argparse.Namespace, runs: dict[tuple[str, str], list[Run]]) ->
         cpu = sum(run.cpu for run in done) / max(1, sales) * 1000
         primary = sum(run.primary_cpu for run in done) / max(1, sales) * 1000
         hit = sum(run.hits for run in done) / max(1, sales)
+        second = sum(run.refreshed for run in done) / max(1, sales)
         figures[mode, name] = (rate, p99, cpu, primary, hit)
         print(
             f"  {mode:9} {name:5} {rate:6.0f} sales/s  p99 {p99 * 1000:6.1f} ms  CPU ms/sale:"
-            f" service {cpu:.3f} primary {primary:.3f}  one trip {hit:.0%}"
+            f" service {cpu:.3f} primary {primary:.3f}  one trip {hit:.0%} (+{second:.0%} in two)"
             f"  (rounds: {[round(run.rate) for run in done]})"
         )
     for name in ("many", "hot"):

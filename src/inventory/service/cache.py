@@ -33,7 +33,9 @@ class HeadCache:
         self.hits = 0
         """Commands answered in one round trip (the bench reports the rate)."""
         self.misses = 0
-        """Commands that tried and found a head stale."""
+        """Calls that found a head stale (nothing written)."""
+        self.refreshed = 0
+        """Commands answered by a second call, on the heads the first found stale."""
 
     def get(self, stream: str) -> Head:
         """The stream's head as last seen, or version 0 in its initial state."""

@@ -4,8 +4,9 @@
 # writes: two round trips. Here the decision is made first, on cached heads, and one call
 # (eventstore/once.py, migrations/0096) takes the same locks, checks that every stream is
 # still at the version the decision assumed and only then appends and stores the
-# response. When a head is stale nothing is written and the command takes the locked path,
-# which caches what it read. So is a command this path cannot prove from heads alone: one
+# response. When a head is stale nothing is written, and the command is decided again on
+# the heads the call found under the locks and sent once more (two round trips, like the
+# locked path); a second stale call takes the locked path, which caches what it read. So is a command this path cannot prove from heads alone: one
 # that needs histories (rule 4), and one refused on cached heads (a stale head could refuse
 # wrongly; the locked path decides and stores the refusal).
 
@@ -62,7 +63,7 @@ async def attempt_once(
 ) -> Outcome | None:
     """The command decided on `heads`, in one round trip; None: take the locked path."""
     look: Lookup = heads.get
-    for _ in range(TRIES):
+    for tried in range(TRIES):
         decided = _decided(look, command)
         if decided is None:
             return None
@@ -75,7 +76,10 @@ async def attempt_once(
             heads.forget(stale.current)
             look = _fresher(stale.current, heads)
             continue
-        heads.hits += 1
+        if tried:
+            heads.refreshed += 1
+        else:
+            heads.hits += 1
         if outcome.decision is not None:
             heads.keep(outcome.decision.after.heads)
         return outcome
