@@ -6,9 +6,10 @@
 # still at the version the decision assumed and only then appends and stores the
 # response. When a head is stale nothing is written, and the command is decided again on
 # the heads the call found under the locks and sent once more (two round trips, like the
-# locked path); a second stale call takes the locked path, which caches what it read. So is a command this path cannot prove from heads alone: one
-# that needs histories (rule 4), and one refused on cached heads (a stale head could refuse
-# wrongly; the locked path decides and stores the refusal).
+# locked path); a second stale call takes the locked path, which caches what it read.
+# So does a command this path cannot prove from heads alone: one that needs histories
+# (rule 4), and one refused on cached heads (a stale head could refuse wrongly; the
+# locked path decides and stores the refusal).
 
 from __future__ import annotations
 
