@@ -70,6 +70,13 @@ def test_the_primary_holds_only_the_functions_the_code_calls(settings: Settings)
     assert functions == [
         ("append_events", "writes jsonb, event_metadata jsonb"),
         (
+            "command_once",
+            "key_lock text, for_principal text, for_key text, request_fingerprint bytea,"
+            " response_status integer, response_body bytea, event_ids uuid[],"
+            " write_streams text[], write_versions bigint[], read_streams text[],"
+            " read_versions bigint[], writes jsonb, event_metadata jsonb",
+        ),
+        (
             "event_link",
             "previous text, id uuid, stream text, version bigint, type text, store text,"
             " sku text, occurred_at timestamp with time zone,"

@@ -70,7 +70,12 @@ def key_statements(principal: str, key: str) -> tuple[Statement, Statement]:
     """The key's lock, then its lookup."""
     # The lookup runs once the lock is granted, with a snapshot taken then: it sees the
     # response of a racing request that held the key.
-    return (LOCK_KEY, (f"{len(principal)}:{principal}:{key}",)), (FIND_RESPONSE, (principal, key))
+    return (LOCK_KEY, (lock_key(principal, key),)), (FIND_RESPONSE, (principal, key))
+
+
+def lock_key(principal: str, key: str) -> str:
+    """The text whose hash is the key's advisory lock (LOCK_KEY)."""
+    return f"{len(principal)}:{principal}:{key}"
 
 
 def remembered(rows: Rows) -> Remembered | None:

@@ -57,7 +57,12 @@ class Transaction:
     async def __aenter__(self) -> Transaction:
         # Autocommit: the script's own BEGIN and COMMIT bound the transaction, so they
         # can travel with other statements (psycopg would send its BEGIN on its own).
-        await self._conn.set_autocommit(True)
+        if self._conn.info.transaction_status == TransactionStatus.INERROR:
+            # A call on stale cached heads (once.py) failed its transaction: rolled back
+            # in this one's first round trip.
+            self._script.later("ROLLBACK")
+        elif not self._conn.autocommit:
+            await self._conn.set_autocommit(True)
         self._script.later("BEGIN")
         self._script.later(EARLY_RELEASE)
         return self
@@ -68,7 +73,7 @@ class Transaction:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await _end(self._conn)
+        await release(self._conn)
 
     def look_up(self, principal: str, key: str) -> None:
         """Queue the key's lock and the lookup of its stored response (`remembered`)."""
@@ -187,9 +192,8 @@ class Transaction:
         return self._answers.pop(name)
 
 
-async def _end(conn: psycopg.AsyncConnection[Any]) -> None:
-    """Roll back what an error (or a replay) left open and give the pool its connection as
-    it lent it."""
+async def release(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Roll back what an error left open; the connection as the pool lent it, or closed."""
     status = conn.info.transaction_status
     if conn.closed:
         return  # the pool discards it

@@ -22,19 +22,17 @@ from inventory.domain.state import decode_state
 from inventory.eventstore.decided import context_of, writes_of
 from inventory.eventstore.errors import WrongExpectedVersion
 from inventory.eventstore.idempotency import Remembered
-from inventory.eventstore.positions import fill
-from inventory.eventstore.records import Recorded
 from inventory.eventstore.store import EventStore
 from inventory.eventstore.transaction import Transaction
+from inventory.service.cache import HeadCache
+from inventory.service.once import attempt_once
 from inventory.service.outcome import (
     Actor,
-    Decision,
     Idempotency,
-    IdempotencyKeyReused,
     Outcome,
     Responder,
 )
-from inventory.service.result import marked, result_of
+from inventory.service.rendering import accepted, landed, metadata_of, replayed
 
 
 async def attempt(
@@ -45,8 +43,15 @@ async def attempt(
     actor: Actor,
     responder: Responder,
     idempotency: Idempotency | None,
+    heads: HeadCache | None = None,
 ) -> Outcome:
-    """Decide and append `command` in one transaction on `conn`, or replay its key's response."""
+    """Decide and append `command` in one transaction on `conn`, or replay its key's
+    response: in one round trip on the `heads` cached when they are current (once.py)."""
+    once = heads and await attempt_once(
+        store, conn, heads, command, actor=actor, responder=responder, idempotency=idempotency
+    )
+    if once:
+        return once
     async with store.transaction(conn) as tx:
         if idempotency is not None:
             tx.look_up(actor.id, idempotency.key)
@@ -61,27 +66,57 @@ async def attempt(
             remembered = await tx.remembered()
             if remembered is not None:
                 return await _replay(tx, remembered, idempotency)
-        try:
-            context = await _context(tx, command, streams)
-            return await _decide_and_append(
-                tx, command, context, actor=actor, responder=responder, idempotency=idempotency
-            )
-        except CommandRejected as error:
-            if idempotency is None:
-                await tx.settle()  # refused on states other commands may not have flushed
-                raise
-            return await _refuse(tx, actor, responder, idempotency, error)
+        return await _locked(
+            tx,
+            command,
+            streams,
+            actor=actor,
+            responder=responder,
+            idempotency=idempotency,
+            heads=heads,
+        )
+
+
+async def _locked(
+    tx: Transaction,
+    command: Command,
+    streams: Streams | str,
+    *,
+    actor: Actor,
+    responder: Responder,
+    idempotency: Idempotency | None,
+    heads: HeadCache | None,
+) -> Outcome:
+    """Decide on the locked heads and append, or store the refusal; the heads the
+    transaction read or wrote cached once its durable marker returned."""
+    context = Context()
+    try:
+        context = await _context(tx, command, streams)
+        outcome = await _decide_and_append(
+            tx, command, context, actor=actor, responder=responder, idempotency=idempotency
+        )
+    except CommandRejected as error:
+        if idempotency is None:
+            await tx.settle()  # refused on states other commands may not have flushed
+            _keep(heads, context)
+            raise
+        outcome = await _refuse(tx, actor, responder, idempotency, error)
+        _keep(heads, context)
+        return outcome
+    _keep(heads, outcome.decision.after if outcome.decision else context)
+    return outcome
+
+
+def _keep(heads: HeadCache | None, context: Context) -> None:
+    if heads is not None:
+        heads.keep(context.heads)
 
 
 async def _replay(tx: Transaction, remembered: Remembered, idempotency: Idempotency) -> Outcome:
     """The key's stored response, once it is durable: the command that stored it may not
     have had its commit flushed yet (transaction.py, early lock release)."""
     await tx.settle()
-    if remembered.fingerprint != idempotency.fingerprint:
-        raise IdempotencyKeyReused(
-            f"the Idempotency-Key {idempotency.key!r} was first used with another request"
-        )
-    return Outcome(remembered.status, remembered.body, replayed=True)
+    return replayed(remembered, idempotency)
 
 
 async def _context(tx: Transaction, command: Command, streams: Streams | str) -> Context:
@@ -113,22 +148,18 @@ async def _decide_and_append(
     changes = decide(command, context)
     after = context.advanced(changes)
     command_id = str(uuid.uuid4())
-    metadata = _metadata(actor, command_id, idempotency)
+    metadata = metadata_of(actor, command_id, idempotency)
     try:
         # Every version is known under the locks; only the positions are not, until
         # the events are inserted.
         expected = tx.append(writes_of(changes, context, after), metadata)
-        partitions = frozenset(change.store for change in changes)
-        events = tuple(change.event for change in changes)
-        result = result_of(command_id, expected, changes, after)
-        status, body = responder.accepted(Decision(marked(result), after, partitions, events))
+        status, body = accepted(responder, command_id, expected, changes, after)
         if idempotency is not None:
             tx.remember(actor.id, idempotency.key, idempotency.fingerprint, status, body)
         recorded = await tx.commit()
     except WrongExpectedVersion as error:
         raise _conflict(error) from None
-    landed = Decision(result_of(command_id, recorded, changes, after), after, partitions, events)
-    return Outcome(status, fill(body, _positions(recorded)), decision=landed)
+    return landed((status, body), command_id, recorded, changes, after)
 
 
 async def _refuse(
@@ -160,10 +191,6 @@ async def _with_histories(
     return Context(context.heads, histories)
 
 
-def _positions(recorded: Sequence[Recorded]) -> list[int]:
-    return [event.position for event in recorded]
-
-
 def _conflict(error: WrongExpectedVersion) -> VersionConflict:
     return VersionConflict(
         f"stream {error.stream} is at version {error.current}, not {error.expected}",
@@ -175,15 +202,3 @@ def _conflict(error: WrongExpectedVersion) -> VersionConflict:
             }
         ],
     )
-
-
-def _metadata(actor: Actor, command_id: str, idempotency: Idempotency | None) -> dict[str, Any]:
-    return {
-        "actor": {"id": actor.id, "kind": actor.kind, "name": actor.name, "role": actor.role},
-        "command_id": command_id,
-        "idempotency_key": idempotency.key if idempotency else None,
-        "correlation_id": actor.correlation_id or actor.request_id,
-        "causation_id": actor.causation_id,
-        "request_id": actor.request_id,
-        "ip": actor.ip,
-    }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,8 @@ from inventory.domain.streams import transfer_stream
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.store import EventStore
 from inventory.service.attempt import attempt
+from inventory.service.cache import HeadCache
+from inventory.service.once import written
 from inventory.service.outcome import Actor, Decision, Idempotency, Outcome, Responder
 
 log = structlog.get_logger(__name__)
@@ -39,6 +42,9 @@ class CommandService:
     """Runs in a thread after accepted commands commit (wake-ups, expiry timers), for
     every command that committed since it last ran."""
     store: EventStore = field(default_factory=lambda: EventStore(Codec(ALL_EVENTS)))
+    heads: HeadCache | None = field(default_factory=HeadCache)
+    """The streams' heads commands are decided on in one round trip (once.py); None: every
+    command takes the locked path."""
     _committed: list[Decision] = field(default_factory=list, init=False, repr=False)
     _sender: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
@@ -63,7 +69,7 @@ class CommandService:
         CommandRejected when there is no idempotency key to store the refusal under."""
         for attempt_number in range(1, RETRIES + 1):
             try:
-                async with self.pool.connection() as conn:
+                async with self._turn(command), self.pool.connection() as conn:
                     outcome = await attempt(
                         self.store,
                         conn,
@@ -71,6 +77,7 @@ class CommandService:
                         actor=actor,
                         responder=responder,
                         idempotency=idempotency,
+                        heads=self.heads,
                     )
             except (StreamNotInContext, psycopg.errors.DeadlockDetected) as error:
                 if attempt_number == RETRIES:
@@ -83,6 +90,11 @@ class CommandService:
                     self._sender = asyncio.create_task(self._send_committed(self.after_commit))
             return outcome
         raise AssertionError("unreachable")
+
+    def _turn(self, command: Command) -> AbstractAsyncContextManager[None]:
+        """The command's turn on the streams it writes, among this process's commands."""
+        streams = self.heads and written(self.heads, command)
+        return self.heads.turn(streams) if self.heads and streams else nullcontext()
 
     async def drain(self) -> None:
         """Wait until the after-commit work of every command so far has run."""

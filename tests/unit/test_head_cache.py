@@ -1,0 +1,78 @@
+"""The head cache: newest head wins, bounded, and turns first come, first served."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+from inventory.domain.context import Head
+from inventory.domain.state import StockState, initial_state
+from inventory.service.cache import HeadCache
+
+
+def stock(version: int, on_hand: int) -> Head:
+    return Head(version, StockState(on_hand=Decimal(on_hand)))
+
+
+def test_an_unknown_stream_is_assumed_new() -> None:
+    assert HeadCache().get("stock-s1-A") == Head(0, initial_state("stock-s1-A"))
+
+
+def test_an_older_head_never_replaces_a_newer_one() -> None:
+    cache = HeadCache()
+    cache.keep({"stock-s1-A": stock(5, 3)})
+    cache.keep({"stock-s1-A": stock(4, 9)})
+    assert cache.get("stock-s1-A") == stock(5, 3)
+    cache.forget(["stock-s1-A"])
+    assert cache.get("stock-s1-A").version == 0
+
+
+def test_the_least_recently_used_stream_goes_first() -> None:
+    cache = HeadCache(capacity=2)
+    cache.keep({"stock-s1-A": stock(1, 1), "stock-s1-B": stock(1, 1)})
+    cache.get("stock-s1-A")
+    cache.keep({"stock-s1-C": stock(1, 1)})
+    assert [cache.get(s).version for s in ("stock-s1-A", "stock-s1-B", "stock-s1-C")] == [1, 0, 1]
+
+
+async def test_commands_on_one_stream_take_turns_in_arrival_order() -> None:
+    cache, order = HeadCache(), []
+
+    async def command(name: str, streams: list[str]) -> None:
+        async with cache.turn(streams):
+            order.append(f"{name} in")
+            await asyncio.sleep(0.01)
+            order.append(f"{name} out")
+
+    await asyncio.gather(
+        command("first", ["a", "b"]), command("second", ["b"]), command("other", ["c"])
+    )
+
+    assert order.index("first out") < order.index("second in")
+    assert order.index("other in") < order.index("first out")  # another stream: no wait
+
+
+async def test_a_command_cancelled_while_waiting_keeps_its_successors_waiting() -> None:
+    cache, order = HeadCache(), []
+    holding = asyncio.Event()
+
+    async def first() -> None:
+        async with cache.turn(["a"]):
+            holding.set()
+            await asyncio.sleep(0.05)
+            order.append("first out")
+
+    async def later(name: str) -> None:
+        async with cache.turn(["a"]):
+            order.append(f"{name} in")
+
+    running = asyncio.create_task(first())
+    await holding.wait()
+    cancelled = asyncio.create_task(later("cancelled"))
+    await asyncio.sleep(0)
+    last = asyncio.create_task(later("last"))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.gather(running, last, return_exceptions=True)
+
+    assert order == ["first out", "last in"]
