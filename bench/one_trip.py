@@ -55,6 +55,7 @@ from inventory.runtime.settings import Settings
 from inventory.service import Actor, CommandService, Decision, Idempotency
 from inventory.service.cache import HeadCache
 from inventory.wiring import open_resources
+from sale_floor import tree_cpu  # bench/ is on sys.path as a script's folder
 
 STORE, HOT = "bench", "HOT"
 ACTOR = Actor(id="user:bench", kind="user", name="bench", role="admin", ip="127.0.0.1")
@@ -88,19 +89,6 @@ class Run:
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def _tree_cpu(pid: int) -> float:
-    """CPU seconds of a postmaster and its children, the exited ones included."""
-    root = psutil.Process(pid)
-    times = root.cpu_times()
-    total = times.user + times.system + times.children_user + times.children_system
-    for process in root.children(recursive=True):
-        try:
-            total += sum(process.cpu_times()[:2])
-        except psutil.NoSuchProcess:
-            continue
-    return float(total)
 
 
 async def _stock(service: CommandService, skus: list[str]) -> None:
@@ -162,10 +150,10 @@ async def _measure(
                 heads = service.heads
                 hits = heads.hits if heads else 0
                 refreshed = heads.refreshed if heads else 0
-                cpu, database = sum(me.cpu_times()[:2]), _tree_cpu(primary)
+                cpu, database = sum(me.cpu_times()[:2]), tree_cpu(primary)
                 run = await _load(service, load, args.seconds, args.tasks)
                 run.cpu = sum(me.cpu_times()[:2]) - cpu
-                run.primary_cpu = _tree_cpu(primary) - database
+                run.primary_cpu = tree_cpu(primary) - database
                 run.hits = (heads.hits - hits) if heads else 0
                 run.refreshed = (heads.refreshed - refreshed) if heads else 0
                 runs.setdefault((mode, name), []).append(run)

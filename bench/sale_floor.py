@@ -90,7 +90,7 @@ END;
 """
 
 
-def _tree_cpu(pid: int) -> float:
+def tree_cpu(pid: int) -> float:
     """CPU seconds so far of a postmaster and all its children, the exited ones included
     (the postmaster reaps its backends, so theirs add to its children's times)."""
     root = psutil.Process(pid)
@@ -143,10 +143,10 @@ def main() -> None:
         figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in scripts}
         for _ in range(args.rounds):
             for name, path in paths.items():
-                before = [_tree_cpu(pid) for pid in servers]
+                before = [tree_cpu(pid) for pid in servers]
                 tps, done = run_pgbench(admin_url, path, args.clients, args.seconds)
                 time.sleep(1.0)  # the replica catches up; the postmaster reaps backends
-                used = [_tree_cpu(pid) - cpu for pid, cpu in zip(servers, before, strict=True)]
+                used = [tree_cpu(pid) - cpu for pid, cpu in zip(servers, before, strict=True)]
                 primary, replica = (cpu / max(1, done) * 1000 for cpu in used)
                 figures[name].append((tps, primary, replica))
         print(f"pgbench, {args.clients} clients, {args.rounds} rounds of {args.seconds} s")

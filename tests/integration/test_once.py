@@ -32,20 +32,11 @@ from inventory.domain.commands import (
 from inventory.domain.errors import CommandRejected
 from inventory.domain.events import Line
 from inventory.runtime.resources import Resources
-from inventory.service import Actor, CommandService, Decision, Idempotency
+from inventory.service import Actor, CommandService, Idempotency
 from inventory.service.cache import HeadCache
+from tests.responders import JsonResponder
 
 ACTOR = Actor(id="user:once", kind="user", name="once", role="admin", ip="127.0.0.1")
-
-
-class JsonResponder:
-    """The API's shape in miniature: 201 with the result, the code for a refusal."""
-
-    def accepted(self, decision: Decision) -> tuple[int, bytes]:
-        return 201, msgspec.json.encode(decision.result)
-
-    def rejected(self, error: CommandRejected) -> tuple[int, bytes]:
-        return 409, msgspec.json.encode({"code": error.code, "errors": error.errors})
 
 
 def now() -> datetime:

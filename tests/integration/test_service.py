@@ -27,7 +27,7 @@ from inventory.domain.commands import (
     RegisterProduct,
 )
 from inventory.domain.decider import fold
-from inventory.domain.errors import CommandRejected, InsufficientStock
+from inventory.domain.errors import InsufficientStock
 from inventory.domain.events import ALL_EVENTS, Line
 from inventory.domain.state import decode_state, initial_state
 from inventory.eventstore.codec import Codec
@@ -37,22 +37,12 @@ from inventory.runtime.settings import Settings
 from inventory.service import (
     Actor,
     CommandService,
-    Decision,
     Idempotency,
     IdempotencyKeyReused,
 )
+from tests.responders import JsonResponder
 
 ACTOR = Actor(id="user:test", kind="user", name="test", role="admin", ip="127.0.0.1")
-
-
-class JsonResponder:
-    """The API's shape in miniature: 201 with the result, the code for a refusal."""
-
-    def accepted(self, decision: Decision) -> tuple[int, bytes]:
-        return 201, msgspec.json.encode(decision.result)
-
-    def rejected(self, error: CommandRejected) -> tuple[int, bytes]:
-        return 409, msgspec.json.encode({"code": error.code, "errors": error.errors})
 
 
 def now() -> datetime:
