@@ -26,3 +26,14 @@ def test_the_stall_defaults_to_a_minute_and_is_never_below_a_second(
 ) -> None:
     settings = Settings.from_env({**SERVERS, "INVENTORY_IMPORT_STALL_SECONDS": value})
     assert settings.import_stall_seconds == seconds
+
+
+@pytest.mark.parametrize(
+    "name", ["INVENTORY_IMPORT_RETENTION_DAYS", "INVENTORY_SESSION_MAX_SECONDS"]
+)
+@pytest.mark.parametrize("value", ["abc", "10" + "0" * 999, "2147483648", "-5", "60\x00", "1e3"])
+def test_the_retention_and_session_length_refuse_the_same_worst_values(
+    name: str, value: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({**SERVERS, name: value})
