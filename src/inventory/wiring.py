@@ -18,7 +18,13 @@ from inventory.eventstore.codec import Codec
 from inventory.eventstore.store import EventStore
 from inventory.feed.hub import FeedHub
 from inventory.runtime import redis_clients, telemetry
-from inventory.runtime.resources import Resources, connect_options, pool
+from inventory.runtime.resources import (
+    Resources,
+    connect_options,
+    pool,
+    sync_writer_checks,
+    writer_options,
+)
 from inventory.runtime.settings import ConfigurationError, Settings
 from inventory.security.context import Security
 from inventory.security.socket_watch import SocketWatch
@@ -166,9 +172,10 @@ def _deliverer(settings: Settings, replica: ConnectionPool) -> Deliverer:
         min_size=0,
         max_size=8,
         name="worker-webhooks",
-        kwargs=connect_options(settings),
+        kwargs={**connect_options(settings), **writer_options(settings.primary_url)},
         reconnect_timeout=5.0,  # follow a promoted standby within seconds (resources.py)
         open=True,
+        **sync_writer_checks(settings.primary_url),
     )
     return Deliverer(primary, replica, networks(settings.webhook_allowed_networks))
 

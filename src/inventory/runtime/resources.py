@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 import redis.asyncio as aioredis
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from inventory.runtime.settings import Settings
 
@@ -73,11 +74,51 @@ class RecentUse:
             raise psycopg.OperationalError("the server went read-only: connection dropped")
 
 
-def read_only(conn: psycopg.AsyncConnection[Any]) -> bool:
+def read_only(conn: psycopg.AsyncConnection[Any] | psycopg.Connection[Any]) -> bool:
     """Whether `conn`'s server said it takes no writes: `default_transaction_read_only`
     (ALTER SYSTEM, a fenced primary) or `in_hot_standby` (a demoted one)."""
     status = conn.info.parameter_status
     return "on" in (status("default_transaction_read_only"), status("in_hot_standby"))
+
+
+def refuse_read_only(conn: psycopg.Connection[Any]) -> None:
+    """A synchronous writer pool's check: the server answers, and takes writes (else the
+    pool discards `conn` and connects anew, to the writable host when the URL lists one)."""
+    ConnectionPool.check_connection(conn)
+    if read_only(conn):
+        conn.close()  # a failed check of an open connection would put it back in the pool
+        raise psycopg.OperationalError("the server went read-only: connection dropped")
+
+
+def writer_checks(url: str) -> dict[str, Any]:
+    """An async writer pool's `check` and `reset` on `url`, as `pool(writer=True)` sets them."""
+    recent = RecentUse(writable_only=several_hosts(url))
+    return {"check": recent.check, "reset": recent.reset}
+
+
+def sync_writer_checks(url: str) -> dict[str, Any]:
+    """A synchronous writer pool's `check` and connection options on `url`: over several
+    hosts, only the read-write one, and none kept once its server goes read-only."""
+    if not several_hosts(url):
+        return {}
+    return {"check": refuse_read_only}
+
+
+def reached_read_only(error: BaseException) -> bool:
+    """Whether `error` says a write reached a server taking none (a fenced or demoted
+    primary): the writable one takes it later, so it is worth retrying."""
+    return isinstance(error, psycopg.errors.ReadOnlySqlTransaction)
+
+
+def retry_when(max_retries: int) -> Callable[[int, BaseException], bool]:
+    """A Dramatiq actor's `retry_when`: a write that reached a read-only server is retried
+    until a writable one takes it (a failover outlasts any fixed count); any other error
+    `max_retries` times."""
+
+    def retry(retries: int, error: BaseException) -> bool:
+        return reached_read_only(error) or retries < max_retries
+
+    return retry
 
 
 def several_hosts(url: str) -> bool:

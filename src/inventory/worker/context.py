@@ -16,6 +16,7 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from inventory.runtime.resources import writer_checks, writer_options
 from inventory.runtime.settings import Settings
 from inventory.service import CommandService, Decision
 from inventory.webhooks.delivery import Deliverer
@@ -43,6 +44,11 @@ class CommandServices:
     services: dict[int, CommandService] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def __post_init__(self) -> None:
+        # Every connection the worker writes through (these pools, the import's) asks
+        # for the read-write server when the URL lists several, as the API's pool does.
+        self.options = {**self.options, **writer_options(self.primary_url)}
+
     async def get(self) -> CommandService:
         """The running loop's service; its pool opens on first use, on that loop."""
         loop = id(asyncio.get_running_loop())
@@ -58,6 +64,8 @@ class CommandServices:
                 open=False,
                 # Retry a lost primary within seconds of its standby's promotion (resources.py).
                 reconnect_timeout=5.0,
+                # A connection whose server went read-only is dropped (resources.py).
+                **writer_checks(self.primary_url),
             )
             await pool.open()
             service = CommandService(pool, after_commit=self.after_commit)

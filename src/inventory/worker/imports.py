@@ -18,6 +18,7 @@ from inventory.imports.decisions import Scope
 from inventory.imports.importer import Importer
 from inventory.imports.rows import row_plan
 from inventory.imports.wakeups import ACTOR, QUEUE, wake
+from inventory.runtime.resources import retry_when, writer_checks
 from inventory.worker.context import WorkerContext, current
 from inventory.worker.wakeups import wake as wake_projectors
 
@@ -32,7 +33,8 @@ UPLOAD_SILENCE_FACTOR = 10
 @dramatiq.actor(
     actor_name=ACTOR,
     queue_name=QUEUE,
-    max_retries=5,
+    # A write that reached a read-only primary waits for the writable one, however long.
+    retry_when=retry_when(5),
     min_backoff=1_000,
     max_backoff=60_000,
     time_limit=TIME_LIMIT_MS,
@@ -70,7 +72,7 @@ async def _run(
         wake_projectors(["", store])
 
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        primary, min_size=1, max_size=1, kwargs=options, open=False
+        primary, min_size=1, max_size=1, kwargs=options, open=False, **writer_checks(primary)
     )
     async with pool:
         try:

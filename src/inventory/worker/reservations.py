@@ -18,6 +18,7 @@ from inventory.domain.commands import ExpireReservation
 from inventory.domain.errors import CommandRejected
 from inventory.domain.events import ReservationPlaced
 from inventory.eventstore.overdue import overdue_reservations
+from inventory.runtime.resources import retry_when
 from inventory.service import Actor, Decision
 from inventory.worker.context import current
 
@@ -28,7 +29,9 @@ EXPIRY = Actor(
 )
 
 
-@dramatiq.actor(queue_name="reservations", max_retries=20, min_backoff=1_000, max_backoff=60_000)
+@dramatiq.actor(
+    queue_name="reservations", retry_when=retry_when(20), min_backoff=1_000, max_backoff=60_000
+)
 async def expire_reservation(store_id: str, reservation_id: str) -> None:
     """Expire the reservation if it is still active and due; otherwise do nothing."""
     structlog.contextvars.bind_contextvars(store=store_id, reservation=reservation_id)

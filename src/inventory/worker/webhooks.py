@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import dramatiq
 import structlog
 
+from inventory.runtime.resources import retry_when
 from inventory.webhooks import outbox
 from inventory.webhooks.delivery import Deliverer
 from inventory.webhooks.wakeups import ACTOR, QUEUE, wake
@@ -16,7 +17,11 @@ log = structlog.get_logger(__name__)
 
 
 @dramatiq.actor(
-    actor_name=ACTOR, queue_name=QUEUE, max_retries=10, min_backoff=1_000, max_backoff=60_000
+    actor_name=ACTOR,
+    queue_name=QUEUE,
+    retry_when=retry_when(10),  # a read-only primary: wait for the writable one
+    min_backoff=1_000,
+    max_backoff=60_000,
 )
 def deliver_webhooks(subscription_id: str) -> None:
     """Deliver what is due for one subscription; schedule the next round if one is due
