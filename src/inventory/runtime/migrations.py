@@ -16,6 +16,15 @@ log = structlog.get_logger(__name__)
 
 NAME = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
 NO_TRANSACTION = "-- migrate: no-transaction"
+CONCURRENT_INDEX = re.compile(
+    r"CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?"
+    r"((?:\"[^\"]+\"|[\w$]+)(?:\.(?:\"[^\"]+\"|[\w$]+))?)",
+    re.IGNORECASE,
+)
+INVALID_INDEX = """
+SELECT i.indexrelid::regclass::text FROM pg_index AS i
+WHERE i.indexrelid = to_regclass(%s) AND NOT i.indisvalid
+"""
 # One advisory lock key for every runner of this project, on whichever database.
 LOCK_KEY = 0x1E7E_0001
 SUBSCRIPTION = "inventory_events"
@@ -110,12 +119,30 @@ def _apply(conn: psycopg.Connection[tuple[object, ...]], migration: Migration) -
     log.info("applying migration", migration=migration.name)
     record = "INSERT INTO schema_migrations (name, checksum) VALUES (%s, %s)"
     if migration.sql.startswith(NO_TRANSACTION):
+        _drop_invalid_indexes(conn, migration)
         conn.execute(migration.sql.encode())
         conn.execute(record, (migration.name, migration.checksum))
         return
     with conn.transaction():
         conn.execute(migration.sql.encode())
         conn.execute(record, (migration.name, migration.checksum))
+
+
+def _drop_invalid_indexes(
+    conn: psycopg.Connection[tuple[object, ...]], migration: Migration
+) -> None:
+    """Drop what an interrupted CREATE INDEX CONCURRENTLY of this migration left: an
+    INVALID index of the name it builds. Rerun, the build would otherwise fail on the
+    name, or skip it (IF NOT EXISTS) and leave an index that is kept up to date but
+    never used, nor enforces its uniqueness."""
+    code = "\n".join(line.split("--", 1)[0] for line in migration.sql.splitlines())
+    for name in CONCURRENT_INDEX.findall(code):
+        row = conn.execute(INVALID_INDEX, (name,)).fetchone()
+        if row is not None:
+            log.warning("dropping an invalid index an interrupted build left", index=row[0])
+            conn.execute(
+                sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.SQL(str(row[0])))
+            )
 
 
 def ensure_subscription(replica_admin_url: str, conninfo: str, name: str = SUBSCRIPTION) -> None:
