@@ -85,6 +85,9 @@ def test_a_clerk_receives_with_a_retry_that_books_once_and_counts_with_the_discr
     page.goto(f"{shop.base}/#ledger/{lentils}")
     expect(page.locator("#ledger tbody tr")).to_have_count(2)
     expect(page.locator("#ledger tbody tr").first).to_contain_text("+12.500 kg")
+    # "By" names who acted (the clerk's username, from the event's metadata), not an id.
+    clerk = shop.users["clerk"]
+    expect(page.locator('#ledger tbody td[data-label="By"]')).to_have_text([clerk, clerk])
     assert any("/stock?" in url and "min_position=" in url for url in reads), reads
     assert shop.call("GET", f"/v1/stores/{store}/stock/{lentils}").json()["on_hand"] == "12.250"
 

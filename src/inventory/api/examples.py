@@ -124,6 +124,7 @@ LEDGER = {
     "reference": "S-2026-000812",
     "actor": API_KEY["id"],
     "absorbed": False,
+    "actor_name": API_KEY["name"],
 }
 REPORT: dict[str, Any] = {
     "id": "r-5c1e9a",

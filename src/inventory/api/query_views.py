@@ -46,6 +46,7 @@ class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True):
     reference: str | None
     actor: str | None
     absorbed: bool
+    actor_name: str | None  # who `actor` is, as the event's metadata named them
 
 
 class SearchHit(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,7 +87,7 @@ def level(row: tuple[Any, ...]) -> StockLevel:
 
 def ledger_entry(row: tuple[Any, ...], decimals: int) -> LedgerEntry:
     """A LedgerEntry from `seq, position, type, occurred_at, recorded_at, delta,
-    on_hand_after, reason, reference, actor, absorbed`."""
+    on_hand_after, reason, reference, actor, absorbed, actor_name`."""
     seq, position, type_, occurred_at, recorded_at, delta, after, *rest = row
     return LedgerEntry(
         seq=seq,
@@ -100,6 +101,7 @@ def ledger_entry(row: tuple[Any, ...], decimals: int) -> LedgerEntry:
         reference=rest[1],
         actor=rest[2],
         absorbed=rest[3],
+        actor_name=rest[4],
     )
 
 

@@ -137,13 +137,15 @@ def write_ledger(
             copy.write_row((*row[:6], copy_time(row[6]), copy_time(row[7]), *row[8:]))
 
 
+# The actor's name is read from the event's metadata at query time (who acted, as they
+# were named then): the ledger rows keep the id alone, and a rebuild writes them as is.
 LEDGER = """
-SELECT seq, position, type, occurred_at, recorded_at, delta, on_hand_after, reason,
-       reference, actor, absorbed
-FROM stock_ledger
-WHERE store = %(store)s AND sku = %(sku)s AND seq > %(after)s
-  AND occurred_at >= %(from)s AND occurred_at < %(to)s
-ORDER BY seq LIMIT %(limit)s
+SELECT l.seq, l.position, l.type, l.occurred_at, l.recorded_at, l.delta, l.on_hand_after,
+       l.reason, l.reference, l.actor, l.absorbed, e.metadata->'actor'->>'name'
+FROM stock_ledger AS l LEFT JOIN events AS e ON e.position = l.position
+WHERE l.store = %(store)s AND l.sku = %(sku)s AND l.seq > %(after)s
+  AND l.occurred_at >= %(from)s AND l.occurred_at < %(to)s
+ORDER BY l.seq LIMIT %(limit)s
 """
 
 
@@ -151,8 +153,8 @@ async def ledger_page(
     conn: Conn, store: str, sku: str, after: int, *, start: datetime, end: datetime, limit: int
 ) -> list[Row]:
     """The item's ledger rows after seq `after` with `start` <= occurred_at < `end`, in seq
-    order: tuples in LEDGER's column order (the API shows each row's quantities per the
-    product's decimals as it makes its wire Struct)."""
+    order, each with its actor's name: tuples in LEDGER's column order (the API shows each
+    row's quantities per the product's decimals as it makes its wire Struct)."""
     params: dict[str, Any] = {
         "store": store,
         "sku": sku,

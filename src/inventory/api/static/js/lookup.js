@@ -92,7 +92,7 @@ function ledgerRow(entry, sku) {
     cell("Change", signed(entry.delta, sku), "num"),
     cell("On hand after", quantity(entry.on_hand_after, sku), "num"),
     cell("Reason / reference", [entry.reason, entry.reference].filter(Boolean).join(" · ") || "–"),
-    cell("By", entry.actor || "–"),
+    cell("By", entry.actor_name || entry.actor || "–"),
     cell("Marks", marks.length ? marks.join("; ") : "–", "marks"),
   );
   return tr;
