@@ -20,7 +20,17 @@ from inventory.security.principal import Principal
 ApiRequest = Request[Principal, Any, State]
 
 Limit = Annotated[int, Parameter(ge=1, le=1000, description="Page size (default 100).")]
-MinPosition = Annotated[int | None, reads.MinPosition]
+MinPosition = Annotated[
+    int | None,
+    Parameter(
+        ge=0,
+        le=2**63 - 1,
+        required=False,
+        description="Wait (up to 5 s) until the event at this position (a command result's "
+        "`position`) is in the history; 503 `read_model_lagging` otherwise. The history "
+        "is the events themselves: no projector is waited for.",
+    ),
+]
 Seq = Annotated[
     int | None,
     Parameter(ge=0, description="Resume after this `seq` (the previous page's `next_cursor`)."),
@@ -112,7 +122,8 @@ class HistoryController(Controller):
         pool = state.resources.replica
         scope = partitions_for(request.user, store)
         single = store if store and "," not in store else None
-        headers = await reads.prepare(pool, min_position, single)
+        # The history is the replica's events copy: its answer depends on no projector.
+        headers = await reads.prepare(pool, min_position, single, projected=False)
         event_filter = history.EventFilter(scope, sku, event_type)
         async with pool.connection() as conn:
             rows = await history.page(conn, event_filter, _after(after, cursor), limit)
@@ -143,7 +154,7 @@ class HistoryController(Controller):
         no events, and the same 404 for a stream with events of a store outside the
         caller's scope (whether such a stream exists is not the caller's business)."""
         pool = state.resources.replica
-        headers = await reads.prepare(pool, min_position)
+        headers = await reads.prepare(pool, min_position, projected=False)
         start = from_version if cursor is None else _after(None, cursor) + 1
         async with pool.connection() as conn:
             hidden = await _outside_scope(conn, request.user, stream)

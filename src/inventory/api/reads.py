@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from inventory.api.errors import ApiError
 from inventory.projectors import lag
+from inventory.readmodels import history
 from inventory.readmodels.registry import projector_names
 
 READ_POSITION_HEADER = "X-Read-Position"
@@ -39,12 +40,18 @@ MinPosition = Parameter(
 
 
 async def wait_for(
-    pool: AsyncConnectionPool[Any], min_position: int | None, max_wait: float = MAX_WAIT_SECONDS
+    pool: AsyncConnectionPool[Any],
+    min_position: int | None,
+    max_wait: float = MAX_WAIT_SECONDS,
+    *,
+    projected: bool = True,
 ) -> None:
-    """Return once the event at `min_position` is projected; 503 after `max_wait` seconds."""
+    """Return once the event at `min_position` is projected (or, not `projected`, only in
+    the replica's events copy); 503 after `max_wait` seconds."""
     if min_position is None or min_position == 0:
         return
-    names = projector_names()
+    # No projector named: the check is the event's presence in the copy alone.
+    names = projector_names() if projected else []
     deadline = time.monotonic() + max_wait
     pause = 0.005
     while True:
@@ -100,8 +107,18 @@ async def reading(
 
 
 async def prepare(
-    pool: AsyncConnectionPool[Any], min_position: int | None, store: str | None = None
+    pool: AsyncConnectionPool[Any],
+    min_position: int | None,
+    store: str | None = None,
+    *,
+    projected: bool = True,
 ) -> dict[str, str]:
-    """Wait for `min_position`, then the headers every query response carries."""
-    await wait_for(pool, min_position)
+    """Wait for `min_position`, then the headers every query response carries. A read of
+    the events copy itself (the history) passes `projected=False`: it waits for the
+    replication of the event, never for a projector, which a stalled store's may never,
+    and its `X-Read-Position` is how far the copy reaches."""
+    await wait_for(pool, min_position, projected=projected)
+    if not projected:
+        async with pool.connection() as conn:
+            return {READ_POSITION_HEADER: str(await history.copied_position(conn))}
     return {READ_POSITION_HEADER: str(await read_position(pool, store))}

@@ -159,3 +159,11 @@ async def has_events_outside(
     """Whether any event of `stream` lies outside `partitions`."""
     cursor = await conn.execute(OUTSIDE, (stream, partitions))
     return await cursor.fetchone() is not None
+
+
+async def copied_position(conn: psycopg.AsyncConnection[Any]) -> int:
+    """The highest position in the events copy: how far the history reaches (a hint, as
+    every `X-Read-Position` is: positions are not commit-ordered). The primary key answers."""
+    cursor = await conn.execute("SELECT coalesce(max(position), 0) FROM events")
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 0
