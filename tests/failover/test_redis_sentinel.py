@@ -150,9 +150,12 @@ def test_a_redis_master_killed_under_sentinel_loses_and_doubles_no_sale(
 
 
 def stop(worker: Worker) -> None:
-    """SIGTERM, then SIGKILL after 30 s: with no Redis master at all, Dramatiq retries the
-    acknowledgement of the message in hand every 5 s and does not exit (docs/operations.md,
-    Runbook: Redis lost); the message comes again later, which projection shrugs off."""
+    """SIGTERM, and SIGKILL only if the worker has not exited 30 s later. With no Redis
+    master at all (the test ends with both data servers killed) it still exits on SIGTERM,
+    in about 10 s: it waits that long for the acknowledgements of the messages in hand,
+    which Dramatiq retries every 5 s, then ends its threads itself (worker/main.py `_stop`;
+    docs/operations.md, Runbook: Redis lost). The SIGKILL is a safeguard that says so when
+    used; a message left unacknowledged comes again later, which projection shrugs off."""
     try:
         worker.stop()
     except subprocess.TimeoutExpired:
