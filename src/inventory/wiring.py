@@ -34,7 +34,7 @@ from inventory.webhooks.targets import networks
 from inventory.worker import context as worker_context
 from inventory.worker.broker import build_broker
 from inventory.worker.context import CommandServices, WorkerContext
-from inventory.worker.metrics import MessageMetrics
+from inventory.worker.metrics import WEBHOOKS_DISABLED, MessageMetrics
 from inventory.worker.wakeups import after_commit, wake
 
 
@@ -177,7 +177,8 @@ def _deliverer(settings: Settings, replica: ConnectionPool) -> Deliverer:
         open=True,
         **sync_writer_checks(settings.primary_url),
     )
-    return Deliverer(primary, replica, networks(settings.webhook_allowed_networks))
+    allowed = networks(settings.webhook_allowed_networks)
+    return Deliverer(primary, replica, allowed, disabled=WEBHOOKS_DISABLED.inc)
 
 
 @contextmanager

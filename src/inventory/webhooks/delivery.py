@@ -52,6 +52,8 @@ class Deliverer:
     replica: ConnectionPool
     allowed: tuple[IpNetwork, ...]
     timeouts: sender.Timeouts = field(default_factory=sender.Timeouts)
+    # Called once per subscription disabled after its failures (the worker counts them).
+    disabled: Callable[[], None] = field(default=lambda: None)
 
     def run(self, subscription_id: str) -> datetime | None:
         """One round; returns when the next round should start: when the next attempt
@@ -187,6 +189,8 @@ class Deliverer:
         stream = delivery.seq is not None
         reason = f"{delivery.webhook_id} failed for 3 days" if stream else None
         outbox.give_up(conn, delivery, outcome.status, outcome.error, reason)
+        if stream:
+            self.disabled()
         log.error(
             "webhook disabled: a message failed for 3 days" if stream else "webhook test given up",
             alert="webhook_disabled" if stream else None,

@@ -77,6 +77,11 @@ REPORT_RUNS = Counter(
     ["status"],
     registry=REGISTRY,
 )
+WEBHOOKS_DISABLED = Counter(
+    "inventory_worker_webhooks_disabled",
+    "Webhook subscriptions this process disabled after a message failed for 3 days",
+    registry=REGISTRY,
+)
 READ_TIMEOUT = 2.0  # seconds a scrape waits for a replica connection
 
 
