@@ -1,30 +1,35 @@
 """Sales over HTTP against a minimal one-INSERT endpoint on the same primary, side by side.
 
     uv run python bench/commands.py [--seconds 5] [--rounds 3] [--connections 64]
-        [--skus 1000] [--pin CPUS] [--profile PATH] [--baseline SRC] [--quick]
+        [--skus 1000] [--stores 8] [--pin CPUS] [--profile PATH] [--baseline SRC] [--quick]
 
 Starts a durable embedded topology in a temporary folder, two `inventory serve` processes
-and two uvicorn processes of `bench/commands_app.py` (one INSERT per request), registers
-`--skus` products in one store plus one hot SKU, and receives plenty of each. A keep-alive
-HTTP/1.1 load generator (this process, asyncio, `--connections` connections) then sends
-single-line sales (`POST /v1/stores/{store}/sales`, a new sale id and Idempotency-Key
-each) for `--seconds`, with one API process and with two (connections split evenly):
+and one uvicorn process of `bench/commands_app.py` (one INSERT per request), opens
+`--stores` stores, registers `--skus` products plus one hot SKU, and receives plenty of
+each in each store. A keep-alive HTTP/1.1 load generator (this process, asyncio,
+`--connections` connections) then sends single-line sales (`POST
+/v1/stores/{store}/sales`, a new sale id and Idempotency-Key each) for `--seconds`:
   minimal  the baseline endpoint, the same body;
-  many     sales of a random SKU among many;
-  hot      sales of one SKU (every command locks the same stream).
-Rounds interleave the three. Printed: median requests per second over the rounds, p50 and
-p99 latency (all rounds), CPU per request of the servers under test, of the primary
-(postmaster and backends), and of the replica's processes plus this load generator
-together, the ratio to the minimal endpoint; then issue 19's goals as BENCH-RESULT lines:
-many >= 40% of minimal with p99 < 100 ms, hot >= 20%, API CPU <= 0.6 ms and primary CPU
-<= 0.5 ms per sale, and 2 API processes no slower than 1. Both configurations share the
-machine's CPUs; `--pin 0` confines every server under test to CPU 0 in both, so 2 API
-processes face 1 on the same single core. `--profile PATH` first samples one API process
-under the `many` load with py-spy (collapsed stacks at PATH, a flame graph at PATH.svg).
-`--baseline SRC`: one more API process running another source tree's code (SRC/src,
-e.g. `git archive main | tar -x -C SRC`), measured with one process as `many@base`
-beside `many` in the same rounds: before and after a change, in one run.
-`--quick`: 1 round of 2 s, 200 SKUs (about 45 s in all).
+  many     sales of a random SKU among many, a store's on its own connections;
+  hot      sales of one SKU in one store (every command locks the same stream).
+Rounds interleave the three, against one API process. Then `many` with three layouts
+(issue 19, goal 3), one after another, each after a sweep that sells every SKU of every
+store once: 1 API process, 2 unrouted (a store's sales on both) and 2 routed (a store's
+on one), through one nginx each with the shipped routing maps (ops/nginx/, docs/edge.md)
+or, without nginx, straight to the processes with crc32(store) % 2 for the routed one.
+Printed: median requests per second over the rounds, p50 and p99 latency (all rounds),
+CPU per request of the servers under test (nginx included), of the primary (postmaster
+and backends), and of the replica's processes plus this load generator together, the
+ratio to the minimal endpoint; then issue 19's goals as BENCH-RESULT lines: many >= 40%
+of minimal with p99 < 100 ms, hot >= 20%, API CPU <= 0.6 ms and primary CPU <= 0.5 ms
+per sale, and 2 API processes routed by store no slower than 1 (2 unrouted beside it).
+Every layout shares the machine's CPUs; `--pin 0` confines every server under test to
+CPU 0 in all, so 2 API processes face 1 on the same total CPU. `--profile PATH` first
+samples one API process under the `many` load with py-spy (collapsed stacks at PATH, a
+flame graph at PATH.svg). `--baseline SRC`: one more API process running another source
+tree's code (SRC/src, e.g. `git archive main | tar -x -C SRC`), measured with one
+process as `many@base` beside `many` in the same rounds: before and after a change.
+`--quick`: 1 round of 2 s, 200 SKUs (about 40 s in all).
 """
 
 from __future__ import annotations
