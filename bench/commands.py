@@ -314,7 +314,13 @@ def _verdict(one: dict[str, Figures], routes: dict[str, Figures], pinned: str) -
     return all(met for *_, met in checks)
 
 
-ROUTES = {"1 API": 1, "2 unrouted": 2, "2 routed": 2}  # API processes in each layout
+ROUTES = ("1 API", "2 unrouted", "2 routed")
+
+
+def _ports(apis: list[int], layout: str) -> list[int]:
+    """The API processes of a layout: the first alone (the whole pool), or the other two
+    (half the pool each: as many connections to the primary in every layout)."""
+    return apis[:1] if layout == "1 API" else apis[1:]
 
 
 def _layouts(
@@ -326,11 +332,12 @@ def _layouts(
         return {
             name: _spread([edge.port], makers, args.connections) for name, edge in edges.items()
         }
-    owners = [apis[zlib.crc32(store.encode()) % len(apis)] for store in _stores(args)]
+    pair = apis[1:]
+    owners = [pair[zlib.crc32(store.encode()) % len(pair)] for store in _stores(args)]
     routed = [(owners[i % len(makers)], makers[i % len(makers)]) for i in range(args.connections)]
     return {
         "1 API": _spread(apis[:1], makers, args.connections),
-        "2 unrouted": _spread(apis, makers, args.connections),
+        "2 unrouted": _spread(pair, makers, args.connections),
         "2 routed": routed,
     }
 
@@ -349,17 +356,17 @@ def _routes(
     edges: Edges = {}
     folder = Path(tempfile.mkdtemp(prefix="inventory-bench-edge-"))
     try:
-        for index, (name, count) in enumerate(ROUTES.items()):
+        for index, name in enumerate(ROUTES):
             if binary:
                 routed = name != "2 unrouted"
-                edge = edge_nginx.Edge(binary, apis[:count], routed, folder / str(index))
+                edge = edge_nginx.Edge(binary, _ports(apis, name), routed, folder / str(index))
                 edges[name] = edge
                 _pin(edge.pids(), args.pin)
         layouts = _layouts(args, apis, makers, edges)
         servers = {
-            name: [psutil.Process(pids[port]) for port in apis[:count]]
+            name: [psutil.Process(pids[port]) for port in _ports(apis, name)]
             + [psutil.Process(pid) for pid in (edges[name].pids() if edges else [])]
-            for name, count in ROUTES.items()
+            for name in ROUTES
         }
         # One layout after the other, each after a sweep (not interleaved: a layout that
         # ran in between would leave the caches of the one measured stale).
@@ -471,8 +478,12 @@ def _run(
     try:
         apis, minimals = [], []
         pids: dict[int, int] = {}  # port -> server pid
-        for index in range(2):
-            process, port = _spawn(["inventory", "serve"], bench_env, "/health/live")
+        pool = int(bench_env.get("INVENTORY_POOL_MAX_SIZE", "20"))
+        for index in range(3):
+            # The first serves alone; the other two share its pool between them.
+            size = str(pool if index == 0 else max(2, pool // 2))
+            api_env = {**bench_env, "INVENTORY_POOL_MAX_SIZE": size}
+            process, port = _spawn(["inventory", "serve"], api_env, "/health/live")
             processes.append(process)
             apis.append(port)
             pids[port] = process.pid
