@@ -3,8 +3,9 @@
     uv run python bench/commands.py [--seconds 5] [--rounds 3] [--connections 64]
         [--skus 1000] [--stores 8] [--pin CPUS] [--profile PATH] [--baseline SRC] [--quick]
 
-Starts a durable embedded topology in a temporary folder, two `inventory serve` processes
-and one uvicorn process of `bench/commands_app.py` (one INSERT per request), opens
+Starts a durable embedded topology in a temporary folder, three `inventory serve`
+processes (the first with the whole pool, INVENTORY_POOL_MAX_SIZE, the other two with half
+each) and one uvicorn process of `bench/commands_app.py` (one INSERT per request), opens
 `--stores` stores, registers `--skus` products plus one hot SKU, and receives plenty of
 each in each store. A keep-alive HTTP/1.1 load generator (this process, asyncio,
 `--connections` connections) then sends single-line sales (`POST
@@ -14,9 +15,10 @@ each in each store. A keep-alive HTTP/1.1 load generator (this process, asyncio,
   hot      sales of one SKU in one store (every command locks the same stream).
 Rounds interleave the three, against one API process. Then `many` with three layouts
 (issue 19, goal 3), one after another, each after a sweep that sells every SKU of every
-store once: 1 API process, 2 unrouted (a store's sales on both) and 2 routed (a store's
-on one), through one nginx each with the shipped routing maps (ops/nginx/, docs/edge.md)
-or, without nginx, straight to the processes with crc32(store) % 2 for the routed one.
+store once: 1 API process (the first), 2 unrouted (the other two, a store's sales on
+both) and 2 routed (a store's on one): as many primary connections in each, through one
+nginx each with the shipped routing maps (ops/nginx/, docs/edge.md) or, without nginx,
+straight to the processes with crc32(store) % 2 for the routed one.
 Printed: median requests per second over the rounds, p50 and p99 latency (all rounds),
 CPU per request of the servers under test (nginx included), of the primary (postmaster
 and backends), and of the replica's processes plus this load generator together, the
