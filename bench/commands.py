@@ -1,30 +1,37 @@
 """Sales over HTTP against a minimal one-INSERT endpoint on the same primary, side by side.
 
     uv run python bench/commands.py [--seconds 5] [--rounds 3] [--connections 64]
-        [--skus 1000] [--pin CPUS] [--profile PATH] [--baseline SRC] [--quick]
+        [--skus 1000] [--stores 8] [--pin CPUS] [--profile PATH] [--baseline SRC] [--quick]
 
-Starts a durable embedded topology in a temporary folder, two `inventory serve` processes
-and two uvicorn processes of `bench/commands_app.py` (one INSERT per request), registers
-`--skus` products in one store plus one hot SKU, and receives plenty of each. A keep-alive
-HTTP/1.1 load generator (this process, asyncio, `--connections` connections) then sends
-single-line sales (`POST /v1/stores/{store}/sales`, a new sale id and Idempotency-Key
-each) for `--seconds`, with one API process and with two (connections split evenly):
+Starts a durable embedded topology in a temporary folder, three `inventory serve`
+processes (the first with the whole pool, INVENTORY_POOL_MAX_SIZE, the other two with half
+each) and one uvicorn process of `bench/commands_app.py` (one INSERT per request), opens
+`--stores` stores, registers `--skus` products plus one hot SKU, and receives plenty of
+each in each store. A keep-alive HTTP/1.1 load generator (this process, asyncio,
+`--connections` connections) then sends single-line sales (`POST
+/v1/stores/{store}/sales`, a new sale id and Idempotency-Key each) for `--seconds`:
   minimal  the baseline endpoint, the same body;
-  many     sales of a random SKU among many;
-  hot      sales of one SKU (every command locks the same stream).
-Rounds interleave the three. Printed: median requests per second over the rounds, p50 and
-p99 latency (all rounds), CPU per request of the servers under test, of the primary
-(postmaster and backends), and of the replica's processes plus this load generator
-together, the ratio to the minimal endpoint; then issue 19's goals as BENCH-RESULT lines:
-many >= 40% of minimal with p99 < 100 ms, hot >= 20%, API CPU <= 0.6 ms and primary CPU
-<= 0.5 ms per sale, and 2 API processes no slower than 1. Both configurations share the
-machine's CPUs; `--pin 0` confines every server under test to CPU 0 in both, so 2 API
-processes face 1 on the same single core. `--profile PATH` first samples one API process
-under the `many` load with py-spy (collapsed stacks at PATH, a flame graph at PATH.svg).
-`--baseline SRC`: one more API process running another source tree's code (SRC/src,
-e.g. `git archive main | tar -x -C SRC`), measured with one process as `many@base`
-beside `many` in the same rounds: before and after a change, in one run.
-`--quick`: 1 round of 2 s, 200 SKUs (about 45 s in all).
+  many     sales of a random SKU among many, a store's on its own connections;
+  hot      sales of one SKU in one store (every command locks the same stream).
+Rounds interleave the three, against one API process. Then `many` with three layouts
+(issue 19, goal 3), one after another, each after a sweep that sells every SKU of every
+store once: 1 API process (the first), 2 unrouted (the other two, a store's sales on
+both) and 2 routed (a store's on one): as many primary connections in each, through one
+nginx each with the shipped routing maps (ops/nginx/, docs/edge.md) or, without nginx,
+straight to the processes with crc32(store) % 2 for the routed one.
+Printed: median requests per second over the rounds, p50 and p99 latency (all rounds),
+CPU per request of the servers under test (nginx included), of the primary (postmaster
+and backends), and of the replica's processes plus this load generator together, the
+ratio to the minimal endpoint; then issue 19's goals as BENCH-RESULT lines: many >= 40%
+of minimal with p99 < 100 ms, hot >= 20%, API CPU <= 0.6 ms and primary CPU <= 0.5 ms
+per sale, and 2 API processes routed by store no slower than 1 (2 unrouted beside it).
+Every layout shares the machine's CPUs; `--pin 0` confines every server under test to
+CPU 0 in all, so 2 API processes face 1 on the same total CPU. `--profile PATH` first
+samples one API process under the `many` load with py-spy (collapsed stacks at PATH, a
+flame graph at PATH.svg). `--baseline SRC`: one more API process running another source
+tree's code (SRC/src, e.g. `git archive main | tar -x -C SRC`), measured with one
+process as `many@base` beside `many` in the same rounds: before and after a change.
+`--quick`: 1 round of 2 s, 200 SKUs (about 40 s in all).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ import sys
 import tempfile
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +60,8 @@ import psutil
 import psycopg
 import uvloop
 
+import edge_nginx  # bench/ is on sys.path as a script's folder
+from edge_nginx import Edge
 from inventory.runtime.embedded import EmbeddedTopology
 from inventory.runtime.processes import free_port
 from inventory.security import bootstrap
@@ -62,6 +72,7 @@ STORE = "bench"
 HOT = "HOT"
 PLENTY = 10**9
 PROFILE_SECONDS = 8.0
+STORES = 8
 # Issue 19's goals 1 to 3.
 GOAL_RATIO, GOAL_P99, GOAL_HOT = 0.40, 0.100, 0.20
 GOAL_API_MS, GOAL_PRIMARY_MS = 0.6, 0.5
@@ -123,37 +134,66 @@ async def _connection(port: int, make: Callable[[], bytes], stop: float, tally: 
         writer.close()
 
 
-async def _load(
-    ports: list[int], make: Callable[[], bytes], seconds: float, connections: int
-) -> Tally:
+Targets = list[tuple[int, Callable[[], bytes]]]  # each connection's port and request maker
+
+
+async def _load(targets: Targets, seconds: float) -> Tally:
     tally = Tally()
     started = time.perf_counter()
     stop = started + seconds
-    targets = itertools.islice(itertools.cycle(ports), connections)
-    await asyncio.gather(*(_connection(port, make, stop, tally) for port in targets))
+    await asyncio.gather(*(_connection(port, make, stop, tally) for port, make in targets))
     tally.seconds = time.perf_counter() - started
     return tally
 
 
-def _requests(path: str, key: str, skus: list[str]) -> Callable[[], bytes]:
-    """A maker of POST requests: a new sale id and key each, a random SKU of `skus`."""
-    prefix = uuid.uuid4().hex[:8]
-    counter = itertools.count()
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
-        "Content-Type: application/json\r\n"
-    ).encode()
+def _spread(ports: list[int], makers: list[Callable[[], bytes]], connections: int) -> Targets:
+    """Connections over `ports` in turn; each store's over every port (unrouted): the
+    makers (one a store) change every len(ports) connections."""
+    return [
+        (ports[index % len(ports)], makers[(index // len(ports)) % len(makers)])
+        for index in range(connections)
+    ]
 
-    def make() -> bytes:
-        sale_id = f"{prefix}-{next(counter)}"
-        body = _encode({"sale_id": sale_id, "lines": [{"sku": random.choice(skus), "quantity": 1}]})
+
+class _Requests:
+    """A maker of POST requests: a new sale id and key each, a random SKU of `skus`, or
+    each SKU in turn when `ordered` (shared by every connection that calls it)."""
+
+    def __init__(self, path: str, key: str, skus: list[str], ordered: bool = False) -> None:
+        self.skus, self.ordered, self.sent = skus, ordered, 0
+        self.prefix = uuid.uuid4().hex[:8]
+        self.head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+            "Content-Type: application/json\r\n"
+        ).encode()
+
+    def __call__(self) -> bytes:
+        sale_id = f"{self.prefix}-{self.sent}"
+        sku = self.skus[self.sent % len(self.skus)] if self.ordered else random.choice(self.skus)
+        self.sent += 1
+        body = _encode({"sale_id": sale_id, "lines": [{"sku": sku, "quantity": 1}]})
         return (
-            head
+            self.head
             + (f"Idempotency-Key: {sale_id}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
             + body
         )
 
-    return make
+
+_requests = _Requests
+
+
+def _sweep(targets: Targets, skus: list[str], key: str) -> None:
+    """Sell every SKU of every store once over `targets`' connections, each store's SKUs in
+    turn: each process's cache then holds the heads of the streams routed to it, whatever
+    the layout measured before (a head another process moved since costs a round trip)."""
+    makers: dict[int, _Requests] = {}
+    for _port, make in targets:
+        assert isinstance(make, _Requests)
+        path = make.head.split(b" ", 2)[1].decode()
+        makers.setdefault(id(make), _Requests(path, key, skus, ordered=True))
+    sweep = [(port, makers[id(make)]) for port, make in targets]
+    while any(maker.sent < len(skus) for maker in makers.values()):
+        asyncio.run(_load(sweep, 0.5))
 
 
 def _spawn(args: list[str], env: dict[str, str], probe: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -170,18 +210,20 @@ def _spawn(args: list[str], env: dict[str, str], probe: str) -> tuple[subprocess
             time.sleep(0.1)
 
 
-def _stock(port: int, key: str, skus: list[str]) -> None:
-    """The store, its products, and plenty of each received."""
+def _stock(port: int, key: str, skus: list[str], stores: list[str]) -> None:
+    """The stores, the products, and plenty of each received in each store."""
     headers = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as http:
-        http.post("/v1/stores", json={"id": STORE, "name": "bench"}).raise_for_status()
+        for store in stores:
+            http.post("/v1/stores", json={"id": store, "name": store}).raise_for_status()
         for sku in [*skus, HOT]:
             http.post("/v1/products", json={"sku": sku, "name": sku}).raise_for_status()
         every = [*skus, HOT]
-        for start in range(0, len(every), 1000):  # a command has at most 1,000 lines
+        for store, start in itertools.product(stores, range(0, len(every), 1000)):
+            # A command has at most 1,000 lines.
             lines = [{"sku": sku, "quantity": PLENTY} for sku in every[start : start + 1000]]
             http.post(
-                f"/v1/stores/{STORE}/receipts",
+                f"/v1/stores/{store}/receipts",
                 json={"lines": lines},
                 headers={"Idempotency-Key": uuid.uuid4().hex},
             ).raise_for_status()
@@ -249,9 +291,8 @@ def _result(metric: str, value: float, goal: str, met: bool | None) -> None:
     print("BENCH-RESULT " + json.dumps({**line, "met": met}))
 
 
-def _verdict(by_count: dict[int, dict[str, Figures]], pinned: str) -> bool:
+def _verdict(one: dict[str, Figures], routes: dict[str, Figures], pinned: str) -> bool:
     """The goals of issue 19 (1 to 3) as BENCH-RESULT lines; True when all are met."""
-    one = by_count[1]
     many = one["many"].rate / one["minimal"].rate
     hot = one["hot"].rate / one["minimal"].rate
     api_ms, db_ms = one["many"].cpu_ms, one["many"].primary_ms
@@ -262,13 +303,92 @@ def _verdict(by_count: dict[int, dict[str, Figures]], pinned: str) -> bool:
         ("API CPU ms per sale", api_ms, f"<= {GOAL_API_MS}", api_ms <= GOAL_API_MS),
         ("primary CPU ms per sale", db_ms, f"<= {GOAL_PRIMARY_MS}", db_ms <= GOAL_PRIMARY_MS),
     ]
-    if 2 in by_count:
-        two = by_count[2]["many"].rate / one["many"].rate
-        where = f" (API on CPUs {pinned})" if pinned else " (unpinned)"
-        checks.append((f"sale many SKUs, 2 API / 1 API{where}", two, ">= 1.00", two >= 1.0))
+    where = f" (API on CPUs {pinned})" if pinned else " (unpinned)"
+    routed = routes["2 routed"].rate / routes["1 API"].rate
+    unrouted = routes["2 unrouted"].rate / routes["1 API"].rate
+    checks.append(
+        (f"sale many SKUs, 2 API by store / 1 API{where}", routed, ">= 1.00", routed >= 1)
+    )
     for metric, value, goal, met in checks:
         _result(metric, value, goal, met)
+    # The layout before routing, for comparison: it has no goal of its own.
+    _result(f"sale many SKUs, 2 API unrouted / 1 API{where}", unrouted, "routing's baseline", None)
     return all(met for *_, met in checks)
+
+
+ROUTES = ("1 API", "2 unrouted", "2 routed")
+
+
+def _ports(apis: list[int], layout: str) -> list[int]:
+    """The API processes of a layout: the first alone (the whole pool), or the other two
+    (half the pool each: as many connections to the primary in every layout)."""
+    return apis[:1] if layout == "1 API" else apis[1:]
+
+
+def _layouts(
+    args: argparse.Namespace, apis: list[int], makers: list[Callable[[], bytes]], edges: Edges
+) -> dict[str, Targets]:
+    """Each layout's connections: to its nginx, or (without nginx) straight to the API
+    processes, a store's connections to crc32(store) % 2 in the routed one."""
+    if edges:
+        return {
+            name: _spread([edge.port], makers, args.connections) for name, edge in edges.items()
+        }
+    pair = apis[1:]
+    owners = [pair[zlib.crc32(store.encode()) % len(pair)] for store in _stores(args)]
+    routed = [(owners[i % len(makers)], makers[i % len(makers)]) for i in range(args.connections)]
+    return {
+        "1 API": _spread(apis[:1], makers, args.connections),
+        "2 unrouted": _spread(pair, makers, args.connections),
+        "2 routed": routed,
+    }
+
+
+def _routes(
+    args: argparse.Namespace,
+    apis: list[int],
+    pids: dict[int, int],
+    sales: tuple[str, list[str], list[Callable[[], bytes]]],
+    db: tuple[int, int],
+) -> dict[str, Figures]:
+    """Sales of many SKUs over --stores stores with 1 API process, 2 unrouted and 2 with a
+    store's sales on one (issue 19, goal 3), each after a sweep; their figures, printed."""
+    key, skus, makers = sales
+    binary = edge_nginx.nginx_binary()
+    edges: Edges = {}
+    folder = Path(tempfile.mkdtemp(prefix="inventory-bench-edge-"))
+    try:
+        for index, name in enumerate(ROUTES):
+            if binary:
+                routed = name != "2 unrouted"
+                edge = edge_nginx.Edge(binary, _ports(apis, name), routed, folder / str(index))
+                edges[name] = edge
+                _pin(edge.pids(), args.pin)
+        layouts = _layouts(args, apis, makers, edges)
+        servers = {
+            name: [psutil.Process(pids[port]) for port in _ports(apis, name)]
+            + [psutil.Process(pid) for pid in (edges[name].pids() if edges else [])]
+            for name in ROUTES
+        }
+        # One layout after the other, each after a sweep (not interleaved: a layout that
+        # ran in between would leave the caches of the one measured stale).
+        tallies: dict[str, list[Tally]] = {name: [] for name in ROUTES}
+        for name, targets in layouts.items():
+            _sweep(targets, skus, key)
+            for _ in range(args.rounds):
+                tallies[name].append(_tally(targets, servers[name], db, args.seconds))
+    finally:
+        for edge in edges.values():
+            edge.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    how = (
+        "through nginx with ops/nginx's routing maps (server CPU includes nginx)"
+        if edges
+        else ("client-side, crc32(store) % 2 (no nginx installed)")
+    )
+    pinned = f", servers under test on CPUs {args.pin}" if args.pin else ""
+    print(f"sales of many SKUs over {len(makers)} store(s), {how}{pinned}")
+    return {name: _report(name, found, None) for name, found in tallies.items()}
 
 
 def _spy(pid: int, seconds: float, form: str, output: str) -> subprocess.Popen[bytes]:
@@ -285,11 +405,12 @@ def _profile(
     """Two py-spy samplers of the first API process under the `many` load: the collapsed
     stacks (`--profile PATH`) and a flame graph beside them (PATH with `.svg`)."""
     svg = str(Path(args.profile).with_suffix(".svg"))
-    asyncio.run(_load([port], make, 2.0, args.connections))  # connections and caches warm
+    targets = _spread([port], [make], args.connections)
+    asyncio.run(_load(targets, 2.0))  # connections and caches warm
     spies = [_spy(api.pid, PROFILE_SECONDS, "raw", args.profile)]
     spies.append(_spy(api.pid, PROFILE_SECONDS, "flamegraph", svg))
     time.sleep(1.5)
-    asyncio.run(_load([port], make, PROFILE_SECONDS + 1, args.connections))
+    asyncio.run(_load(targets, PROFILE_SECONDS + 1))
     for spy in spies:
         spy.wait(60)
 
@@ -301,30 +422,39 @@ def _pin(pids: list[int], cpus: str) -> None:
             psutil.Process(pid).cpu_affinity([int(cpu) for cpu in cpus.split(",")])
 
 
-Kinds = dict[str, tuple[list[int], Callable[[], bytes]]]
+Edges = dict[str, Edge]
+Kinds = dict[str, tuple[list[int], list[Callable[[], bytes]]]]  # ports, a maker per store
+
+
+def _tally(
+    targets: Targets, servers: list[psutil.Process], db: tuple[int, int], seconds: float
+) -> Tally:
+    """One run of the load, with the CPU the servers, the primary and the rest used."""
+    primary, replica = db
+    before, database = _cpu(servers), _tree_cpu(primary)
+    others = _tree_cpu(replica), _cpu([psutil.Process()])
+    tally = asyncio.run(_load(targets, seconds))
+    tally.cpu = _cpu(servers) - before
+    tally.primary_cpu = _tree_used(database, _tree_cpu(primary))
+    tally.others_cpu = _tree_used(others[0], _tree_cpu(replica)) + (
+        _cpu([psutil.Process()]) - others[1]
+    )
+    return tally
 
 
 def _measure(
     args: argparse.Namespace, kinds: Kinds, count: int, pids: dict[int, int], db: tuple[int, int]
 ) -> dict[str, Figures]:
     """Rounds of each kind against `count` servers of each; their figures, printed."""
-    primary, replica = db
     kinds = {name: kind for name, kind in kinds.items() if len(kind[0]) >= count}
     tallies: dict[str, list[Tally]] = {name: [] for name in kinds}
-    for ports, make in kinds.values():  # warm-up
-        asyncio.run(_load(ports[:count], make, 1.0, args.connections))
+    for ports, makers in kinds.values():  # warm-up
+        asyncio.run(_load(_spread(ports[:count], makers, args.connections), 1.0))
     for _ in range(args.rounds):
-        for name, (ports, make) in kinds.items():
+        for name, (ports, makers) in kinds.items():
             servers = [psutil.Process(pids[port]) for port in ports[:count]]
-            before, database = _cpu(servers), _tree_cpu(primary)
-            others = _tree_cpu(replica), _cpu([psutil.Process()])
-            tally = asyncio.run(_load(ports[:count], make, args.seconds, args.connections))
-            tally.cpu = _cpu(servers) - before
-            tally.primary_cpu = _tree_used(database, _tree_cpu(primary))
-            tally.others_cpu = _tree_used(others[0], _tree_cpu(replica)) + (
-                _cpu([psutil.Process()]) - others[1]
-            )
-            tallies[name].append(tally)
+            targets = _spread(ports[:count], makers, args.connections)
+            tallies[name].append(_tally(targets, servers, db, args.seconds))
     pinned = f", servers under test on CPUs {args.pin}" if args.pin else ""
     print(
         f"{count} API process(es) (and {count} minimal), {args.connections} connections,"
@@ -337,6 +467,11 @@ def _measure(
     }
 
 
+def _stores(args: argparse.Namespace) -> list[str]:
+    """The stores sales of many SKUs spread over: `bench`, then bench1, bench2, ..."""
+    return [STORE, *(f"{STORE}{n}" for n in range(1, args.stores))]
+
+
 def _run(
     args: argparse.Namespace, env: dict[str, str], key: str, primary: int, replica: int
 ) -> bool:
@@ -345,11 +480,17 @@ def _run(
     try:
         apis, minimals = [], []
         pids: dict[int, int] = {}  # port -> server pid
-        for _ in range(2):
-            process, port = _spawn(["inventory", "serve"], bench_env, "/health/live")
+        pool = int(bench_env.get("INVENTORY_POOL_MAX_SIZE", "20"))
+        for index in range(3):
+            # The first serves alone; the other two share its pool between them.
+            size = str(pool if index == 0 else max(2, pool // 2))
+            api_env = {**bench_env, "INVENTORY_POOL_MAX_SIZE": size}
+            process, port = _spawn(["inventory", "serve"], api_env, "/health/live")
             processes.append(process)
             apis.append(port)
             pids[port] = process.pid
+            if index:
+                continue  # one minimal endpoint: the reference is one process's
             process, port = _spawn(
                 [
                     "uvicorn",
@@ -369,12 +510,12 @@ def _run(
             pids[port] = process.pid
         _pin(list(pids.values()), args.pin)
         skus = [f"SKU{n:05d}" for n in range(args.skus)]
-        _stock(apis[0], key, skus)
-        sales = f"/v1/stores/{STORE}/sales"
-        kinds = {
-            "minimal": (minimals, _requests("/bench/insert", key, skus)),
-            "many": (apis, _requests(sales, key, skus)),
-            "hot": (apis, _requests(sales, key, [HOT])),
+        _stock(apis[0], key, skus, _stores(args))
+        spread = [_requests(f"/v1/stores/{store}/sales", key, skus) for store in _stores(args)]
+        kinds: Kinds = {
+            "minimal": (minimals, [_requests("/bench/insert", key, skus)]),
+            "many": (apis, spread),
+            "hot": (apis, [_requests(f"/v1/stores/{STORE}/sales", key, [HOT])]),
         }
         if args.baseline:
             source = str(Path(args.baseline).resolve() / "src")
@@ -386,11 +527,10 @@ def _run(
             _pin([process.pid], args.pin)
             kinds["many@base"] = ([port], kinds["many"][1])
         if args.profile:
-            _profile(args, processes[0], apis[0], kinds["many"][1])
-        by_count = {
-            count: _measure(args, kinds, count, pids, (primary, replica)) for count in (1, 2)
-        }
-        met = _verdict(by_count, args.pin)
+            _profile(args, processes[0], apis[0], kinds["many"][1][0])
+        one = _measure(args, kinds, 1, pids, (primary, replica))
+        routes = _routes(args, apis, pids, (key, skus, spread), (primary, replica))
+        met = _verdict(one, routes, args.pin)
         print(f"goals of issue 19 (1 to 3): {'met' if met else 'NOT met'}")
         return met
     finally:
@@ -405,6 +545,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--skus", type=int, default=1000)
+    parser.add_argument(
+        "--stores",
+        type=int,
+        default=STORES,
+        help="stores the sales of many SKUs spread over (a store's on its own connections); "
+        "hot sales stay in one store",
+    )
     parser.add_argument("--profile", help="write py-spy's collapsed stacks of an API here")
     parser.add_argument(
         "--pin",
@@ -421,6 +568,7 @@ def main() -> int:
     if args.quick:
         args.seconds, args.rounds, args.skus = 2.0, 1, 200
     uvloop.install()
+    began = time.monotonic()
 
     folder = Path(tempfile.mkdtemp(prefix="inventory-bench-commands-"))
     folder.chmod(0o755)
@@ -443,6 +591,7 @@ def main() -> int:
     finally:
         topology.stop()
         shutil.rmtree(folder, ignore_errors=True)
+        print(f"whole run: {time.monotonic() - began:.0f} s", file=sys.stderr)
 
 
 if __name__ == "__main__":
