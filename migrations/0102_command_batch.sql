@@ -94,7 +94,7 @@ BEGIN
             stale := '{}';
             PERFORM set_config('lock_timeout', '1ms', true);
             FOR name, assumed IN
-                SELECT w.name, w.assumed::bigint
+                SELECT w.name, v.assumed::bigint
                 FROM jsonb_array_elements_text(one.write_streams) WITH ORDINALITY AS w(name, place)
                 JOIN jsonb_array_elements_text(one.write_versions) WITH ORDINALITY AS v(assumed, place)
                   ON v.place = w.place
@@ -117,7 +117,7 @@ BEGIN
                 END IF;
             END LOOP;
             FOR name, assumed IN
-                SELECT r.name, r.assumed::bigint
+                SELECT r.name, v.assumed::bigint
                 FROM jsonb_array_elements_text(one.read_streams) WITH ORDINALITY AS r(name, place)
                 JOIN jsonb_array_elements_text(one.read_versions) WITH ORDINALITY AS v(assumed, place)
                   ON v.place = r.place
@@ -151,7 +151,7 @@ BEGIN
                            coalesce(array_agg(appended.position ORDER BY marked.place), '{}'))
                 FROM unnest(one.event_ids) WITH ORDINALITY AS marked(id, place)
                 JOIN appended ON appended.id = marked.id
-                WHERE one.key IS NOT NULL
+                HAVING one.key IS NOT NULL  -- an aggregate: WHERE would still give one row
             )
             SELECT array_agg(ap.id ORDER BY ap.position), array_agg(ap.position ORDER BY ap.position),
                    array_agg(ap.stream ORDER BY ap.position),
