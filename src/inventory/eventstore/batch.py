@@ -20,7 +20,7 @@ from psycopg.pq import TransactionStatus
 
 from inventory.eventstore.append import Appending
 from inventory.eventstore.idempotency import Remembered, Response, lock_key, remembered
-from inventory.eventstore.once import Stale, stale_heads
+from inventory.eventstore.once import Stale, command_once, stale_heads
 from inventory.eventstore.records import Recorded
 from inventory.eventstore.script import Rows, Script
 from inventory.eventstore.transaction import DURABLE, release
@@ -84,6 +84,16 @@ async def command_batch(conn: psycopg.AsyncConnection[Any], calls: Sequence[Call
         raise
     await conn.set_autocommit(False)
     return _answers(calls, rows)
+
+
+async def command_alone(conn: psycopg.AsyncConnection[Any], calls: Sequence[Call]) -> list[Answer]:
+    """command_batch's answer for a batch of one, sent as command_once (0096): the same
+    locks, waited for rather than tried (alone, it cannot deadlock another batch)."""
+    (call,) = calls
+    try:
+        return [await command_once(conn, call.appending, call.assumed, call.response)]
+    except Stale as stale:
+        return [stale]
 
 
 def _document(call: Call) -> _CallDocument:

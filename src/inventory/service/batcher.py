@@ -5,7 +5,10 @@
 # flight go in the next one, up to SIZE. Batches of one store would queue for the store's
 # chain lock anyway, so more than one in flight would only hold more connections. A
 # batch's connection is the one pool connection it needs, taken when it is sent: waiting
-# commands hold none. Each command's answer comes after the batch's durable marker.
+# commands hold none. Each command's answer comes after the batch's durable marker. A
+# lone command goes as command_once (0096) would send it: the batch's per-command block
+# and JSON cost the primary and the API more than they save for one (a hot stream's
+# commands take turns, so there every batch is of one).
 
 from __future__ import annotations
 
@@ -32,6 +35,8 @@ class Batcher:
 
     pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]
     send: Send
+    send_one: Send | None = None
+    """Sends a batch of one (a lone command): cheaper than `send` when nothing batches."""
     size: int = SIZE
     batches: int = 0
     """Batches sent (the bench reports the mean size: commands / batches)."""
@@ -67,7 +72,8 @@ class Batcher:
         self.commands += len(batch)
         try:
             async with self.pool.connection() as conn:
-                answers = await self.send(conn, [call for call, _ in batch])
+                send = self.send_one if self.send_one and len(batch) == 1 else self.send
+                answers = await send(conn, [call for call, _ in batch])
         except BaseException as error:
             for _, answer in batch:
                 if answer.done():

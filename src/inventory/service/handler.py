@@ -19,7 +19,7 @@ from inventory.domain.context import StreamNotInContext
 from inventory.domain.events import ALL_EVENTS
 from inventory.domain.state import TransferState, decode_state
 from inventory.domain.streams import transfer_stream
-from inventory.eventstore.batch import BUSY, Answer, Busy, Call, command_batch
+from inventory.eventstore.batch import BUSY, Answer, Busy, Call, command_alone, command_batch
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.store import EventStore
 from inventory.service.attempt import attempt
@@ -56,7 +56,7 @@ class CommandService:
 
     def __post_init__(self) -> None:
         if self.batches and self.heads is not None:
-            self.batcher = Batcher(self.pool, command_batch)
+            self.batcher = Batcher(self.pool, command_batch, command_alone)
 
     async def transfer_stores(self, transfer_id: str) -> tuple[str, str] | None:
         """A transfer's source and destination, or None when it does not exist."""

@@ -26,10 +26,10 @@ from inventory.domain.decider import decide, document_stream, streams_of
 from inventory.domain.errors import CommandRejected
 from inventory.domain.state import decode_state
 from inventory.eventstore.append import appending
-from inventory.eventstore.batch import Answer, Busy, Call
+from inventory.eventstore.batch import Answer, Busy, Call, command_alone
 from inventory.eventstore.decided import writes_of
 from inventory.eventstore.idempotency import Response
-from inventory.eventstore.once import Stale, command_once
+from inventory.eventstore.once import Stale
 from inventory.eventstore.records import StreamHead, StreamWrite
 from inventory.eventstore.store import EventStore
 from inventory.service.cache import HeadCache
@@ -96,10 +96,7 @@ def on_connection(conn: psycopg.AsyncConnection[Any]) -> Send:
     """`send` for attempt_once: command_once on `conn`, the command on its own."""
 
     async def send(call: Call, stores: frozenset[str | None]) -> Answer:
-        try:
-            return await command_once(conn, call.appending, call.assumed, call.response)
-        except Stale as stale:
-            return stale
+        return (await command_alone(conn, [call]))[0]
 
     return send
 
