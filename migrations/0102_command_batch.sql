@@ -17,10 +17,6 @@
 --      IV412 DETAIL (stream, assumed, current version, current state; tab-separated);
 --   4. else append_events (0095, unchanged: the same chain links) and the response stored
 --      → 'done', one row per event (id, position, stream, version) in position order.
--- A call may name (`after`, places from 1) earlier calls of the batch whose heads, not
--- yet written, its decision assumed: unless they were all written ('done'), it is
--- answered 'stale' with no heads, before it takes any lock. Its versions alone would not
--- do: the stream could have reached the same version by another write, another state.
 -- A command answered 'busy' goes down the one-command path, which waits for its locks.
 --
 -- Why no deadlock: the only lock a batch waits for is its store's chain lock (taken by
@@ -53,7 +49,6 @@ DECLARE
     versions  bigint[];
     code      text;
     waits     text := current_setting('lock_timeout');
-    written   int[] := '{}';
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
     FOR one IN
@@ -68,18 +63,10 @@ BEGIN
                c.value -> 'write_versions' AS write_versions,
                c.value -> 'read_streams' AS read_streams,
                c.value -> 'read_versions' AS read_versions,
-               c.value -> 'writes' AS writes, c.value -> 'metadata' AS metadata,
-               ARRAY(SELECT x::int FROM jsonb_array_elements_text(c.value -> 'after') AS x)
-                   AS after
+               c.value -> 'writes' AS writes, c.value -> 'metadata' AS metadata
         FROM jsonb_array_elements(calls) WITH ORDINALITY AS c(value, ord)
     LOOP
         BEGIN
-            IF NOT one.after <@ written THEN
-                -- Decided on heads an earlier call of this batch was to leave, and it did
-                -- not: whatever the versions say now, the decision's states may be wrong.
-                RAISE EXCEPTION 'decided after a call that was not written'
-                    USING ERRCODE = 'IV412', DETAIL = '';
-            END IF;
             IF one.key_lock IS NOT NULL THEN
                 IF NOT pg_try_advisory_xact_lock(hashtextextended(one.key_lock, 0)) THEN
                     RAISE EXCEPTION 'the key is locked' USING ERRCODE = 'lock_not_available';
@@ -183,7 +170,6 @@ BEGIN
                     CASE WHEN code = 'IV412' THEN name ELSE '' END;
                 CONTINUE;
         END;
-        written := written || one.ord;
         IF ids IS NULL THEN  -- nothing appended (no events): one row all the same
             ids := ARRAY[NULL::uuid];
             positions := ARRAY[NULL::bigint];

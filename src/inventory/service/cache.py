@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
 
 from inventory.domain.context import Head
 from inventory.domain.state import initial_state
@@ -31,7 +30,6 @@ class HeadCache:
         self.capacity = capacity
         self._heads: OrderedDict[str, Head] = OrderedDict()
         self._tails: dict[str, asyncio.Future[None]] = {}
-        self._ahead: dict[str, tuple[Head, asyncio.Future[Any]]] = {}
         self.hits = 0
         """Commands answered in one round trip (the bench reports the rate)."""
         self.misses = 0
@@ -46,30 +44,6 @@ class HeadCache:
             return Head(0, initial_state(stream))
         self._heads.move_to_end(stream)
         return head
-
-    def ahead(self, stream: str) -> tuple[Head, asyncio.Future[Any] | None]:
-        """The head a command queued in a batch will leave (not durable: with the future of
-        that command's answer), else the durable one (`get`) and None."""
-        queued = self._ahead.get(stream)
-        if queued is not None and not queued[1].done():
-            return queued
-        return self.get(stream), None
-
-    def queue(self, heads: Mapping[str, Head], answer: asyncio.Future[Any]) -> None:
-        """`heads` as a queued command will leave them, until `answer` is set."""
-        for stream, head in heads.items():
-            self._ahead[stream] = (head, answer)
-
-        def settled(_: asyncio.Future[Any]) -> None:
-            for stream in heads:
-                if self._ahead.get(stream, (None, None))[1] is answer:
-                    del self._ahead[stream]
-            # Written (its events' places answered once the batch is durable): the heads
-            # are durable now, before its caller runs again to keep them.
-            if not answer.cancelled() and isinstance(answer.exception() or answer.result(), list):
-                self.keep(heads)
-
-        answer.add_done_callback(settled)
 
     def keep(self, heads: Mapping[str, Head]) -> None:
         """Remember `heads` (durable ones only), unless a later version is already known."""
@@ -88,11 +62,9 @@ class HeadCache:
             self._heads.pop(stream, None)
 
     @asynccontextmanager
-    async def turn(self, streams: Iterable[str]) -> AsyncIterator[Callable[[], None]]:
+    async def turn(self, streams: Iterable[str]) -> AsyncIterator[None]:
         """Wait until the commands of this process that came first and write any of
-        `streams` are done (or queued in a batch), and hold them until this one is, or
-        until it calls what this yields: queued, it hands its turn on (first come, first
-        served)."""
+        `streams` are done, and hold them until this one is (first come, first served)."""
         # Commands of one process on one stream take turns here rather than on the
         # stream's row: each then decides on the heads the one before it left, and one
         # round trip does (without turns, all but one would find their heads stale and
@@ -103,24 +75,15 @@ class HeadCache:
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         for name in names:
             self._tails[name] = mine
-        handed: list[bool] = []
-
-        def hand_on() -> None:
-            # A successor then decides on the heads this command leaves (`ahead`), and is
-            # queued after it: in the same batch, or a later one.
-            if not handed:
-                handed.append(True)
-                _done_after(mine, before)
-
         try:
             if before:
                 await asyncio.wait(before)
-            yield hand_on
+            yield
         finally:
             for name in names:
                 if self._tails.get(name) is mine:
                     del self._tails[name]
-            hand_on()
+            _done_after(mine, before)
 
 
 def _done_after(mine: asyncio.Future[None], before: set[asyncio.Future[None]]) -> None:

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +15,7 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from inventory.domain.commands import Command
-from inventory.domain.context import Head, StreamNotInContext
+from inventory.domain.context import StreamNotInContext
 from inventory.domain.events import ALL_EVENTS
 from inventory.domain.state import TransferState, decode_state
 from inventory.domain.streams import transfer_stream
@@ -25,7 +25,7 @@ from inventory.eventstore.store import EventStore
 from inventory.service.attempt import attempt
 from inventory.service.batcher import Batcher
 from inventory.service.cache import HeadCache
-from inventory.service.once import Send, attempt_once, written
+from inventory.service.once import attempt_once, written
 from inventory.service.outcome import Actor, Decision, Idempotency, Outcome, Responder
 
 log = structlog.get_logger(__name__)
@@ -79,10 +79,8 @@ class CommandService:
         CommandRejected when there is no idempotency key to store the refusal under."""
         for attempt_number in range(1, RETRIES + 1):
             try:
-                async with self._turn(command) as hand_on:
-                    outcome = await self._attempt(
-                        command, actor, responder, idempotency, hand_on=hand_on
-                    )
+                async with self._turn(command):
+                    outcome = await self._attempt(command, actor, responder, idempotency)
             except (StreamNotInContext, psycopg.errors.DeadlockDetected) as error:
                 if attempt_number == RETRIES:
                     raise
@@ -101,8 +99,6 @@ class CommandService:
         actor: Actor,
         responder: Responder,
         idempotency: Idempotency | None,
-        *,
-        hand_on: Callable[[], None],
     ) -> Outcome:
         """In its store's next batch when the cached heads allow; else on a connection of
         its own: in one round trip (busy in a batch, or not batched), or locked."""
@@ -110,13 +106,12 @@ class CommandService:
         if self.heads is not None and self.batcher is not None:
             sent = await attempt_once(
                 self.store,
-                self._batched(self.heads, self.batcher, hand_on),
+                self._batched,
                 self.heads,
                 command,
                 actor=actor,
                 responder=responder,
                 idempotency=idempotency,
-                ahead=True,
             )
             if isinstance(sent, Outcome):
                 return sent
@@ -132,29 +127,16 @@ class CommandService:
                 once=isinstance(sent, Busy),
             )
 
-    @staticmethod
-    def _batched(heads: HeadCache, batcher: Batcher, hand_on: Callable[[], None]) -> Send:
-        """attempt_once's `send` through the batcher: once queued, the heads the command
-        will leave are its successors' to decide on, and its turn is theirs."""
+    async def _batched(self, call: Call, stores: frozenset[str | None]) -> Answer:
+        # One store per batch: a batch then waits for one chain lock only (migrations/0102).
+        if self.batcher is None or len(stores) != 1:
+            return BUSY
+        return await self.batcher(next(iter(stores)), call)
 
-        def queued(answer: asyncio.Future[Answer], leaves: Mapping[str, Head]) -> None:
-            heads.queue(leaves, answer)
-            hand_on()
-
-        async def send(
-            call: Call, stores: frozenset[str | None], leaves: Mapping[str, Head]
-        ) -> Answer:
-            # One store per batch: a batch then waits for one chain lock (migrations/0102).
-            if len(stores) != 1:
-                return BUSY
-            return await batcher(next(iter(stores)), call, lambda a: queued(a, leaves))
-
-        return send
-
-    def _turn(self, command: Command) -> AbstractAsyncContextManager[Callable[[], None]]:
+    def _turn(self, command: Command) -> AbstractAsyncContextManager[None]:
         """The command's turn on the streams it writes, among this process's commands."""
         streams = self.heads and written(self.heads, command)
-        return self.heads.turn(streams) if self.heads and streams else nullcontext(_no_turn)
+        return self.heads.turn(streams) if self.heads and streams else nullcontext()
 
     async def drain(self) -> None:
         """Wait until the after-commit work of every command so far has run."""
@@ -171,7 +153,3 @@ class CommandService:
                 await asyncio.to_thread(after_commit, batch)
             except Exception:
                 log.exception("after-commit work failed", commands=len(batch))
-
-
-def _no_turn() -> None:
-    """A command without streams to take turns on has none to hand on."""

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -41,9 +40,8 @@ TRIES = 2
 """Calls per command: the second decides on the heads the first found stale, so a stale
 cache costs the two round trips of the locked path, not three."""
 Lookup = Callable[[str], Head]
-Send = Callable[[Call, frozenset[str | None], Mapping[str, Head]], Awaitable[Answer]]
-"""Sends a decided command (given the stores its events are in and the heads it leaves
-its written streams at) and answers for it."""
+Send = Callable[[Call, frozenset[str | None]], Awaitable[Answer]]
+"""Sends a decided command (given the stores its events are in) and answers for it."""
 
 
 @dataclass(frozen=True)
@@ -66,26 +64,23 @@ async def attempt_once(
     actor: Actor,
     responder: Responder,
     idempotency: Idempotency | None,
-    ahead: bool = False,
 ) -> Outcome | Busy | None:
     """The command decided on `heads`, in one round trip by `send`; None: take the locked
-    path; Busy: `send` could not take it, the one-command path (on_connection) may.
-    `ahead`: decided on the heads commands queued in a batch will leave, if any (only
-    for a `send` that batches: command_batch then checks they were written)."""
-    after: set[asyncio.Future[Any]] = set()
-    look = _ahead(heads, after) if ahead else heads.get
+    path; Busy: `send` could not take it, the one-command path (on_connection) may."""
+    look: Lookup = heads.get
     for tried in range(TRIES):
         decided = _decided(look, command)
         if decided is None:
             return None
-        outcome = await _send(store, send, decided, (actor, responder, idempotency), tuple(after))
+        outcome = await _send(
+            store, send, decided, actor=actor, responder=responder, idempotency=idempotency
+        )
         if isinstance(outcome, Busy):
             return outcome
         if isinstance(outcome, Stale):
             heads.misses += 1
             heads.forget(outcome.current)
             look = _fresher(outcome.current, heads)
-            after.clear()
             continue
         if tried:
             heads.refreshed += 1
@@ -100,8 +95,8 @@ async def attempt_once(
 def on_connection(conn: psycopg.AsyncConnection[Any]) -> Send:
     """`send` for attempt_once: command_once on `conn`, the command on its own."""
 
-    async def send(call: Call, stores: frozenset[str | None], _: Mapping[str, Head]) -> Answer:
-        return (await command_alone(conn, [call], [()]))[0]
+    async def send(call: Call, stores: frozenset[str | None]) -> Answer:
+        return (await command_alone(conn, [call]))[0]
 
     return send
 
@@ -110,12 +105,12 @@ async def _send(
     store: EventStore,
     send: Send,
     decided: _Decided,
-    who: tuple[Actor, Responder, Idempotency | None],
-    queued: tuple[asyncio.Future[Any], ...],
+    *,
+    actor: Actor,
+    responder: Responder,
+    idempotency: Idempotency | None,
 ) -> Outcome | Stale | Busy:
-    """Append what `decided` decided, or answer the key's stored response. `queued`: the
-    answers of the queued commands whose heads it was decided on."""
-    actor, responder, idempotency = who
+    """Append what `decided` decided, or answer the key's stored response."""
     streams, context, changes, after = (
         decided.streams,
         decided.context,
@@ -130,28 +125,14 @@ async def _send(
     response = accepted(responder, command_id, append.expected(), changes, after)
     read = {stream: context.version(stream) for stream in sorted(streams.read - streams.write)}
     stores = frozenset(new.store for write in decided.writes for new in write.events)
-    call = Call(append, (assumed, read), _stored(actor, idempotency, response), queued)
-    leaves = {stream: head for stream, head in after.heads.items() if stream in streams.write}
-    answer = await send(call, stores, leaves)
+    call = Call(append, (assumed, read), _stored(actor, idempotency, response))
+    answer = await send(call, stores)
     if isinstance(answer, (Stale, Busy)):
         return answer
     if not isinstance(answer, list):
         assert idempotency is not None  # a response is stored under a key only
         return replayed(answer, idempotency)
     return landed(response, command_id, answer, changes, after)
-
-
-def _ahead(heads: HeadCache, after: set[asyncio.Future[Any]]) -> Lookup:
-    """Heads as queued commands will leave them, else as cached; the queued commands'
-    answers whose heads were looked at added to `after`."""
-
-    def look(stream: str) -> Head:
-        head, answer = heads.ahead(stream)
-        if answer is not None:
-            after.add(answer)
-        return head
-
-    return look
 
 
 def _fresher(current: Mapping[str, StreamHead], heads: HeadCache) -> Lookup:
