@@ -58,7 +58,7 @@ async def command_once(
         rows = await _send(conn, params)
     except psycopg.Error as error:
         if error.sqlstate == STALE and not conn.closed:
-            raise Stale(_current(error.diag.message_detail or "")) from None
+            raise Stale(stale_heads(error.diag.message_detail or "")) from None
         if error.sqlstate == WRONG_EXPECTED_VERSION and not conn.closed:
             # append_events' own check, under the locks command_once just checked: not
             # expected, but the locked path then decides (and answers) it properly.
@@ -129,8 +129,8 @@ async def _send(conn: psycopg.AsyncConnection[Any], params: tuple[Any, ...]) -> 
     return (await script.send())["once"]
 
 
-def _current(detail: str) -> dict[str, StreamHead]:
-    """The stale streams' current heads, from command_once's DETAIL lines."""
+def stale_heads(detail: str) -> dict[str, StreamHead]:
+    """The stale streams' current heads, from command_once's (or command_batch's) DETAIL."""
     current = {}
     for line in detail.splitlines():
         stream, _, version, state = line.split("\t")

@@ -25,7 +25,7 @@ from inventory.eventstore.idempotency import Remembered
 from inventory.eventstore.store import EventStore
 from inventory.eventstore.transaction import Transaction
 from inventory.service.cache import HeadCache
-from inventory.service.once import attempt_once
+from inventory.service.once import attempt_once, on_connection
 from inventory.service.outcome import (
     Actor,
     Idempotency,
@@ -44,14 +44,14 @@ async def attempt(
     responder: Responder,
     idempotency: Idempotency | None,
     heads: HeadCache | None = None,
+    once: bool = True,
 ) -> Outcome:
     """Decide and append `command` in one transaction on `conn`, or replay its key's
-    response: in one round trip on the `heads` cached when they are current (once.py)."""
-    once = heads and await attempt_once(
-        store, conn, heads, command, actor=actor, responder=responder, idempotency=idempotency
-    )
-    if once:
-        return once
+    response: in one round trip on the `heads` cached when they are current (once.py;
+    not when `once` is false: a batch just found them stale)."""
+    sent = once and await _one_trip(store, conn, command, heads, (actor, responder, idempotency))
+    if sent:
+        return sent
     async with store.transaction(conn) as tx:
         if idempotency is not None:
             tx.look_up(actor.id, idempotency.key)
@@ -75,6 +75,29 @@ async def attempt(
             idempotency=idempotency,
             heads=heads,
         )
+
+
+async def _one_trip(
+    store: EventStore,
+    conn: psycopg.AsyncConnection[Any],
+    command: Command,
+    heads: HeadCache | None,
+    who: tuple[Actor, Responder, Idempotency | None],
+) -> Outcome | None:
+    """The command in one round trip on `conn` (once.py), or None: take the locked path."""
+    if heads is None:
+        return None
+    actor, responder, idempotency = who
+    sent = await attempt_once(
+        store,
+        on_connection(conn),
+        heads,
+        command,
+        actor=actor,
+        responder=responder,
+        idempotency=idempotency,
+    )
+    return sent if isinstance(sent, Outcome) else None
 
 
 async def _locked(

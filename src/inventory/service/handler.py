@@ -19,11 +19,13 @@ from inventory.domain.context import StreamNotInContext
 from inventory.domain.events import ALL_EVENTS
 from inventory.domain.state import TransferState, decode_state
 from inventory.domain.streams import transfer_stream
+from inventory.eventstore.batch import BUSY, Answer, Busy, Call, command_alone, command_batch
 from inventory.eventstore.codec import Codec
 from inventory.eventstore.store import EventStore
 from inventory.service.attempt import attempt
+from inventory.service.batcher import Batcher
 from inventory.service.cache import HeadCache
-from inventory.service.once import written
+from inventory.service.once import attempt_once, written
 from inventory.service.outcome import Actor, Decision, Idempotency, Outcome, Responder
 
 log = structlog.get_logger(__name__)
@@ -45,8 +47,16 @@ class CommandService:
     heads: HeadCache | None = field(default_factory=HeadCache)
     """The streams' heads commands are decided on in one round trip (once.py); None: every
     command takes the locked path."""
+    batches: bool = True
+    """Whether one-trip commands of one store that arrive together share a transaction
+    (group commit, batcher.py); False: each is sent on its own."""
+    batcher: Batcher | None = field(default=None, init=False)
     _committed: list[Decision] = field(default_factory=list, init=False, repr=False)
     _sender: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.batches and self.heads is not None:
+            self.batcher = Batcher(self.pool, command_batch, command_alone)
 
     async def transfer_stores(self, transfer_id: str) -> tuple[str, str] | None:
         """A transfer's source and destination, or None when it does not exist."""
@@ -69,16 +79,8 @@ class CommandService:
         CommandRejected when there is no idempotency key to store the refusal under."""
         for attempt_number in range(1, RETRIES + 1):
             try:
-                async with self._turn(command), self.pool.connection() as conn:
-                    outcome = await attempt(
-                        self.store,
-                        conn,
-                        command,
-                        actor=actor,
-                        responder=responder,
-                        idempotency=idempotency,
-                        heads=self.heads,
-                    )
+                async with self._turn(command):
+                    outcome = await self._attempt(command, actor, responder, idempotency)
             except (StreamNotInContext, psycopg.errors.DeadlockDetected) as error:
                 if attempt_number == RETRIES:
                     raise
@@ -90,6 +92,46 @@ class CommandService:
                     self._sender = asyncio.create_task(self._send_committed(self.after_commit))
             return outcome
         raise AssertionError("unreachable")
+
+    async def _attempt(
+        self,
+        command: Command,
+        actor: Actor,
+        responder: Responder,
+        idempotency: Idempotency | None,
+    ) -> Outcome:
+        """In its store's next batch when the cached heads allow; else on a connection of
+        its own: in one round trip (busy in a batch, or not batched), or locked."""
+        sent: Outcome | Busy | None = BUSY
+        if self.heads is not None and self.batcher is not None:
+            sent = await attempt_once(
+                self.store,
+                self._batched,
+                self.heads,
+                command,
+                actor=actor,
+                responder=responder,
+                idempotency=idempotency,
+            )
+            if isinstance(sent, Outcome):
+                return sent
+        async with self.pool.connection() as conn:
+            return await attempt(
+                self.store,
+                conn,
+                command,
+                actor=actor,
+                responder=responder,
+                idempotency=idempotency,
+                heads=self.heads,
+                once=isinstance(sent, Busy),
+            )
+
+    async def _batched(self, call: Call, stores: frozenset[str | None]) -> Answer:
+        # One store per batch: a batch then waits for one chain lock only (migrations/0102).
+        if self.batcher is None or len(stores) != 1:
+            return BUSY
+        return await self.batcher(next(iter(stores)), call)
 
     def _turn(self, command: Command) -> AbstractAsyncContextManager[None]:
         """The command's turn on the streams it writes, among this process's commands."""

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +26,10 @@ from inventory.domain.decider import decide, document_stream, streams_of
 from inventory.domain.errors import CommandRejected
 from inventory.domain.state import decode_state
 from inventory.eventstore.append import appending
+from inventory.eventstore.batch import Answer, Busy, Call, command_alone
 from inventory.eventstore.decided import writes_of
 from inventory.eventstore.idempotency import Response
-from inventory.eventstore.once import Stale, command_once
+from inventory.eventstore.once import Stale
 from inventory.eventstore.records import StreamHead, StreamWrite
 from inventory.eventstore.store import EventStore
 from inventory.service.cache import HeadCache
@@ -39,6 +40,8 @@ TRIES = 2
 """Calls per command: the second decides on the heads the first found stale, so a stale
 cache costs the two round trips of the locked path, not three."""
 Lookup = Callable[[str], Head]
+Send = Callable[[Call, frozenset[str | None]], Awaitable[Answer]]
+"""Sends a decided command (given the stores its events are in) and answers for it."""
 
 
 @dataclass(frozen=True)
@@ -54,28 +57,30 @@ class _Decided:
 
 async def attempt_once(
     store: EventStore,
-    conn: psycopg.AsyncConnection[Any],
+    send: Send,
     heads: HeadCache,
     command: Command,
     *,
     actor: Actor,
     responder: Responder,
     idempotency: Idempotency | None,
-) -> Outcome | None:
-    """The command decided on `heads`, in one round trip; None: take the locked path."""
+) -> Outcome | Busy | None:
+    """The command decided on `heads`, in one round trip by `send`; None: take the locked
+    path; Busy: `send` could not take it, the one-command path (on_connection) may."""
     look: Lookup = heads.get
     for tried in range(TRIES):
         decided = _decided(look, command)
         if decided is None:
             return None
-        try:
-            outcome = await _send(
-                store, conn, decided, actor=actor, responder=responder, idempotency=idempotency
-            )
-        except Stale as stale:
+        outcome = await _send(
+            store, send, decided, actor=actor, responder=responder, idempotency=idempotency
+        )
+        if isinstance(outcome, Busy):
+            return outcome
+        if isinstance(outcome, Stale):
             heads.misses += 1
-            heads.forget(stale.current)
-            look = _fresher(stale.current, heads)
+            heads.forget(outcome.current)
+            look = _fresher(outcome.current, heads)
             continue
         if tried:
             heads.refreshed += 1
@@ -87,16 +92,25 @@ async def attempt_once(
     return None
 
 
+def on_connection(conn: psycopg.AsyncConnection[Any]) -> Send:
+    """`send` for attempt_once: command_once on `conn`, the command on its own."""
+
+    async def send(call: Call, stores: frozenset[str | None]) -> Answer:
+        return (await command_alone(conn, [call]))[0]
+
+    return send
+
+
 async def _send(
     store: EventStore,
-    conn: psycopg.AsyncConnection[Any],
+    send: Send,
     decided: _Decided,
     *,
     actor: Actor,
     responder: Responder,
     idempotency: Idempotency | None,
-) -> Outcome:
-    """Append what `decided` decided, or answer the key's stored response; raises Stale."""
+) -> Outcome | Stale | Busy:
+    """Append what `decided` decided, or answer the key's stored response."""
     streams, context, changes, after = (
         decided.streams,
         decided.context,
@@ -110,9 +124,11 @@ async def _send(
     append = appending(store.codec, decided.writes, metadata, locked=locked)
     response = accepted(responder, command_id, append.expected(), changes, after)
     read = {stream: context.version(stream) for stream in sorted(streams.read - streams.write)}
-    answer = await command_once(
-        conn, append, (assumed, read), _stored(actor, idempotency, response)
-    )
+    stores = frozenset(new.store for write in decided.writes for new in write.events)
+    call = Call(append, (assumed, read), _stored(actor, idempotency, response))
+    answer = await send(call, stores)
+    if isinstance(answer, (Stale, Busy)):
+        return answer
     if not isinstance(answer, list):
         assert idempotency is not None  # a response is stored under a key only
         return replayed(answer, idempotency)

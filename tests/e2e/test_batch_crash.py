@@ -1,0 +1,104 @@
+"""The API killed with SIGKILL while its sales go in batches (group commit, 0102): every
+201 a client saw is stored, no sale is half there, and concurrent retries complete each
+sale exactly once, answering the stored response where there is one."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from inventory.eventstore.chain_audit import verify_store
+from inventory.runtime.settings import Settings
+from inventory.security.principal import Role
+from tests.e2e.api_servers import TEST_ENV, api_key, bearer
+from tests.e2e.test_api_crash import STOCK, Attempt, load, server, whole_sales
+
+pytestmark = pytest.mark.e2e
+
+SKUS = 48  # many streams: the clients' sales seldom share one, so they batch
+
+
+async def retry_all(
+    base_url: str, headers: dict[str, str], store: str, attempts: list[Attempt]
+) -> list[httpx.Response]:
+    """Every attempt sent again with its key, 32 at a time (so the retries batch too)."""
+    gate = asyncio.Semaphore(32)
+    limits = httpx.Limits(max_connections=32)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as http:
+
+        async def one(attempt: Attempt) -> httpx.Response:
+            async with gate:
+                return await http.post(
+                    f"/v1/stores/{store}/sales",
+                    json=attempt.body,
+                    headers={**headers, "Idempotency-Key": attempt.key},
+                )
+
+        return await asyncio.gather(*(one(attempt) for attempt in attempts))
+
+
+def test_a_killed_api_mid_batch_leaves_whole_sales_and_batched_retries_complete_them_once(
+    server_env: dict[str, str], settings: Settings, store_id: str, tmp_path: Path
+) -> None:
+    env = {**server_env, **TEST_ENV, "INVENTORY_REDIS_NAMESPACE": f"batch-{uuid.uuid4().hex[:8]}"}
+    headers = bearer(api_key(settings, Role.ADMIN, ["*"], "batch-crash"))
+    skus = [f"B{n}.{store_id}" for n in range(SKUS)]
+    first = server(env, tmp_path / "api-1.log")
+    try:
+        with httpx.Client(base_url=first.base_url, headers=headers, timeout=30) as http:
+            assert http.post("/v1/stores", json={"id": store_id, "name": "s"}).status_code == 201
+            for sku in skus:
+                assert http.post("/v1/products", json={"sku": sku, "name": sku}).status_code == 201
+            received = http.post(
+                f"/v1/stores/{store_id}/receipts",
+                json={"lines": [{"sku": sku, "quantity": STOCK} for sku in skus]},
+                headers={"Idempotency-Key": uuid.uuid4().hex},
+            )
+            assert received.status_code == 201, received.text
+        attempts = asyncio.run(load(first, headers, store_id, skus))
+    finally:
+        first.stop()
+    assert first.process.returncode == -9
+
+    documents = whole_sales(settings, store_id)
+    succeeded = [attempt for attempt in attempts if attempt.status == 201]
+    assert all(attempt.status in (201, None) for attempt in attempts)
+    assert {attempt.body["sale_id"] for attempt in succeeded} <= documents.keys()
+    print(f"{len(succeeded)} answered, {len(documents)} stored at the kill")  # noqa: T201
+
+    second = server(env, tmp_path / "api-2.log")
+    try:
+        retries = asyncio.run(retry_all(second.base_url, headers, store_id, attempts))
+    finally:
+        second.stop()
+
+    for attempt, retry in zip(attempts, retries, strict=True):
+        assert retry.status_code == 201, retry.text
+        if attempt.status == 201 or attempt.body["sale_id"] in documents:
+            assert retry.headers["Idempotent-Replayed"] == "true"
+        if attempt.status == 201:
+            assert retry.content == attempt.response
+    documents = whole_sales(settings, store_id)
+    assert documents.keys() == {attempt.body["sale_id"] for attempt in attempts}
+    with psycopg.connect(settings.primary_url) as conn:
+        for sku in skus:
+            row = conn.execute(
+                "SELECT state->>'on_hand' FROM streams WHERE stream = %s",
+                (f"stock-{store_id}-{sku}",),
+            ).fetchone()
+            assert row is not None
+            sold = sum(
+                line["quantity"]
+                for attempt in attempts
+                for line in attempt.body["lines"]
+                if line["sku"] == sku
+            )
+            assert Decimal(row[0]) == STOCK - sold
+    with psycopg.connect(settings.primary_url) as conn:
+        assert verify_store(conn, store_id).ok

@@ -1,0 +1,257 @@
+"""Group commit (command_batch, 0102): each command of a batch stands or falls alone, keys
+answer once, batches never deadlock each other or the locked path."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from inventory.domain.commands import Command
+from inventory.eventstore.batch import Answer, Busy, Call, command_batch
+from inventory.eventstore.chain_audit import verify_store_async
+from inventory.eventstore.idempotency import Remembered
+from inventory.eventstore.once import Stale
+from inventory.eventstore.positions import fill
+from inventory.runtime.resources import Resources
+from inventory.service import CommandService
+from inventory.service.batcher import Batcher
+from inventory.service.cache import HeadCache
+from tests.integration.test_once import fast, on_hand, opened, sale, send
+
+
+class Gated:
+    """command_batch behind a gate: the first batch waits for `open`, so the commands
+    that arrive meanwhile make up the second; every batch's calls and answers kept."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.sent: list[tuple[list[Call], list[Answer]]] = []
+        self.second = asyncio.Event()
+
+    async def __call__(
+        self, conn: psycopg.AsyncConnection[Any], calls: Sequence[Call]
+    ) -> list[Answer]:
+        await self.open.wait()
+        answers = await command_batch(conn, calls)
+        self.sent.append((list(calls), answers))
+        if len(self.sent) == 2:
+            self.second.set()
+        return answers
+
+
+def gated(pool: AsyncConnectionPool[Any], gate: Gated) -> CommandService:
+    service = fast(pool)
+    service.batcher = Batcher(pool, gate)  # batches of one through command_batch too
+    return service
+
+
+async def test_a_stale_a_busy_and_a_refused_command_leave_the_good_one_of_their_batch_written(
+    resources: Resources, store_id: str
+) -> None:
+    pool = resources.primary
+    gate = Gated()
+    service, other = gated(pool, gate), fast(pool)
+    good, stale, busy, refused, first = (f"{name}-{store_id}" for name in "GSBRF")
+    await opened(other, store_id, {good: 5, stale: 5, busy: 5, refused: 1, first: 5})
+    for sku in (good, stale, busy, refused, first):  # this "process" caches the streams
+        gate.open.set()
+        await send(service, sale(store_id, f"warm-{sku}", sku))
+    gate.open.clear()
+    gate.sent.clear()
+    gate.second.clear()
+    await send(other, sale(store_id, "elsewhere", stale))  # `service`'s head goes stale
+
+    async with await psycopg.AsyncConnection.connect(resources.settings.primary_url) as holder:
+        await holder.execute(
+            "SELECT 1 FROM streams WHERE stream = %s FOR UPDATE", (f"stock-{store_id}-{busy}",)
+        )
+        blocked = asyncio.ensure_future(send(service, sale(store_id, "first", first)))
+        await asyncio.sleep(0.05)  # the first batch (of one) is waiting at the gate
+        racing = asyncio.gather(
+            send(service, sale(store_id, "good", good), f"{store_id}-good"),
+            send(service, sale(store_id, "stale", stale), f"{store_id}-stale"),
+            send(service, sale(store_id, "busy", busy), f"{store_id}-busy"),
+            send(service, sale(store_id, "refused", refused, 2), f"{store_id}-refused"),
+        )
+        await asyncio.sleep(0.05)
+        gate.open.set()
+        await gate.second.wait()
+        await holder.rollback()  # the busy one waits for this lock on its own path
+        statuses = [status for status, _ in await racing]
+    assert (await blocked)[0] == 201
+
+    calls, answers = gate.sent[1]
+    assert len(calls) == 3  # the refusal was decided (refused) on cached heads: not sent
+    assert isinstance(answers[0], list)
+    assert isinstance(answers[1], Stale) and f"stock-{store_id}-{stale}" in answers[1].current
+    assert isinstance(answers[2], Busy)
+    assert statuses == [201, 201, 201, 409]
+    # Only the good one of the second batch wrote there; the others on their next try.
+    assert await on_hand(pool, store_id, good) == (3, Decimal(3), 3)
+    assert await on_hand(pool, store_id, stale) == (4, Decimal(2), 4)
+    assert await on_hand(pool, store_id, busy) == (3, Decimal(3), 3)
+    assert await on_hand(pool, store_id, refused) == (2, Decimal(0), 2)
+    async with pool.connection() as conn:
+        assert (await verify_store_async(conn, store_id)).ok
+
+
+async def captured(service: CommandService, command: Command, key: str) -> Call:
+    """The call the service would send for `command` (decided on its cached heads), not sent."""
+    calls: list[Call] = []
+
+    async def capture(conn: psycopg.AsyncConnection[Any], batch: Sequence[Call]) -> list[Answer]:
+        calls.extend(batch)
+        raise RuntimeError("captured, not sent")
+
+    kept, service.batcher = service.batcher, Batcher(service.pool, capture)
+    try:
+        with pytest.raises(RuntimeError):
+            await send(service, command, key)
+    finally:
+        service.batcher = kept
+    return calls[0]
+
+
+async def test_a_stale_command_leaves_no_row_of_a_new_stream_behind(
+    resources: Resources, store_id: str
+) -> None:
+    pool = resources.primary
+    service, other = fast(pool), fast(pool)
+    sku = f"N-{store_id}"
+    await opened(other, store_id, {sku: 5})
+    await send(service, sale(store_id, "warm", sku))
+    call = await captured(service, sale(store_id, "new", sku), f"{store_id}-new")
+    await send(other, sale(store_id, "elsewhere", sku))
+
+    async with pool.connection() as conn:
+        (answer,) = await command_batch(conn, [call])
+        row = await (
+            await conn.execute(
+                "SELECT count(*) FROM streams WHERE stream = %s", (f"sale-{store_id}-new",)
+            )
+        ).fetchone()
+
+    assert isinstance(answer, Stale) and answer.current
+    assert row == (0,)
+    assert await on_hand(pool, store_id, sku) == (3, Decimal(3), 3)
+
+
+async def test_one_key_twice_in_one_batch_is_written_once_and_answered_alike(
+    resources: Resources, store_id: str
+) -> None:
+    pool = resources.primary
+    service = fast(pool)
+    sku = f"D-{store_id}"
+    await opened(service, store_id, {sku: 5})
+    await send(service, sale(store_id, "warm", sku))
+    call = await captured(service, sale(store_id, "twice", sku), f"{store_id}-twice")
+
+    async with pool.connection() as conn:
+        answers = await command_batch(conn, [call, call])
+
+    assert isinstance(answers[0], list) and isinstance(answers[1], Remembered)
+    assert call.response is not None and answers[1].status == call.response.status
+    positions = [recorded.position for recorded in answers[0]]
+    assert answers[1].body == fill(call.response.body, positions)
+    assert await on_hand(pool, store_id, sku) == (3, Decimal(3), 3)
+
+
+async def test_one_key_in_two_processes_batches_sells_once_and_answers_one_body(
+    resources: Resources, store_id: str
+) -> None:
+    first, second = fast(resources.primary), fast(resources.primary)
+    skus = [f"K{n}-{store_id}" for n in range(12)]
+    await opened(first, store_id, dict.fromkeys(skus, 10))
+    for sku in skus:  # both caches warm: their batches race on the same streams
+        await send(second, sale(store_id, f"warm-{sku}", sku))
+
+    commands = [sale(store_id, f"s{n}", sku) for n, sku in enumerate(skus * 2)]
+    racing = [
+        send(service, command, f"{store_id}-{n}")
+        for n, command in enumerate(commands)
+        for service in (first, second, second, first)
+    ]
+    results = await asyncio.gather(*racing)
+
+    for n in range(len(skus) * 2):
+        assert len(set(results[4 * n : 4 * n + 4])) == 1
+        assert results[4 * n][0] == 201
+    for sku in skus:
+        assert await on_hand(first.pool, store_id, sku) == (4, Decimal(7), 4)
+    assert first.batcher is not None and second.batcher is not None
+    batched = first.batcher.commands + second.batcher.commands
+    print(f"mean batch {batched / (first.batcher.batches + second.batcher.batches):.1f}")  # noqa: T201
+
+
+async def _deadlocks(pool: AsyncConnectionPool[Any]) -> int:
+    async with pool.connection() as conn:
+        row = await (
+            await conn.execute(
+                "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+            )
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_batches_of_two_processes_and_the_locked_path_never_deadlock_or_oversell(
+    resources: Resources, store_id: str
+) -> None:
+    pool = resources.primary
+    batching = [fast(pool), fast(pool)]
+    locked = CommandService(pool, heads=None)
+    skus = [f"X{n}-{store_id}" for n in range(6)]
+    await opened(locked, store_id, dict.fromkeys(skus, 40))
+    rng = random.Random(7)
+    commands = [sale(store_id, f"s{n}", rng.choice(skus), rng.randint(1, 2)) for n in range(240)]
+    before = await _deadlocks(pool)
+
+    results = await asyncio.gather(
+        *(
+            send(rng.choice([*batching, locked]), command, f"{store_id}-{n}")
+            for n, command in enumerate(commands)
+        )
+    )
+
+    assert await _deadlocks(pool) == before
+    sold = dict.fromkeys(skus, 0)
+    for (status, _), command in zip(results, commands, strict=True):
+        assert status in (201, 409)
+        if status == 201:
+            sold[command.lines[0].sku] += int(command.lines[0].quantity)
+    for sku in skus:
+        _, left, _ = await on_hand(pool, store_id, sku)
+        assert left == 40 - sold[sku] >= 0
+    async with pool.connection() as conn:
+        assert (await verify_store_async(conn, store_id)).ok
+    sizes = [
+        service.batcher.commands / max(1, service.batcher.batches)
+        for service in batching
+        if service.batcher
+    ]
+    print(f"batched and locked racing: mean batch {sizes}")  # noqa: T201
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+async def test_batched_commands_and_the_locked_path_agree_on_random_commands(
+    resources: Resources, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # test_once's property, every command through command_batch (batches of one included)
+    from tests.integration import test_once
+
+    def batched(pool: AsyncConnectionPool[Any]) -> CommandService:
+        service = CommandService(pool, heads=HeadCache())
+        service.batcher = Batcher(pool, command_batch)
+        return service
+
+    monkeypatch.setattr(test_once, "fast", batched)
+    await test_once.test_the_one_trip_path_and_the_locked_path_agree_on_random_commands(
+        resources, seed
+    )
