@@ -167,6 +167,8 @@ def _fold_all(
                 if projector.name in plan.folded:
                     projector.merge_folds(into)
         plan.build_by_sql(into, stops, built)
+        plan.build_ledger(into, stops)
+        on_phase("ledger")
     return heads, stops
 
 
