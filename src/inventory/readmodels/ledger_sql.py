@@ -53,28 +53,29 @@ LATER = (
     "(SELECT sum(x.d) FROM (SELECT "
     + DELTA.format(e="m", q="(m.data->>'quantity')::numeric")
     + f""" AS d FROM events AS m
-    WHERE m.sku = b.sku AND m.seq < b.seq AND m.store = b.store
-      AND m.occurred_at > b.at AND m.type IN ({ON_HAND})) AS x WHERE x.d <> 0)"""
+    WHERE m.sku = a.sku AND m.seq < a.seq AND m.store = a.store
+      AND m.occurred_at > a.at AND m.type IN ({ON_HAND})) AS x WHERE x.d <> 0)"""
 )
 LEDGER = (
     """
 WITH typed AS (
-    SELECT e.seq, e.position, e.store, e.sku, e.version, e.type, e.occurred_at AS at,
-           e.recorded_at, e.quantity AS q,
+    SELECT e.seq, e.position, e.store, e.sku,
+           e.version, e.type, e.occurred_at AS at,
+           e.recorded_at,
            CASE WHEN e.type = 'stock.counted' THEN (e.data->>'counted')::numeric END AS counted,
            """
-    + DELTA.format(e="e", q="e.quantity")
+    + DELTA.format(e="e", q="e.q")
     + """ AS d,
-           CASE e.type WHEN 'stock.reserved' THEN e.quantity
-                WHEN 'stock.reservation_released' THEN -e.quantity
-                WHEN 'stock.reservation_expired' THEN -e.quantity
-                WHEN 'stock.reservation_fulfilled' THEN -e.quantity END AS dr,
-           CASE e.type WHEN 'stock.transfer_incoming' THEN e.quantity
-                WHEN 'stock.transfer_received' THEN -e.quantity
-                WHEN 'stock.transfer_withdrawn' THEN -e.quantity END AS di,
-           CASE e.type WHEN 'stock.transfer_dispatched' THEN e.quantity
-                WHEN 'stock.transfer_delivered' THEN -e.quantity
-                WHEN 'stock.transfer_cancelled' THEN -e.quantity END AS dt,
+           CASE e.type WHEN 'stock.reserved' THEN e.q
+                WHEN 'stock.reservation_released' THEN -e.q
+                WHEN 'stock.reservation_expired' THEN -e.q
+                WHEN 'stock.reservation_fulfilled' THEN -e.q END AS dr,
+           CASE e.type WHEN 'stock.transfer_incoming' THEN e.q
+                WHEN 'stock.transfer_received' THEN -e.q
+                WHEN 'stock.transfer_withdrawn' THEN -e.q END AS di,
+           CASE e.type WHEN 'stock.transfer_dispatched' THEN e.q
+                WHEN 'stock.transfer_delivered' THEN -e.q
+                WHEN 'stock.transfer_cancelled' THEN -e.q END AS dt,
            CASE WHEN e.type = 'stock.adjusted' THEN e.data->>'reason' END AS reason,
            CASE WHEN e.type = 'stock.received' THEN e.data->>'reference'
                 WHEN e.type IN ('stock.sold', 'stock.returned', 'stock.reservation_fulfilled')
@@ -84,43 +85,36 @@ WITH typed AS (
                 WHEN e.type LIKE 'stock.transfer%%' THEN e.data->>'transfer_id' END AS reference,
            CASE WHEN jsonb_typeof(e.metadata->'actor'->'id') = 'string'
                 THEN e.metadata->'actor'->>'id' END AS actor
-    FROM unnest(%(partitions)s::text[], %(lasts)s::bigint[]) AS b(partition, last)
-    JOIN LATERAL (
-        SELECT ev.*, (ev.data->>'quantity')::numeric AS quantity FROM events AS ev
-        WHERE ev.partition = b.partition AND ev.seq <= b.last AND ev.type = ANY(%(types)s)
-          AND ev.store IS NOT NULL AND ev.sku IS NOT NULL
+    FROM (
+        SELECT ev.*, (ev.data->>'quantity')::numeric AS q
+        FROM unnest(%(partitions)s::text[], %(lasts)s::bigint[]) AS b(partition, last)
+        JOIN events AS ev ON ev.partition = b.partition AND ev.seq <= b.last
+        WHERE ev.type = ANY(%(types)s) AND ev.store IS NOT NULL AND ev.sku IS NOT NULL
         OFFSET 0  -- each event's quantity extracted once, not once per use
-    ) AS e ON true
+    ) AS e
+    OFFSET 0  -- narrow rows to sort: the JSON left behind
 ),
 a AS (
     SELECT t.*,
-           max(at) FILTER (WHERE type = 'stock.counted') OVER before AS anchor,
-           max(at) FILTER (WHERE d <> 0) OVER before AS latest,
+           coalesce(max(at) FILTER (WHERE type = 'stock.counted') OVER upto,
+                    '-infinity') AS seg,
+           max(at) FILTER (WHERE d <> 0) OVER upto AS latest,
            0 + coalesce(sum(dr) OVER upto, 0) AS reserved,
            0 + coalesce(sum(di) OVER upto, 0) AS in_in,
            0 + coalesce(sum(dt) OVER upto, 0) AS in_out
     FROM typed AS t
-    WINDOW item AS (PARTITION BY store, sku ORDER BY seq),
-           before AS (item ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
-           upto AS (item ROWS UNBOUNDED PRECEDING)
-),
-b AS (
-    SELECT a.*,
-           CASE WHEN d <> 0 AND (anchor IS NULL OR at > anchor) THEN d END AS contrib,
-           coalesce(max(CASE WHEN type = 'stock.counted' AND (anchor IS NULL OR at >= anchor)
-                             THEN seq END) OVER (PARTITION BY store, sku ORDER BY seq
-                                                 ROWS UNBOUNDED PRECEDING), 0) AS seg
-    FROM a
+    WINDOW upto AS (PARTITION BY store, sku ORDER BY seq ROWS UNBOUNDED PRECEDING)
 ),
 c AS (
-    SELECT b.*,
-           coalesce(first_value(CASE WHEN seq = seg THEN counted + CASE WHEN latest > at
-                                     THEN coalesce("""
+    SELECT a.*,
+           coalesce(first_value(CASE WHEN type = 'stock.counted' AND at = seg
+                                     THEN counted + CASE WHEN latest > at THEN coalesce("""
     + LATER
     + """, 0) ELSE 0 END END) OVER segment, 0)
-             + coalesce(sum(contrib) OVER (segment ROWS UNBOUNDED PRECEDING), 0) AS on_hand
-    FROM b
-    WINDOW segment AS (PARTITION BY store, sku, seg ORDER BY seq)
+             + coalesce(sum(CASE WHEN d <> 0 AND at > seg THEN d END) OVER segment, 0)
+             AS on_hand
+    FROM a
+    WINDOW segment AS (PARTITION BY store, sku, seg ORDER BY seq ROWS UNBOUNDED PRECEDING)
 ),
 done AS (
     SELECT c.*, on_hand - lag(on_hand, 1, 0::numeric) OVER (PARTITION BY store, sku
@@ -135,12 +129,14 @@ SELECT seq, position, store, sku, version, type, at, recorded_at,
        CASE WHEN type = 'stock.counted' THEN change WHEN d <> 0 THEN d ELSE 0 END,
        counted, coalesce(dr, 0), coalesce(di, 0), coalesce(dt, 0), on_hand, reserved,
        on_hand - reserved, in_in, in_out, reason, reference, actor,
-       CASE WHEN type = 'stock.counted' THEN coalesce(at < anchor, false)
-            ELSE d IS NOT NULL AND coalesce(at <= anchor, false) END
+       CASE WHEN type = 'stock.counted' THEN at < seg ELSE d IS NOT NULL AND at <= seg END
 FROM done AS r
 WHERE NOT EXISTS (SELECT FROM {table} AS folded WHERE folded.seq = r.seq)
 """
 )
+# The statement sorts every stock event once (twice for an item's later anchors): in
+# memory rather than on disk, for this transaction only.
+SORT_MEMORY = "256MB"
 
 
 class LedgerBuild:
@@ -150,6 +146,7 @@ class LedgerBuild:
     def build(self, cur: Cursor, bounds: Mapping[str, int]) -> None:
         """Every stock event's row not written yet."""
         arguments = {"partitions": list(bounds), "lasts": list(bounds.values()), "types": TYPES}
+        cur.execute("SELECT set_config('work_mem', %s, true)", (SORT_MEMORY,))
         cur.execute(LEDGER.replace("{table}", shadow("stock_ledger")), arguments)
 
 
