@@ -66,10 +66,11 @@ INDEX_MEMORY = "256MB"  # the rebuild's maintenance_work_mem (rebuild.INDEX_MEMO
 PHASES = {
     "shadows": "locks, event counts, shadows, helper started",
     "fold": "this process's fold (the helper's side by side)",
-    "finish": "this process's last rows (levels, daily totals, heads, alerts)",
+    "finish": "this process's last rows (levels, daily totals, heads, alerts), its ledger by SQL",
     "helpers": "waiting for the helper's fold and commit",
     "sql": "waiting for the SQL builds beside the folds (heads, daily totals)",
-    "merge": "stream heads merged (all folded), SQL builds (one fold), commit",
+    "ledger": "stream heads merged (all folded), SQL builds (one fold), helpers' ledger by SQL",
+    "merge": "commit of the folds' rows",
     "index": "constraints, indexes, ANALYZE",
     "swap": "old tables locked and dropped, shadows renamed, checkpoints",
     "commit": "commit",

@@ -156,6 +156,8 @@ def _fold_all(
         on_phase("fold")
         for _, builder in fed.builders:
             builder.finish(into)
+        # The ledger of this process's partitions while the helpers still fold theirs.
+        plan.build_ledger(into, stops, plan.groups[0])
         on_phase("finish")
         for helper in run.helpers:
             _add(heads, stops, helper.wait(run.count))
@@ -167,6 +169,8 @@ def _fold_all(
                 if projector.name in plan.folded:
                     projector.merge_folds(into)
         plan.build_by_sql(into, stops, built)
+        plan.build_ledger(into, stops, [p for group in plan.groups[1:] for p in group])
+        on_phase("ledger")
     return heads, stops
 
 

@@ -16,7 +16,8 @@ from typing import Any
 import psycopg
 
 from inventory.projectors.rebuild_contain import Fed, Feeder, Stop, Stops
-from inventory.readmodels.projection import Cursor, Projector
+from inventory.readmodels.ledger_sql import StatesBuilder
+from inventory.readmodels.projection import Builder, Cursor, Projector
 from inventory.readmodels.rebuild_sql import set_build
 from inventory.readmodels.registry import by_name
 
@@ -85,7 +86,7 @@ class Helper:
     committed."""
 
     def __init__(
-        self, url: str, fed: tuple[list[str], list[str]], bounds: Bounds, chunk: int
+        self, url: str, fed: tuple[list[str], list[str], list[str]], bounds: Bounds, chunk: int
     ) -> None:
         # stderr to a file: a pipe read only at the end could fill and stall the helper.
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115 # closed by _close
@@ -96,11 +97,12 @@ class Helper:
             stderr=self.errors,
         )
         assert self.process.stdin is not None
-        names, watched = fed
+        names, watched, stated = fed
         arguments = {
             "url": url,
             "names": names,
             "watched": watched,
+            "stated": stated,
             "bounds": list(bounds.items()),
             "chunk": chunk,
         }
@@ -168,12 +170,19 @@ def collected(helpers: Sequence[Helper]) -> int:
 
 
 def fed_of(
-    names: Sequence[str], watched: Sequence[str], projectors: Sequence[Projector] = ()
+    names: Sequence[str],
+    watched: Sequence[str],
+    stated: Sequence[str] = (),
+    projectors: Sequence[Projector] = (),
 ) -> Fed:
     """Fresh builders for the projectors `names` (those of `projectors`, else the
-    registry's), watchers for the `watched` (built by SQL)."""
+    registry's; for those `stated`, the stock fold without its ledger), watchers for the
+    `watched` (built by SQL)."""
     given = {projector.name: projector for projector in projectors}
-    builders = [(name, (given.get(name) or by_name(name)).builder()) for name in names]
+    builders: list[tuple[str, Builder]] = [
+        (name, StatesBuilder() if name in stated else (given.get(name) or by_name(name)).builder())
+        for name in names
+    ]
     watchers: list[tuple[str, Callable[[str], bool]]] = []
     for name in watched:
         build = set_build(name)
@@ -182,7 +191,9 @@ def fed_of(
     return Fed(builders, watchers)
 
 
-def help_fold(url: str, fed: tuple[list[str], list[str]], bounds: Bounds, chunk: int) -> None:
+def help_fold(
+    url: str, fed: tuple[list[str], list[str], list[str]], bounds: Bounds, chunk: int
+) -> None:
     """A helper's work: fold the partitions of `bounds` in a transaction of its own,
     commit, print the stops and heads (see `Helper`)."""
 
