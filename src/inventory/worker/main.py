@@ -9,7 +9,7 @@ import redis
 import structlog
 from dramatiq import Broker, Worker
 
-from inventory.worker import metrics
+from inventory.worker import listener, metrics
 from inventory.worker.context import WorkerContext
 
 log = structlog.get_logger(__name__)
@@ -34,12 +34,14 @@ def run_worker(context: WorkerContext, *, threads: int = 4) -> None:
     worker.start()
     log.info("worker started", queues=sorted(broker.get_declared_queues()), threads=threads)
     sweep.start_background(context, stop)
+    wake_ups = listener.start(context, stop)
     server = metrics.serve(context)
     try:
         stop.wait()
     finally:
         log.info("worker stopping")
         metrics.stop(server)
+        wake_ups.join(10)  # a round under way finishes before the pools close
         _stop(worker, broker)
 
 
