@@ -9,7 +9,7 @@ import redis
 import structlog
 from dramatiq import Broker, Worker
 
-from inventory.worker import listener, metrics
+from inventory.worker import metrics
 from inventory.worker.context import WorkerContext
 
 log = structlog.get_logger(__name__)
@@ -24,7 +24,7 @@ def run_worker(context: WorkerContext, *, threads: int = 4) -> None:
     """Consume every queue until SIGINT or SIGTERM (wiring.build_worker closes the rest)."""
     # Actors bind to the context's broker, built before this import; the sweep imports
     # every actor module, so every queue is declared.
-    from inventory.worker import sweep  # noqa: PLC0415
+    from inventory.worker import listener, sweep  # noqa: PLC0415
 
     broker = context.broker
     stop = threading.Event()
