@@ -20,7 +20,8 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 
 from inventory.runtime.settings import Settings
-from inventory.worker.wakeups import MAX_WAITING, push, wake, wake_up_key
+from inventory.worker.broker import wake_up_key
+from inventory.worker.wakeups import MAX_WAITING, push, wake
 from tests.e2e.reading import wait_until
 from tests.projection_helpers import (
     append_counted,

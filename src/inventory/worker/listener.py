@@ -8,8 +8,8 @@ import redis
 import structlog
 
 from inventory.worker import actors
+from inventory.worker.broker import wake_up_key
 from inventory.worker.context import WorkerContext
-from inventory.worker.wakeups import wake_up_key
 
 log = structlog.get_logger(__name__)
 

@@ -30,7 +30,7 @@ from inventory.projectors import stalls
 from inventory.projectors.backlog import backlogs_blocking
 from inventory.projectors.lag import lags
 from inventory.readmodels.registry import PROJECTORS
-from inventory.worker.wakeups import wake_up_key
+from inventory.worker.broker import wake_up_key
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import dramatiq
 import structlog
 
+from inventory.worker.broker import wake_up_key
+
 if TYPE_CHECKING:
     import redis
     from dramatiq.brokers.redis import RedisBroker
@@ -20,11 +22,6 @@ log = structlog.get_logger(__name__)
 # checkpoints are), so with no worker running the oldest are dropped rather than grown
 # without bound; the sweep projects whatever they announced.
 MAX_WAITING = 10_000
-
-
-def wake_up_key(broker: RedisBroker) -> str:
-    """The Redis list of woken partitions, in the deployment's broker namespace."""
-    return f"{broker.namespace}:wake-ups"
 
 
 def wake(partitions: Iterable[str | None]) -> None:
