@@ -41,7 +41,8 @@ def run_worker(context: WorkerContext, *, threads: int = 4) -> None:
     finally:
         log.info("worker stopping")
         metrics.stop(server)
-        wake_ups.join(10)  # a round under way finishes before the pools close
+        for thread in wake_ups:
+            thread.join(10)  # a round under way finishes before the pools close
         _stop(worker, broker)
 
 
