@@ -567,6 +567,11 @@ def main() -> None:
             "CPU from the first append until the last client finished: "
             + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in used.items())
         )
+        count = max(len(commits), 1)
+        print(
+            "  per event appended: "
+            + ", ".join(f"{name} {1000 * seconds / count:.2f} ms" for name, seconds in used.items())
+        )
     finally:
         for process in processes:
             process.terminate()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 import dramatiq
 
@@ -12,6 +13,7 @@ from inventory.projectors.lag import lags
 from inventory.readmodels.registry import PROJECTORS
 from inventory.worker import webhooks
 from inventory.worker.context import WorkerContext, current
+from inventory.worker.wakeups import wake
 
 # One thread serves this process's wake-ups at a time, every partition woken so far in
 # one round: a wake-up that comes while a round runs adds its partition and returns at
@@ -25,16 +27,16 @@ MAX_TURN = 60.0  # seconds a thread keeps serving before it hands on
 def wake_projectors(partition: str) -> None:
     """Catch every projector up on one partition (a store id, or '' for global events)
     and on every other partition woken meanwhile, then publish their feeds."""
-    for part in serve_woken(current(), partition):
-        wake_projectors.send(part)  # whoever takes it serves them
+    if left := serve_woken(current(), [partition]):
+        wake(left)  # whoever takes them serves them
 
 
-def serve_woken(context: WorkerContext, partition: str) -> list[str]:
-    """Add `partition` to the woken ones and, unless a thread serves them already, serve
+def serve_woken(context: WorkerContext, partitions: Iterable[str]) -> list[str]:
+    """Add `partitions` to the woken ones and, unless a thread serves them already, serve
     rounds until none is left or the turn ends; the partitions left to hand on."""
     serving = context.serving
     with serving.lock:
-        serving.woken.add(partition)
+        serving.woken.update(partitions)
         if serving.active:
             return []  # the serving thread takes it in its next round
         serving.active = True

@@ -10,6 +10,11 @@ from inventory.runtime import redis_clients, telemetry
 from inventory.runtime.settings import Settings
 
 
+def wake_up_key(broker: RedisBroker) -> str:
+    """The Redis list of woken partitions (worker/listener.py), in the broker's namespace."""
+    return f"{broker.namespace}:wake-ups"
+
+
 def build_broker(settings: Settings) -> RedisBroker:
     """A Redis broker for `settings`, installed as Dramatiq's global broker."""
     # A client, not a URL: dramatiq cannot read a Sentinel URL, and a sent message must

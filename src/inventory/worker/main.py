@@ -24,7 +24,7 @@ def run_worker(context: WorkerContext, *, threads: int = 4) -> None:
     """Consume every queue until SIGINT or SIGTERM (wiring.build_worker closes the rest)."""
     # Actors bind to the context's broker, built before this import; the sweep imports
     # every actor module, so every queue is declared.
-    from inventory.worker import sweep  # noqa: PLC0415
+    from inventory.worker import listener, sweep  # noqa: PLC0415
 
     broker = context.broker
     stop = threading.Event()
@@ -34,12 +34,15 @@ def run_worker(context: WorkerContext, *, threads: int = 4) -> None:
     worker.start()
     log.info("worker started", queues=sorted(broker.get_declared_queues()), threads=threads)
     sweep.start_background(context, stop)
+    wake_ups = listener.start(context, stop)
     server = metrics.serve(context)
     try:
         stop.wait()
     finally:
         log.info("worker stopping")
         metrics.stop(server)
+        for thread in wake_ups:
+            thread.join(10)  # a round under way finishes before the pools close
         _stop(worker, broker)
 
 

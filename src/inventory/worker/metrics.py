@@ -30,6 +30,7 @@ from inventory.projectors import stalls
 from inventory.projectors.backlog import backlogs_blocking
 from inventory.projectors.lag import lags
 from inventory.readmodels.registry import PROJECTORS
+from inventory.worker.broker import wake_up_key
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -202,6 +203,7 @@ class WorkerCollector(Collector):
                     pipe.llen(f"{broker.namespace}:{name}")
                     pipe.llen(f"{broker.namespace}:{dq_name(name)}")
                     pipe.zcard(f"{broker.namespace}:{xq_name(name)}")
+                pipe.llen(wake_up_key(broker))  # not a Dramatiq queue: worker/listener.py
                 counts = pipe.execute()
         except Exception as error:  # noqa: BLE001 - a scrape answers with Redis down
             log.warning("metrics could not read the queues", error=type(error).__name__)
@@ -209,6 +211,7 @@ class WorkerCollector(Collector):
         for index, name in enumerate(names):
             for offset, state in enumerate(("ready", "delayed", "dead")):
                 depth.add_metric([name, state], int(counts[index * 3 + offset]))
+        depth.add_metric(["wake-ups", "ready"], int(counts[-1]))
         return [depth]
 
 
