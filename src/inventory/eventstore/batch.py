@@ -16,14 +16,13 @@ from typing import Any
 
 import msgspec
 import psycopg
-from psycopg.pq import TransactionStatus
 
 from inventory.eventstore.append import Appending
 from inventory.eventstore.idempotency import Remembered, Response, lock_key, remembered
-from inventory.eventstore.once import Stale, command_once, stale_heads
+from inventory.eventstore.once import Stale, command_once, durable_call, stale_heads
 from inventory.eventstore.records import Recorded
-from inventory.eventstore.script import Rows, Script
-from inventory.eventstore.transaction import DURABLE, release
+from inventory.eventstore.script import Rows
+from inventory.eventstore.transaction import release
 
 BATCH = (
     "SELECT call, outcome, id, position, stream, version, stored_fingerprint, stored_status,"
@@ -78,7 +77,7 @@ async def command_batch(conn: psycopg.AsyncConnection[Any], calls: Sequence[Call
     the round trip raises (the connection then released): nothing is known committed."""
     arguments = _json.encode([_document(call) for call in calls]).decode()
     try:
-        rows = await _send(conn, arguments)
+        rows = await durable_call(conn, BATCH, (arguments,))
     except BaseException:
         await release(conn)
         raise
@@ -149,17 +148,3 @@ def _landed(call: Call, rows: list[Any]) -> list[Recorded]:
     if landed.keys() != {recorded.id for recorded in expected}:
         raise AssertionError("command_batch returned other events than it was given")
     return [Recorded(r.id, landed[r.id], r.stream, r.version, r.type) for r in expected]
-
-
-async def _send(conn: psycopg.AsyncConnection[Any], arguments: str) -> Rows:
-    """BEGIN, the call, COMMIT and the durable marker, as one simple query."""
-    script = Script(conn)
-    if conn.info.transaction_status == TransactionStatus.INERROR:
-        script.later("ROLLBACK")
-    elif not conn.autocommit:
-        await conn.set_autocommit(True)
-    script.later("BEGIN")
-    script.ask("batch", (BATCH, (arguments,)))
-    script.later("COMMIT")
-    script.later(DURABLE)
-    return (await script.send())["batch"]

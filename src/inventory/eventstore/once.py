@@ -20,7 +20,7 @@ from psycopg.pq import TransactionStatus
 from inventory.eventstore.append import WRONG_EXPECTED_VERSION, Appending
 from inventory.eventstore.idempotency import Remembered, Response, lock_key, remembered
 from inventory.eventstore.records import Recorded, StreamHead
-from inventory.eventstore.script import Script
+from inventory.eventstore.script import Rows, Script
 from inventory.eventstore.transaction import DURABLE, release
 
 ONCE = (
@@ -55,7 +55,7 @@ async def command_once(
     expected = appending.expected()
     params = _params(appending, assumed, response)
     try:
-        rows = await _send(conn, params)
+        rows = await durable_call(conn, ONCE, params)
     except psycopg.Error as error:
         if error.sqlstate == STALE and not conn.closed:
             raise Stale(stale_heads(error.diag.message_detail or "")) from None
@@ -114,19 +114,21 @@ def _key(response: Response | None) -> tuple[Any, ...]:
     )
 
 
-async def _send(conn: psycopg.AsyncConnection[Any], params: tuple[Any, ...]) -> list[Any]:
+async def durable_call(
+    conn: psycopg.AsyncConnection[Any], query: str, params: tuple[Any, ...]
+) -> Rows:
     """BEGIN, the call, COMMIT and the durable marker, as one simple query (after the
-    ROLLBACK of a call that found its heads stale)."""
+    ROLLBACK of a call that found its heads stale); the call's rows."""
     script = Script(conn)
     if conn.info.transaction_status == TransactionStatus.INERROR:
         script.later("ROLLBACK")
     elif not conn.autocommit:
         await conn.set_autocommit(True)
     script.later("BEGIN")
-    script.ask("once", (ONCE, params))
+    script.ask("call", (query, params))
     script.later("COMMIT")
     script.later(DURABLE)
-    return (await script.send())["once"]
+    return (await script.send())["call"]
 
 
 def stale_heads(detail: str) -> dict[str, StreamHead]:

@@ -24,13 +24,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import cast
 
-from inventory.domain.events import StockFact
 from inventory.domain.evolution import evolve
 from inventory.domain.state import StockState
 from inventory.domain.stock_events import STOCK_EVENTS, StockCounted, StockEvent
 from inventory.domain.stock_evolution import event_is_absorbed
 from inventory.readmodels.projection import Cursor, ReplicaEvent, shadow
-from inventory.readmodels.stock_levels.projector import Folded, Item, StockBuilder, fold
+from inventory.readmodels.stock_levels.projector import Item, StockBuilder, fold
 
 TYPES = sorted(str(kind.__struct_config__.tag) for kind in STOCK_EVENTS)
 ON_HAND = (
@@ -160,13 +159,11 @@ class StatesBuilder(StockBuilder):
 
     def feed(self, event: ReplicaEvent, decoded: object) -> None:
         """Fold a stock event onto its item (with its ledger row once the item is hard)."""
-        if not isinstance(decoded, StockFact) or not event.type.startswith("stock."):
-            return
-        item = (decoded.store_id, decoded.sku)
-        current = self.folded.get(item)
+        current = self.item_of(event, decoded)
         if current is None:
-            current = self.folded[item] = Folded(StockState())
+            return
         before, stock = current.state, cast("StockEvent", decoded)
+        item = (stock.store_id, stock.sku)
         if item in self.hard or self._hard(event, stock, before):
             fold(current, event, stock, self.ledger, self.alerts)
             return

@@ -235,13 +235,20 @@ class StockBuilder:
 
     def feed(self, event: ReplicaEvent, decoded: object) -> None:
         """Fold a stock event onto its item."""
+        current = self.item_of(event, decoded)
+        if current is not None:
+            fold(current, event, decoded, self.ledger, self.alerts)  # type: ignore[arg-type]
+
+    def item_of(self, event: ReplicaEvent, decoded: object) -> Folded | None:
+        """The fold of the stock event's item (a new one for a first event); None for an
+        event that is not a stock event."""
         if not isinstance(decoded, StockFact) or not event.type.startswith("stock."):
-            return
+            return None
         item = (decoded.store_id, decoded.sku)
         current = self.folded.get(item)
         if current is None:
             current = self.folded[item] = Folded(StockState())
-        fold(current, event, decoded, self.ledger, self.alerts)  # type: ignore[arg-type]
+        return current
 
     def flush(self, cur: Cursor) -> None:
         """The ledger rows so far (final: one per event)."""
