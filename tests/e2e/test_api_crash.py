@@ -129,6 +129,26 @@ def whole_sales(settings: Settings, store: str) -> dict[str, Counter[tuple[str, 
     return documents
 
 
+def assert_sold_once(
+    settings: Settings, store: str, skus: list[str], attempts: list[Attempt]
+) -> None:
+    """Every SKU's stock went down by exactly the quantities the attempts sold."""
+    with psycopg.connect(settings.primary_url) as conn:
+        for sku in skus:
+            row = conn.execute(
+                "SELECT state->>'on_hand' FROM streams WHERE stream = %s",
+                (f"stock-{store}-{sku}",),
+            ).fetchone()
+            assert row is not None
+            sold = sum(
+                line["quantity"]
+                for attempt in attempts
+                for line in attempt.body["lines"]
+                if line["sku"] == sku
+            )
+            assert Decimal(row[0]) == STOCK - sold
+
+
 def server(env: dict[str, str], log: Path) -> ApiServer:
     api = ApiServer(env, log)
     api.wait_live()
@@ -186,17 +206,4 @@ def test_a_killed_api_leaves_whole_sales_and_retries_complete_them_once(
             assert retry.content == attempt.response
     documents = whole_sales(settings, store_id)
     assert documents.keys() == {attempt.body["sale_id"] for attempt in attempts}
-    with psycopg.connect(settings.primary_url) as conn:
-        for sku in skus:
-            row = conn.execute(
-                "SELECT state->>'on_hand' FROM streams WHERE stream = %s",
-                (f"stock-{store_id}-{sku}",),
-            ).fetchone()
-            assert row is not None
-            sold = sum(
-                line["quantity"]
-                for attempt in attempts
-                for line in attempt.body["lines"]
-                if line["sku"] == sku
-            )
-            assert Decimal(row[0]) == STOCK - sold
+    assert_sold_once(settings, store_id, skus, attempts)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,14 @@ from inventory.eventstore.chain_audit import verify_store
 from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
 from tests.e2e.api_servers import TEST_ENV, api_key, bearer
-from tests.e2e.test_api_crash import STOCK, Attempt, load, server, whole_sales
+from tests.e2e.test_api_crash import (
+    STOCK,
+    Attempt,
+    assert_sold_once,
+    load,
+    server,
+    whole_sales,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -86,19 +92,6 @@ def test_a_killed_api_mid_batch_leaves_whole_sales_and_batched_retries_complete_
             assert retry.content == attempt.response
     documents = whole_sales(settings, store_id)
     assert documents.keys() == {attempt.body["sale_id"] for attempt in attempts}
-    with psycopg.connect(settings.primary_url) as conn:
-        for sku in skus:
-            row = conn.execute(
-                "SELECT state->>'on_hand' FROM streams WHERE stream = %s",
-                (f"stock-{store_id}-{sku}",),
-            ).fetchone()
-            assert row is not None
-            sold = sum(
-                line["quantity"]
-                for attempt in attempts
-                for line in attempt.body["lines"]
-                if line["sku"] == sku
-            )
-            assert Decimal(row[0]) == STOCK - sold
+    assert_sold_once(settings, store_id, skus, attempts)
     with psycopg.connect(settings.primary_url) as conn:
         assert verify_store(conn, store_id).ok
