@@ -35,7 +35,7 @@ from inventory.worker import context as worker_context
 from inventory.worker.broker import build_broker
 from inventory.worker.context import CommandServices, WorkerContext
 from inventory.worker.metrics import WEBHOOKS_DISABLED, MessageMetrics
-from inventory.worker.wakeups import after_commit, wake
+from inventory.worker.wakeups import after_commit, wake_committed
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ def _queue_report(report_id: str) -> None:
 
 def _wake_after(decisions: Sequence[Decision]) -> None:
     """The worker's own commands (expiry) only wake the projectors of the stores touched."""
-    wake(partition for decision in decisions for partition in decision.partitions)
+    wake_committed(decisions)
 
 
 def _deliverer(settings: Settings, replica: ConnectionPool) -> Deliverer:

@@ -1,5 +1,6 @@
-"""The wake-up list: one Redis call per batch at the sender, and no event lost when a
-worker is killed (kill -9) holding a wake-up it took but never served."""
+"""The wake-up list: one Redis call per batch at the sender, no event left to the sweep
+when a wake-up reaches the worker before its event reaches the replica, and none lost
+when a worker is killed (kill -9) holding a wake-up it took but never served."""
 
 from __future__ import annotations
 
@@ -19,9 +20,12 @@ import pytest
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
+from inventory.domain.context import Context
 from inventory.runtime.settings import Settings
+from inventory.service import Decision
+from inventory.service.result import CommandResult
 from inventory.worker.broker import wake_up_key
-from inventory.worker.wakeups import MAX_WAITING, push, wake
+from inventory.worker.wakeups import MAX_WAITING, entry, push, wake, wake_committed
 from tests.e2e.reading import wait_until
 from tests.projection_helpers import (
     append_counted,
@@ -73,11 +77,52 @@ def test_one_call_names_each_partition_once_and_the_list_stays_bounded(
     key = wake_up_key(broker)
     wake([f"{store_id}-b", store_id, None, f"{store_id}-b", store_id])
     assert broker.client.lrange(key, 0, -1) == [b"", store_id.encode(), f"{store_id}-b".encode()]
+    broker.client.delete(key)
+
+    # A committed command's wake-ups carry its last position, one per store it touched.
+    sale = Decision(CommandResult("c1", 41, [], []), Context(), frozenset({store_id}))
+    transfer = Decision(CommandResult("c2", 42, [], []), Context(), frozenset({store_id, "x"}))
+    wake_committed([sale, transfer, sale])
+    assert broker.client.lrange(key, 0, -1) == [
+        f"{store_id} 41".encode(),
+        f"{store_id} 42".encode(),
+        b"x 42",
+    ]
+    broker.client.delete(key)
 
     # With no worker to take them, the oldest wake-ups go: the sweep covers what they named.
     wake(f"{store_id}-{n:05d}" for n in range(MAX_WAITING + 10))
     assert broker.client.llen(key) == MAX_WAITING
     assert broker.client.lindex(key, -1) == f"{store_id}-{MAX_WAITING + 9:05d}".encode()
+
+
+async def test_a_wake_up_that_reaches_the_worker_before_its_event_reaches_the_replica_waits(
+    broker: RedisBroker,
+    server_env: dict[str, str],
+    settings: Settings,
+    store_id: str,
+    tmp_path: Path,
+) -> None:
+    # Its sweep never runs: only the wake-up can project the store.
+    worker = start_worker(server_env, broker, tmp_path / "worker.log", sweep="3600")
+    key = wake_up_key(broker)
+    try:
+        stream = new_stream(store_id)
+        async with await psycopg.AsyncConnection.connect(settings.primary_url) as conn:
+            async with conn.transaction():
+                positions = await append_counted(conn, stream, store_id, count=3)
+                # Sent before the commit, the wake-up surely beats the events to the replica
+                # (from an API it does most of the time: it leaves at the commit).
+                push(broker.client, key, [entry(store_id, max(positions))])
+                wait_until(lambda: broker.client.llen(key) == 0, 10)
+                time.sleep(0.5)  # a round that did not wait would run now, and find nothing
+        wait_until(lambda: [v for _, v, _ in heads_of(settings.replica_url, store_id)] == [3], 30)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    rows = heads_of(settings.replica_url, store_id)
+    assert [(s, v) for s, v, _ in rows] == [(stream, 3)]
+    assert checkpoint_of(settings.replica_url, store_id) == rows[0][2]
 
 
 def blocked_in_pop(client: redis.Redis) -> bool:

@@ -54,6 +54,15 @@ def lags(conn: psycopg.Connection[Any], projectors: Sequence[Projector]) -> list
     ]
 
 
+REPLICATED = "SELECT position FROM events WHERE position = ANY(%s)"
+
+
+def replicated(conn: psycopg.Connection[Any], positions: Sequence[int]) -> set[int]:
+    """Which of `positions` are in the replica's events copy."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        return {row[0] for row in cur.execute(REPLICATED, (list(positions),))}
+
+
 PROJECTED = """
 SELECT e.seq IS NOT NULL AND (
     SELECT count(*) FROM projector_checkpoints AS c

@@ -29,6 +29,9 @@ class Serving:
     them now (worker/actors.py explains the rounds)."""
 
     woken: set[str] = field(default_factory=set)
+    awaited: dict[tuple[str, int], float] = field(default_factory=dict)
+    """Wake-ups held until their event is in the replica's copy: (partition, position) to
+    the monotonic time after which the wait ends (listener.py)."""
     active: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -24,17 +24,51 @@ log = structlog.get_logger(__name__)
 MAX_WAITING = 10_000
 
 
-def wake(partitions: Iterable[str | None]) -> None:
-    """Ask the workers to project these partitions, all in one Redis round trip. A lost
-    wake-up costs only latency: the sweep finds what no wake-up announced."""
-    woken = sorted({p or "" for p in partitions})
+def entry(partition: str | None, position: int | None = None) -> str:
+    """One wake-up in the list: the partition ('' for events of no store) and, after a
+    space, the position of a committed event its round must find in the replica's copy.
+    The worker holds such a wake-up until the event has been replicated: taken at once,
+    a wake-up would often beat its commit to the replica, and its round would find
+    nothing (listener.py). None: serve it as soon as it is taken."""
+    return partition or "" if position is None else f"{partition or ''} {position}"
+
+
+def parse(text: str) -> tuple[str, int | None]:
+    """The partition and the awaited position (or None) of a wake-up `entry`."""
+    partition, space, position = text.partition(" ")
+    if space and position.isascii() and position.isdigit() and len(position) <= 18:
+        return partition, int(position)
+    return text, None  # the old form, a partition alone
+
+
+def wake(partitions: Iterable[str | None], position: int | None = None) -> None:
+    """Ask the workers to project these partitions once the event at `position` (if
+    given) is in the replica's copy, all in one Redis round trip."""
+    send({entry(partition, position) for partition in partitions})
+
+
+def send(entries: Iterable[str]) -> None:
+    """Push wake-up `entries` in one Redis round trip. A lost wake-up costs only latency:
+    the sweep finds what no wake-up announced."""
+    woken = sorted(set(entries))
     if not woken:
         return
     broker: RedisBroker = dramatiq.get_broker()  # type: ignore[assignment]
     try:
         push(broker.client, wake_up_key(broker), woken)
     except Exception as error:  # noqa: BLE001 - the commit stands; the sweep catches up
-        log.warning("wake-up not sent; the sweep will catch up", partitions=woken, error=str(error))
+        log.warning("wake-up not sent; the sweep will catch up", entries=woken, error=str(error))
+
+
+def wake_committed(decisions: Sequence[Decision]) -> None:
+    """A wake-up per store and committed command, with the command's last position: the
+    worker serves it once the replica has that event, and so all of the command's events
+    (a transaction is replicated whole)."""
+    send(
+        entry(partition, decision.result.position)
+        for decision in decisions
+        for partition in decision.partitions
+    )
 
 
 def push(client: redis.Redis, key: str, partitions: Sequence[str]) -> None:
@@ -46,10 +80,10 @@ def push(client: redis.Redis, key: str, partitions: Sequence[str]) -> None:
 
 
 def after_commit(decisions: Sequence[Decision]) -> None:
-    """Everything the command service does once commands have committed: one wake-up per
-    store they touched, and the expiry reminders of the reservations they placed."""
+    """Everything the command service does once commands have committed: their wake-ups
+    and the expiry reminders of the reservations they placed."""
     from inventory.worker import reservations  # noqa: PLC0415 - needs the broker
 
-    wake(partition for decision in decisions for partition in decision.partitions)
+    wake_committed(decisions)
     for decision in decisions:
         reservations.schedule(decision)
