@@ -277,7 +277,7 @@ async def offer_load(url: str, rate: int, seconds: int, writers: int) -> dict[in
                 sent = time.monotonic()
                 [recorded] = await store.append(conn, [write])
                 commits[recorded.position] = sent
-                wake([STORE])
+                wake([STORE], recorded.position)  # as the command service does
 
     await asyncio.gather(*(writer(n) for n in range(writers)))
     return commits

@@ -241,7 +241,7 @@ async def offer_load(url: str, share: Share) -> Load:
                 # and a busy loop can see the answer late (the observer would then be first).
                 commits[recorded.position] = sent
                 round_trips.append(time.monotonic() - sent)
-                wake([partition])  # as the command service does after its commit
+                wake([partition], recorded.position)  # as the command service does
 
     await asyncio.gather(*(writer(n) for n in range(share.writers)))
     load.ended = time.monotonic()

@@ -152,7 +152,7 @@ async def append(
                 [recorded] = await store.append(conn, [write])
                 sent_at[recorded.position] = sent
                 if wake:
-                    send_wake([partition])
+                    send_wake([partition], recorded.position)  # as a command does
 
     await asyncio.gather(*(writer(n) for n in range(WRITERS)))
     return sent_at

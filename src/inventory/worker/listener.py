@@ -2,12 +2,14 @@
 
 A command's wake-up leaves the API as soon as the primary has committed, and the listener
 takes it within a millisecond: usually before logical replication has brought the
-command's events to the replica. A round then would find nothing, and the events would
+command's events to the replica. Its round then finds nothing, and the events used to
 wait for the next wake-up of that store or for the sweep (seconds). So a wake-up that
-names a position is held (`Serving.awaited`) until that event is in the replica's copy,
-checked for all held wake-ups in one query per pass, the passes 2 ms apart at first and
-at most 50 ms. One that waits longer than AWAIT_SECONDS (replication stopped or far
-behind) is let go: the sweep projects its events once they arrive.
+names a position is served at once (under load that round finds the store's earlier
+commits) *and* held (`Serving.awaited`) until that event is in the replica's copy, when
+its store is served again. The held wake-ups are checked in one query per pass, the
+passes 2 ms apart at first and at most 20 ms. One held longer than AWAIT_SECONDS
+(replication stopped or far behind) is let go: the sweep projects its events once they
+arrive.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ log = structlog.get_logger(__name__)
 BLOCK_SECONDS = 1  # one blocking pop's wait, so a stop is noticed within it
 MIN_BACKOFF, MAX_BACKOFF = 0.2, 10.0  # after a failed round or Redis read, as Dramatiq retried
 AWAIT_SECONDS = 10.0  # how long a wake-up waits for its event to reach the replica
-FIRST_PAUSE, LAST_PAUSE = 0.002, 0.05  # between two checks for awaited events
+FIRST_PAUSE, LAST_PAUSE = 0.002, 0.02  # between two checks for awaited events
 MAX_AWAITED = MAX_WAITING  # beyond, a wake-up is served at once (the sweep covers a miss)
 
 
@@ -50,12 +52,11 @@ def take(client: redis.Redis, key: str, *, block: bool) -> list[str]:
 
 
 def admit(serving: Serving, entries: list[str], now: float) -> None:
-    """Add the wake-ups `entries` to the woken partitions, or to the awaited ones when
-    they name a position (caller holds `serving.lock`)."""
+    """Add the wake-ups `entries` to the woken partitions and, when they name a position,
+    to the awaited ones (caller holds `serving.lock`)."""
     for partition, position in map(parse, entries):
-        if position is None or len(serving.awaited) >= MAX_AWAITED:
-            serving.woken.add(partition)
-        else:
+        serving.woken.add(partition)
+        if position is not None and len(serving.awaited) < MAX_AWAITED:
             serving.awaited.setdefault((partition, position), now + AWAIT_SECONDS)
 
 
@@ -125,7 +126,7 @@ def serve(context: WorkerContext, stop: threading.Event, woken: threading.Event)
             continue
         woken.clear()
         try:
-            if awaiting:
+            if awaiting:  # a round only for what arrived, unless a wake-up came too
                 arrived, expired = arrivals(context)
                 pause = FIRST_PAUSE if arrived else min(pause * 2, LAST_PAUSE)
                 if expired and time.monotonic() > warned + AWAIT_SECONDS:

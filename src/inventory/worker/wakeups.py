@@ -22,6 +22,7 @@ log = structlog.get_logger(__name__)
 # checkpoints are), so with no worker running the oldest are dropped rather than grown
 # without bound; the sweep projects whatever they announced.
 MAX_WAITING = 10_000
+MAX_POSITION = 2**63 - 1  # a position is a bigint
 
 
 def entry(partition: str | None, position: int | None = None) -> str:
@@ -36,7 +37,8 @@ def entry(partition: str | None, position: int | None = None) -> str:
 def parse(text: str) -> tuple[str, int | None]:
     """The partition and the awaited position (or None) of a wake-up `entry`."""
     partition, space, position = text.partition(" ")
-    if space and position.isascii() and position.isdigit() and len(position) <= 18:
+    digits = space and position.isascii() and position.isdigit() and len(position) <= 19
+    if digits and int(position) <= MAX_POSITION:
         return partition, int(position)
     return text, None  # the old form, a partition alone
 
