@@ -12,6 +12,7 @@ from psycopg_pool import ConnectionPool
 from inventory.feed import messages
 from inventory.feed.publisher import publish_partitions
 from inventory.projectors.catch_up import catch_up_partitions
+from inventory.readmodels import feed_publication
 from inventory.readmodels.registry import PROJECTORS
 from inventory.runtime.settings import Settings
 from tests.projection_helpers import receive_stock
@@ -64,3 +65,26 @@ async def test_one_publish_sends_each_partition_its_events_in_order_once(
         assert {b.store for b in bundles} == {store}
         assert cursors[store] == store_seqs[-1]
     assert len(received) == 5
+
+
+async def test_the_sweep_finds_exactly_the_stores_with_projected_events_not_yet_published(
+    settings: Settings,
+) -> None:
+    published, behind, unprojected = (f"s{uuid.uuid4().hex[:10]}" for _ in range(3))
+    urls = settings.primary_url, settings.replica_url
+    for store in (published, behind, unprojected):
+        await receive_stock(*urls, store, 2)
+    client = redis.Redis.from_url(settings.redis_url)
+    with ConnectionPool(settings.replica_url, min_size=1, max_size=1) as pool:
+        with pool.connection() as conn:
+            catch_up_partitions(conn, PROJECTORS, [published, behind])
+            publish_partitions(conn, client, f"test-{uuid.uuid4().hex[:8]}", [published])
+            with conn.cursor() as cur:
+                found = feed_publication.unpublished(cur)
+    client.close()
+
+    assert behind in found
+    assert published not in found  # every projected event sent
+    assert unprojected not in found  # nothing the read models hold yet
+    assert "" not in found  # events of no store have no feed
+    assert found == sorted(found)

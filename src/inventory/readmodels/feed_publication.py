@@ -71,6 +71,13 @@ SELECT f.partition, f.seq, b.bound FROM feed_published AS f
 LEFT JOIN ({PROJECTED_BOUNDS}) AS b USING (partition)
 WHERE f.partition = ANY(%(stores)s) ORDER BY f.partition FOR UPDATE OF f
 """
+# The stores whose projected events are not all published (a wake-up lost, Redis down
+# when their round ran): what the sweep publishes, found in one statement.
+UNPUBLISHED = f"""
+SELECT b.partition FROM ({PROJECTED_BOUNDS}) AS b
+LEFT JOIN feed_published AS f USING (partition)
+WHERE b.bound > coalesce(f.seq, 0) ORDER BY 1
+"""
 CREATE_CURSORS = """
 INSERT INTO feed_published (partition) SELECT unnest(%s::text[]) ORDER BY 1
 ON CONFLICT DO NOTHING
@@ -131,6 +138,12 @@ def lock_cursors(cur: Cursor, partitions: list[str]) -> list[tuple[str, int, int
         cur.execute(LOCK_CURSORS, arguments)
         rows = cur.fetchall()
     return rows
+
+
+def unpublished(cur: Cursor) -> list[str]:
+    """The stores with projected events not published yet, in partition order."""
+    cur.execute(UNPUBLISHED, bound_params(None))
+    return [row[0] for row in cur.fetchall()]
 
 
 def pending(

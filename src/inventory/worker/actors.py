@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import dramatiq
 
-from inventory.feed.publisher import publish_partition, publish_partitions
+from inventory.feed.publisher import publish_partitions, publish_unpublished
 from inventory.projectors import stalls
 from inventory.projectors.lag import lags
 from inventory.readmodels.registry import PROJECTORS
@@ -76,13 +76,6 @@ def serve(context: WorkerContext, partitions: list[str]) -> None:
     webhooks.wake_covering(context, projected)
 
 
-def publish(context: WorkerContext, partition: str) -> int:
-    """Publish the partition's newly projected events to its live-feed channel."""
-    namespace = context.settings.redis_namespace
-    with context.replica.connection() as conn:
-        return publish_partition(conn, context.redis, namespace, partition)
-
-
 def sweep(context: WorkerContext) -> int:
     """Project every partition some projector trails (a stalled one when its back-off
     allows), forget stalls a partition has got past, then publish what any partition has
@@ -94,6 +87,5 @@ def sweep(context: WorkerContext) -> int:
         behind = sorted({lag.partition for lag in every if lag.behind})
         applied = context.containment.project(conn, behind).applied if behind else 0
         stalls.clear_past(conn)
-    for partition in sorted({lag.partition for lag in every}):
-        publish(context, partition)
+        publish_unpublished(conn, context.redis, context.settings.redis_namespace)
     return applied
