@@ -24,7 +24,7 @@ from inventory.projectors import lag
 from inventory.worker import actors
 from inventory.worker.broker import wake_up_key
 from inventory.worker.context import Serving, WorkerContext
-from inventory.worker.wakeups import MAX_WAITING, parse
+from inventory.worker.wakeups import parse
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +32,10 @@ BLOCK_SECONDS = 1  # one blocking pop's wait, so a stop is noticed within it
 MIN_BACKOFF, MAX_BACKOFF = 0.2, 10.0  # after a failed round or Redis read, as Dramatiq retried
 AWAIT_SECONDS = 10.0  # how long a wake-up waits for its event to reach the replica
 FIRST_PAUSE, LAST_PAUSE = 0.002, 0.02  # between two checks for awaited events
-MAX_AWAITED = MAX_WAITING  # beyond, a wake-up is served at once (the sweep covers a miss)
+# Held wake-ups at most: replication lag is tens of ms, so a thousand is a second of
+# commits at 1,000/s; beyond, a wake-up is only served at once (the sweep covers a
+# miss), and a pass's check stays a thousand index probes while replication stalls.
+MAX_AWAITED = 1_000
 
 
 def take(client: redis.Redis, key: str, *, block: bool) -> list[str]:
