@@ -95,7 +95,7 @@ def _run(args: argparse.Namespace) -> int:
     if report.events:
         # The projectors pick the events up at the next sweep anyway; this is sooner.
         build_broker(settings)
-        wake(["", args.store])
+        wake(["", args.store], report.position)
     print_report(report, path, sys.stdout)
     return 1 if report.failed else 0
 

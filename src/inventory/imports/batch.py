@@ -28,9 +28,10 @@ async def apply(
     scope: Scope,
     sha: bytes,
     metadata: Mapping[str, Any],
-) -> list[RowOutcome]:
+) -> tuple[list[RowOutcome], int | None]:
     """Land the batch's good rows and record every row's outcome, in one transaction;
-    the outcomes of the rows this call decided (not those recorded before)."""
+    the outcomes of the rows this call decided (not those recorded before), and the
+    highest position it appended (None: no event)."""
     key = scope.store or ""
     plans = [row for row in rows if isinstance(row, RowPlan)]
     write: set[str] = set()
@@ -48,8 +49,8 @@ async def apply(
         if changes:
             tx.append(writes_of(changes, before, after), metadata)
         await outcomes.record(conn, key, sha, decided)
-        await tx.commit()
-    return decided
+        recorded = await tx.commit()
+    return decided, max((event.position for event in recorded), default=None)
 
 
 def _decide(

@@ -38,6 +38,9 @@ class Report:
     rows: int = 0
     failed: int = 0
     failures: list[RowOutcome] = field(default_factory=list)
+    position: int | None = None
+    """The highest position of the last batch that appended events: once the replica has
+    it, it has every event of the run (the batches commit one after another)."""
 
 
 def file_sha(chunks: Iterable[bytes]) -> bytes:
@@ -67,16 +70,23 @@ class Importer:
         actor: Mapping[str, Any],
         job: str | None = None,
         progress: Callable[[int], None] | None = None,
+        committed: Callable[[int], None] | None = None,
     ) -> Report:
         """Import the file whose bytes `chunks` yields and whose SHA-256 is `sha`; raises
-        FileRefused when its header is unusable. Safe to rerun: landed rows are skipped."""
+        FileRefused when its header is unusable. Safe to rerun: landed rows are skipped.
+        `progress` is told the rows of each batch, `committed` the highest position of
+        each batch that appended events."""
         report = Report(sha)
         rows = (self.validate(record) for record in records(chunks))
         for group in _batches(rows, self.batch_rows):
             metadata = batch.batch_metadata(actor, sha, job)
-            decided = await self._apply(group, scope, sha, metadata)
+            decided, position = await self._apply(group, scope, sha, metadata)
             report.decided += len(decided)
             report.events += sum(outcome.events for outcome in decided)
+            if position is not None:
+                report.position = position
+                if committed is not None:
+                    committed(position)
             if progress is not None:
                 progress(len(group))
         async with self.pool.connection() as conn:
@@ -90,7 +100,7 @@ class Importer:
         scope: Scope,
         sha: bytes,
         metadata: Mapping[str, Any],
-    ) -> list[RowOutcome]:
+    ) -> tuple[list[RowOutcome], int | None]:
         """One batch, rerun after a deadlock with a command locking the same streams."""
         for attempt in range(1, RETRIES + 1):
             try:

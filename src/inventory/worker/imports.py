@@ -69,7 +69,9 @@ async def _run(
         nonlocal done
         done += rows
         jobs.progress(conn, job.id, done, 0)
-        wake_projectors(["", store])
+
+    def committed(position: int) -> None:
+        wake_projectors(["", store], position)  # served again once the replica has it
 
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         primary, min_size=1, max_size=1, kwargs=options, open=False, **writer_checks(primary)
@@ -83,6 +85,7 @@ async def _run(
                 actor=actor,
                 job=str(job.id),
                 progress=progress,
+                committed=committed,
             )
         except FileRefused as refused:
             jobs.fail(conn, job.id, f"{refused.code}: {refused.message}")
