@@ -22,11 +22,13 @@ from dramatiq.brokers.redis import RedisBroker
 
 from inventory.domain.context import Context
 from inventory.runtime.settings import Settings
+from inventory.security.principal import Role
 from inventory.service import Decision
 from inventory.service.result import CommandResult
 from inventory.worker.broker import wake_up_key
 from inventory.worker.wakeups import MAX_WAITING, entry, push, wake, wake_committed
-from tests.e2e.reading import wait_until
+from tests.e2e.api_servers import api_key, api_servers
+from tests.e2e.reading import Client, wait_until
 from tests.projection_helpers import (
     append_counted,
     checkpoint_of,
@@ -170,3 +172,36 @@ async def test_a_wake_up_taken_by_a_worker_killed_before_its_round_loses_no_even
     rows = heads_of(settings.replica_url, store_id)
     assert [(s, v) for s, v, _ in rows] == [(stream, 3)]
     assert checkpoint_of(settings.replica_url, store_id) == rows[0][2]
+
+
+def test_an_api_wakes_each_store_a_command_wrote_with_the_commands_last_position(
+    server_env: dict[str, str], settings: Settings, store_id: str, tmp_path: Path
+) -> None:
+    namespace = f"test-{uuid.uuid4().hex[:8]}"  # no worker takes from its list
+    key = f"{namespace}-dramatiq:wake-ups"
+    client = redis.Redis.from_url(settings.redis_url)
+    admin = api_key(settings, Role.ADMIN, ["*"], "wake-up positions")
+    try:
+        with api_servers(server_env, tmp_path, count=1, INVENTORY_REDIS_NAMESPACE=namespace) as (
+            api,
+        ):
+            till = Client(api, admin)
+            sku = f"W-{store_id}"
+            opened = till.command("/v1/stores", {"id": store_id, "name": "Wake"})
+            product = till.command("/v1/products", {"sku": sku, "name": "Widget"})
+            lines = [{"sku": sku, "quantity": 3}]
+            received = till.command(f"/v1/stores/{store_id}/receipts", {"lines": lines})
+            sale = {"sale_id": "w1", "lines": lines}
+            sold = till.command(f"/v1/stores/{store_id}/sales", sale)
+            expected = [
+                f"{store_id} {opened}",
+                f" {product}",  # a product's events belong to no store
+                f"{store_id} {received}",
+                f"{store_id} {sold}",
+            ]
+            wait_until(lambda: client.llen(key) >= len(expected), 10)
+            entries = client.lrange(key, 0, -1)
+    finally:
+        client.delete(key)
+        client.close()
+    assert entries == [entry.encode() for entry in expected]
