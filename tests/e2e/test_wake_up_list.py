@@ -73,6 +73,29 @@ def start_worker(
     return process
 
 
+@pytest.fixture
+def sweepless(
+    broker: RedisBroker, server_env: dict[str, str], tmp_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker whose sweep never runs during the test: only a wake-up can project."""
+    worker = start_worker(server_env, broker, tmp_path / "sweepless.log", sweep="3600")
+    yield worker
+    worker.kill()  # if the test has not stopped it
+    worker.wait(30)
+
+
+def versions(settings: Settings, store: str) -> list[int]:
+    """The versions the store's streams are projected to."""
+    return [version for _, version, _ in heads_of(settings.replica_url, store)]
+
+
+def assert_projected(settings: Settings, store: str, stream: str) -> None:
+    """The store's one stream projected to its 3 events, the checkpoint at the last."""
+    rows = heads_of(settings.replica_url, store)
+    assert [(name, version) for name, version, _ in rows] == [(stream, 3)]
+    assert checkpoint_of(settings.replica_url, store) == rows[0][2]
+
+
 def test_one_call_names_each_partition_once_and_the_list_stays_bounded(
     broker: RedisBroker, store_id: str
 ) -> None:
@@ -99,14 +122,8 @@ def test_one_call_names_each_partition_once_and_the_list_stays_bounded(
 
 
 async def test_a_wake_up_that_reaches_the_worker_before_its_event_reaches_the_replica_waits(
-    broker: RedisBroker,
-    server_env: dict[str, str],
-    settings: Settings,
-    store_id: str,
-    tmp_path: Path,
+    broker: RedisBroker, sweepless: subprocess.Popen[bytes], settings: Settings, store_id: str
 ) -> None:
-    # Its sweep never runs: only the wake-up can project the store.
-    worker = start_worker(server_env, broker, tmp_path / "worker.log", sweep="3600")
     key = wake_up_key(broker)
     try:
         stream = new_stream(store_id)
@@ -118,13 +135,11 @@ async def test_a_wake_up_that_reaches_the_worker_before_its_event_reaches_the_re
                 push(broker.client, key, [entry(store_id, max(positions))])
                 wait_until(lambda: broker.client.llen(key) == 0, 10)
                 time.sleep(0.5)  # a round that did not wait would run now, and find nothing
-        wait_until(lambda: [v for _, v, _ in heads_of(settings.replica_url, store_id)] == [3], 30)
+        wait_until(lambda: versions(settings, store_id) == [3], 30)
     finally:
-        worker.terminate()
-        worker.wait(30)
-    rows = heads_of(settings.replica_url, store_id)
-    assert [(s, v) for s, v, _ in rows] == [(stream, 3)]
-    assert checkpoint_of(settings.replica_url, store_id) == rows[0][2]
+        sweepless.terminate()
+        sweepless.wait(30)
+    assert_projected(settings, store_id, stream)
 
 
 def blocked_in_pop(client: redis.Redis) -> bool:
@@ -165,13 +180,11 @@ async def test_a_wake_up_taken_by_a_worker_killed_before_its_round_loses_no_even
     # The next worker (restarted, or another one) catches the store up from its checkpoint.
     heir = start_worker(server_env, broker, tmp_path / "heir.log", sweep="1")
     try:
-        wait_until(lambda: [v for _, v, _ in heads_of(settings.replica_url, store_id)] == [3], 60)
+        wait_until(lambda: versions(settings, store_id) == [3], 60)
     finally:
         heir.terminate()
         heir.wait(30)
-    rows = heads_of(settings.replica_url, store_id)
-    assert [(s, v) for s, v, _ in rows] == [(stream, 3)]
-    assert checkpoint_of(settings.replica_url, store_id) == rows[0][2]
+    assert_projected(settings, store_id, stream)
 
 
 def test_an_api_wakes_each_store_a_command_wrote_with_the_commands_last_position(
