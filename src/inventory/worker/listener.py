@@ -93,9 +93,9 @@ def arrivals(context: WorkerContext) -> tuple[int, int]:
 
 
 def listen(context: WorkerContext, stop: threading.Event, woken: threading.Event) -> None:
-    """Take wake-ups into the woken (or awaited) set and signal `woken` until `stop`. This
-    thread only talks to Redis: a slow Redis answer never delays the rounds, which `serve`
-    runs."""
+    """Take wake-ups into the woken set (and the awaited one) and signal `woken` until
+    `stop`. This thread only talks to Redis: a slow Redis answer never delays the rounds,
+    which `serve` runs."""
     client, key = context.broker.client, wake_up_key(context.broker)
     failures = 0
     while not stop.is_set():

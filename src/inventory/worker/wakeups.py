@@ -27,10 +27,10 @@ MAX_POSITION = 2**63 - 1  # a position is a bigint
 
 def entry(partition: str | None, position: int | None = None) -> str:
     """One wake-up in the list: the partition ('' for events of no store) and, after a
-    space, the position of a committed event its round must find in the replica's copy.
-    The worker holds such a wake-up until the event has been replicated: taken at once,
-    a wake-up would often beat its commit to the replica, and its round would find
-    nothing (listener.py). None: serve it as soon as it is taken."""
+    space, the position of a committed event its rounds must find in the replica's copy.
+    The worker serves such a wake-up at once and again when that event has been
+    replicated: a wake-up often beats its commit to the replica, and its first round
+    then finds nothing (listener.py). None: served at once only."""
     return partition or "" if position is None else f"{partition or ''} {position}"
 
 
@@ -44,8 +44,8 @@ def parse(text: str) -> tuple[str, int | None]:
 
 
 def wake(partitions: Iterable[str | None], position: int | None = None) -> None:
-    """Ask the workers to project these partitions once the event at `position` (if
-    given) is in the replica's copy, all in one Redis round trip."""
+    """Ask the workers to project these partitions (and again once the event at
+    `position`, if given, is in the replica's copy), all in one Redis round trip."""
     send({entry(partition, position) for partition in partitions})
 
 
