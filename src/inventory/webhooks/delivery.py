@@ -52,7 +52,8 @@ class Deliverer:
     replica: ConnectionPool
     allowed: tuple[IpNetwork, ...]
     timeouts: sender.Timeouts = field(default_factory=sender.Timeouts)
-    # Called once per subscription disabled after its failures (the worker counts them).
+    # Called once per subscription disabled after its failures, once that has committed
+    # (the worker counts them).
     disabled: Callable[[], None] = field(default=lambda: None)
 
     def run(self, subscription_id: str) -> datetime | None:
@@ -157,7 +158,9 @@ class Deliverer:
                 assert outcome.status is not None
                 outbox.delivered(conn, delivery, subscription.id, outcome.status)
                 return True
-            self._failed(conn, subscription, delivery, outcome)
+            disabled = self._failed(conn, subscription, delivery, outcome)
+        if disabled:
+            self.disabled()  # counted once the disabling has committed
         return False
 
     def _send(self, subscription: Subscription, webhook_id: str, body: str) -> sender.Outcome:
@@ -178,19 +181,19 @@ class Deliverer:
 
     def _failed(
         self, conn: Conn, subscription: Subscription, delivery: Delivery, outcome: sender.Outcome
-    ) -> None:
+    ) -> bool:
+        """Record a failed attempt: a retry later, or given up; True when that disabled the
+        subscription (a stream message failing for 3 days)."""
         now = datetime.now(UTC)
         failing_since = delivery.first_failed_at or now
         if now - failing_since < GIVE_UP_AFTER:
             when = now + timedelta(seconds=backoff(delivery.attempts + 1))
             outbox.retry_at(conn, delivery, outcome.status, outcome.error, when)
             _failure_logged(subscription, delivery.webhook_id, outcome, when)
-            return
+            return False
         stream = delivery.seq is not None
         reason = f"{delivery.webhook_id} failed for 3 days" if stream else None
         outbox.give_up(conn, delivery, outcome.status, outcome.error, reason)
-        if stream:
-            self.disabled()
         log.error(
             "webhook disabled: a message failed for 3 days" if stream else "webhook test given up",
             alert="webhook_disabled" if stream else None,
@@ -199,6 +202,7 @@ class Deliverer:
             webhook_id=delivery.webhook_id,
             attempts=delivery.attempts + 1,
         )
+        return stream
 
 
 def _failure_logged(
