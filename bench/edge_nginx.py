@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from inventory.runtime.processes import free_port
+from inventory.runtime.processes import free_port, stop_process
 
 SNIPPETS = Path(__file__).resolve().parents[1] / "ops" / "nginx" / "snippets"
 
@@ -76,11 +76,7 @@ class Edge:
         return [master.pid, *(child.pid for child in master.children())]
 
     def stop(self) -> None:
-        """SIGQUIT, then SIGKILL if it hangs."""
+        """SIGQUIT (graceful), then SIGKILL if it hangs."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+            stop_process(self.process.pid, first=signal.SIGQUIT, timeout=20)
+            self.process.wait(10)

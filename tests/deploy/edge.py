@@ -8,11 +8,14 @@ import ssl
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 
 from inventory.runtime.processes import free_port
+from inventory.runtime.settings import Settings
+from tests.e2e.api_servers import open_store
 
 REPO = Path(__file__).resolve().parents[2]
 NGINX_DIR = REPO / "ops" / "nginx"
@@ -202,3 +205,16 @@ def compose_config(folder: Path, cert: Path) -> str:
         assert old in text, f"ops/nginx/nginx.conf no longer has {old!r}: update the deploy test"
         text = text.replace(old, new)
     return text
+
+
+def store_and_product(
+    admin: httpx.Client, settings: Settings, store: str, sku: str, name: str
+) -> None:
+    """Open `store` and register the product `sku` (through `admin`, keyed)."""
+    open_store(settings, store)
+    made = admin.post(
+        "/v1/products",
+        json={"sku": sku, "name": name},
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert made.status_code == 201, made.text

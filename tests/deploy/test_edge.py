@@ -28,7 +28,7 @@ from inventory.runtime.settings import Settings
 from inventory.security import bootstrap
 from inventory.security.principal import Role
 from tests.deploy.conftest import Stack
-from tests.deploy.edge import Nginx
+from tests.deploy.edge import Nginx, store_and_product
 from tests.e2e.api_servers import ApiServer, api_key, bearer, open_store
 from tests.e2e.reading import wait_until
 
@@ -63,13 +63,7 @@ def admin(stack: Stack, settings: Settings) -> Iterator[httpx.Client]:
 def catalogue(admin: httpx.Client, settings: Settings) -> tuple[str, str]:
     """A store and a product to receive into."""
     store, sku = f"s{uuid.uuid4().hex[:10]}", f"EDGE-{uuid.uuid4().hex[:6]}"
-    open_store(settings, store)
-    created = admin.post(
-        "/v1/products",
-        json={"sku": sku, "name": "Edge tea"},
-        headers={"Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert created.status_code == 201, created.text
+    store_and_product(admin, settings, store, sku, "Edge tea")
     return store, sku
 
 

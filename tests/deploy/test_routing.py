@@ -19,8 +19,8 @@ import pytest
 from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
 from tests.deploy.conftest import Stack
-from tests.deploy.edge import NGINX_DIR, SITE, SNIPPETS
-from tests.e2e.api_servers import ApiServer, api_key, bearer, open_store
+from tests.deploy.edge import NGINX_DIR, SITE, SNIPPETS, store_and_product
+from tests.e2e.api_servers import ApiServer, api_key, bearer
 from tests.e2e.reading import wait_until
 
 pytestmark = pytest.mark.deploy
@@ -89,13 +89,7 @@ def test_a_killed_process_hands_its_stores_to_the_other(
     stack: Stack, admin: httpx.Client, settings: Settings
 ) -> None:
     store, sku = f"k{uuid.uuid4().hex[:12]}", f"ROUTE-{uuid.uuid4().hex[:6]}"
-    open_store(settings, store)
-    made = admin.post(
-        "/v1/products",
-        json={"sku": sku, "name": "Routed tea"},
-        headers={"Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert made.status_code == 201, made.text
+    store_and_product(admin, settings, store, sku, "Routed tea")
     path = f"/v1/stores/{store}/receipts"
     first = [receive(admin, store, sku).status_code for _ in range(20)]
     counts = by_process(stack, path, 20)

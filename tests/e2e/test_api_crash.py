@@ -155,35 +155,67 @@ def server(env: dict[str, str], log: Path) -> ApiServer:
     return api
 
 
-def test_a_killed_api_leaves_whole_sales_and_retries_complete_them_once(
-    server_env: dict[str, str], settings: Settings, store_id: str, tmp_path: Path
-) -> None:
-    env = {**server_env, **TEST_ENV, "INVENTORY_REDIS_NAMESPACE": f"crash-{uuid.uuid4().hex[:8]}"}
-    headers = bearer(api_key(settings, Role.ADMIN, ["*"], "crash"))
-    skus = [f"K{n}.{store_id}" for n in range(SKUS)]
-    first = server(env, tmp_path / "api-1.log")
+def stock_store(api: ApiServer, headers: dict[str, str], store: str, skus: list[str]) -> None:
+    """Open `store`, register `skus` and receive STOCK of each, through `api`."""
+    with httpx.Client(base_url=api.base_url, headers=headers, timeout=30) as http:
+        assert http.post("/v1/stores", json={"id": store, "name": "s"}).status_code == 201
+        for sku in skus:
+            assert http.post("/v1/products", json={"sku": sku, "name": sku}).status_code == 201
+        received = http.post(
+            f"/v1/stores/{store}/receipts",
+            json={"lines": [{"sku": sku, "quantity": STOCK} for sku in skus]},
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+        )
+        assert received.status_code == 201, received.text
+
+
+@dataclass
+class Crash:
+    """An API killed (-9) under a load of sales: what it was sent and what it stored."""
+
+    env: dict[str, str]
+    headers: dict[str, str]
+    attempts: list[Attempt]
+    documents: dict[str, Any]
+    succeeded: list[Attempt]
+
+
+def crash_under_load(
+    server_env: dict[str, str],
+    settings: Settings,
+    store: str,
+    folder: Path,
+    *,
+    name: str,
+    skus: list[str],
+) -> Crash:
+    """Stock `store` with `skus` through a new API and kill it (-9) under `load`; every
+    sale it answered stored whole, and no answer but 201 or none."""
+    namespace = f"{name}-{uuid.uuid4().hex[:8]}"
+    env = {**server_env, **TEST_ENV, "INVENTORY_REDIS_NAMESPACE": namespace}
+    headers = bearer(api_key(settings, Role.ADMIN, ["*"], name))
+    first = server(env, folder / "api-1.log")
     try:
-        with httpx.Client(base_url=first.base_url, headers=headers, timeout=30) as http:
-            assert http.post("/v1/stores", json={"id": store_id, "name": "s"}).status_code == 201
-            for sku in skus:
-                assert http.post("/v1/products", json={"sku": sku, "name": sku}).status_code == 201
-            lines = [{"sku": sku, "quantity": STOCK} for sku in skus]
-            received = http.post(
-                f"/v1/stores/{store_id}/receipts",
-                json={"lines": lines},
-                headers={"Idempotency-Key": uuid.uuid4().hex},
-            )
-            assert received.status_code == 201, received.text
-        attempts = asyncio.run(load(first, headers, store_id, skus))
+        stock_store(first, headers, store, skus)
+        attempts = asyncio.run(load(first, headers, store, skus))
     finally:
         first.stop()
     assert first.process.returncode == -9
 
-    documents = whole_sales(settings, store_id)
+    documents = whole_sales(settings, store)
     succeeded = [attempt for attempt in attempts if attempt.status == 201]
-    assert len(succeeded) >= SUCCESSES_BEFORE_KILL
     assert all(attempt.status in (201, None) for attempt in attempts)
     assert {attempt.body["sale_id"] for attempt in succeeded} <= documents.keys()
+    return Crash(env, headers, attempts, documents, succeeded)
+
+
+def test_a_killed_api_leaves_whole_sales_and_retries_complete_them_once(
+    server_env: dict[str, str], settings: Settings, store_id: str, tmp_path: Path
+) -> None:
+    skus = [f"K{n}.{store_id}" for n in range(SKUS)]
+    crash = crash_under_load(server_env, settings, store_id, tmp_path, name="crash", skus=skus)
+    env, headers, attempts = crash.env, crash.headers, crash.attempts
+    assert len(crash.succeeded) >= SUCCESSES_BEFORE_KILL
 
     second = server(env, tmp_path / "api-2.log")
     try:

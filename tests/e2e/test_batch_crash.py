@@ -5,7 +5,6 @@ sale exactly once, answering the stored response where there is one."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 
 import httpx
@@ -14,13 +13,10 @@ import pytest
 
 from inventory.eventstore.chain_audit import verify_store
 from inventory.runtime.settings import Settings
-from inventory.security.principal import Role
-from tests.e2e.api_servers import TEST_ENV, api_key, bearer
 from tests.e2e.test_api_crash import (
-    STOCK,
     Attempt,
     assert_sold_once,
-    load,
+    crash_under_load,
     server,
     whole_sales,
 )
@@ -52,30 +48,12 @@ async def retry_all(
 def test_a_killed_api_mid_batch_leaves_whole_sales_and_batched_retries_complete_them_once(
     server_env: dict[str, str], settings: Settings, store_id: str, tmp_path: Path
 ) -> None:
-    env = {**server_env, **TEST_ENV, "INVENTORY_REDIS_NAMESPACE": f"batch-{uuid.uuid4().hex[:8]}"}
-    headers = bearer(api_key(settings, Role.ADMIN, ["*"], "batch-crash"))
     skus = [f"B{n}.{store_id}" for n in range(SKUS)]
-    first = server(env, tmp_path / "api-1.log")
-    try:
-        with httpx.Client(base_url=first.base_url, headers=headers, timeout=30) as http:
-            assert http.post("/v1/stores", json={"id": store_id, "name": "s"}).status_code == 201
-            for sku in skus:
-                assert http.post("/v1/products", json={"sku": sku, "name": sku}).status_code == 201
-            received = http.post(
-                f"/v1/stores/{store_id}/receipts",
-                json={"lines": [{"sku": sku, "quantity": STOCK} for sku in skus]},
-                headers={"Idempotency-Key": uuid.uuid4().hex},
-            )
-            assert received.status_code == 201, received.text
-        attempts = asyncio.run(load(first, headers, store_id, skus))
-    finally:
-        first.stop()
-    assert first.process.returncode == -9
-
-    documents = whole_sales(settings, store_id)
-    succeeded = [attempt for attempt in attempts if attempt.status == 201]
-    assert all(attempt.status in (201, None) for attempt in attempts)
-    assert {attempt.body["sale_id"] for attempt in succeeded} <= documents.keys()
+    crash = crash_under_load(
+        server_env, settings, store_id, tmp_path, name="batch-crash", skus=skus
+    )
+    env, headers, attempts = crash.env, crash.headers, crash.attempts
+    documents, succeeded = crash.documents, crash.succeeded
     print(f"{len(succeeded)} answered, {len(documents)} stored at the kill")  # noqa: T201
 
     second = server(env, tmp_path / "api-2.log")

@@ -4,7 +4,6 @@ InventoryWebhookDisabled alerts on it)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +14,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from inventory.runtime.processes import free_port
 from inventory.runtime.settings import Settings
-from tests.e2e.api_servers import ApiServer, api_servers
+from tests.e2e.api_servers import ApiServer
 from tests.e2e.reading import Client, Pos, wait_until
 from tests.e2e.webhook_receiver import Receiver, receiving
-from tests.e2e.webhook_stack import LOOPBACK, Worker, subscribe, unsubscribe
+from tests.e2e.webhook_stack import (
+    Worker,
+    api_beside,
+    running_worker,
+    subscribe,
+    unsubscribe,
+)
 
 pytestmark = pytest.mark.e2e
 METRIC = "inventory_worker_webhooks_disabled_total"
@@ -30,11 +35,10 @@ def worker(
 ) -> Iterator[Worker]:
     """A worker on its own namespace, serving its metrics on a free loopback port."""
     folder = Path(tmp_path_factory.mktemp("webhook-metric"))
-    running = Worker(server_env, f"test-{uuid.uuid4().hex[:8]}", folder / "worker.log")
-    running.env["INVENTORY_WORKER_METRICS_PORT"] = str(free_port())
-    running.start()
-    yield running
-    running.stop()
+    with running_worker(
+        server_env, folder, INVENTORY_WORKER_METRICS_PORT=str(free_port())
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +46,10 @@ def api(
     server_env: dict[str, str], worker: Worker, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiServer]:
     """The module's API, on the worker's namespace, allowed to target 127.0.0.0/8."""
-    folder = Path(tmp_path_factory.mktemp("webhook-metric-api"))
-    namespace = worker.env["INVENTORY_REDIS_NAMESPACE"]
-    with api_servers(
-        server_env, folder, count=1, INVENTORY_REDIS_NAMESPACE=namespace, **LOOPBACK
-    ) as apis:
-        yield apis[0]
+    with api_beside(
+        server_env, worker, Path(tmp_path_factory.mktemp("webhook-metric-api"))
+    ) as served:
+        yield served
 
 
 def disabled_count(worker: Worker) -> float | None:

@@ -4,7 +4,6 @@ verify every signature with the `standardwebhooks` package."""
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,15 +11,16 @@ import psycopg
 import pytest
 
 from inventory.runtime.settings import Settings
-from tests.e2e.api_servers import ApiServer, api_servers
+from tests.e2e.api_servers import ApiServer
 from tests.e2e.reading import Client, Pos, wait_until
 from tests.e2e.webhook_receiver import Receiver, receiving
 from tests.e2e.webhook_stack import (
-    LOOPBACK,
     Worker,
+    api_beside,
     deliveries,
     open_with_stock,
     primary_events,
+    running_worker,
     sell,
     store_seqs,
     subscribe,
@@ -36,10 +36,8 @@ def worker(
 ) -> Iterator[Worker]:
     """The module's worker, on its own Redis namespace, allowed to send to 127.0.0.0/8."""
     folder = Path(tmp_path_factory.mktemp("webhooks"))
-    running = Worker(server_env, f"test-{uuid.uuid4().hex[:8]}", folder / "worker.log")
-    running.start()
-    yield running
-    running.stop()
+    with running_worker(server_env, folder) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +45,8 @@ def api(
     server_env: dict[str, str], worker: Worker, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiServer]:
     """The module's API, on the worker's namespace, with the same allowance."""
-    folder = Path(tmp_path_factory.mktemp("webhooks-api"))
-    namespace = worker.env["INVENTORY_REDIS_NAMESPACE"]
-    with api_servers(
-        server_env, folder, count=1, INVENTORY_REDIS_NAMESPACE=namespace, **LOOPBACK
-    ) as apis:
-        yield apis[0]
+    with api_beside(server_env, worker, Path(tmp_path_factory.mktemp("webhooks-api"))) as served:
+        yield served
 
 
 def test_a_stores_events_and_alerts_arrive_signed_in_seq_order(

@@ -8,13 +8,15 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from inventory.runtime.settings import Settings
-from tests.e2e.api_servers import TEST_ENV
+from tests.e2e.api_servers import TEST_ENV, ApiServer, api_servers
 from tests.e2e.reading import Client, Pos, wait_until
 
 LOOPBACK = {"INVENTORY_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
@@ -57,6 +59,29 @@ class Worker:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(30)
+
+
+@contextmanager
+def running_worker(server_env: dict[str, str], folder: Path, **env: str) -> Iterator[Worker]:
+    """A started worker on a Redis namespace of its own (with `env` added), allowed to
+    send to 127.0.0.0/8; stopped after."""
+    worker = Worker(server_env, f"test-{uuid.uuid4().hex[:8]}", folder / "worker.log")
+    worker.env.update(env)
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+@contextmanager
+def api_beside(server_env: dict[str, str], worker: Worker, folder: Path) -> Iterator[ApiServer]:
+    """One API process on `worker`'s namespace, with the same allowance."""
+    namespace = worker.env["INVENTORY_REDIS_NAMESPACE"]
+    with api_servers(
+        server_env, folder, count=1, INVENTORY_REDIS_NAMESPACE=namespace, **LOOPBACK
+    ) as apis:
+        yield apis[0]
 
 
 def subscribe(client: Client, url: str, **fields: Any) -> dict[str, Any]:
