@@ -36,10 +36,13 @@ class Gated:
         self.second = asyncio.Event()
 
     async def __call__(
-        self, conn: psycopg.AsyncConnection[Any], calls: Sequence[Call]
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        calls: Sequence[Call],
+        after: Sequence[Sequence[int]],
     ) -> list[Answer]:
         await self.open.wait()
-        answers = await command_batch(conn, calls)
+        answers = await command_batch(conn, calls, after)
         self.sent.append((list(calls), answers))
         if len(self.sent) == 2:
             self.second.set()
@@ -106,7 +109,9 @@ async def captured(service: CommandService, command: Command, key: str) -> Call:
     """The call the service would send for `command` (decided on its cached heads), not sent."""
     calls: list[Call] = []
 
-    async def capture(conn: psycopg.AsyncConnection[Any], batch: Sequence[Call]) -> list[Answer]:
+    async def capture(
+        conn: psycopg.AsyncConnection[Any], batch: Sequence[Call], after: Sequence[Sequence[int]]
+    ) -> list[Answer]:
         calls.extend(batch)
         raise RuntimeError("captured, not sent")
 
@@ -131,7 +136,7 @@ async def test_a_stale_command_leaves_no_row_of_a_new_stream_behind(
     await send(other, sale(store_id, "elsewhere", sku))
 
     async with pool.connection() as conn:
-        (answer,) = await command_batch(conn, [call])
+        (answer,) = await command_batch(conn, [call], [()])
         row = await (
             await conn.execute(
                 "SELECT count(*) FROM streams WHERE stream = %s", (f"sale-{store_id}-new",)
@@ -154,7 +159,7 @@ async def test_one_key_twice_in_one_batch_is_written_once_and_answered_alike(
     call = await captured(service, sale(store_id, "twice", sku), f"{store_id}-twice")
 
     async with pool.connection() as conn:
-        answers = await command_batch(conn, [call, call])
+        answers = await command_batch(conn, [call, call], [(), ()])
 
     assert isinstance(answers[0], list) and isinstance(answers[1], Remembered)
     assert call.response is not None and answers[1].status == call.response.status
@@ -255,3 +260,102 @@ async def test_batched_commands_and_the_locked_path_agree_on_random_commands(
     await test_once.test_the_one_trip_path_and_the_locked_path_agree_on_random_commands(
         resources, seed
     )
+
+
+async def test_sales_of_one_stream_queued_behind_a_batch_share_the_next_one(
+    resources: Resources, store_id: str
+) -> None:
+    pool = resources.primary
+    gate = Gated()
+    gate.open.set()
+    service = gated(pool, gate)
+    sku = f"H-{store_id}"
+    await opened(service, store_id, {sku: 7})
+    await send(service, sale(store_id, "warm", sku))
+    gate.open.clear()
+    gate.sent.clear()
+    gate.second.clear()
+
+    first = asyncio.ensure_future(send(service, sale(store_id, "first", sku), f"{store_id}-f"))
+    await asyncio.sleep(0.05)  # at the gate
+    queued = [
+        asyncio.ensure_future(send(service, sale(store_id, f"q{n}", sku), f"{store_id}-q{n}"))
+        for n in range(5)
+    ]
+    await asyncio.sleep(0.05)
+    gate.open.set()
+    statuses = [(await done)[0] for done in (first, *queued)]
+
+    # Each decided on the heads the one before it leaves: one batch, every one written.
+    calls, answers = gate.sent[1]
+    assert len(calls) == 5 and all(isinstance(answer, list) for answer in answers)
+    assert statuses == [201] * 6
+    assert await on_hand(pool, store_id, sku) == (8, Decimal(0), 8)
+
+
+async def test_sales_queued_behind_a_stale_one_are_decided_again_and_never_oversell(
+    resources: Resources, store_id: str
+) -> None:
+    pool = resources.primary
+    gate = Gated()
+    gate.open.set()
+    service, other = gated(pool, gate), fast(pool)
+    sku = f"V-{store_id}"
+    await opened(other, store_id, {sku: 6})
+    await send(service, sale(store_id, "warm", sku))  # cached: 5 left
+    gate.open.clear()
+
+    first = asyncio.ensure_future(send(service, sale(store_id, "first", sku), f"{store_id}-f"))
+    await asyncio.sleep(0.05)  # decided on 5 left, at the gate
+    await send(other, sale(store_id, "elsewhere", sku, 2))  # 3 left: `first` is stale
+    queued = [
+        asyncio.ensure_future(send(service, sale(store_id, f"q{n}", sku), f"{store_id}-q{n}"))
+        for n in range(5)
+    ]
+    await asyncio.sleep(0.05)
+    gate.open.set()
+    statuses = [(await done)[0] for done in (first, *queued)]
+
+    assert sorted(statuses) == [201] * 3 + [409] * 3
+    assert await on_hand(pool, store_id, sku) == (6, Decimal(0), 6)
+    async with pool.connection() as conn:
+        assert (await verify_store_async(conn, store_id)).ok
+
+
+async def test_a_command_that_needs_its_own_connection_waits_for_the_sales_queued_before_it(
+    resources: Resources, store_id: str
+) -> None:
+    # Commands of one process on one stream are decided in arrival order: one that
+    # cannot be decided on the heads queued before it (here a sale of more than they
+    # leave) takes the locked path only once those are written, and the sales after it
+    # wait for it. Were it to run at once, it would see the stock before the queued sale
+    # and sell what that sale was promised.
+    pool = resources.primary
+    gate = Gated()
+    gate.open.set()
+    service = gated(pool, gate)
+    sku = f"O-{store_id}"
+    await opened(service, store_id, {sku: 7})
+    await send(service, sale(store_id, "warm", sku))  # cached: 6 left
+    gate.open.clear()
+    gate.sent.clear()
+
+    first = asyncio.ensure_future(send(service, sale(store_id, "first", sku), f"{store_id}-f"))
+    await asyncio.sleep(0.05)  # decided on 6 left, queued at the gate: 5 left after it
+    large = asyncio.ensure_future(
+        send(service, sale(store_id, "large", sku, 6), f"{store_id}-large")
+    )
+    await asyncio.sleep(0.05)
+    after = [
+        asyncio.ensure_future(send(service, sale(store_id, f"a{n}", sku), f"{store_id}-a{n}"))
+        for n in range(3)
+    ]
+    await asyncio.sleep(0.05)
+    gate.open.set()
+    statuses = [(await done)[0] for done in (first, large, *after)]
+
+    assert statuses == [201, 409, 201, 201, 201]
+    assert not any(isinstance(answer, Busy) for _, answers in gate.sent for answer in answers)
+    assert await on_hand(pool, store_id, sku) == (6, Decimal(2), 6)  # 7 received, 5 sold
+    async with pool.connection() as conn:
+        assert (await verify_store_async(conn, store_id)).ok

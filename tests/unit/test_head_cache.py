@@ -76,3 +76,71 @@ async def test_a_command_cancelled_while_waiting_keeps_its_successors_waiting() 
     await asyncio.gather(running, last, return_exceptions=True)
 
     assert order == ["first out", "last in"]
+
+
+async def test_a_queued_command_s_heads_are_its_successors_until_answered() -> None:
+    cache = HeadCache()
+    cache.keep({"stock-s1-A": stock(1, 5)})
+    answer: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    cache.queue({"stock-s1-A": stock(2, 4)}, answer)
+
+    assert cache.queued("stock-s1-A") == (stock(2, 4), answer)
+    assert cache.queued("stock-s1-B") is None
+    answer.set_result([])  # written: its events' places
+    # Before the done callback runs, the written head is already the one to decide on.
+    assert cache.queued("stock-s1-A") == (stock(2, 4), None)
+    await asyncio.sleep(0)
+    assert cache.queued("stock-s1-A") is None
+    assert cache.get("stock-s1-A") == stock(2, 4)
+
+
+async def test_a_queued_command_not_written_leaves_the_cached_head() -> None:
+    cache = HeadCache()
+    cache.keep({"stock-s1-A": stock(1, 5)})
+    answer: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    cache.queue({"stock-s1-A": stock(2, 4)}, answer)
+
+    answer.set_result(object())  # stale or busy: nothing written
+    assert cache.queued("stock-s1-A") is None
+    await asyncio.sleep(0)
+    assert cache.get("stock-s1-A") == stock(1, 5)
+
+
+async def test_settled_waits_for_the_last_command_queued_on_the_streams() -> None:
+    cache = HeadCache()
+    first: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    second: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    cache.queue({"a": stock(1, 1)}, first)
+    cache.queue({"a": stock(2, 1), "b": stock(1, 1)}, second)
+    waiting = asyncio.ensure_future(cache.settled(["a", "c"]))
+
+    first.set_result([])
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    second.set_result([])
+    await asyncio.wait_for(waiting, 1)
+    await cache.settled(["a", "b", "c"])  # nothing queued: at once
+
+
+async def test_a_command_that_hands_its_turn_on_lets_its_successor_in() -> None:
+    cache, order = HeadCache(), []
+    queued = asyncio.Event()
+    release = asyncio.Event()
+
+    async def first() -> None:
+        async with cache.turn(["a"]) as turn:
+            order.append("first in")
+            turn.hand_on()
+            queued.set()
+            await release.wait()
+            order.append("first out")
+
+    async def second() -> None:
+        await queued.wait()
+        async with cache.turn(["a"]) as turn:
+            order.append("second in")
+            assert not turn.handed
+        release.set()
+
+    await asyncio.gather(first(), second())
+    assert order == ["first in", "second in", "first out"]

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,9 @@ class Call:
     appending: Appending
     assumed: tuple[Mapping[str, int], Mapping[str, int]]
     response: Response | None
+    after: tuple[asyncio.Future[Any], ...] = ()
+    """The answers of the commands queued before it whose (not yet written) heads it was
+    decided on: it is written only if they were (the batcher and command_batch check)."""
 
 
 class _CallDocument(msgspec.Struct, omit_defaults=True):
@@ -61,6 +65,7 @@ class _CallDocument(msgspec.Struct, omit_defaults=True):
     read_versions: list[int]
     writes: msgspec.Raw
     metadata: msgspec.Raw
+    after: list[int]
     key_lock: str | None = None
     principal: str | None = None
     key: str | None = None
@@ -72,10 +77,14 @@ class _CallDocument(msgspec.Struct, omit_defaults=True):
 _json = msgspec.json.Encoder()
 
 
-async def command_batch(conn: psycopg.AsyncConnection[Any], calls: Sequence[Call]) -> list[Answer]:
-    """Each call's answer, in order, once the batch is committed and durable. Raises what
-    the round trip raises (the connection then released): nothing is known committed."""
-    arguments = _json.encode([_document(call) for call in calls]).decode()
+async def command_batch(
+    conn: psycopg.AsyncConnection[Any], calls: Sequence[Call], after: Sequence[Sequence[int]]
+) -> list[Answer]:
+    """Each call's answer, in order, once the batch is committed and durable; `after`: per
+    call, the places (from 1) of the calls of this batch it is written after only. Raises
+    what the round trip raises (the connection then released): nothing is known committed."""
+    documents = [_document(call, places) for call, places in zip(calls, after, strict=True)]
+    arguments = _json.encode(documents).decode()
     try:
         rows = await durable_call(conn, BATCH, (arguments,))
     except BaseException:
@@ -85,7 +94,9 @@ async def command_batch(conn: psycopg.AsyncConnection[Any], calls: Sequence[Call
     return _answers(calls, rows)
 
 
-async def command_alone(conn: psycopg.AsyncConnection[Any], calls: Sequence[Call]) -> list[Answer]:
+async def command_alone(
+    conn: psycopg.AsyncConnection[Any], calls: Sequence[Call], after: Sequence[Sequence[int]]
+) -> list[Answer]:
     """command_batch's answer for a batch of one, sent as command_once (0096): the same
     locks, waited for rather than tried (alone, it cannot deadlock another batch)."""
     (call,) = calls
@@ -95,7 +106,7 @@ async def command_alone(conn: psycopg.AsyncConnection[Any], calls: Sequence[Call
         return [stale]
 
 
-def _document(call: Call) -> _CallDocument:
+def _document(call: Call, after: Sequence[int]) -> _CallDocument:
     write, read = call.assumed
     read = {name: version for name, version in read.items() if name not in write}
     writes, metadata = call.appending.statement[1]
@@ -107,6 +118,7 @@ def _document(call: Call) -> _CallDocument:
         list(read.values()),
         msgspec.Raw(writes.encode()),
         msgspec.Raw(metadata.encode()),
+        list(after),
     )
     response = call.response
     if response is not None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from inventory.domain.context import Head
 from inventory.domain.state import initial_state
@@ -30,6 +31,7 @@ class HeadCache:
         self.capacity = capacity
         self._heads: OrderedDict[str, Head] = OrderedDict()
         self._tails: dict[str, asyncio.Future[None]] = {}
+        self._ahead: dict[str, tuple[Head, asyncio.Future[Any]]] = {}
         self.hits = 0
         """Commands answered in one round trip (the bench reports the rate)."""
         self.misses = 0
@@ -44,6 +46,48 @@ class HeadCache:
             return Head(0, initial_state(stream))
         self._heads.move_to_end(stream)
         return head
+
+    def queued(self, stream: str) -> tuple[Head, asyncio.Future[Any] | None] | None:
+        """The head a command queued in a batch will leave (not durable: with the future of
+        that command's answer; durable once that says written: with None), or None when
+        no command queued on the stream is pending or written and not yet kept."""
+        queued = self._ahead.get(stream)
+        if queued is None:
+            return None
+        head, answer = queued
+        if not answer.done():
+            return queued
+        if was_written(answer):
+            # Durable, though `settled` (a done callback, run soon) has not kept it yet.
+            return head, None
+        return None
+
+    def queue(self, heads: Mapping[str, Head], answer: asyncio.Future[Any]) -> None:
+        """`heads` as a queued command will leave them, until `answer` is set."""
+        for stream, head in heads.items():
+            self._ahead[stream] = (head, answer)
+
+        def settled(_: asyncio.Future[Any]) -> None:
+            for stream in heads:
+                if self._ahead.get(stream, (None, None))[1] is answer:
+                    del self._ahead[stream]
+            # Written (its events' places answered once the batch is durable): the heads
+            # are durable now, before its caller runs again to keep them.
+            if was_written(answer):
+                self.keep(heads)
+
+        answer.add_done_callback(settled)
+
+    async def settled(self, streams: Iterable[str]) -> None:
+        """Wait until no command queued in a batch will still write `streams`: the last one
+        queued on each is answered (batches of a store go one after another)."""
+        pending = set()
+        for stream in streams:
+            queued = self._ahead.get(stream)
+            if queued is not None and not queued[1].done():
+                pending.add(queued[1])
+        if pending:
+            await asyncio.wait(pending)
 
     def keep(self, heads: Mapping[str, Head]) -> None:
         """Remember `heads` (durable ones only), unless a later version is already known."""
@@ -62,9 +106,11 @@ class HeadCache:
             self._heads.pop(stream, None)
 
     @asynccontextmanager
-    async def turn(self, streams: Iterable[str]) -> AsyncIterator[None]:
+    async def turn(self, streams: Iterable[str]) -> AsyncIterator[Turn]:
         """Wait until the commands of this process that came first and write any of
-        `streams` are done, and hold them until this one is (first come, first served)."""
+        `streams` are done (or queued in a batch), and hold them until this one is, or
+        until it hands its turn on (queued in a batch: `Turn.hand_on`); first come, first
+        served."""
         # Commands of one process on one stream take turns here rather than on the
         # stream's row: each then decides on the heads the one before it left, and one
         # round trip does (without turns, all but one would find their heads stale and
@@ -75,15 +121,41 @@ class HeadCache:
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         for name in names:
             self._tails[name] = mine
+        turn = Turn(lambda: _done_after(mine, before))
         try:
             if before:
                 await asyncio.wait(before)
-            yield
+            yield turn
         finally:
             for name in names:
                 if self._tails.get(name) is mine:
                     del self._tails[name]
-            _done_after(mine, before)
+            turn.hand_on()
+
+
+class Turn:
+    """A command's turn on the streams it writes (HeadCache.turn)."""
+
+    def __init__(self, give: Callable[[], None]) -> None:
+        self._give = give
+        self.handed = False
+        """Handed on: the command's successors decide (on the heads it will leave)."""
+
+    def hand_on(self) -> None:
+        """Let the next command on these streams decide: this one is queued in a batch,
+        and the next decides on the heads it will leave (`HeadCache.ahead`)."""
+        if not self.handed:
+            self.handed = True
+            self._give()
+
+
+def was_written(answer: asyncio.Future[Any]) -> bool:
+    """Whether a queued command's answer says it was written (its events' places)."""
+    return (
+        answer.done()
+        and not answer.cancelled()
+        and isinstance(answer.exception() or answer.result(), list)
+    )
 
 
 def _done_after(mine: asyncio.Future[None], before: set[asyncio.Future[None]]) -> None:

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,21 +15,25 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from inventory.domain.commands import Command
-from inventory.domain.context import StreamNotInContext
+from inventory.domain.context import Head, StreamNotInContext
 from inventory.domain.events import ALL_EVENTS
 from inventory.domain.state import TransferState, decode_state
 from inventory.domain.streams import transfer_stream
 from inventory.eventstore.batch import BUSY, Answer, Busy, Call, command_alone, command_batch
 from inventory.eventstore.codec import Codec
+from inventory.eventstore.once import Stale
 from inventory.eventstore.store import EventStore
 from inventory.service.attempt import attempt
 from inventory.service.batcher import Batcher
-from inventory.service.cache import HeadCache
-from inventory.service.once import attempt_once, written
+from inventory.service.cache import HeadCache, Turn
+from inventory.service.once import Send, attempt_once, written
 from inventory.service.outcome import Actor, Decision, Idempotency, Outcome, Responder
 
 log = structlog.get_logger(__name__)
 
+QUEUED = 2
+"""Times a command is queued in a batch at most before it goes on a connection of its own:
+once more after a stale head, a held lock, or a command before it not written."""
 RETRIES = 5
 """How often a command is rerun after a deadlock, a serialization failure or a document
 that appeared between its unlocked read and its lock."""
@@ -79,8 +83,7 @@ class CommandService:
         CommandRejected when there is no idempotency key to store the refusal under."""
         for attempt_number in range(1, RETRIES + 1):
             try:
-                async with self._turn(command):
-                    outcome = await self._attempt(command, actor, responder, idempotency)
+                outcome = await self._attempt(command, actor, responder, idempotency)
             except (StreamNotInContext, psycopg.errors.DeadlockDetected) as error:
                 if attempt_number == RETRIES:
                     raise
@@ -101,20 +104,63 @@ class CommandService:
         idempotency: Idempotency | None,
     ) -> Outcome:
         """In its store's next batch when the cached heads allow; else on a connection of
-        its own: in one round trip (busy in a batch, or not batched), or locked."""
-        sent: Outcome | Busy | None = BUSY
-        if self.heads is not None and self.batcher is not None:
-            sent = await attempt_once(
-                self.store,
-                self._batched,
-                self.heads,
-                command,
-                actor=actor,
-                responder=responder,
-                idempotency=idempotency,
-            )
-            if isinstance(sent, Outcome):
-                return sent
+        its own: in one round trip (busy in a batch, or not batched), or locked. Queued,
+        it hands its turn on; not written then (a held lock, a stale head, one before it
+        not written), it goes back in line to decide again, QUEUED times at most."""
+        who = (actor, responder, idempotency)
+        heads, batcher = self.heads, self.batcher
+        streams = written(heads, command) if heads is not None else frozenset()
+        if heads is None or batcher is None:
+            async with self._turn(streams):
+                return await self._alone(command, who, once=True)
+        sent: Outcome | Busy | Stale | None = None
+        for _ in range(QUEUED):
+            async with self._turn(streams) as turn:
+                sent = await attempt_once(
+                    self.store,
+                    self._batched(heads, batcher, turn),
+                    heads,
+                    command,
+                    actor=actor,
+                    responder=responder,
+                    idempotency=idempotency,
+                    ahead=True,
+                    tries=1,
+                    current=sent.current if isinstance(sent, Stale) else None,
+                )
+                if isinstance(sent, Outcome):
+                    return sent
+                if not turn.handed:
+                    return await self._after_queued(
+                        command, who, streams, once=isinstance(sent, Busy)
+                    )
+        async with self._turn(streams):
+            return await self._after_queued(command, who, streams, once=isinstance(sent, Busy))
+
+    async def _after_queued(
+        self,
+        command: Command,
+        who: tuple[Actor, Responder, Idempotency | None],
+        streams: frozenset[str],
+        *,
+        once: bool,
+    ) -> Outcome:
+        """On a connection of its own, its turn held, once every command queued before it
+        on its streams is answered: no command of this process writes them meanwhile, so
+        the batches after it do not find them locked."""
+        if self.heads is not None:
+            await self.heads.settled(streams)
+        return await self._alone(command, who, once=once)
+
+    async def _alone(
+        self,
+        command: Command,
+        who: tuple[Actor, Responder, Idempotency | None],
+        *,
+        once: bool,
+    ) -> Outcome:
+        """On a connection of its own: in one round trip when `once`, else locked."""
+        actor, responder, idempotency = who
         async with self.pool.connection() as conn:
             return await attempt(
                 self.store,
@@ -124,19 +170,31 @@ class CommandService:
                 responder=responder,
                 idempotency=idempotency,
                 heads=self.heads,
-                once=isinstance(sent, Busy),
+                once=once,
             )
 
-    async def _batched(self, call: Call, stores: frozenset[str | None]) -> Answer:
-        # One store per batch: a batch then waits for one chain lock only (migrations/0102).
-        if self.batcher is None or len(stores) != 1:
-            return BUSY
-        return await self.batcher(next(iter(stores)), call)
+    @staticmethod
+    def _batched(heads: HeadCache, batcher: Batcher, turn: Turn) -> Send:
+        """attempt_once's `send` through the batcher: once queued, the heads the command
+        will leave are its successors' to decide on, and its turn is theirs."""
 
-    def _turn(self, command: Command) -> AbstractAsyncContextManager[None]:
+        def queued(answer: asyncio.Future[Answer], leaves: Mapping[str, Head]) -> None:
+            heads.queue(leaves, answer)
+            turn.hand_on()
+
+        async def send(
+            call: Call, stores: frozenset[str | None], leaves: Mapping[str, Head]
+        ) -> Answer:
+            # One store per batch: a batch then waits for one chain lock (migrations/0102).
+            if len(stores) != 1:
+                return BUSY
+            return await batcher(next(iter(stores)), call, lambda a: queued(a, leaves))
+
+        return send
+
+    def _turn(self, streams: frozenset[str]) -> AbstractAsyncContextManager[Turn]:
         """The command's turn on the streams it writes, among this process's commands."""
-        streams = self.heads and written(self.heads, command)
-        return self.heads.turn(streams) if self.heads and streams else nullcontext()
+        return self.heads.turn(streams) if self.heads and streams else nullcontext(Turn(_none))
 
     async def drain(self) -> None:
         """Wait until the after-commit work of every command so far has run."""
@@ -153,3 +211,7 @@ class CommandService:
                 await asyncio.to_thread(after_commit, batch)
             except Exception:
                 log.exception("after-commit work failed", commands=len(batch))
+
+
+def _none() -> None:
+    """A command without streams to take turns on has no successors to let go."""

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -40,8 +41,9 @@ TRIES = 2
 """Calls per command: the second decides on the heads the first found stale, so a stale
 cache costs the two round trips of the locked path, not three."""
 Lookup = Callable[[str], Head]
-Send = Callable[[Call, frozenset[str | None]], Awaitable[Answer]]
-"""Sends a decided command (given the stores its events are in) and answers for it."""
+Send = Callable[[Call, frozenset[str | None], Mapping[str, Head]], Awaitable[Answer]]
+"""Sends a decided command (given the stores its events are in and the heads it leaves
+its written streams at) and answers for it."""
 
 
 @dataclass(frozen=True)
@@ -64,39 +66,53 @@ async def attempt_once(
     actor: Actor,
     responder: Responder,
     idempotency: Idempotency | None,
-) -> Outcome | Busy | None:
+    ahead: bool = False,
+    tries: int = TRIES,
+    current: Mapping[str, StreamHead] | None = None,
+) -> Outcome | Busy | Stale | None:
     """The command decided on `heads`, in one round trip by `send`; None: take the locked
-    path; Busy: `send` could not take it, the one-command path (on_connection) may."""
-    look: Lookup = heads.get
-    for tried in range(TRIES):
+    path; Busy: `send` could not take it, the one-command path (on_connection) may;
+    Stale: so were the heads of all `tries` (the last's current heads in it). `ahead`:
+    decided on the heads commands queued in a batch will leave, if any (for a `send` that
+    batches: command_batch checks they were written); `current`: heads a stale call found."""
+    after: set[asyncio.Future[Any]] = set()
+    look = _fresher(current or {}, heads)
+    look = _ahead(heads, look, after) if ahead else look
+    stale: Stale | None = None
+    for tried in range(tries):
         decided = _decided(look, command)
         if decided is None:
             return None
-        outcome = await _send(
-            store, send, decided, actor=actor, responder=responder, idempotency=idempotency
-        )
+        outcome = await _send(store, send, decided, (actor, responder, idempotency), tuple(after))
         if isinstance(outcome, Busy):
             return outcome
         if isinstance(outcome, Stale):
             heads.misses += 1
             heads.forget(outcome.current)
             look = _fresher(outcome.current, heads)
+            after.clear()
+            stale = outcome
             continue
-        if tried:
-            heads.refreshed += 1
-        else:
-            heads.hits += 1
-        if outcome.decision is not None:
-            heads.keep(outcome.decision.after.heads)
-        return outcome
-    return None
+        return _kept(heads, outcome, refreshed=tried > 0)
+    return stale
+
+
+def _kept(heads: HeadCache, outcome: Outcome, *, refreshed: bool) -> Outcome:
+    """`outcome`, counted, its heads cached (durable: its batch's marker returned)."""
+    if refreshed:
+        heads.refreshed += 1
+    else:
+        heads.hits += 1
+    if outcome.decision is not None:
+        heads.keep(outcome.decision.after.heads)
+    return outcome
 
 
 def on_connection(conn: psycopg.AsyncConnection[Any]) -> Send:
     """`send` for attempt_once: command_once on `conn`, the command on its own."""
 
-    async def send(call: Call, stores: frozenset[str | None]) -> Answer:
-        return (await command_alone(conn, [call]))[0]
+    async def send(call: Call, stores: frozenset[str | None], _: Mapping[str, Head]) -> Answer:
+        return (await command_alone(conn, [call], [()]))[0]
 
     return send
 
@@ -105,12 +121,12 @@ async def _send(
     store: EventStore,
     send: Send,
     decided: _Decided,
-    *,
-    actor: Actor,
-    responder: Responder,
-    idempotency: Idempotency | None,
+    who: tuple[Actor, Responder, Idempotency | None],
+    queued: tuple[asyncio.Future[Any], ...],
 ) -> Outcome | Stale | Busy:
-    """Append what `decided` decided, or answer the key's stored response."""
+    """Append what `decided` decided, or answer the key's stored response. `queued`: the
+    answers of the queued commands whose heads it was decided on."""
+    actor, responder, idempotency = who
     streams, context, changes, after = (
         decided.streams,
         decided.context,
@@ -125,8 +141,9 @@ async def _send(
     response = accepted(responder, command_id, append.expected(), changes, after)
     read = {stream: context.version(stream) for stream in sorted(streams.read - streams.write)}
     stores = frozenset(new.store for write in decided.writes for new in write.events)
-    call = Call(append, (assumed, read), _stored(actor, idempotency, response))
-    answer = await send(call, stores)
+    call = Call(append, (assumed, read), _stored(actor, idempotency, response), queued)
+    leaves = {stream: head for stream, head in after.heads.items() if stream in streams.write}
+    answer = await send(call, stores, leaves)
     if isinstance(answer, (Stale, Busy)):
         return answer
     if not isinstance(answer, list):
@@ -135,14 +152,38 @@ async def _send(
     return landed(response, command_id, answer, changes, after)
 
 
+def _ahead(heads: HeadCache, look: Lookup, after: set[asyncio.Future[Any]]) -> Lookup:
+    """Heads as queued commands will leave them, else as `look` finds them; the queued
+    commands' answers whose heads were looked at added to `after`."""
+
+    def ahead(stream: str) -> Head:
+        queued = heads.queued(stream)
+        if queued is None:
+            return look(stream)
+        head, answer = queued
+        if answer is not None:
+            after.add(answer)
+        return head
+
+    return ahead
+
+
 def _fresher(current: Mapping[str, StreamHead], heads: HeadCache) -> Lookup:
-    """Heads as a stale call found them under the locks, the cached ones for the rest.
-    Not cached: only the call that succeeds on them shows them durable, and then its own
-    heads after it are."""
+    """Heads as a stale call found them under the locks, or the cached ones where those
+    are as new. Not cached: only the call that succeeds on them shows them durable, and
+    then its own heads after it are."""
     fresh = {
         name: Head(head.version, decode_state(name, head.state)) for name, head in current.items()
     }
-    return lambda stream: fresh.get(stream) or heads.get(stream)
+    if not fresh:
+        return heads.get
+
+    def look(stream: str) -> Head:
+        cached = heads.get(stream)
+        found = fresh.get(stream)
+        return found if found is not None and found.version > cached.version else cached
+
+    return look
 
 
 def _stored(
