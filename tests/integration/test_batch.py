@@ -262,26 +262,44 @@ async def test_batched_commands_and_the_locked_path_agree_on_random_commands(
     )
 
 
-async def test_sales_of_one_stream_queued_behind_a_batch_share_the_next_one(
-    resources: Resources, store_id: str
-) -> None:
-    pool = resources.primary
+async def warmed_behind_a_gate(
+    pool: AsyncConnectionPool[Any], store_id: str, sku: str, stock: int
+) -> tuple[CommandService, Gated]:
+    """A gated service that sold one of `stock` units of `sku` (so its head is cached),
+    its gate then closed: its next batch waits for `open`."""
     gate = Gated()
     gate.open.set()
     service = gated(pool, gate)
-    sku = f"H-{store_id}"
-    await opened(service, store_id, {sku: 7})
+    await opened(service, store_id, {sku: stock})
     await send(service, sale(store_id, "warm", sku))
     gate.open.clear()
     gate.sent.clear()
     gate.second.clear()
+    return service, gate
 
-    first = asyncio.ensure_future(send(service, sale(store_id, "first", sku), f"{store_id}-f"))
-    await asyncio.sleep(0.05)  # at the gate
-    queued = [
-        asyncio.ensure_future(send(service, sale(store_id, f"q{n}", sku), f"{store_id}-q{n}"))
-        for n in range(5)
+
+def selling(
+    service: CommandService, store_id: str, sku: str, names: list[str], quantity: int = 1
+) -> list[asyncio.Future[tuple[int, bytes]]]:
+    """Sales of `sku` under way, one per name (its sale id and key), in that order."""
+    return [
+        asyncio.ensure_future(
+            send(service, sale(store_id, name, sku, quantity), f"{store_id}-{name}")
+        )
+        for name in names
     ]
+
+
+async def test_sales_of_one_stream_queued_behind_a_batch_share_the_next_one(
+    resources: Resources, store_id: str
+) -> None:
+    pool = resources.primary
+    sku = f"H-{store_id}"
+    service, gate = await warmed_behind_a_gate(pool, store_id, sku, 7)
+
+    (first,) = selling(service, store_id, sku, ["first"])
+    await asyncio.sleep(0.05)  # at the gate
+    queued = selling(service, store_id, sku, [f"q{n}" for n in range(5)])
     await asyncio.sleep(0.05)
     gate.open.set()
     statuses = [(await done)[0] for done in (first, *queued)]
@@ -297,21 +315,13 @@ async def test_sales_queued_behind_a_stale_one_are_decided_again_and_never_overs
     resources: Resources, store_id: str
 ) -> None:
     pool = resources.primary
-    gate = Gated()
-    gate.open.set()
-    service, other = gated(pool, gate), fast(pool)
     sku = f"V-{store_id}"
-    await opened(other, store_id, {sku: 6})
-    await send(service, sale(store_id, "warm", sku))  # cached: 5 left
-    gate.open.clear()
+    service, gate = await warmed_behind_a_gate(pool, store_id, sku, 6)  # cached: 5 left
 
-    first = asyncio.ensure_future(send(service, sale(store_id, "first", sku), f"{store_id}-f"))
+    (first,) = selling(service, store_id, sku, ["first"])
     await asyncio.sleep(0.05)  # decided on 5 left, at the gate
-    await send(other, sale(store_id, "elsewhere", sku, 2))  # 3 left: `first` is stale
-    queued = [
-        asyncio.ensure_future(send(service, sale(store_id, f"q{n}", sku), f"{store_id}-q{n}"))
-        for n in range(5)
-    ]
+    await send(fast(pool), sale(store_id, "elsewhere", sku, 2))  # 3 left: `first` is stale
+    queued = selling(service, store_id, sku, [f"q{n}" for n in range(5)])
     await asyncio.sleep(0.05)
     gate.open.set()
     statuses = [(await done)[0] for done in (first, *queued)]
@@ -331,25 +341,14 @@ async def test_a_command_that_needs_its_own_connection_waits_for_the_sales_queue
     # wait for it. Were it to run at once, it would see the stock before the queued sale
     # and sell what that sale was promised.
     pool = resources.primary
-    gate = Gated()
-    gate.open.set()
-    service = gated(pool, gate)
     sku = f"O-{store_id}"
-    await opened(service, store_id, {sku: 7})
-    await send(service, sale(store_id, "warm", sku))  # cached: 6 left
-    gate.open.clear()
-    gate.sent.clear()
+    service, gate = await warmed_behind_a_gate(pool, store_id, sku, 7)  # cached: 6 left
 
-    first = asyncio.ensure_future(send(service, sale(store_id, "first", sku), f"{store_id}-f"))
+    (first,) = selling(service, store_id, sku, ["first"])
     await asyncio.sleep(0.05)  # decided on 6 left, queued at the gate: 5 left after it
-    large = asyncio.ensure_future(
-        send(service, sale(store_id, "large", sku, 6), f"{store_id}-large")
-    )
+    (large,) = selling(service, store_id, sku, ["large"], 6)
     await asyncio.sleep(0.05)
-    after = [
-        asyncio.ensure_future(send(service, sale(store_id, f"a{n}", sku), f"{store_id}-a{n}"))
-        for n in range(3)
-    ]
+    after = selling(service, store_id, sku, [f"a{n}" for n in range(3)])
     await asyncio.sleep(0.05)
     gate.open.set()
     statuses = [(await done)[0] for done in (first, large, *after)]
