@@ -124,8 +124,10 @@ class AlertController(Controller):
         next_cursor = encode_cursor(items[-1].id) if len(items) == limit else None
         return Response(AlertPage(items, next_cursor), headers=headers)
 
+    # `:str`, not `:int`: the door (api/door.py) checks the id's digits as sent, where
+    # Litestar's `:int` would take anything `int()` does (`+1`, `٣`, `1_000`).
     @post(
-        "/{alert_id:int}/acknowledge",
+        "/{alert_id:str}/acknowledge",
         status_code=200,
         summary="Acknowledge an alert",
         **protect(

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request
+from litestar import Litestar, Request
 from litestar.openapi.plugins import JsonRenderPlugin
 
+from inventory.api.door import integer_parameters
+from inventory.api.integers import Bounds
 from inventory.api.json_body import MAX_DEPTH
 from inventory.api.schemas import QUANTITY_DESCRIPTION
 
@@ -123,9 +125,21 @@ def _quantities(node: Any) -> Any:
     return node
 
 
-def true_contract(document: dict[str, Any]) -> dict[str, Any]:
-    """The document with every problem, CSV answer and strict body schema added."""
+def _integers(operation: dict[str, Any], bounds: dict[str, Bounds]) -> None:
+    """Each integer parameter with the bounds the door checks (api/integers.py), written
+    as integers: Litestar leaves out a bound of 0 beside None and writes the others as
+    floats (2**63 - 1 becomes 9.223372036854776e18, which is 2**63)."""
+    for parameter in operation.get("parameters", []):
+        found = bounds.get(parameter.get("name", ""))
+        if found is not None and parameter.get("in") in ("query", "path"):
+            parameter["schema"] |= {"minimum": found.lowest, "maximum": found.highest}
+
+
+def true_contract(document: dict[str, Any], app: Litestar) -> dict[str, Any]:
+    """The document with every problem, CSV answer, strict body schema and integer bound
+    added."""
     document = _quantities(document)
+    integers = integer_parameters(app)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas["Problem"] = PROBLEM_SCHEMA
     for path, item in document.get("paths", {}).items():
@@ -135,6 +149,7 @@ def true_contract(document: dict[str, Any]) -> dict[str, Any]:
                 continue
             _problems(path, operation)
             _csv(operation)
+            _integers(operation, integers.get((method, path), {}))
             _closed(schemas, operation.get("requestBody", {}), set())
     return document
 
@@ -149,5 +164,6 @@ class ContractJsonPlugin(JsonRenderPlugin):
     def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
         """The corrected document, rendered on first use and kept."""
         if self._rendered is None:
-            self._rendered = self.render_json(request, true_contract(openapi_schema))
+            contract = true_contract(openapi_schema, request.app)
+            self._rendered = self.render_json(request, contract)
         return self._rendered

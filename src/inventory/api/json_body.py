@@ -199,6 +199,16 @@ def takes_time(annotation: Any) -> bool:
     return any(isinstance(option, types.DateTimeType) for option in options)
 
 
+def takes_integer(annotation: Any) -> bool:
+    """Whether a parameter's type is an integer (alone or beside None)."""
+    try:
+        options = _options(types.type_info(annotation))
+    except TypeError:  # not a type msgspec knows: not an integer either
+        return False
+    kinds = [option for option in options if not isinstance(option, types.NoneType)]
+    return bool(kinds) and all(isinstance(option, types.IntType) for option in kinds)
+
+
 def _allowed(kind: types.Type | None) -> list[str]:
     """The values an enum or a literal admits (empty when `kind` takes other text too)."""
     allowed: list[str] = []

@@ -105,7 +105,7 @@ def _operation(method: str, path: str, operation: dict[str, Any], route_class: A
 
 def reference(document: dict[str, Any], app: Litestar) -> dict[str, Any]:
     """The true contract (api/contract.py) with roles and examples on every operation."""
-    document = true_contract(document)
+    document = true_contract(document, app)
     classes = route_classes(app)
     for path, item in document.get("paths", {}).items():
         for method in METHODS:
