@@ -3,6 +3,7 @@ route (commands, queries, identity, reports, the CSV report), and appends nothin
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Iterator
@@ -12,14 +13,19 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from inventory.runtime.settings import Settings
 from tests.e2e.api_servers import ApiServer, bearer
 from tests.e2e.reading import events_count
 
 pytestmark = pytest.mark.e2e
-# Every misread integer below is one more request.
-API_ENV = {"INVENTORY_RATE_LIMIT_ADMIN": "100000/60"}
+# Every misread integer below is one more request, and one more feed handshake.
+API_ENV = {
+    "INVENTORY_RATE_LIMIT_ADMIN": "100000/60",
+    "INVENTORY_RATE_LIMIT_WS_HANDSHAKE": "100000/60",
+}
 
 STORE = f"hb{uuid.uuid4().hex[:8]}"
 SKU = f"W.{STORE}"
@@ -411,6 +417,55 @@ def test_an_alert_id_other_than_plain_digits_in_bounds_is_422_and_named(
     assert [error["field"] for error in problem["errors"]] == ["alert_id"], problem
     unknown = client.http.post(f"/v1/alerts/{2**63 - 1}/acknowledge", json={})
     assert_problem(unknown, 404, "alert_not_found")
+
+
+def opaque(key: str) -> str:
+    """A cursor as the API encodes one (api/query_views.encode_cursor)."""
+    return base64.urlsafe_b64encode(key.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/events?cursor=%C2%B2",  # str.isdigit() holds, int() raises
+        "/v1/events?cursor=%D9%A3",
+        f"/v1/streams/stock-{STORE}-{SKU}/events?cursor=%EF%BC%91",
+        "/v1/events?cursor=" + "9" * 5000,  # past int()'s digit limit
+        "/v1/alerts?cursor=" + opaque("\u00b2"),
+        "/v1/alerts?cursor=" + opaque("\u0663"),
+        "/v1/alerts?cursor=" + opaque("9" * 5000),
+    ],
+)
+def test_a_cursor_holding_other_than_plain_digits_is_422(client: Client, path: str) -> None:
+    assert_problem(client.http.get(path), 422, "validation_failed")
+
+
+def feed_close_code(api: ApiServer, key: str, after: str) -> int | None:
+    """The code the feed closes with for `after`; None while it stays open (a refusal
+    closes at once after the handshake)."""
+    url = f"ws://127.0.0.1:{api.port}/v1/feed?after={quote(after, safe='')}"
+    with connect(url, additional_headers=bearer(key)) as socket:
+        try:
+            socket.recv(timeout=3)
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
+        except TimeoutError:
+            return None
+    return None
+
+
+@pytest.mark.parametrize("what", list(MISREAD_INTEGERS))
+def test_a_feed_after_other_than_plain_digits_in_bounds_closes_with_4400(
+    client: Client, api: ApiServer, admin_key: str, what: str
+) -> None:
+    assert feed_close_code(api, admin_key, MISREAD_INTEGERS[what]) == 4400
+
+
+def test_a_feed_after_in_plain_digits_is_taken(
+    client: Client, api: ApiServer, admin_key: str
+) -> None:
+    assert feed_close_code(api, admin_key, "0") is None
+    assert feed_close_code(api, admin_key, str(2**63 - 1)) is None
 
 
 def test_a_method_a_path_lacks_is_405_with_every_allowed_method(client: Client) -> None:

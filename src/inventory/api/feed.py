@@ -22,7 +22,7 @@ import structlog
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
-from inventory.api import reads
+from inventory.api import integers, reads
 from inventory.feed import messages
 from inventory.feed.frames import frame_writer, text_frame
 from inventory.feed.hub import FeedHub, Resync, Subscriber
@@ -47,12 +47,13 @@ def _stores(socket: WebSocket[Any, Any, Any]) -> list[str]:
 
 
 def _after(socket: WebSocket[Any, Any, Any]) -> int | None:
-    """`after` as a seq; None when absent; ValueError when not a whole number >= 0."""
+    """`after` as a seq; None when absent; ValueError unless plain decimal digits of a
+    bigint >= 0 (api/integers.py: no `+`, spaces, `_`, exponent or Unicode digits)."""
     raw = socket.query_params.get("after")
-    if raw is None or raw == "":
+    if raw is None:
         return None
-    value = int(raw)
-    if value < 0:
+    value = integers.parse(raw, integers.Bounds(lowest=0))
+    if value is None:
         raise ValueError(raw)
     return value
 
@@ -76,7 +77,9 @@ async def feed(socket: WebSocket[Any, Any, Any]) -> None:
     try:
         after = _after(socket)
     except ValueError:
-        await socket.close(code=CLOSE_BAD_REQUEST, reason="after must be a seq (an integer >= 0)")
+        await socket.close(
+            code=CLOSE_BAD_REQUEST, reason="after must be a seq: digits 0-9 of an integer >= 0"
+        )
         return
     hub: FeedHub = socket.app.state.feed_hub
     resources: Resources = socket.app.state.resources

@@ -11,7 +11,7 @@ from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
-from inventory.api import reads, schemas
+from inventory.api import integers, reads, schemas
 from inventory.api.errors import ApiError, Problem
 from inventory.readmodels import history
 from inventory.security.policy import RouteClass, protect
@@ -79,9 +79,10 @@ def _after(after: int | None, cursor: str | None) -> int:
         return after or 0
     if after is not None:
         raise ApiError(422, "validation_failed", "Pass `after` or `cursor`, not both.")
-    if not cursor.isdigit():
+    seq = integers.parse(cursor, integers.Bounds(lowest=0))
+    if seq is None:
         raise ApiError(422, "validation_failed", "The cursor is not one this API issued.")
-    return int(cursor)
+    return seq
 
 
 def partitions_for(principal: Principal, store: str | None) -> list[str] | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from inventory.api import integers
 from inventory.api.errors import ApiError
 from inventory.service.result import show_quantity
 
@@ -122,10 +123,10 @@ def decode_cursor(raw: str | None, default: str = "") -> str:
 
 def decode_int_cursor(raw: str | None) -> int:
     """A numeric key (seq, id) from a cursor."""
-    key = decode_cursor(raw, "0")
-    if not key.isdigit():
+    key = integers.parse(decode_cursor(raw, "0"), integers.Bounds(lowest=0))
+    if key is None:
         raise ApiError(422, "validation_failed", "The cursor is not one this API issued.")
-    return int(key)
+    return key
 
 
 def search_hits(rows: list[tuple[Any, ...]]) -> list[SearchHit]:
