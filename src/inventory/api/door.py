@@ -200,7 +200,7 @@ async def read_body(scope: Scope, receive: Receive) -> bytes:
     """The whole body; 413 `body_too_large` past MAX_BODY_BYTES, read no further."""
     too_large = ApiError(413, "body_too_large", "The request body is larger than 1 MiB.")
     declared = _header(scope, b"content-length")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise too_large
     chunks: list[bytes] = []
     size = 0

@@ -87,7 +87,7 @@ def _check_upload(request: ApiRequest, store: str | None) -> None:
             415, "unsupported_media_type", f"This route takes `text/csv`, not {shown!r}."
         )
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_IMPORT_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_IMPORT_BYTES:
         raise ApiError(413, "body_too_large", "The file is larger than 100 MiB.")
 
 
