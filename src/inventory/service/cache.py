@@ -81,7 +81,7 @@ class HeadCache:
     async def settled(self, streams: Iterable[str]) -> None:
         """Wait until no command queued in a batch will still write `streams`: the last one
         queued on each is answered (batches of a store go one after another)."""
-        pending = set()
+        pending: set[asyncio.Future[Any]] = set()
         for stream in streams:
             queued = self._ahead.get(stream)
             if queued is not None and not queued[1].done():
@@ -143,7 +143,7 @@ class Turn:
 
     def hand_on(self) -> None:
         """Let the next command on these streams decide: this one is queued in a batch,
-        and the next decides on the heads it will leave (`HeadCache.ahead`)."""
+        and the next decides on the heads it will leave (`HeadCache.queued`)."""
         if not self.handed:
             self.handed = True
             self._give()
