@@ -125,32 +125,29 @@ class CommandService:
                     responder=responder,
                     idempotency=idempotency,
                     ahead=True,
-                    tries=1,
                     current=sent.current if isinstance(sent, Stale) else None,
                 )
                 if isinstance(sent, Outcome):
                     return sent
                 if not turn.handed:
-                    return await self._after_queued(
-                        command, who, streams, once=isinstance(sent, Busy)
-                    )
+                    return await self._after_queued(heads, command, who, streams, sent)
         async with self._turn(streams):
-            return await self._after_queued(command, who, streams, once=isinstance(sent, Busy))
+            return await self._after_queued(heads, command, who, streams, sent)
 
     async def _after_queued(
         self,
+        heads: HeadCache,
         command: Command,
         who: tuple[Actor, Responder, Idempotency | None],
         streams: frozenset[str],
-        *,
-        once: bool,
+        sent: Outcome | Busy | Stale | None,
     ) -> Outcome:
-        """On a connection of its own, its turn held, once every command queued before it
-        on its streams is answered: no command of this process writes them meanwhile, so
-        the batches after it do not find them locked."""
-        if self.heads is not None:
-            await self.heads.settled(streams)
-        return await self._alone(command, who, once=once)
+        """On a connection of its own (in one round trip when a batch found it busy, else
+        locked), its turn held, once every command queued before it on its streams is
+        answered: no command of this process writes them meanwhile, so the batches after
+        it do not find them locked."""
+        await heads.settled(streams)
+        return await self._alone(command, who, once=isinstance(sent, Busy))
 
     async def _alone(
         self,

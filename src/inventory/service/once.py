@@ -67,19 +67,19 @@ async def attempt_once(
     responder: Responder,
     idempotency: Idempotency | None,
     ahead: bool = False,
-    tries: int = TRIES,
     current: Mapping[str, StreamHead] | None = None,
 ) -> Outcome | Busy | Stale | None:
     """The command decided on `heads`, in one round trip by `send`; None: take the locked
     path; Busy: `send` could not take it, the one-command path (on_connection) may;
-    Stale: so were the heads of all `tries` (the last's current heads in it). `ahead`:
+    Stale: so were the heads of every try (the last's current heads in it). `ahead`:
     decided on the heads commands queued in a batch will leave, if any (for a `send` that
-    batches: command_batch checks they were written); `current`: heads a stale call found."""
+    batches: command_batch checks they were written), and tried once, as its turn is
+    handed on once queued; `current`: heads a stale call found."""
     after: set[asyncio.Future[Any]] = set()
     look = _fresher(current or {}, heads)
     look = _ahead(heads, look, after) if ahead else look
     stale: Stale | None = None
-    for tried in range(tries):
+    for tried in range(1 if ahead else TRIES):
         decided = _decided(look, command)
         if decided is None:
             return None
