@@ -124,6 +124,39 @@ def test_a_manager_sets_a_reorder_point_adjusts_and_acknowledges_the_alert(
     expect(card).to_contain_text(f"Acknowledged by {shop.users['manager']}")
 
 
+def test_a_live_alert_arriving_while_a_manager_types_a_note_keeps_the_note_and_the_focus(
+    shop: Shop, page: Page
+) -> None:
+    """The feed re-draws the alert list when another alert opens; the note half typed
+    into one card's form survives it, caret and all, and is the one acknowledged. The
+    second store, so no other journey's stock is in the way."""
+    store, rice, lentils = list(shop.stores)[1], shop.skus["rice"], shop.skus["lentils"]
+    shop.receive(store, {rice: 10, lentils: 10})
+    for sku in (rice, lentils):
+        path = f"/v1/stores/{store}/stock/{sku}/reorder-point"
+        assert shop.call("PUT", path, {"min": 8}).is_success
+    line = {"sku": rice, "delta": -4, "reason": "damaged"}
+    assert shop.call("POST", f"/v1/stores/{store}/adjustments", {"lines": [line]}).is_success
+    sign_in(page, shop.base, shop.users["manager"])
+    pick_store(page, store)
+    page.click("#nav a[data-page=alerts]")
+    cards = page.locator("#alert-list li.low_stock")
+    rice_card = cards.filter(has_text=rice)
+    expect(rice_card).to_contain_text("Available 6, reorder point 8", timeout=10_000)
+    note = rice_card.locator("input[name=note]")
+    note.press_sequentially("Supplier called")
+
+    line = {"sku": lentils, "delta": -5, "reason": "expired"}
+    assert shop.call("POST", f"/v1/stores/{store}/adjustments", {"lines": [line]}).is_success
+    expect(cards.filter(has_text=lentils)).to_be_visible(timeout=10_000)  # the feed's
+    expect(note).to_have_value("Supplier called")
+    expect(note).to_be_focused()
+    note.press_sequentially(", delivery Friday")  # the caret stayed at the end
+    note.press("Enter")
+    expect(rice_card).to_contain_text("“Supplier called, delivery Friday”")
+    expect(cards.filter(has_text=lentils).locator("input[name=note]")).to_have_value("")
+
+
 def test_an_auditor_reads_every_view_and_finds_no_form(shop: Shop, page: Page) -> None:
     store, rice = first_store(shop), shop.skus["rice"]
     shop.receive(store, {rice: 1})

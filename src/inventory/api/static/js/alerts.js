@@ -7,7 +7,9 @@ import { api, problem, read } from "./session.js";
 import { MANAGER_ROLES, can, state, storeName } from "./state.js";
 
 const KINDS = { low_stock: "Low stock", negative_stock: "Negative stock", count_discrepancy: "Count discrepancy" };
-const view = { alerts: new Map() };
+// `forms` keeps each open alert's acknowledgement form across re-renders: a live alert
+// re-draws the list, and must not wipe (or blur) a note a manager is typing.
+const view = { alerts: new Map(), forms: new Map() };
 
 export async function loadAlerts() {
   const chosen = $("alert-state").value;
@@ -61,12 +63,16 @@ function card(alert) {
       `Acknowledged by ${alert.acknowledged_by || "someone"} ${when(alert.acknowledged_at)}`,
       alert.note ? `: “${alert.note}”` : ""));
   } else if (can(MANAGER_ROLES)) {
-    li.append(ackForm(alert));
+    const form = ackForm(alert);
+    view.forms.set(alert.id, form);
+    li.append(form);
   }
   return li;
 }
 
 function ackForm(alert) {
+  const kept = view.forms.get(alert.id);
+  if (kept) return kept;
   const input = el("input", { name: "note", maxLength: 500, autocomplete: "off" });
   const output = el("output", { className: "result", "aria-live": "polite" });
   const form = el("form", { className: "ack-form" },
@@ -86,8 +92,16 @@ function ackForm(alert) {
 
 export function renderAlerts() {
   const alerts = [...view.alerts.values()].sort((a, b) => b.id - a.id);
+  const focused = document.activeElement;
+  const caret = focused instanceof HTMLInputElement ? [focused.selectionStart, focused.selectionEnd] : null;
+  const open = new Set(alerts.filter((alert) => !alert.acknowledged_at).map((alert) => alert.id));
+  for (const id of view.forms.keys()) if (!open.has(id)) view.forms.delete(id);
   $("alert-list").replaceChildren(...(alerts.length ? alerts.map(card)
     : [el("li", { className: "muted" }, `No alerts at ${storeName(state.store)}.`)]));
+  if (focused && focused !== document.activeElement && focused.isConnected) {
+    focused.focus();
+    if (caret) focused.setSelectionRange(...caret);
+  }
 }
 
 export function wireAlerts() {
