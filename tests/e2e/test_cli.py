@@ -107,20 +107,22 @@ def test_an_occupied_port_is_one_clear_line(
 @pytest.fixture
 def bare_servers() -> Iterator[tuple[str, str, str]]:
     """A new primary and replica with nothing applied: (primary, replica, conninfo) URLs."""
-    home = new_home()
-    servers = [
-        EmbeddedPostgres(name, home / name, free_port(), durable=False)
-        for name in ("primary", "replica")
-    ]
-    for server in servers:
-        server.initialize("pw")
-        server.start()
-    for server in servers:
-        server.wait_ready("pw")
-    primary, replica = (server.url(SUPERUSER, "pw") for server in servers)
-    yield primary, replica, primary
-    for server in servers:
-        server.stop()
+    with new_home() as home:
+        servers = [
+            EmbeddedPostgres(name, home / name, free_port(), durable=False)
+            for name in ("primary", "replica")
+        ]
+        try:
+            for server in servers:
+                server.initialize("pw")
+                server.start()
+            for server in servers:
+                server.wait_ready("pw")
+            primary, replica = (server.url(SUPERUSER, "pw") for server in servers)
+            yield primary, replica, primary
+        finally:
+            for server in servers:
+                server.stop()
 
 
 def test_three_concurrent_migrates_apply_each_migration_exactly_once(

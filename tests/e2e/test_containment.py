@@ -25,7 +25,7 @@ import pytest
 from inventory.runtime.embedded import EmbeddedTopology
 from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
-from tests.conftest import new_home
+from tests.conftest import fresh_topology
 from tests.e2e.api_servers import ApiServer, api_key, api_servers
 from tests.e2e.processes import inventory
 from tests.e2e.reading import Client, start_worker, wait_until
@@ -59,10 +59,8 @@ READ_MODELS = {
 
 @pytest.fixture(scope="module")
 def own_topology() -> Iterator[EmbeddedTopology]:
-    servers = EmbeddedTopology(new_home() / "home", durable=False)
-    servers.start()
-    yield servers
-    servers.stop()
+    with fresh_topology() as servers:
+        yield servers
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,13 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def home() -> Iterator[Path]:
-    root = new_home()
-    yield root / "home"
-    leftovers = alive(processes_in_home(root))
-    for pid in leftovers:  # never leak servers into the rest of the session
-        import psutil
+    with new_home() as root:
+        yield root / "home"
+        leftovers = alive(processes_in_home(root))
+        for pid in leftovers:  # never leak servers into the rest of the session
+            import psutil
 
-        psutil.Process(pid).kill()
+            psutil.Process(pid).kill()
 
 
 def env_file(home: Path) -> dict[str, str]:

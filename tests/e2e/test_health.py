@@ -17,7 +17,7 @@ from inventory.projectors.engine import project
 from inventory.readmodels.registry import PROJECTORS
 from inventory.runtime.embedded import EmbeddedTopology
 from inventory.runtime.processes import free_port
-from tests.conftest import new_home
+from tests.conftest import fresh_topology
 from tests.projection_helpers import append_counted, new_stream, wait_replicated
 
 pytestmark = pytest.mark.e2e
@@ -25,10 +25,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def own_topology() -> Iterator[EmbeddedTopology]:
-    servers = EmbeddedTopology(new_home() / "home", durable=False)
-    servers.start()
-    yield servers
-    servers.stop()
+    with fresh_topology() as servers:
+        yield servers
 
 
 def wait_for_status(url: str, status: int, timeout: float = 30) -> httpx.Response:

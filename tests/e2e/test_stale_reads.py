@@ -16,7 +16,7 @@ import pytest
 from inventory.runtime.embedded import EmbeddedTopology
 from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
-from tests.conftest import new_home
+from tests.conftest import fresh_topology
 from tests.e2e.api_servers import api_key, api_servers, bearer
 from tests.e2e.reading import start_worker
 
@@ -25,10 +25,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def own_topology() -> Iterator[EmbeddedTopology]:
-    servers = EmbeddedTopology(new_home() / "home", durable=False)
-    servers.start()
-    yield servers
-    servers.stop()
+    with fresh_topology() as servers:
+        yield servers
 
 
 def test_queries_answer_stale_with_the_read_position_while_the_primary_is_down(

@@ -4,7 +4,6 @@ a real API and worker; the operator runs `inventory failover` against its standb
 from __future__ import annotations
 
 import os
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,7 +16,7 @@ from inventory.runtime.migrations import SUBSCRIPTION
 from inventory.runtime.postgres import SUPERUSER
 from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
-from tests.conftest import new_home
+from tests.conftest import fresh_topology
 from tests.e2e.api_servers import api_key
 from tests.e2e.processes import inventory
 from tests.e2e.window_setup import api_with_worker
@@ -42,12 +41,8 @@ OLD_STYLE = [
 @pytest.fixture(scope="module")
 def topology() -> Iterator[EmbeddedTopology]:
     """Primary, replica and Valkey of their own (durable: commits wait for the standby)."""
-    home = new_home()
-    servers = EmbeddedTopology(home / "home", durable=True)
-    servers.start()
-    yield servers
-    servers.stop()
-    shutil.rmtree(home, ignore_errors=True)
+    with fresh_topology(durable=True) as servers:
+        yield servers
 
 
 def _urls(topology: EmbeddedTopology, port: int) -> dict[str, str]:

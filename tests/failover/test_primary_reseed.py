@@ -4,7 +4,6 @@ invalidates its slot (max_slot_wal_keep_size), then the runbook builds it anew."
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from inventory.runtime.embedded import DATABASE, EmbeddedTopology
 from inventory.runtime.postgres import SUPERUSER
 from inventory.runtime.settings import Settings
 from inventory.security.principal import Role
-from tests.conftest import new_home
+from tests.conftest import fresh_topology
 from tests.e2e.api_servers import api_key, bearer
 from tests.e2e.processes import inventory
 from tests.e2e.test_containment import READ_MODELS
@@ -72,16 +71,10 @@ def _slot(primary_admin: str) -> dict[str, Any]:
 
 
 def test_an_invalidated_slot_is_watched_and_the_replica_reseeded(tmp_path: Path) -> None:
-    home = new_home()
-    topology = EmbeddedTopology(home / "home", durable=False)
-    env = topology.start()
-    for name in ("before", "after"):
-        (tmp_path / name).mkdir()
-    try:
-        _lose_and_reseed(topology, env, tmp_path)
-    finally:
-        topology.stop()
-        shutil.rmtree(home, ignore_errors=True)
+    with fresh_topology() as topology:
+        for name in ("before", "after"):
+            (tmp_path / name).mkdir()
+        _lose_and_reseed(topology, topology.environment(), tmp_path)
 
 
 def _lose_and_reseed(topology: EmbeddedTopology, env: dict[str, str], folder: Path) -> None:
