@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from inventory.domain.commands import Command
+from inventory.domain.commands import Command, DispatchTransfer
+from inventory.domain.events import Line
 from inventory.eventstore.batch import Answer, Busy, Call, command_batch
 from inventory.eventstore.chain_audit import verify_store_async
 from inventory.eventstore.idempotency import Remembered
@@ -23,7 +24,7 @@ from inventory.runtime.resources import Resources
 from inventory.service import CommandService
 from inventory.service.batcher import Batcher
 from inventory.service.cache import HeadCache
-from tests.integration.test_once import fast, on_hand, opened, sale, send
+from tests.integration.test_once import fast, now, on_hand, opened, sale, send
 
 
 class Gated:
@@ -242,6 +243,135 @@ async def test_batches_of_two_processes_and_the_locked_path_never_deadlock_or_ov
         if service.batcher
     ]
     print(f"batched and locked racing: mean batch {sizes}")  # noqa: T201
+
+
+async def _stock_of(pool: AsyncConnectionPool[Any], stream: str) -> tuple[Decimal, Decimal]:
+    """(on hand, in transit out) of one stock stream, on the primary."""
+    async with pool.connection() as conn:
+        row = await (
+            await conn.execute(
+                "SELECT (state->>'on_hand')::numeric,"
+                " coalesce((state->>'in_transit_out')::numeric, 0)"
+                " FROM streams WHERE stream = %s",
+                (stream,),
+            )
+        ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+async def test_batches_of_several_stores_transfers_and_the_locked_path_never_deadlock(
+    resources: Resources, store_id: str
+) -> None:
+    """A process's batch holds every store's commands that arrive together; transfers
+    (two stores' chains) go in batches and down the locked path, which takes its chain
+    locks in sorted order. A batch that took its chain locks as its calls came (holding
+    C, waiting for B, beside a transfer holding B and waiting for C) would deadlock."""
+    pool = resources.primary
+    batching = [fast(pool), fast(pool)]
+    locked = CommandService(pool, heads=None)
+    stores = [f"{store_id}{letter}" for letter in "cba"]  # arrival order against sorted
+    skus = [f"Y{n}-{store_id}" for n in range(3)]
+    for store in stores:
+        await opened(locked, store, dict.fromkeys(skus, 60))
+    rng = random.Random(11)
+    commands: list[Command] = []
+    taken: list[tuple[str, str, int]] = []  # each command's store, SKU and quantity out
+    for n in range(300):
+        source, destination = rng.sample(stores, 2)
+        sku, quantity = rng.choice(skus), rng.randint(1, 2)
+        taken.append((source, sku, quantity))
+        if n % 3:
+            commands.append(sale(source, f"s{n}", sku, quantity))
+            continue
+        line = (Line(sku, Decimal(quantity)),)
+        commands.append(
+            DispatchTransfer(
+                transfer_id=f"t{n}-{store_id}",
+                from_store=source,
+                to_store=destination,
+                lines=line,
+                occurred_at=now(),
+                now=now(),
+            )
+        )
+    before = await _deadlocks(pool)
+
+    results = await asyncio.gather(
+        *(
+            send(rng.choice([*batching, *batching, locked]), command, f"{store_id}-{n}")
+            for n, command in enumerate(commands)
+        )
+    )
+
+    assert await _deadlocks(pool) == before
+    assert {status for status, _ in results} <= {201, 409}
+    gone = {(store, sku): Decimal(0) for store in stores for sku in skus}
+    for (status, _), (source, sku, quantity) in zip(results, taken, strict=True):
+        if status == 201:
+            gone[(source, sku)] += quantity
+    for (store, sku), left in gone.items():
+        on_hand, _ = await _stock_of(pool, f"stock-{store}-{sku}")
+        assert on_hand == 60 - left >= 0
+    async with pool.connection() as conn:
+        for store in stores:
+            assert (await verify_store_async(conn, store)).ok
+    assert all(s.batcher and s.batcher.commands > s.batcher.batches for s in batching)
+
+
+async def _waiting_for_a_chain(pool: AsyncConnectionPool[Any]) -> None:
+    """Until some transaction waits for a store's chain lock (0081's lock space, 7806)."""
+    async with pool.connection() as conn:
+        for _ in range(500):
+            cur = await conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                " AND classid = 7806 AND objsubid = 2 AND NOT granted"
+            )
+            row = await cur.fetchone()
+            if row and row[0]:
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError("no transaction ever waited for a chain lock")
+
+
+async def test_a_batch_of_two_stores_waits_for_its_chains_holding_none(
+    resources: Resources, store_id: str
+) -> None:
+    """A batch [sale at c, sale at b] beside a transaction that holds b's chain lock and
+    then asks for c's, as a transfer from b to c on the locked path does: the batch
+    takes b's then c's before anything else, so the transaction gets c's at once. A batch
+    that took c's for its first call and then waited for b's would deadlock with it."""
+    pool = resources.primary
+    gate = Gated()
+    gate.open.set()
+    service = gated(pool, gate)
+    b_store, c_store, sku = f"{store_id}b", f"{store_id}c", f"W-{store_id}"
+    for store in (b_store, c_store):
+        await opened(service, store, {sku: 5})
+        await send(service, sale(store, f"warm-{store}", sku))  # the heads, cached
+    gate.open.clear()
+    gate.sent.clear()
+    async with pool.connection() as conn, conn.transaction():
+        chain = "SELECT pg_advisory_xact_lock(7806, hashtext(%s))"
+        await conn.execute(chain, (b_store,))
+        (first,) = selling(service, c_store, sku, ["first"])  # the first batch, at the gate
+        await asyncio.sleep(0.05)
+        second = selling(service, c_store, sku, ["c"])
+        await asyncio.sleep(0.05)
+        second += selling(service, b_store, sku, ["b"])  # after it, in the second batch
+        await asyncio.sleep(0.05)
+        gate.open.set()
+        await _waiting_for_a_chain(pool)  # the second batch, for b's chain
+        # Were c's held, a transfer taking it here would wait: a deadlock.
+        cur = await conn.execute("SELECT pg_try_advisory_xact_lock(7806, hashtext(%s))", (c_store,))
+        assert await cur.fetchone() == (True,)
+    statuses = [(await done)[0] for done in (first, *second)]
+
+    assert statuses == [201, 201, 201]
+    assert [len(calls) for calls, _ in gate.sent] == [1, 2]
+    async with pool.connection() as conn:
+        for store in (b_store, c_store):
+            assert (await verify_store_async(conn, store)).ok
 
 
 @pytest.mark.parametrize("seed", [4, 5])

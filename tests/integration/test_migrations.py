@@ -70,6 +70,7 @@ def test_the_primary_holds_only_the_functions_the_code_calls(settings: Settings)
     assert functions == [
         ("append_events", "writes jsonb, event_metadata jsonb"),
         ("command_batch", "calls jsonb"),
+        ("command_batch_chains", "calls jsonb"),
         (
             "command_once",
             "key_lock text, for_principal text, for_key text, request_fingerprint bytea,"

@@ -1,11 +1,13 @@
-"""Several one-trip commands of one store in one transaction: one COMMIT, one durable marker."""
+"""Several one-trip commands in one transaction: one COMMIT, one durable marker."""
 
 # migrations/0102_command_batch.sql runs each command as command_once (0096) would, in a
 # block of its own, so one command's stale heads, busy lock or conflict rolls back only
-# its own writes. BEGIN, the call, COMMIT and the durable marker go as one simple query
+# its own writes; 0104's command_batch_chains first takes the chain locks of every store
+# the batch writes, in sorted order, so a batch of several stores never waits while it
+# holds a lock. BEGIN, the call, COMMIT and the durable marker go as one simple query
 # (Script), so no command of the batch is answered before its commit is flushed (early
 # lock release, transaction.py). What a batch costs once instead of per command: the
-# round trip, the transaction, the chain lock's wait and the WAL flush wait.
+# round trip, the transaction, the chain locks' wait and the WAL flush wait.
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from inventory.eventstore.transaction import release
 
 BATCH = (
     "SELECT call, outcome, id, position, stream, version, stored_fingerprint, stored_status,"
-    " stored_response, stored_positions, detail FROM command_batch(%s::jsonb)"
+    " stored_response, stored_positions, detail FROM command_batch_chains(%s::jsonb)"
 )
 
 

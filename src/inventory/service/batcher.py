@@ -1,11 +1,17 @@
-"""Group commit: a store's one-trip commands that arrive together share one transaction."""
+"""Group commit: one-trip commands that arrive together share one transaction."""
 
-# One sender per store per process: the first command starts it and goes at once (no
-# timer: a lone command is never delayed); commands that arrive while a batch is in
-# flight go in the next one, up to SIZE. Batches of one store would queue for the store's
-# chain lock anyway, so more than one in flight would only hold more connections. A
-# batch's connection is the one pool connection it needs, taken when it is sent: waiting
-# commands hold none. Each command's answer comes after the batch's durable marker.
+# One sender per process: the first command starts it and goes at once (no timer: a
+# lone command is never delayed); commands that arrive while a batch is in flight go in
+# the next one, up to SIZE, whatever their stores. One batch in flight at a time: the
+# batch is the process's one round trip, commit and WAL flush for everything that
+# arrived meanwhile, and two batches of one process writing the same stores would only
+# queue for those stores' chain locks. Batches used to be per store; over 8 stores they
+# were about 8 commands deep where one store's ran 32 deep, and each commit, round trip
+# and per-batch step cost the primary and the API (bench/README.md, "one lane").
+# The batch takes the chain locks of all its stores before anything else, in sorted
+# order (migrations/0104), so it never waits while holding a lock. A batch's connection
+# is the one pool connection it needs, taken when it is sent: waiting commands hold
+# none. Each command's answer comes after the batch's durable marker.
 # Commands on one stream take turns (cache.py), but a command queued hands its turn on:
 # the next decides on the heads the queued one will leave and goes in the same batch
 # or a later one, named as coming after it, so a hot stream's sales batch too. A
@@ -38,7 +44,8 @@ _Waiting = tuple[Call, "asyncio.Future[Answer]"]
 
 @dataclass
 class Batcher:
-    """Per-store batches of calls, sent by `send` on a connection from `pool`."""
+    """Batches of calls, one in flight at a time, sent by `send` on a connection from
+    `pool`."""
 
     pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]
     send: Send
@@ -49,37 +56,35 @@ class Batcher:
     """Batches sent (the bench reports the mean size: commands / batches)."""
     commands: int = 0
     """Commands sent in them."""
-    _waiting: dict[str | None, list[_Waiting]] = field(default_factory=dict, init=False)
-    _senders: dict[str | None, asyncio.Task[None]] = field(default_factory=dict, init=False)
+    _waiting: list[_Waiting] = field(default_factory=list, init=False)
+    _sender: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def __call__(
-        self,
-        store: str | None,
-        call: Call,
-        queued: Callable[[asyncio.Future[Answer]], None] | None = None,
+        self, call: Call, queued: Callable[[asyncio.Future[Answer]], None] | None = None
     ) -> Answer:
-        """The call's answer, sent in the store's next batch; `queued` is told its
-        answer's future once it is queued (a later call may then name it in `after`)."""
+        """The call's answer, sent in the next batch; `queued` is told its answer's
+        future once it is queued (a later call may then name it in `after`)."""
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(store, []).append((call, answer))
+        self._waiting.append((call, answer))
         if queued is not None:
             queued(answer)
-        if store not in self._senders:
-            self._senders[store] = asyncio.create_task(self._run(store))
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._run())
         return await answer
 
-    async def _run(self, store: str | None) -> None:
+    async def _run(self) -> None:
         # Not the callers' task: a caller cancelled (its client gone) leaves the batch it
         # is in running for the others; one not yet sent is left out.
         try:
-            while waiting := self._waiting.get(store):
-                batch, self._waiting[store] = waiting[: self.size], waiting[self.size :]
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self.size], self._waiting[self.size :]
                 ready, after = _ready(batch)
                 if ready:
                     await self._send(ready, after)
         finally:
-            del self._senders[store]
-            for _, answer in self._waiting.pop(store, []):
+            self._sender = None
+            waiting, self._waiting = self._waiting, []
+            for _, answer in waiting:
                 answer.cancel()  # only when this task was cancelled (shutdown)
 
     async def _send(self, batch: list[_Waiting], after: list[list[int]]) -> None:

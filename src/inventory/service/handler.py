@@ -103,7 +103,7 @@ class CommandService:
         responder: Responder,
         idempotency: Idempotency | None,
     ) -> Outcome:
-        """In its store's next batch when the cached heads allow; else on a connection of
+        """In the next batch when the cached heads allow; else on a connection of
         its own: in one round trip (busy in a batch, or not batched), or locked. Queued,
         it hands its turn on; not written then (a held lock, a stale head, one before it
         not written), it goes back in line to decide again, QUEUED times at most."""
@@ -182,10 +182,10 @@ class CommandService:
         async def send(
             call: Call, stores: frozenset[str | None], leaves: Mapping[str, Head]
         ) -> Answer:
-            # One store per batch: a batch then waits for one chain lock (migrations/0102).
-            if len(stores) != 1:
+            # A command of no store's events has no chain to order it by: locked path.
+            if not stores:
                 return BUSY
-            return await batcher(next(iter(stores)), call, lambda a: queued(a, leaves))
+            return await batcher(call, lambda a: queued(a, leaves))
 
         return send
 
