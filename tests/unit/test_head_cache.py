@@ -35,6 +35,17 @@ def test_the_least_recently_used_stream_goes_first() -> None:
     assert [cache.get(s).version for s in ("stock-s1-A", "stock-s1-B", "stock-s1-C")] == [1, 0, 1]
 
 
+def test_sales_own_streams_never_push_out_the_stock_streams_they_sell_from() -> None:
+    # 60 stock streams sold in turn, each sale with its own new stream: between two sales
+    # of one stock stream come 60 new sale streams and 59 other stock streams, more than
+    # the 100 kept. Were a sale's stream young, every stock stream would be gone by then.
+    cache = HeadCache(capacity=100)
+    for n in range(1_000):
+        cache.keep({f"sale-s1-{n}": Head(1, None), f"stock-s1-{n % 60}": stock(n + 1, 5)})
+    assert all(cache.get(f"stock-s1-{k}").version > 0 for k in range(60))
+    assert cache.get("sale-s1-999").version == 0  # no room left for it: assumed new
+
+
 async def test_commands_on_one_stream_take_turns_in_arrival_order() -> None:
     cache, order = HeadCache(), []
 
