@@ -6,8 +6,13 @@ import time
 import uuid
 
 import psycopg
+import pytest
 
+from inventory.runtime.embedded import EmbeddedTopology
+from inventory.runtime.postgres import EmbeddedPostgres
+from inventory.runtime.processes import RuntimeFailure
 from inventory.runtime.settings import Settings
+from tests.conftest import new_home
 
 
 def test_an_event_appended_on_the_primary_reaches_the_replica_with_a_seq(
@@ -44,3 +49,21 @@ def test_the_app_role_cannot_write_the_replicas_events_copy(settings: Settings) 
         except psycopg.errors.InsufficientPrivilege:
             return
     raise AssertionError("the app role inserted into the replica's events copy")
+
+
+def test_a_server_whose_port_another_postgresql_answers_on_is_never_taken_as_ready(
+    topology: EmbeddedTopology,
+) -> None:
+    # The same superuser password as the session's primary, on the primary's port: a
+    # check that only asks "does a query succeed?" would take the primary for this one.
+    assert topology.primary is not None
+    password = topology.secrets["postgres"]
+    with new_home() as home:
+        server = EmbeddedPostgres("second", home / "second", topology.primary.port, durable=False)
+        server.initialize(password)
+        server.start()
+        try:
+            with pytest.raises(RuntimeFailure, match="exited during start-up"):
+                server.wait_ready(password, timeout=30)
+        finally:
+            server.stop()

@@ -140,7 +140,9 @@ class EmbeddedTopology:
         ports: dict[str, int] = {}
         for name in ("primary", "replica", "redis"):
             port = previous.get(name)
-            if port is None or not port_is_free(port) or port in ports.values():
+            # The kernel may hand the same free port out twice in a row: two servers given
+            # one port would be one server answering for both.
+            while port is None or not port_is_free(port) or port in ports.values():
                 port = free_port()
             ports[name] = port
         path.write_text(json.dumps(ports))

@@ -133,17 +133,21 @@ class EmbeddedPostgres:
         log_handle.close()
 
     def wait_ready(self, superuser_password: str, timeout: float = 60.0) -> None:
-        """Block until the server answers a query, or fail with its log's last lines."""
+        """Block until this server answers a query, or fail with its log's last lines.
+
+        Another PostgreSQL answering on the port (ours then cannot bind it and exits) is
+        not ready: the server must name this data directory as its own."""
         assert self.process is not None
         url = self.url(SUPERUSER, superuser_password)
+        own = self.data_dir.resolve()
 
         def ready() -> bool:
             try:
                 with psycopg.connect(url, connect_timeout=2) as conn:
-                    conn.execute("SELECT 1")
+                    row = conn.execute("SELECT current_setting('data_directory')").fetchone()
             except psycopg.OperationalError:
                 return False
-            return True
+            return row is not None and Path(row[0]).resolve() == own
 
         try:
             wait_for(
